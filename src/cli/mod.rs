@@ -1,0 +1,180 @@
+//! The command line: clap definitions, dispatch, and error rendering.
+//!
+//! Exit codes: 0 success, 1 build failed, 2 bad input or usage.
+
+mod plan;
+pub mod schema;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use indexmap::IndexMap;
+use miette::{GraphicalReportHandler, GraphicalTheme};
+
+use crate::error::{EXIT_BAD_INPUT, EXIT_OK, Error};
+use crate::ir::Platform;
+use crate::printer::Printer;
+
+/// Builds OCI container images from a declarative TOML manifest.
+#[derive(Debug, Parser)]
+#[command(
+    name = "imgbuild",
+    version,
+    after_help = "Exit codes: 0 success, 1 build failed, 2 bad input or usage."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Print only results: no hints or progress on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log more (repeat for more detail); `IMGBUILD_LOG` takes a tracing filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what a build would do: images, stages per platform in dependency
+    /// order, every step with its variables expanded.
+    Plan(plan::PlanArgs),
+    /// Print the JSON Schema of the manifest (draft-07).
+    Schema,
+}
+
+/// The flags that say what to build; shared by `plan` and `apply`.
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    /// The manifest.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        default_value = "imgbuild.toml"
+    )]
+    pub file: PathBuf,
+    /// An image or group to build (repeatable); default: the `default` group, else every image.
+    #[arg(short, long = "target", value_name = "IMAGE|GROUP")]
+    pub targets: Vec<String>,
+    /// Build for this platform instead of each image's own (repeatable, or comma-separated).
+    #[arg(
+        long = "platform",
+        value_name = "OS/ARCH[/VARIANT]",
+        value_delimiter = ','
+    )]
+    pub platforms: Vec<String>,
+    /// Override a build argument (repeatable).
+    #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    pub args: Vec<(String, String)>,
+}
+
+impl BuildArgs {
+    /// The planning request these flags describe.
+    pub fn request(&self) -> Result<crate::plan::Request, Error> {
+        let platforms = self
+            .platforms
+            .iter()
+            .map(|p| {
+                Platform::parse(p).map_err(|e| Error::Usage {
+                    message: format!("invalid `--platform {p}`: {e}"),
+                    help: e.help(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let args: IndexMap<String, String> = self.args.iter().cloned().collect();
+        Ok(crate::plan::Request {
+            targets: self.targets.clone(),
+            platforms,
+            args,
+            ..crate::plan::Request::default()
+        })
+    }
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got `{text}`")),
+    }
+}
+
+/// Runs the command line and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                EXIT_BAD_INPUT
+            } else {
+                EXIT_OK
+            });
+        }
+    };
+    init_tracing(cli.verbose);
+    let printer = if cli.quiet {
+        Printer::Quiet
+    } else {
+        Printer::Default
+    };
+    let result = match &cli.command {
+        Command::Plan(args) => plan::run(args, printer),
+        Command::Schema => schema::run(printer),
+    };
+    match result {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(error) => {
+            eprint!("{}", render_error(&error));
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IMGBUILD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+/// Renders an error for the terminal: every diagnostic with its source line.
+pub fn render_error(error: &Error) -> String {
+    use std::io::IsTerminal;
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    "error:".clone_into(&mut theme.characters.error);
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+    let mut out = String::new();
+    match error.diagnostics() {
+        Some(diagnostics) => {
+            for diagnostic in &diagnostics.errors {
+                let _ = handler.render_report(&mut out, diagnostic);
+            }
+            if diagnostics.errors.len() > 1 {
+                let count = diagnostics.errors.len();
+                out.push_str(&count.to_string());
+                out.push_str(" errors; fix them and run again.\n");
+            }
+        }
+        None => {
+            let _ = handler.render_report(&mut out, error);
+        }
+    }
+    out
+}

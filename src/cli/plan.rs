@@ -1,0 +1,31 @@
+//! `imgbuild plan`: print what a build would do.
+
+use clap::Args;
+
+use super::BuildArgs;
+use crate::error::Error;
+use crate::printer::Printer;
+use crate::{manifest, plan};
+
+/// Flags of `imgbuild plan`.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// What to build.
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Print the plan as JSON (schema in the book's "Plan JSON" chapter).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Plans and prints.
+pub fn run(args: &PlanArgs, printer: Printer) -> Result<(), Error> {
+    let project = manifest::load(&args.build.file)?;
+    let plan = plan::plan(&project, &args.build.request()?)?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&plan).expect("a plan always serializes")
+    } else {
+        plan::render_text(&plan)
+    };
+    printer.result(&text).map_err(Error::Output)
+}

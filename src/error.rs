@@ -1,0 +1,56 @@
+//! The library's top-level error and the exit codes it maps to.
+
+use crate::diagnostic::Diagnostics;
+use crate::{manifest, plan};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the build failed.
+pub const EXIT_BUILD_FAILED: u8 = 1;
+/// Exit code: bad input or usage (a manifest error, an unknown flag or target).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Any error imgbuild reports; each module's own error converts into it.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Error {
+    /// Loading the manifest failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Manifest(#[from] manifest::Error),
+    /// Planning failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Plan(#[from] plan::Error),
+    /// A command-line value is wrong.
+    #[error("{message}")]
+    #[diagnostic(help("{help}"))]
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        help: String,
+    },
+    /// Writing output failed.
+    #[error("cannot write output: {0}")]
+    Output(#[source] std::io::Error),
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Manifest(_) | Error::Plan(_) | Error::Usage { .. } => EXIT_BAD_INPUT,
+            Error::Output(_) => EXIT_BUILD_FAILED,
+        }
+    }
+
+    /// The source diagnostics inside this error, if it has any.
+    pub fn diagnostics(&self) -> Option<&Diagnostics> {
+        match self {
+            Error::Manifest(manifest::Error::Invalid(d)) | Error::Plan(plan::Error::Invalid(d)) => {
+                Some(d)
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! imgbuild builds OCI container images from a declarative TOML manifest.
+//!
+//! Front ends ([`manifest`]) produce an [`ir::Project`]; [`plan`] resolves it
+//! for a request into a build graph and a [`plan::Plan`]. `../DESIGN.md`
+//! describes the whole architecture.
+
+pub mod cli;
+pub mod diagnostic;
+pub mod error;
+pub mod ir;
+pub mod manifest;
+pub mod plan;
+pub mod printer;
+
+pub use error::Error;

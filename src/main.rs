@@ -1,0 +1,5 @@
+//! The `imgbuild` command.
+
+fn main() -> std::process::ExitCode {
+    imgbuild::cli::main()
+}

@@ -1,0 +1,261 @@
+//! Planning: resolve a project for a request and describe what a build does.
+//!
+//! [`plan`] resolves the targets, platforms and arguments of a [`Request`]
+//! into an [`ir::BuildGraph`] and then into a [`Plan`]: the images, and every
+//! stage × platform node with its steps expanded, grouped into waves of nodes
+//! that can run concurrently. `imgbuild plan` prints it; `--json` prints it
+//! as the document described in the book's "Plan JSON" chapter.
+
+pub mod expand;
+mod render;
+mod resolve;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::diagnostic::Diagnostics;
+use crate::ir::{self, Base, EdgeKind, Platform, Project, StageConfig, Step};
+
+pub use render::render_text;
+
+/// Arguments imgbuild sets from the platforms; they cannot be declared or overridden.
+pub const PREDEFINED_ARGS: [&str; 8] = [
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+];
+
+/// Proxy arguments accepted with `--arg` without being declared, as Docker does.
+pub const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "FTP_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "ftp_proxy",
+    "no_proxy",
+    "all_proxy",
+];
+
+/// The version of the `--json` document; bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What to build: the command line's view of a build.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Image or group names; empty means the `default` group, or every image.
+    pub targets: Vec<String>,
+    /// Platforms for every image; empty means each image's own.
+    pub platforms: Vec<Platform>,
+    /// `--arg` overrides.
+    pub args: IndexMap<String, String>,
+    /// The platform of the building machine.
+    pub host: Platform,
+}
+
+impl Default for Request {
+    fn default() -> Self {
+        Self {
+            targets: Vec::new(),
+            platforms: Vec::new(),
+            args: IndexMap::new(),
+            host: Platform::host(),
+        }
+    }
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Error {
+    /// A value in the manifest is wrong once variables are expanded.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Invalid(#[from] Diagnostics),
+    /// The request itself is wrong (an unknown target or argument).
+    #[error("{message}")]
+    #[diagnostic(help("{help}"))]
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        help: String,
+    },
+}
+
+/// Plans the build of `request` from `project`.
+pub fn plan(project: &Project, request: &Request) -> Result<Plan, Error> {
+    let graph = resolve::resolve(project, request)?;
+    Ok(Plan::new(project, &graph))
+}
+
+/// Everything a build will do, in dependency order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The manifest or Dockerfile, as given.
+    pub source: String,
+    /// The build context directory, relative to the source's directory.
+    pub context: String,
+    /// The images to produce.
+    pub images: Vec<PlanImage>,
+    /// Every node, wave by wave.
+    pub nodes: Vec<PlanNode>,
+    /// Node ids per wave; the nodes of a wave can run concurrently.
+    pub waves: Vec<Vec<String>>,
+}
+
+/// An image in a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanImage {
+    /// The image's name and settings.
+    #[serde(flatten)]
+    pub image: ir::ResolvedImage,
+    /// The node that builds it on each platform.
+    pub platforms: Vec<PlanPlatform>,
+}
+
+/// One platform of an image.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanPlatform {
+    /// The platform.
+    pub platform: Platform,
+    /// The id of the node whose result is the image on that platform.
+    pub node: String,
+}
+
+/// A stage × platform node in a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanNode {
+    /// Unique id, `stage@os/arch` (plus `~target` when resolved per target).
+    pub id: String,
+    /// The stage.
+    pub stage: String,
+    /// The platform it runs on.
+    pub platform: Platform,
+    /// The target it was resolved for, when that differs from `platform`.
+    pub target_platform: Option<Platform>,
+    /// The wave it belongs to, from 0.
+    pub wave: usize,
+    /// What it starts from.
+    pub base: Base,
+    /// The nodes it needs, each with why.
+    pub depends_on: Vec<PlanDependency>,
+    /// Build arguments that `run` steps see as environment variables.
+    pub args: IndexMap<String, String>,
+    /// The resulting image config.
+    pub config: StageConfig<String>,
+    /// The steps, variables expanded.
+    pub steps: Vec<PlanStep>,
+}
+
+/// A dependency of a node.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanDependency {
+    /// The id of the node depended on.
+    pub node: String,
+    /// How it is used.
+    pub kind: EdgeKind,
+}
+
+/// One step in a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanStep {
+    /// Position in the stage, from 1.
+    pub index: usize,
+    /// A one-line description.
+    pub summary: String,
+    /// The step itself.
+    #[serde(flatten)]
+    pub step: Step<String>,
+    /// Cache state: `null` until the build cache exists.
+    pub cache: Option<CacheStatus>,
+}
+
+/// Whether a step's result is already in the cache.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum CacheStatus {
+    /// The result is in the cache; the step will not run.
+    Cached,
+    /// The step will run.
+    Build {
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+impl Plan {
+    /// Describes `graph`, resolved from `project`.
+    pub fn new(project: &Project, graph: &ir::BuildGraph) -> Self {
+        let waves = graph.waves();
+        let mut nodes = Vec::new();
+        for (wave, ids) in waves.iter().enumerate() {
+            for &id in ids {
+                let node = graph.node(id);
+                nodes.push(PlanNode {
+                    id: node.id.clone(),
+                    stage: node.stage.clone(),
+                    platform: node.platform.clone(),
+                    target_platform: node.target.clone(),
+                    wave,
+                    base: node.base.clone(),
+                    depends_on: graph
+                        .dependencies(id)
+                        .into_iter()
+                        .map(|(d, kind)| PlanDependency {
+                            node: graph.node(d).id.clone(),
+                            kind,
+                        })
+                        .collect(),
+                    args: node.args.clone(),
+                    config: node.config.clone(),
+                    steps: node
+                        .steps
+                        .iter()
+                        .enumerate()
+                        .map(|(i, step)| PlanStep {
+                            index: i + 1,
+                            summary: render::summary(step),
+                            step: step.clone(),
+                            cache: None,
+                        })
+                        .collect(),
+                });
+            }
+        }
+        let images = graph
+            .images
+            .iter()
+            .map(|image| PlanImage {
+                image: image.clone(),
+                platforms: image
+                    .nodes
+                    .iter()
+                    .map(|(platform, id)| PlanPlatform {
+                        platform: platform.clone(),
+                        node: graph.node(*id).id.clone(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Plan {
+            schema_version: SCHEMA_VERSION,
+            source: project.source.name.clone(),
+            context: project.context.value.clone(),
+            images,
+            waves: waves
+                .iter()
+                .map(|w| w.iter().map(|&id| graph.node(id).id.clone()).collect())
+                .collect(),
+            nodes,
+        }
+    }
+}

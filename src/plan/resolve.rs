@@ -1,0 +1,841 @@
+//! Resolves a [`Project`] for one [`Request`] into a [`BuildGraph`]:
+//! picks the images and platforms, expands every variable, and turns stage
+//! references into stage × platform nodes.
+//!
+//! A stage that runs on a platform other than the target (`platform =
+//! "build"` or a fixed platform) is resolved once for all targets unless it
+//! reads a `TARGET*` argument, directly or through a stage it uses; then it
+//! gets one node per target.
+
+use std::collections::HashMap;
+
+use indexmap::IndexMap;
+
+use super::expand::expand;
+use super::{Error, PREDEFINED_ARGS, PROXY_ARGS, Request};
+use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
+use crate::ir::{
+    Base, BuildGraph, Copy, EdgeKind, File, Mount, Node, NodeId, Platform, Project, ResolvedImage,
+    Run, Stage, StageConfig, StagePlatform, Step, Template, reference,
+};
+
+/// The default shell for string-form commands.
+const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
+
+/// A variable's value and whether it was derived from the target platform.
+#[derive(Debug, Clone)]
+struct Value {
+    text: String,
+    reads_target: bool,
+}
+
+/// Resolves `project` for `request`.
+pub fn resolve(project: &Project, request: &Request) -> Result<BuildGraph, Error> {
+    check_overrides(project, request)?;
+    let images = select_images(project, &request.targets)?;
+    let mut resolver = Resolver {
+        project,
+        request,
+        graph: BuildGraph::default(),
+        memo: HashMap::new(),
+        depends_on_target: HashMap::new(),
+        visiting: Vec::new(),
+    };
+    let mut tags_seen: HashMap<String, &str> = HashMap::new();
+    for name in images {
+        let image = resolver
+            .image(name)
+            .map_err(|e| Error::Invalid(Diagnostics::from(e)))?;
+        for (tag, template) in image.tags.iter().zip(&project.images[name].tags) {
+            if let Some(other) = tags_seen.insert(tag.clone(), name) {
+                let error = project
+                    .source
+                    .error(
+                        template.span.clone(),
+                        format!("tag `{tag}` is also a tag of image `{other}`"),
+                    )
+                    .with_help("a tag names one image; give each image its own tags");
+                return Err(Error::Invalid(error.into()));
+            }
+        }
+        resolver.graph.images.push(image);
+    }
+    Ok(resolver.graph)
+}
+
+/// Refuses `--arg` names that nothing declares or that imgbuild sets itself.
+fn check_overrides(project: &Project, request: &Request) -> Result<(), Error> {
+    let mut declared: Vec<&str> = project.args.keys().map(String::as_str).collect();
+    for stage in project.stages.values() {
+        for step in &stage.steps {
+            if let Step::Arg { name, .. } = step {
+                declared.push(name);
+            }
+        }
+    }
+    for name in request.args.keys() {
+        if PREDEFINED_ARGS.contains(&name.as_str()) {
+            return Err(Error::Usage {
+                message: format!("`--arg {name}` cannot be set"),
+                help: "imgbuild sets the TARGET* and BUILD* arguments from the platforms; use `--platform`".into(),
+            });
+        }
+        if !declared.contains(&name.as_str()) && !PROXY_ARGS.contains(&name.as_str()) {
+            return Err(Error::Usage {
+                message: format!("`--arg {name}` is not declared in the manifest"),
+                help: match crate::diagnostic::closest(name, declared.iter().copied()) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => format!("declare it under `[args]`, e.g. `{name} = \"default\"`"),
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The image names a request builds, groups expanded, in order, without repeats.
+fn select_images<'p>(project: &'p Project, targets: &[String]) -> Result<Vec<&'p str>, Error> {
+    if project.images.is_empty() {
+        return Err(Error::Usage {
+            message: format!("`{}` defines no images", project.source.name),
+            help: "add an `[images.NAME]` table with `stage = \"...\"` naming the stage to ship"
+                .into(),
+        });
+    }
+    let mut pending: Vec<String> = if targets.is_empty() {
+        if project.groups.contains_key("default") {
+            vec!["default".to_owned()]
+        } else {
+            project.images.keys().cloned().collect()
+        }
+    } else {
+        targets.to_vec()
+    };
+    pending.reverse();
+    let mut images = Vec::new();
+    let mut expanded_groups = Vec::new();
+    while let Some(target) = pending.pop() {
+        if let Some((name, _)) = project.images.get_key_value(&target) {
+            if !images.contains(&name.as_str()) {
+                images.push(name.as_str());
+            }
+        } else if let Some(group) = project.groups.get(&target) {
+            if !expanded_groups.contains(&target) {
+                pending.extend(group.members.iter().rev().map(|m| m.value.clone()));
+                expanded_groups.push(target);
+            }
+        } else {
+            let names: Vec<&str> = project
+                .images
+                .keys()
+                .chain(project.groups.keys())
+                .map(String::as_str)
+                .collect();
+            return Err(Error::Usage {
+                message: format!("unknown target `{target}`"),
+                help: suggest("image or group", &target, &names),
+            });
+        }
+    }
+    Ok(images)
+}
+
+/// A resolved node, what it depends on, and whether it depends on the target.
+type BuiltNode = (Node, Vec<(NodeId, EdgeKind)>, bool);
+
+struct Resolver<'p> {
+    project: &'p Project,
+    request: &'p Request,
+    graph: BuildGraph,
+    memo: HashMap<(String, Platform), NodeId>,
+    depends_on_target: HashMap<NodeId, bool>,
+    visiting: Vec<String>,
+}
+
+/// The variables in scope while resolving one node.
+struct Scope<'p> {
+    source: &'p crate::diagnostic::SourceFile,
+    args: IndexMap<String, Value>,
+    env: IndexMap<String, Value>,
+    reads_target: bool,
+}
+
+impl Scope<'_> {
+    /// Expands `template`: environment first, then arguments, as Dockerfiles do.
+    fn expand(&mut self, template: &Template) -> Result<String, Diagnostic> {
+        let mut reads_target = false;
+        let (env, args) = (&self.env, &self.args);
+        let result = expand(&template.value, &mut |name| {
+            let value = env.get(name).or_else(|| args.get(name))?;
+            reads_target |= value.reads_target;
+            Some(value.text.clone())
+        });
+        self.reads_target |= reads_target;
+        result.map_err(|e| {
+            let quoted = self
+                .source
+                .text
+                .get(template.span.start..)
+                .is_some_and(|rest| rest.starts_with(['"', '\'']));
+            let start = template.span.start + e.offset + usize::from(quoted);
+            let span = if template.span.contains(&start) {
+                start..start + 1
+            } else {
+                template.span.clone()
+            };
+            self.source.error(span, e.message).with_help(e.help)
+        })
+    }
+
+    fn expand_opt(&mut self, template: Option<&Template>) -> Result<Option<String>, Diagnostic> {
+        template.map(|t| self.expand(t)).transpose()
+    }
+
+    fn expand_all<'a>(
+        &mut self,
+        templates: impl IntoIterator<Item = &'a Template>,
+    ) -> Result<Vec<String>, Diagnostic> {
+        templates.into_iter().map(|t| self.expand(t)).collect()
+    }
+}
+
+impl<'p> Resolver<'p> {
+    /// The global arguments, predefined ones first, for `target`.
+    fn global_args(&self, target: &Platform) -> Result<IndexMap<String, Value>, Diagnostic> {
+        let host = &self.request.host;
+        let mut args = IndexMap::new();
+        for (prefix, platform, reads_target) in [("TARGET", target, true), ("BUILD", host, false)] {
+            let parts = [
+                ("PLATFORM", platform.to_string()),
+                ("OS", platform.os.clone()),
+                ("ARCH", platform.architecture.clone()),
+                ("VARIANT", platform.variant.clone().unwrap_or_default()),
+            ];
+            for (suffix, text) in parts {
+                args.insert(format!("{prefix}{suffix}"), Value { text, reads_target });
+            }
+        }
+        for (name, value) in &self.request.args {
+            if PROXY_ARGS.contains(&name.as_str()) {
+                args.insert(
+                    name.clone(),
+                    Value {
+                        text: value.clone(),
+                        reads_target: false,
+                    },
+                );
+            }
+        }
+        for (name, default) in &self.project.args {
+            let value = match self.request.args.get(name) {
+                Some(text) => Value {
+                    text: text.clone(),
+                    reads_target: false,
+                },
+                None => {
+                    let mut scope = self.scope(args.clone());
+                    let text = scope.expand(default)?;
+                    Value {
+                        text,
+                        reads_target: scope.reads_target,
+                    }
+                }
+            };
+            args.insert(name.clone(), value);
+        }
+        Ok(args)
+    }
+
+    fn scope(&self, args: IndexMap<String, Value>) -> Scope<'p> {
+        Scope {
+            source: &self.project.source,
+            args,
+            env: IndexMap::new(),
+            reads_target: false,
+        }
+    }
+
+    /// Resolves image `name` on each of its platforms.
+    fn image(&mut self, name: &str) -> Result<ResolvedImage, Diagnostic> {
+        let image = &self.project.images[name];
+        let platforms: Vec<Platform> = if !self.request.platforms.is_empty() {
+            self.request.platforms.clone()
+        } else if !image.platforms.is_empty() {
+            image.platforms.iter().map(|p| p.value.clone()).collect()
+        } else if !self.project.platforms.is_empty() {
+            self.project
+                .platforms
+                .iter()
+                .map(|p| p.value.clone())
+                .collect()
+        } else {
+            vec![self.request.host.clone()]
+        };
+        let mut unique: Vec<Platform> = Vec::new();
+        for p in platforms {
+            if !unique.contains(&p) {
+                unique.push(p);
+            }
+        }
+        let mut resolved = ResolvedImage {
+            name: name.to_owned(),
+            stage: String::new(),
+            tags: Vec::new(),
+            nodes: Vec::new(),
+            labels: IndexMap::new(),
+            annotations: IndexMap::new(),
+        };
+        for (i, platform) in unique.iter().enumerate() {
+            let mut scope = self.scope(self.global_args(platform)?);
+            let stage = scope.expand(&image.stage)?;
+            let tags = scope.expand_all(&image.tags)?;
+            for tag in &tags {
+                if let Err(why) = reference::validate(tag) {
+                    let at = &image.tags[tags.iter().position(|t| t == tag).unwrap_or(0)];
+                    return Err(self
+                        .project
+                        .source
+                        .error(at.span.clone(), format!("invalid tag `{tag}`: {why}"))
+                        .with_help("write `[registry/]repository[:tag]`, e.g. `registry.example.com/app:1.0`"));
+                }
+            }
+            let mut table =
+                |t: &IndexMap<String, Template>| -> Result<IndexMap<String, String>, Diagnostic> {
+                    t.iter()
+                        .map(|(k, v)| Ok((k.clone(), scope.expand(v)?)))
+                        .collect()
+                };
+            let labels = table(&image.labels)?;
+            let annotations = table(&image.annotations)?;
+            if scope.reads_target && unique.len() > 1 {
+                return Err(self
+                    .project
+                    .source
+                    .error(image.name.span.clone(), format!("image `{name}` has tags, labels or annotations that depend on the target platform"))
+                    .with_help("one image names all its platforms; move `TARGET*` variables into the stage, or build one image per platform"));
+            }
+            let node = self.stage_node(&stage, platform, &image.stage)?;
+            resolved.nodes.push((platform.clone(), node));
+            if i == 0 {
+                resolved.stage = stage;
+                resolved.tags = tags;
+                resolved.labels = labels;
+                resolved.annotations = annotations;
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// The node of stage `name` resolved for `target`; `at` is the reference, for errors.
+    fn stage_node(
+        &mut self,
+        name: &str,
+        target: &Platform,
+        at: &Template,
+    ) -> Result<NodeId, Diagnostic> {
+        let key = (name.to_owned(), target.clone());
+        if let Some(&id) = self.memo.get(&key) {
+            return Ok(id);
+        }
+        let project = self.project;
+        let Some(stage) = project.stages.get(name) else {
+            let names: Vec<&str> = project.stages.keys().map(String::as_str).collect();
+            return Err(project
+                .source
+                .error(at.span.clone(), format!("unknown stage `{name}`"))
+                .with_help(suggest("stage", name, &names)));
+        };
+        if let Some(start) = self.visiting.iter().position(|s| s == name) {
+            let mut cycle = self.visiting[start..].to_vec();
+            cycle.push(name.to_owned());
+            return Err(project
+                .source
+                .error(at.span.clone(), format!("stages form a cycle: {}", cycle.join(" -> ")))
+                .with_help("a stage cannot depend on itself, directly or through other stages; remove one of these references"));
+        }
+        self.visiting.push(name.to_owned());
+        let result = self.build_node(stage, target);
+        self.visiting.pop();
+        let (node, dependencies, depends) = result?;
+        let id = self.graph.add_node(node);
+        for (dependency, kind) in dependencies {
+            self.graph.add_dependency(dependency, id, kind);
+        }
+        self.depends_on_target.insert(id, depends);
+        self.memo.insert(key, id);
+        Ok(id)
+    }
+
+    /// Resolves a `from` naming a stage or an image; records the edge.
+    fn source_ref(
+        &mut self,
+        scope: &mut Scope<'p>,
+        template: &Template,
+        target: &Platform,
+        kind: EdgeKind,
+        dependencies: &mut Vec<(NodeId, EdgeKind)>,
+    ) -> Result<String, Diagnostic> {
+        let text = scope.expand(template)?;
+        let project = self.project;
+        match Base::parse(&text, |n| project.stages.contains_key(n)) {
+            Base::Stage(name) => {
+                let id = self.stage_node(&name, target, template)?;
+                dependencies.push((id, kind));
+                scope.reads_target |= self.depends_on_target[&id];
+                Ok(format!("stage:{}", self.graph.node(id).id))
+            }
+            Base::Image(image) => {
+                self.check_reference(&image, template)?;
+                Ok(image)
+            }
+            Base::Scratch => Err(project
+                .source
+                .error(
+                    template.span.clone(),
+                    "cannot read files from `scratch`: it is empty",
+                )
+                .with_help("name a stage or an image")),
+        }
+    }
+
+    fn check_reference(&self, reference: &str, at: &Template) -> Result<(), Diagnostic> {
+        reference::validate(reference).map_err(|why| {
+            self.project
+                .source
+                .error(at.span.clone(), format!("invalid image reference `{reference}`: {why}"))
+                .with_help("write `[registry/]repository[:tag][@sha256:digest]`, e.g. `docker.io/library/alpine:3.20`")
+        })
+    }
+
+    /// Resolves one stage for `target`: the node, what it depends on, and
+    /// whether it depends on the target platform.
+    fn build_node(
+        &mut self,
+        stage: &'p Stage,
+        target: &Platform,
+    ) -> Result<BuiltNode, Diagnostic> {
+        let project = self.project;
+        let mut scope = self.scope(self.global_args(target)?);
+        let mut dependencies = Vec::new();
+
+        let from = scope.expand(&stage.from)?;
+        let mut config = StageConfig::default();
+        let mut shell: Vec<String> = DEFAULT_SHELL.map(str::to_owned).to_vec();
+        let mut parent_platform = None;
+        let base = match Base::parse(&from, |n| project.stages.contains_key(n)) {
+            Base::Stage(name) => {
+                let id = self.stage_node(&name, target, &stage.from)?;
+                dependencies.push((id, EdgeKind::From));
+                let parent = self.graph.node(id);
+                let parent_depends = self.depends_on_target[&id];
+                scope.reads_target |= parent_depends;
+                config = parent.config.clone();
+                if let Some(s) = &parent.config.shell {
+                    shell.clone_from(s);
+                }
+                scope.env = parent
+                    .config
+                    .env
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            Value {
+                                text: v.clone(),
+                                reads_target: parent_depends,
+                            },
+                        )
+                    })
+                    .collect();
+                parent_platform = Some((parent.platform.clone(), parent_depends));
+                Base::Stage(parent.id.clone())
+            }
+            Base::Image(image) => {
+                self.check_reference(&image, &stage.from)?;
+                Base::Image(image)
+            }
+            Base::Scratch => Base::Scratch,
+        };
+        let (platform, platform_from_target) = match &stage.platform {
+            Some(p) => match &p.value {
+                StagePlatform::Build => (self.request.host.clone(), false),
+                StagePlatform::Fixed(text) => {
+                    let template = Template::new(text.clone(), p.span.clone());
+                    let text = scope.expand(&template)?;
+                    let platform = Platform::parse(&text).map_err(|e| {
+                        project
+                            .source
+                            .error(p.span.clone(), format!("invalid platform `{text}`: {e}"))
+                            .with_help(e.help())
+                    })?;
+                    (platform, false)
+                }
+            },
+            None => parent_platform.unwrap_or_else(|| (target.clone(), true)),
+        };
+        scope.reads_target |= platform_from_target;
+
+        // Stage-level settings hold from the first step on.
+        let mut workdir = config.workdir.clone().unwrap_or_else(|| "/".to_owned());
+        for (name, value) in &stage.config.env {
+            let text = scope.expand(value)?;
+            let reads_target = scope.reads_target;
+            scope.env.insert(name.clone(), Value { text, reads_target });
+        }
+        if let Some(dir) = &stage.config.workdir {
+            workdir = join_path(&workdir, &scope.expand(dir)?);
+            config.workdir = Some(workdir.clone());
+        }
+        if let Some(user) = &stage.config.user {
+            config.user = Some(scope.expand(user)?);
+        }
+        if let Some(s) = &stage.config.shell {
+            shell.clone_from(s);
+            config.shell = Some(s.clone());
+        }
+
+        let mut steps = Vec::with_capacity(stage.steps.len());
+        for step in &stage.steps {
+            let resolved = match step {
+                Step::Run(run) => {
+                    let mut mounts = Vec::with_capacity(run.mounts.len());
+                    for mount in &run.mounts {
+                        mounts.push(self.mount(&mut scope, mount, target, &mut dependencies)?);
+                    }
+                    Step::Run(Run {
+                        command: run.command.clone(),
+                        interpreter: run.interpreter.clone(),
+                        mounts,
+                        network: run.network,
+                    })
+                }
+                Step::Copy(copy) => {
+                    Step::Copy(self.copy(&mut scope, copy, &workdir, target, &mut dependencies)?)
+                }
+                Step::Add(copy) => {
+                    Step::Add(self.copy(&mut scope, copy, &workdir, target, &mut dependencies)?)
+                }
+                Step::File(file) => Step::File(File {
+                    to: dest_path(&workdir, &scope.expand(&file.to)?),
+                    content: file.content.clone(),
+                    chown: scope.expand_opt(file.chown.as_ref())?,
+                    chmod: scope.expand_opt(file.chmod.as_ref())?,
+                }),
+                Step::Env { vars } => {
+                    let mut resolved = IndexMap::new();
+                    for (name, value) in vars {
+                        let text = scope.expand(value)?;
+                        let reads_target = scope.reads_target;
+                        scope.env.insert(
+                            name.clone(),
+                            Value {
+                                text: text.clone(),
+                                reads_target,
+                            },
+                        );
+                        resolved.insert(name.clone(), text);
+                    }
+                    Step::Env { vars: resolved }
+                }
+                Step::Workdir { path } => {
+                    workdir = join_path(&workdir, &scope.expand(path)?);
+                    config.workdir = Some(workdir.clone());
+                    Step::Workdir {
+                        path: workdir.clone(),
+                    }
+                }
+                Step::User { user } => {
+                    let user = scope.expand(user)?;
+                    config.user = Some(user.clone());
+                    Step::User { user }
+                }
+                Step::Shell { argv } => {
+                    shell.clone_from(argv);
+                    config.shell = Some(argv.clone());
+                    Step::Shell { argv: argv.clone() }
+                }
+                Step::Arg { name, default } => {
+                    let value = self.stage_arg(&mut scope, name, default.as_ref(), target)?;
+                    let text = value.as_ref().map(|v| v.text.clone());
+                    if let Some(value) = value {
+                        scope.reads_target |= value.reads_target;
+                        scope.args.insert(name.clone(), value);
+                    }
+                    Step::Arg {
+                        name: name.clone(),
+                        default: text,
+                    }
+                }
+            };
+            steps.push(resolved);
+        }
+
+        // Image settings, expanded with everything the steps defined.
+        config.env = scope
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.text.clone()))
+            .collect();
+        if let Some(entrypoint) = &stage.config.entrypoint {
+            config.entrypoint = Some(entrypoint.clone());
+            config.cmd = None;
+        }
+        if let Some(cmd) = &stage.config.cmd {
+            config.cmd = Some(cmd.clone());
+        }
+        for (name, value) in &stage.config.labels {
+            config.labels.insert(name.clone(), scope.expand(value)?);
+        }
+        for port in &stage.config.expose {
+            let port = scope.expand(port)?;
+            let port = if port.contains('/') {
+                port
+            } else {
+                format!("{port}/tcp")
+            };
+            if !config.expose.contains(&port) {
+                config.expose.push(port);
+            }
+        }
+        for volume in &stage.config.volumes {
+            let volume = scope.expand(volume)?;
+            if !config.volumes.contains(&volume) {
+                config.volumes.push(volume);
+            }
+        }
+        if let Some(check) = &stage.config.healthcheck {
+            config.healthcheck = Some(check.clone());
+        }
+        if let Some(signal) = &stage.config.stopsignal {
+            config.stopsignal = Some(scope.expand(signal)?);
+        }
+
+        let depends = scope.reads_target;
+        let foreign = platform != *target;
+        let node_target = (foreign && depends).then(|| target.clone());
+        let args = scope
+            .args
+            .into_iter()
+            .filter(|(_, v)| !foreign || depends || !v.reads_target)
+            .map(|(k, v)| (k, v.text))
+            .collect();
+        let node = Node {
+            id: Node::make_id(&stage.name.value, &platform, node_target.as_ref()),
+            stage: stage.name.value.clone(),
+            platform,
+            target: node_target,
+            base,
+            args,
+            config,
+            steps,
+        };
+        Ok((node, dependencies, depends))
+    }
+
+    /// The value of an `arg` step: `--arg`, else the global or predefined value, else its default.
+    fn stage_arg(
+        &self,
+        scope: &mut Scope<'p>,
+        name: &str,
+        default: Option<&Template>,
+        target: &Platform,
+    ) -> Result<Option<Value>, Diagnostic> {
+        if let Some(text) = self.request.args.get(name) {
+            return Ok(Some(Value {
+                text: text.clone(),
+                reads_target: false,
+            }));
+        }
+        if PREDEFINED_ARGS.contains(&name) || self.project.args.contains_key(name) {
+            return Ok(self.global_args(target)?.shift_remove(name));
+        }
+        match default {
+            Some(default) => {
+                let before = scope.reads_target;
+                scope.reads_target = false;
+                let text = scope.expand(default)?;
+                let reads_target = scope.reads_target;
+                scope.reads_target |= before;
+                Ok(Some(Value { text, reads_target }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn copy(
+        &mut self,
+        scope: &mut Scope<'p>,
+        copy: &Copy<Template>,
+        workdir: &str,
+        target: &Platform,
+        dependencies: &mut Vec<(NodeId, EdgeKind)>,
+    ) -> Result<Copy<String>, Diagnostic> {
+        let from = match &copy.from {
+            Some(from) => {
+                Some(self.source_ref(scope, from, target, EdgeKind::Copy, dependencies)?)
+            }
+            None => None,
+        };
+        Ok(Copy {
+            sources: scope.expand_all(&copy.sources)?,
+            to: dest_path(workdir, &scope.expand(&copy.to)?),
+            from,
+            chown: scope.expand_opt(copy.chown.as_ref())?,
+            chmod: scope.expand_opt(copy.chmod.as_ref())?,
+            link: copy.link,
+            parents: copy.parents,
+            exclude: scope.expand_all(&copy.exclude)?,
+            checksum: scope.expand_opt(copy.checksum.as_ref())?,
+        })
+    }
+
+    fn mount(
+        &mut self,
+        scope: &mut Scope<'p>,
+        mount: &Mount<Template>,
+        target: &Platform,
+        dependencies: &mut Vec<(NodeId, EdgeKind)>,
+    ) -> Result<Mount<String>, Diagnostic> {
+        let mut from = |scope: &mut Scope<'p>, from: Option<&Template>| match from {
+            Some(from) => self
+                .source_ref(scope, from, target, EdgeKind::Mount, dependencies)
+                .map(Some),
+            None => Ok(None),
+        };
+        Ok(match mount {
+            Mount::Cache {
+                target: to,
+                id,
+                sharing,
+                from: source_from,
+                source,
+                mode,
+                uid,
+                gid,
+                readonly,
+            } => Mount::Cache {
+                target: scope.expand(to)?,
+                id: scope.expand_opt(id.as_ref())?,
+                sharing: *sharing,
+                from: from(scope, source_from.as_ref())?,
+                source: scope.expand_opt(source.as_ref())?,
+                mode: *mode,
+                uid: *uid,
+                gid: *gid,
+                readonly: *readonly,
+            },
+            Mount::Secret {
+                id,
+                target: to,
+                env,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
+                let id = scope.expand_opt(id.as_ref())?;
+                let to = scope.expand_opt(to.as_ref())?;
+                let id = id.or_else(|| {
+                    to.as_deref()
+                        .and_then(|t| t.rsplit('/').next())
+                        .map(str::to_owned)
+                });
+                Mount::Secret {
+                    target: to.or_else(|| {
+                        env.is_none()
+                            .then(|| format!("/run/secrets/{}", id.as_deref().unwrap_or_default()))
+                    }),
+                    id,
+                    env: scope.expand_opt(env.as_ref())?,
+                    required: *required,
+                    mode: *mode,
+                    uid: *uid,
+                    gid: *gid,
+                }
+            }
+            Mount::Bind {
+                target: to,
+                source,
+                from: source_from,
+                rw,
+            } => Mount::Bind {
+                target: scope.expand(to)?,
+                source: scope.expand_opt(source.as_ref())?,
+                from: from(scope, source_from.as_ref())?,
+                rw: *rw,
+            },
+            Mount::Tmpfs { target: to, size } => Mount::Tmpfs {
+                target: scope.expand(to)?,
+                size: *size,
+            },
+            Mount::Ssh {
+                id,
+                target: to,
+                required,
+                mode,
+                uid,
+                gid,
+            } => Mount::Ssh {
+                id: Some(
+                    scope
+                        .expand_opt(id.as_ref())?
+                        .unwrap_or_else(|| "default".to_owned()),
+                ),
+                target: scope.expand_opt(to.as_ref())?,
+                required: *required,
+                mode: *mode,
+                uid: *uid,
+                gid: *gid,
+            },
+        })
+    }
+}
+
+/// `path` made absolute against `workdir` and cleaned of `.` and `..`.
+fn join_path(workdir: &str, path: &str) -> String {
+    let joined = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("{workdir}/{path}")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// A destination made absolute; it stays a directory (`/` at the end) if it was one.
+fn dest_path(workdir: &str, to: &str) -> String {
+    let joined = join_path(workdir, to);
+    let is_dir = to.ends_with('/') || to == "." || to.ends_with("/.");
+    if is_dir && joined != "/" {
+        format!("{joined}/")
+    } else {
+        joined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_join_and_clean() {
+        assert_eq!(join_path("/", "src"), "/src");
+        assert_eq!(join_path("/src", "../app/./bin"), "/app/bin");
+        assert_eq!(join_path("/src", "/abs"), "/abs");
+        assert_eq!(join_path("/", ".."), "/");
+        assert_eq!(dest_path("/src", "./"), "/src/");
+        assert_eq!(dest_path("/src", "."), "/src/");
+        assert_eq!(dest_path("/", "app/"), "/app/");
+        assert_eq!(dest_path("/src", "a.txt"), "/src/a.txt");
+        assert_eq!(dest_path("/", "/"), "/");
+    }
+}
