@@ -307,10 +307,10 @@ pub enum PlatformError {
         part: &'static str,
     },
     /// The operating system is not one that OCI images use.
-    #[error("unknown operating system `{0}` in platform")]
+    #[error("unknown operating system `{0}`")]
     UnknownOs(String),
     /// The architecture is not one that OCI images use.
-    #[error("unknown architecture `{0}` in platform")]
+    #[error("unknown architecture `{0}`")]
     UnknownArchitecture(String),
     /// The variant does not exist for the architecture.
     #[error("variant `{variant}` is not valid for architecture `{architecture}`")]
@@ -531,7 +531,7 @@ mod tests {
     fn unknown_os_suggests_closest() {
         let e = err("linx/amd64");
         assert_eq!(e, PlatformError::UnknownOs("linx".into()));
-        assert_eq!(e.to_string(), "unknown operating system `linx` in platform");
+        assert_eq!(e.to_string(), "unknown operating system `linx`");
         assert!(
             e.help()
                 .starts_with("did you mean `linux`? Platforms are written"),
@@ -552,7 +552,7 @@ mod tests {
     fn unknown_architecture_suggests_closest() {
         let e = err("linux/amd46");
         assert_eq!(e, PlatformError::UnknownArchitecture("amd46".into()));
-        assert_eq!(e.to_string(), "unknown architecture `amd46` in platform");
+        assert_eq!(e.to_string(), "unknown architecture `amd46`");
         assert!(
             e.help().starts_with("did you mean `amd64`?"),
             "{}",

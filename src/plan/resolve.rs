@@ -409,11 +409,7 @@ impl<'p> Resolver<'p> {
 
     /// Resolves one stage for `target`: the node, what it depends on, and
     /// whether it depends on the target platform.
-    fn build_node(
-        &mut self,
-        stage: &'p Stage,
-        target: &Platform,
-    ) -> Result<BuiltNode, Diagnostic> {
+    fn build_node(&mut self, stage: &'p Stage, target: &Platform) -> Result<BuiltNode, Diagnostic> {
         let project = self.project;
         let mut scope = self.scope(self.global_args(target)?);
         let mut dependencies = Vec::new();
@@ -611,12 +607,13 @@ impl<'p> Resolver<'p> {
         }
 
         let depends = scope.reads_target;
-        let foreign = platform != *target;
-        let node_target = (foreign && depends).then(|| target.clone());
+        // A node that does not depend on the target is shared by every
+        // target, so it must not carry the values of any one of them.
+        let node_target = (depends && platform != *target).then(|| target.clone());
         let args = scope
             .args
             .into_iter()
-            .filter(|(_, v)| !foreign || depends || !v.reads_target)
+            .filter(|(_, v)| depends || !v.reads_target)
             .map(|(k, v)| (k, v.text))
             .collect();
         let node = Node {

@@ -1,0 +1,55 @@
+//! Every complete manifest in the book plans, so the book cannot drift from the code.
+
+use crate::util::{plan_manifest, repo};
+
+/// The TOML code blocks of a Markdown file that define an image.
+fn manifests(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        match &mut current {
+            None if line.trim_start().starts_with("```toml") => current = Some(String::new()),
+            Some(block) if line.trim_start().starts_with("```") => {
+                if block.contains("[images.") {
+                    blocks.push(block.clone());
+                }
+                current = None;
+            }
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn book_examples_plan() {
+    let dir = repo().join("book/src");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("book/src exists") {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, manifest) in manifests(&text).into_iter().enumerate() {
+            let out = plan_manifest(&manifest, &[]);
+            assert_eq!(
+                out.code,
+                0,
+                "{} example {}:\n{manifest}\n{}",
+                path.display(),
+                i + 1,
+                out.stderr
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 5,
+        "the book should show complete manifests; found {checked}"
+    );
+}

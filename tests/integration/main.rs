@@ -1,0 +1,10 @@
+//! End-to-end tests: they run the `imgbuild` binary as a user would.
+
+#[macro_use]
+mod util;
+
+mod bad_manifests;
+mod book;
+mod examples;
+mod plan;
+mod schema;

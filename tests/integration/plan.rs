@@ -1,0 +1,290 @@
+//! `imgbuild plan`: what gets resolved, and how.
+
+use crate::util::{imgbuild, plan_json, plan_manifest};
+
+const CROSS: &str = r#"
+[args]
+VERSION = "1.0"
+
+[stages.tools]
+from = "docker.io/library/golang:1.23"
+platform = "build"
+steps = [{ run = "go install example.com/gen@latest" }]
+
+[stages.build]
+from = "stage:tools"
+steps = [
+  { arg = "TARGETARCH" },
+  { run = "GOARCH=$TARGETARCH go build -o /out/app" },
+]
+
+[stages.runtime]
+from = "scratch"
+steps = [{ copy = "/out/app", from = "build", to = "/app" }]
+
+[images.app]
+stage = "runtime"
+platforms = ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+tags = ["example.com/app:${VERSION}"]
+"#;
+
+fn node_ids(plan: &serde_json::Value) -> Vec<String> {
+    plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A build-platform stage that never reads TARGET* runs once for every
+/// target; one that does runs once per target.
+#[test]
+fn build_platform_stage_runs_once_unless_it_reads_the_target() {
+    let plan = plan_json(CROSS, &[]);
+    let host = imgbuild::ir::Platform::host().to_string();
+    let ids = node_ids(&plan);
+    let tools: Vec<&String> = ids.iter().filter(|id| id.starts_with("tools@")).collect();
+    assert_eq!(tools, [&format!("tools@{host}")]);
+    let builds = ids.iter().filter(|id| id.starts_with("build@")).count();
+    assert_eq!(builds, 3, "{ids:?}");
+    let runtimes = ids.iter().filter(|id| id.starts_with("runtime@")).count();
+    assert_eq!(runtimes, 3);
+    assert_eq!(plan["waves"].as_array().unwrap().len(), 3);
+}
+
+/// `run` commands reach the shell untouched; args arrive as environment.
+#[test]
+fn run_commands_are_not_expanded() {
+    let plan = plan_json(
+        r#"
+[args]
+N = "5"
+
+[stages.a]
+from = "busybox"
+steps = [{ run = 'for i in $(seq 1 $N); do echo "$i ${N}"; done' }]
+
+[images.a]
+stage = "a"
+"#,
+        &[],
+    );
+    let node = &plan["nodes"][0];
+    assert_eq!(
+        node["steps"][0]["command"]["shell"],
+        r#"for i in $(seq 1 $N); do echo "$i ${N}"; done"#
+    );
+    assert_eq!(node["args"]["N"], "5");
+    assert_eq!(
+        node["args"]["TARGETARCH"],
+        node["platform"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .nth(1)
+            .unwrap()
+    );
+}
+
+/// Every other field is expanded, with env before args and `--arg` overriding defaults.
+#[test]
+fn fields_are_expanded_and_args_overridable() {
+    let manifest = r#"
+[args]
+VERSION = "1.0"
+BASE = "alpine:${VERSION}"
+SUFFIX = ""
+
+[stages.a]
+from = "${BASE}"
+env = { APP_HOME = "/opt/app-${VERSION}" }
+workdir = "${APP_HOME}"
+steps = [
+  { copy = "app-${VERSION}${SUFFIX:+-}${SUFFIX}.tar", to = "./" },
+  { workdir = "../${UNSET:-lib}" },
+  { env = { PATH_EXTRA = "${APP_HOME}/bin" } },
+]
+
+[images.a]
+stage = "a"
+tags = ["example.com/a:${VERSION}"]
+labels = { version = "${VERSION}" }
+"#;
+    let plan = plan_json(manifest, &["--arg", "VERSION=2.0", "--arg", "SUFFIX=rc1"]);
+    let node = &plan["nodes"][0];
+    assert_eq!(node["base"]["name"], "alpine:2.0");
+    assert_eq!(node["steps"][0]["sources"][0], "app-2.0-rc1.tar");
+    assert_eq!(node["steps"][0]["to"], "/opt/app-2.0/");
+    assert_eq!(node["steps"][1]["path"], "/opt/lib");
+    assert_eq!(node["steps"][2]["vars"]["PATH_EXTRA"], "/opt/app-2.0/bin");
+    assert_eq!(node["config"]["workdir"], "/opt/lib");
+    assert_eq!(plan["images"][0]["tags"][0], "example.com/a:2.0");
+    assert_eq!(plan["images"][0]["labels"]["version"], "2.0");
+}
+
+/// A `default` group is built when no target is named; `--target` picks images or groups.
+#[test]
+fn targets_select_images_and_groups() {
+    let manifest = r#"
+[stages.a]
+from = "scratch"
+
+[images.one]
+stage = "a"
+[images.two]
+stage = "a"
+[images.three]
+stage = "a"
+
+[groups]
+default = ["pair"]
+pair = ["one", "two"]
+"#;
+    let names = |plan: &serde_json::Value| -> Vec<String> {
+        plan["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&plan_json(manifest, &[])), ["one", "two"]);
+    assert_eq!(
+        names(&plan_json(manifest, &["--target", "three"])),
+        ["three"]
+    );
+    assert_eq!(
+        names(&plan_json(
+            manifest,
+            &["--target", "three", "--target", "pair"]
+        )),
+        ["three", "one", "two"]
+    );
+    // The three images share one stage node per platform.
+    assert_eq!(
+        plan_json(manifest, &["--target", "three", "-t", "pair"])["nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// `--platform` replaces every image's platforms, comma-separated or repeated.
+#[test]
+fn platform_flag_overrides_images() {
+    let plan = plan_json(
+        CROSS,
+        &[
+            "--platform",
+            "linux/arm64,linux/s390x",
+            "--platform",
+            "aarch64",
+        ],
+    );
+    let platforms: Vec<&str> = plan["images"][0]["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["linux/arm64", "linux/s390x"]);
+}
+
+/// Stages no requested image needs are not planned.
+#[test]
+fn unused_stages_are_not_planned() {
+    let plan = plan_json(
+        "[stages.used]\nfrom = \"scratch\"\n[stages.unused]\nfrom = \"scratch\"\n[images.a]\nstage = \"used\"\n",
+        &[],
+    );
+    assert_eq!(node_ids(&plan).len(), 1);
+    assert!(node_ids(&plan)[0].starts_with("used@"));
+}
+
+/// Bad command-line values are usage errors: exit code 2 and what to do.
+#[test]
+fn bad_flags_are_usage_errors() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["--target", "ap"], "unknown target `ap`"),
+        (&["--arg", "VERSON=1"], "did you mean `VERSION`?"),
+        (
+            &["--arg", "TARGETARCH=arm64"],
+            "`--arg TARGETARCH` cannot be set",
+        ),
+        (&["--arg", "novalue"], "expected NAME=VALUE"),
+        (&["--platform", "linux/amd65"], "did you mean `amd64`?"),
+        (&["--frobnicate"], "unexpected argument '--frobnicate'"),
+    ];
+    for (args, message) in cases {
+        let out = plan_manifest(CROSS, args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(message),
+            "{args:?}: expected {message:?} in {}",
+            out.stderr
+        );
+    }
+}
+
+/// A missing manifest says how to name one.
+#[test]
+fn missing_manifest_is_a_usage_error() {
+    let out = imgbuild(&["plan", "-f", "does/not/exist.toml"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("cannot read manifest `does/not/exist.toml`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("-f FILE"), "{}", out.stderr);
+}
+
+/// A manifest without images has nothing to build.
+#[test]
+fn manifest_without_images_is_refused() {
+    let out = plan_manifest("[stages.a]\nfrom = \"scratch\"\n", &[]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("defines no images"), "{}", out.stderr);
+}
+
+/// Proxy args need no declaration, as in Docker.
+#[test]
+fn proxy_args_are_accepted() {
+    let plan = plan_json(CROSS, &["--arg", "HTTPS_PROXY=http://proxy:3128"]);
+    assert_eq!(plan["nodes"][0]["args"]["HTTPS_PROXY"], "http://proxy:3128");
+}
+
+/// The JSON plan keeps a `cache` field on every step for the build cache to fill.
+#[test]
+fn json_plan_has_cache_field() {
+    let plan = plan_json(CROSS, &[]);
+    assert_eq!(plan["schema_version"], 1);
+    for node in plan["nodes"].as_array().unwrap() {
+        for step in node["steps"].as_array().unwrap() {
+            assert!(
+                step.get("cache").is_some_and(serde_json::Value::is_null),
+                "{step}"
+            );
+        }
+    }
+}
+
+/// A node shared by all targets carries no target's values, whichever target
+/// was resolved first.
+#[test]
+fn shared_build_platform_node_has_no_target_args() {
+    for platforms in ["linux/amd64,linux/arm64", "linux/arm64,linux/amd64"] {
+        let plan = plan_json(CROSS, &["--platform", platforms]);
+        let tools = plan["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["stage"] == "tools")
+            .unwrap();
+        assert!(tools["args"].get("TARGETARCH").is_none(), "{tools}");
+        assert!(tools["args"].get("BUILDARCH").is_some(), "{tools}");
+    }
+}

@@ -1,0 +1,106 @@
+//! Helpers shared by the end-to-end tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root, where examples and the book live.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// What a finished `imgbuild` run printed.
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `imgbuild ARGS` in `dir`.
+pub fn imgbuild_in(dir: &Path, args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_imgbuild"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("IMGBUILD_LOG")
+        .output()
+        .expect("imgbuild runs");
+    Output {
+        code: output.status.code().expect("imgbuild exits normally"),
+        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// Runs `imgbuild ARGS` in the repository root.
+pub fn imgbuild(args: &[&str]) -> Output {
+    imgbuild_in(&repo(), args)
+}
+
+/// A temporary directory holding `imgbuild.toml` with `text`.
+pub fn manifest_dir(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("imgbuild.toml"), text).expect("write manifest");
+    dir
+}
+
+/// Plans `text` as `imgbuild.toml` with extra `args`.
+pub fn plan_manifest(text: &str, args: &[&str]) -> Output {
+    let dir = manifest_dir(text);
+    let mut all = vec!["plan"];
+    all.extend_from_slice(args);
+    imgbuild_in(dir.path(), &all)
+}
+
+/// Plans `text` as JSON, asserting success.
+pub fn plan_json(text: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = plan_manifest(text, &all);
+    assert_eq!(out.code, 0, "plan failed:\n{}", out.stderr);
+    serde_json::from_str(&out.stdout).expect("plan --json prints JSON")
+}
+
+/// Whether the host is linux/amd64, which the snapshots were taken on.
+pub fn host_is_amd64() -> bool {
+    if imgbuild::ir::Platform::host().to_string() == "linux/amd64" {
+        true
+    } else {
+        eprintln!("skipped: snapshots assume a linux/amd64 build machine");
+        false
+    }
+}
+
+/// Asserts that planning a manifest fails with exit code 2, with `message`
+/// reported at `imgbuild.toml:LINE:COLUMN`.
+macro_rules! bad_manifest {
+    ($name:ident, $text:expr, $message:expr, $line:expr, $column:expr) => {
+        bad_manifest!($name, $text, $message, $line, $column, "");
+    };
+    ($name:ident, $text:expr, $message:expr, $line:expr, $column:expr, $help:expr) => {
+        #[test]
+        fn $name() {
+            let out = $crate::util::plan_manifest($text, &[]);
+            assert_eq!(out.code, 2, "exit code; stderr:\n{}", out.stderr);
+            assert!(
+                out.stderr.contains($message),
+                "expected {:?} in:\n{}",
+                $message,
+                out.stderr
+            );
+            let location = format!("imgbuild.toml:{}:{}", $line, $column);
+            assert!(
+                out.stderr.contains(&location),
+                "expected {location} in:\n{}",
+                out.stderr
+            );
+            assert!(
+                out.stderr.contains($help),
+                "expected help {:?} in:\n{}",
+                $help,
+                out.stderr
+            );
+            assert!(out.stdout.is_empty(), "nothing on stdout: {}", out.stdout);
+            assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        }
+    };
+}
