@@ -148,12 +148,19 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 
 /// A help sentence suggesting the closest candidate, or listing them all.
 pub fn suggest(what: &str, word: &str, candidates: &[&str]) -> String {
+    let mut unique: Vec<&str> = Vec::new();
+    for c in candidates {
+        if !unique.contains(c) {
+            unique.push(c);
+        }
+    }
     match closest(word, candidates.iter().copied()) {
         Some(c) => format!("did you mean `{c}`?"),
         None if candidates.is_empty() => format!("no {what} is defined"),
+        None if candidates.len() > 12 => format!("no {what} has a similar name"),
         None => format!(
-            "valid {what}s: {}",
-            candidates
+            "expected one of: {}",
+            unique
                 .iter()
                 .map(|c| format!("`{c}`"))
                 .collect::<Vec<_>>()

@@ -365,7 +365,21 @@ impl Lowerer {
         let span = check.span();
         let check = check.into_inner();
         let test = match (check.test, check.disable) {
-            (Some(test), false) => Some(self.command("test", test, false)?),
+            (Some(test), false) => {
+                if let OneOrMany::Many(argv) = test.get_ref()
+                    && argv
+                        .first()
+                        .is_some_and(|a| a == "CMD" || a == "CMD-SHELL" || a == "NONE")
+                {
+                    self.error(
+                        test.span(),
+                        format!("`test` starts with `{}`", argv[0]),
+                        "write the command itself: an argv list runs directly (Docker's CMD), a string runs in the shell (CMD-SHELL), and `disable = true` is NONE",
+                    );
+                    return None;
+                }
+                Some(self.command("test", test, false)?)
+            }
             (None, true) => None,
             (Some(test), true) => {
                 self.error(
@@ -379,7 +393,7 @@ impl Lowerer {
                 self.error(
                     span,
                     "a health check needs `test`",
-                    "add `test = [\"CMD\", ...]`-style argv or a shell string, or `disable = true`",
+                    "add `test`, an argv list or a shell string, or `disable = true`",
                 );
                 return None;
             }
@@ -685,7 +699,11 @@ impl Lowerer {
         if let Some(from) = &step.from {
             self.reference(from, true);
         }
-        if let Some(checksum) = &step.checksum {
+        if let Some(checksum) = step
+            .checksum
+            .as_ref()
+            .filter(|c| !has_variable(c.get_ref()))
+        {
             let valid = checksum
                 .get_ref()
                 .strip_prefix("sha256:")

@@ -13,7 +13,7 @@ use crate::ir::Project;
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum Error {
     /// The file could not be read.
-    #[error("cannot read manifest `{}`: {source}", path.display())]
+    #[error("cannot read manifest `{}`", path.display())]
     #[diagnostic(help(
         "pass the manifest with `-f FILE`; without it imgbuild reads `./imgbuild.toml`"
     ))]

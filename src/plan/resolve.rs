@@ -19,9 +19,6 @@ use crate::ir::{
     Run, Stage, StageConfig, StagePlatform, Step, Template, reference,
 };
 
-/// The default shell for string-form commands.
-const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
-
 /// A variable's value and whether it was derived from the target platform.
 #[derive(Debug, Clone)]
 struct Value {
@@ -416,7 +413,6 @@ impl<'p> Resolver<'p> {
 
         let from = scope.expand(&stage.from)?;
         let mut config = StageConfig::default();
-        let mut shell: Vec<String> = DEFAULT_SHELL.map(str::to_owned).to_vec();
         let mut parent_platform = None;
         let base = match Base::parse(&from, |n| project.stages.contains_key(n)) {
             Base::Stage(name) => {
@@ -426,9 +422,6 @@ impl<'p> Resolver<'p> {
                 let parent_depends = self.depends_on_target[&id];
                 scope.reads_target |= parent_depends;
                 config = parent.config.clone();
-                if let Some(s) = &parent.config.shell {
-                    shell.clone_from(s);
-                }
                 scope.env = parent
                     .config
                     .env
@@ -467,8 +460,18 @@ impl<'p> Resolver<'p> {
                     (platform, false)
                 }
             },
-            None => parent_platform.unwrap_or_else(|| (target.clone(), true)),
+            None => parent_platform
+                .clone()
+                .unwrap_or_else(|| (target.clone(), true)),
         };
+        if let (Some(p), Some((parent, _))) = (&stage.platform, &parent_platform)
+            && *parent != platform
+        {
+            return Err(project
+                .source
+                .error(p.span.clone(), format!("stage `{}` runs on {platform} but starts from a stage that runs on {parent}", stage.name.value))
+                .with_help("a stage continues its parent's filesystem, so both need one platform: give the parent the same `platform`, or remove this one"));
+        }
         scope.reads_target |= platform_from_target;
 
         // Stage-level settings hold from the first step on.
@@ -486,7 +489,6 @@ impl<'p> Resolver<'p> {
             config.user = Some(scope.expand(user)?);
         }
         if let Some(s) = &stage.config.shell {
-            shell.clone_from(s);
             config.shell = Some(s.clone());
         }
 
@@ -546,7 +548,6 @@ impl<'p> Resolver<'p> {
                     Step::User { user }
                 }
                 Step::Shell { argv } => {
-                    shell.clone_from(argv);
                     config.shell = Some(argv.clone());
                     Step::Shell { argv: argv.clone() }
                 }

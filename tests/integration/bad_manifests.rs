@@ -114,7 +114,7 @@ bad_manifest!(
     "unknown sharing `exclusive`",
     4,
     72,
-    "valid sharing modes: `shared`, `private`, `locked`"
+    "expected one of: `shared`, `private`, `locked`"
 );
 
 bad_manifest!(
@@ -347,3 +347,29 @@ fn error_shows_the_source_line() {
     );
     insta::assert_snapshot!(out.stderr);
 }
+
+bad_manifest!(
+    bare_stage_name_typo,
+    "[stages.deps]\nfrom = \"scratch\"\n\n[stages.app]\nfrom = \"dpes\"\n",
+    "unknown stage `dpes`",
+    5,
+    8,
+    "did you mean `deps`?"
+);
+
+bad_manifest!(
+    healthcheck_with_docker_prefix,
+    "[stages.a]\nfrom = \"scratch\"\nhealthcheck = { test = [\"CMD\", \"true\"] }\n",
+    "`test` starts with `CMD`",
+    3,
+    24,
+    "an argv list runs directly"
+);
+
+bad_manifest!(
+    fixed_platform_differs_from_parent,
+    "[stages.base]\nfrom = \"scratch\"\n\n[stages.tools]\nfrom = \"stage:base\"\nplatform = \"linux/s390x\"\n\n[images.a]\nstage = \"tools\"\nplatforms = [\"linux/amd64\"]\n",
+    "stage `tools` runs on linux/s390x but starts from a stage that runs on linux/amd64",
+    6,
+    12
+);
