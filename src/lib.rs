@@ -11,5 +11,6 @@ pub mod ir;
 pub mod manifest;
 pub mod plan;
 pub mod printer;
+pub mod store;
 
 pub use error::Error;
