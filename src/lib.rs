@@ -8,6 +8,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod error;
 pub mod ir;
+pub mod layer;
 pub mod manifest;
 pub mod plan;
 pub mod printer;

@@ -1,0 +1,605 @@
+//! Safe extraction of layers onto a root directory, applying whiteouts.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps};
+
+use super::compress::decompressing_reader;
+use super::{LayerError, OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr, xattr};
+
+/// Symlinks followed while resolving one path before giving up (as Linux's `MAXSYMLINKS`).
+const MAX_SYMLINKS: usize = 40;
+
+/// Options for extraction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExtractOptions {
+    /// Chown entries to the uid/gid of the layer and create device nodes
+    /// (needs root); `false` leaves ownership as the current user and skips
+    /// device nodes.
+    pub preserve_ownership: bool,
+}
+
+/// Statistics of one extraction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Extracted {
+    /// Entries applied (files, dirs, links, devices, fifos); whiteouts not included.
+    pub entries: usize,
+    /// Whiteout and opaque markers applied.
+    pub whiteouts: usize,
+    /// Device nodes skipped because `preserve_ownership` was false.
+    pub skipped_devices: usize,
+}
+
+/// Extracts a layer (compression auto-detected from the first bytes) onto `root`, applying whiteouts (`.wh.NAME` removes NAME from what is already there; `.wh..wh..opq` empties the directory of what lower layers put there, keeping what this layer adds) and never writing outside `root`:
+/// - an entry path with a `..` component or an absolute path that would escape is refused: `LayerError::Unsafe { path, reason }` with a message that names the entry;
+/// - parent directories are resolved inside root (symlinks followed as if root were `/`, absolute targets re-rooted, `..` clamped at root); a symlink in a parent whose resolution leaves the root is refused as Unsafe; the final path component is never followed (an existing symlink there is replaced, not written through);
+/// - hardlink targets must resolve inside root;
+/// - device nodes are created only when `preserve_ownership` (root); modes, mtimes, xattrs applied; directories' mtimes set after their contents.
+///
+/// Precisely: any `..` component in an entry name or hardlink target is
+/// refused, and a leading `/` is dropped (the name is taken relative to root).
+/// While resolving parents, a `..` that comes from an absolute symlink target
+/// stops at root (as `/..` does), while a `..` from a relative symlink target
+/// that would climb above root is refused. Missing parents are created
+/// (mode 0755). Whiteouts only hide what lower layers put there: paths this
+/// layer adds (and their ancestors) survive. Overlayfs xattrs
+/// (`trusted.overlay.*`, `user.overlay.*`) in a layer are refused as Unsafe.
+/// A root entry (`./`) is skipped. `root` is created if missing.
+///
+/// # Errors
+///
+/// [`LayerError::Unsafe`] for entries that would escape `root` (nothing of
+/// that entry is written; earlier entries stay extracted),
+/// [`LayerError::Tar`] for a malformed or truncated stream,
+/// [`LayerError::Unsupported`] for entry types it cannot create (e.g. sparse
+/// files) and [`LayerError::Io`] for filesystem failures.
+pub fn extract_layer(
+    layer: impl Read,
+    root: &Path,
+    options: &ExtractOptions,
+) -> Result<Extracted, LayerError> {
+    fs::create_dir_all(root).map_err(|e| LayerError::io(root, e))?;
+    let reader = decompressing_reader(layer)?;
+    let mut archive = tar::Archive::new(reader);
+    let mut extractor = Extractor {
+        root,
+        options: *options,
+        added: HashSet::new(),
+        dirs: BTreeMap::new(),
+        stats: Extracted::default(),
+    };
+    for entry in archive.entries().map_err(LayerError::Tar)? {
+        let mut entry = entry.map_err(LayerError::Tar)?;
+        extractor.apply(&mut entry)?;
+    }
+    extractor.finish_dirs()?;
+    Ok(extractor.stats)
+}
+
+/// Metadata of one tar entry that is applied to what it creates.
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: Timespec,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+struct Extractor<'a> {
+    root: &'a Path,
+    options: ExtractOptions,
+    /// Root-relative resolved paths this layer created or touched, with all
+    /// their ancestors: whiteouts and opaque markers never remove these.
+    added: HashSet<PathBuf>,
+    /// Directories whose mode and mtime are applied once everything is extracted.
+    dirs: BTreeMap<PathBuf, (u32, Timespec)>,
+    stats: Extracted,
+}
+
+impl Extractor<'_> {
+    fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), LayerError> {
+        let entry_type = entry.header().entry_type();
+        if matches!(
+            entry_type,
+            tar::EntryType::XGlobalHeader
+                | tar::EntryType::XHeader
+                | tar::EntryType::GNULongName
+                | tar::EntryType::GNULongLink
+        ) {
+            return Ok(());
+        }
+        let raw_name = entry.path_bytes().into_owned();
+        let display = String::from_utf8_lossy(&raw_name).into_owned();
+        let mut components = split_name(&raw_name, &display)?;
+        let Some(base) = components.pop() else {
+            return Ok(()); // the root directory itself
+        };
+
+        if base == OPAQUE_MARKER.as_bytes() {
+            let dir = self
+                .resolve_dir(&components, &display, true)?
+                .expect("created");
+            self.mark_added(&dir);
+            self.purge(&dir)?;
+            self.stats.whiteouts += 1;
+            return Ok(());
+        }
+        if let Some(name) = base.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            if name.is_empty() || name == b"." || name == b".." {
+                return Err(LayerError::unsafe_entry(
+                    display,
+                    "whiteout does not name a file",
+                ));
+            }
+            if let Some(parent) = self.resolve_dir(&components, &display, false)? {
+                self.whiteout(&parent.join(OsStr::from_bytes(name)))?;
+            }
+            self.stats.whiteouts += 1;
+            return Ok(());
+        }
+
+        let meta = read_meta(entry, &display)?;
+        let parent = self
+            .resolve_dir(&components, &display, true)?
+            .expect("created");
+        let rel = parent.join(OsStr::from_bytes(base));
+
+        if self.create_node(entry, &rel, &meta, &display)? {
+            self.mark_added(&rel);
+            self.stats.entries += 1;
+        }
+        Ok(())
+    }
+
+    /// Creates the node of a non-whiteout entry at root-relative `rel` (whose
+    /// parent is resolved); returns false when it was skipped (a device
+    /// without `preserve_ownership`).
+    fn create_node<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        rel: &Path,
+        meta: &Meta,
+        display: &str,
+    ) -> Result<bool, LayerError> {
+        let host = self.root.join(rel);
+        let entry_type = entry.header().entry_type();
+        match entry_type {
+            tar::EntryType::Directory => {
+                self.make_dir(&host, meta)?;
+                self.dirs.insert(rel.to_path_buf(), (meta.mode, meta.mtime));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                remove_existing(&host)?;
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&host)
+                    .map_err(|e| LayerError::io(&host, e))?;
+                copy_data(entry, &mut file, &host)?;
+                drop(file);
+                self.finish_node(&host, meta, true)?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| LayerError::unsupported(display, "symlink without a target"))?;
+                remove_existing(&host)?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &host)
+                    .map_err(|e| LayerError::io(&host, e))?;
+                self.finish_node(&host, meta, false)?;
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| LayerError::unsupported(display, "hardlink without a target"))?;
+                self.hardlink(&target, &host, display)?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                let file_type = match entry_type {
+                    tar::EntryType::Char => FileType::CharacterDevice,
+                    tar::EntryType::Block => FileType::BlockDevice,
+                    _ => FileType::Fifo,
+                };
+                if file_type != FileType::Fifo && !self.options.preserve_ownership {
+                    self.stats.skipped_devices += 1;
+                    return Ok(false);
+                }
+                let header = entry.header();
+                let dev = if file_type == FileType::Fifo {
+                    0
+                } else {
+                    let major = header.device_major().ok().flatten().unwrap_or(0);
+                    let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                    rustix::fs::makedev(major, minor)
+                };
+                remove_existing(&host)?;
+                rustix::fs::mknodat(CWD, &host, file_type, Mode::from_raw_mode(0o600), dev)
+                    .map_err(|e| LayerError::io(&host, e.into()))?;
+                self.finish_node(&host, meta, true)?;
+            }
+            other => {
+                return Err(LayerError::unsupported(
+                    display,
+                    format!("tar entry type {other:?}"),
+                ));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Resolves a directory path inside root, following symlinks with root as
+    /// `/`. Missing components are created when `create`, else `None` is
+    /// returned. The result is root-relative and made of real directories.
+    fn resolve_dir(
+        &mut self,
+        components: &[&[u8]],
+        display: &str,
+        create: bool,
+    ) -> Result<Option<PathBuf>, LayerError> {
+        // Pending components, next one last; the flag marks components of an
+        // absolute symlink target, whose `..` stops at root instead of failing.
+        let mut pending: Vec<(Vec<u8>, bool)> = components
+            .iter()
+            .rev()
+            .map(|c| (c.to_vec(), false))
+            .collect();
+        let mut resolved: Vec<OsString> = Vec::new();
+        let mut links = 0;
+        while let Some((component, from_absolute)) = pending.pop() {
+            match component.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    if resolved.pop().is_none() && !from_absolute {
+                        return Err(LayerError::unsafe_entry(
+                            display,
+                            "a symlink in its parent directories points outside the root",
+                        ));
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let name = OsStr::from_bytes(&component);
+            let rel: PathBuf = resolved
+                .iter()
+                .map(OsString::as_os_str)
+                .chain([name])
+                .collect();
+            let host = self.root.join(&rel);
+            match fs::symlink_metadata(&host) {
+                Ok(m) if m.is_dir() => resolved.push(name.to_owned()),
+                Ok(m) if m.file_type().is_symlink() => {
+                    links += 1;
+                    if links > MAX_SYMLINKS {
+                        return Err(LayerError::unsafe_entry(
+                            display,
+                            "too many levels of symbolic links in its parent directories",
+                        ));
+                    }
+                    let target = fs::read_link(&host).map_err(|e| LayerError::io(&host, e))?;
+                    let target = target.as_os_str().as_bytes();
+                    let absolute = target.starts_with(b"/");
+                    if absolute {
+                        resolved.clear();
+                    }
+                    for part in target.split(|&b| b == b'/').rev() {
+                        pending.push((part.to_vec(), absolute));
+                    }
+                }
+                Ok(_) => {
+                    return Err(LayerError::io(
+                        host,
+                        io::Error::new(
+                            io::ErrorKind::NotADirectory,
+                            format!("parent of layer entry `{display}` is not a directory"),
+                        ),
+                    ));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if !create {
+                        return Ok(None);
+                    }
+                    fs::create_dir(&host).map_err(|e| LayerError::io(&host, e))?;
+                    set_mode(&host, 0o755)?;
+                    self.mark_added(&rel);
+                    resolved.push(name.to_owned());
+                }
+                Err(e) => return Err(LayerError::io(host, e)),
+            }
+        }
+        Ok(Some(resolved.into_iter().collect()))
+    }
+
+    /// Records `rel` and its ancestors as part of this layer.
+    fn mark_added(&mut self, rel: &Path) {
+        for ancestor in rel.ancestors() {
+            if ancestor.as_os_str().is_empty() || !self.added.insert(ancestor.to_path_buf()) {
+                break;
+            }
+        }
+    }
+
+    /// Applies `.wh.NAME`: removes `rel` unless this layer added it, in which
+    /// case only what lower layers left below it goes.
+    fn whiteout(&mut self, rel: &Path) -> Result<(), LayerError> {
+        if self.added.contains(rel) {
+            let host = self.root.join(rel);
+            if fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
+                self.purge(rel)?;
+            }
+            Ok(())
+        } else {
+            remove_existing(&self.root.join(rel))
+        }
+    }
+
+    /// Removes everything under directory `rel` that this layer did not add.
+    fn purge(&self, rel: &Path) -> Result<(), LayerError> {
+        let host = self.root.join(rel);
+        let children = fs::read_dir(&host).map_err(|e| LayerError::io(&host, e))?;
+        for child in children {
+            let child = child.map_err(|e| LayerError::io(&host, e))?;
+            let child_rel = rel.join(child.file_name());
+            if self.added.contains(&child_rel) {
+                let is_dir = child.file_type().is_ok_and(|t| t.is_dir());
+                if is_dir {
+                    self.purge(&child_rel)?;
+                }
+            } else {
+                remove_existing(&child.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn make_dir(&self, host: &Path, meta: &Meta) -> Result<(), LayerError> {
+        let existing = fs::symlink_metadata(host);
+        if !existing.as_ref().is_ok_and(fs::Metadata::is_dir) {
+            remove_existing(host)?;
+            fs::create_dir(host).map_err(|e| LayerError::io(host, e))?;
+            set_mode(host, 0o700)?;
+        }
+        self.chown(host, meta)?;
+        apply_xattrs(host, &meta.xattrs)
+    }
+
+    /// Ownership, mode, xattrs and mtime of a freshly created non-directory.
+    fn finish_node(&self, host: &Path, meta: &Meta, chmod: bool) -> Result<(), LayerError> {
+        // chown clears setuid/setgid, so the mode comes after it.
+        self.chown(host, meta)?;
+        if chmod {
+            set_mode(host, meta.mode)?;
+        }
+        apply_xattrs(host, &meta.xattrs)?;
+        set_mtime(host, meta.mtime)
+    }
+
+    fn chown(&self, host: &Path, meta: &Meta) -> Result<(), LayerError> {
+        if self.options.preserve_ownership {
+            std::os::unix::fs::lchown(host, Some(meta.uid), Some(meta.gid))
+                .map_err(|e| LayerError::io(host, e))?;
+        }
+        Ok(())
+    }
+
+    fn hardlink(&mut self, target: &[u8], host: &Path, display: &str) -> Result<(), LayerError> {
+        let target_display = String::from_utf8_lossy(target);
+        let mut components = split_name(target, display).map_err(|_| {
+            LayerError::unsafe_entry(
+                display,
+                format!("hardlink target `{target_display}` has a `..` component"),
+            )
+        })?;
+        let Some(base) = components.pop() else {
+            return Err(LayerError::unsafe_entry(
+                display,
+                "hardlink target is the root directory",
+            ));
+        };
+        let missing = || {
+            LayerError::io(
+                host,
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("hardlink target `{target_display}` of `{display}` does not exist"),
+                ),
+            )
+        };
+        let parent = self
+            .resolve_dir(&components, display, false)?
+            .ok_or_else(missing)?;
+        let target_host = self.root.join(parent.join(OsStr::from_bytes(base)));
+        match fs::symlink_metadata(&target_host) {
+            Ok(m) if m.is_dir() => {
+                return Err(LayerError::unsupported(
+                    display,
+                    format!("hardlink to directory `{target_display}`"),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(LayerError::io(target_host, e)),
+        }
+        if target_host == host {
+            return Ok(());
+        }
+        remove_existing(host)?;
+        fs::hard_link(&target_host, host).map_err(|e| LayerError::io(host, e))
+    }
+
+    /// Applies the deferred modes and mtimes of directories.
+    fn finish_dirs(&mut self) -> Result<(), LayerError> {
+        for (rel, (mode, mtime)) in &self.dirs {
+            let host = self.root.join(rel);
+            // Skip directories that a later entry replaced or whited out.
+            if fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
+                set_mode(&host, *mode)?;
+                set_mtime(&host, *mtime)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits a tar name into its components, dropping a leading `/` and empty or
+/// `.` components; a `..` component is refused.
+fn split_name<'n>(name: &'n [u8], display: &str) -> Result<Vec<&'n [u8]>, LayerError> {
+    let mut components = Vec::new();
+    for component in name.split(|&b| b == b'/') {
+        match component {
+            b"" | b"." => {}
+            b".." => {
+                return Err(LayerError::unsafe_entry(
+                    display,
+                    "path has a `..` component",
+                ));
+            }
+            c => components.push(c),
+        }
+    }
+    Ok(components)
+}
+
+fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, display: &str) -> Result<Meta, LayerError> {
+    let header = entry.header();
+    let old = header.as_old();
+    let mode = or_zero(&old.mode, header.mode().map(u64::from))? & 0o7777;
+    let mode = u32::try_from(mode).expect("masked to 0o7777");
+    let id = |field: &[u8], v: io::Result<u64>, what: &str| -> Result<u32, LayerError> {
+        let v = or_zero(field, v)?;
+        u32::try_from(v)
+            .map_err(|_| LayerError::unsupported(display, format!("{what} {v} is too large")))
+    };
+    let uid = id(&old.uid, header.uid(), "uid")?;
+    let gid = id(&old.gid, header.gid(), "gid")?;
+    let mut mtime = Timespec {
+        tv_sec: i64::try_from(or_zero(&old.mtime, header.mtime())?).unwrap_or(i64::MAX),
+        tv_nsec: 0,
+    };
+    let mut xattrs = Vec::new();
+    if let Some(extensions) = entry.pax_extensions().map_err(LayerError::Tar)? {
+        for ext in extensions {
+            let ext = ext.map_err(LayerError::Tar)?;
+            let Ok(key) = ext.key() else {
+                continue;
+            };
+            if key == "mtime" {
+                if let Some(t) = ext.value().ok().and_then(parse_pax_time) {
+                    mtime = t;
+                }
+            } else if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                if is_overlay_xattr(name) {
+                    return Err(LayerError::unsafe_entry(
+                        display,
+                        format!("overlayfs xattr `{name}` is not allowed in a layer"),
+                    ));
+                }
+                xattrs.push((name.to_owned(), ext.value_bytes().to_vec()));
+            }
+        }
+    }
+    Ok(Meta {
+        mode,
+        uid,
+        gid,
+        mtime,
+        xattrs,
+    })
+}
+
+/// A numeric header field's value, where a blank field (all NUL or spaces,
+/// as some writers leave it) counts as 0.
+fn or_zero(field: &[u8], parsed: io::Result<u64>) -> Result<u64, LayerError> {
+    if field.iter().all(|&b| b == 0 || b == b' ') {
+        Ok(0)
+    } else {
+        parsed.map_err(LayerError::Tar)
+    }
+}
+
+/// Parses a PAX time (`-12`, `1700000000.5`) into a timespec.
+fn parse_pax_time(value: &str) -> Option<Timespec> {
+    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
+    let seconds: i64 = secs.parse().ok()?;
+    let digits: String = frac.chars().take(9).collect();
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut nanos: i64 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
+    for _ in digits.len()..9 {
+        nanos *= 10;
+    }
+    if seconds < 0 && nanos > 0 {
+        // `-1.5` means 1.5 s before the epoch.
+        return Some(Timespec {
+            tv_sec: seconds - 1,
+            tv_nsec: 1_000_000_000 - nanos,
+        });
+    }
+    Some(Timespec {
+        tv_sec: seconds,
+        tv_nsec: nanos,
+    })
+}
+
+/// Removes whatever is at `host` (never following a symlink); missing is fine.
+fn remove_existing(host: &Path) -> Result<(), LayerError> {
+    let result = match fs::symlink_metadata(host) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(host),
+        Ok(_) => fs::remove_file(host),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => Err(e),
+    };
+    result.map_err(|e| LayerError::io(host, e))
+}
+
+fn copy_data(reader: &mut impl Read, file: &mut File, host: &Path) -> Result<(), LayerError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(LayerError::Tar(e)),
+        };
+        file.write_all(&buf[..n])
+            .map_err(|e| LayerError::io(host, e))?;
+    }
+}
+
+/// chmod; only ever called on paths known not to be symlinks.
+fn set_mode(host: &Path, mode: u32) -> Result<(), LayerError> {
+    fs::set_permissions(host, Permissions::from_mode(mode)).map_err(|e| LayerError::io(host, e))
+}
+
+fn set_mtime(host: &Path, mtime: Timespec) -> Result<(), LayerError> {
+    let times = Timestamps {
+        last_access: mtime,
+        last_modification: mtime,
+    };
+    rustix::fs::utimensat(CWD, host, &times, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| LayerError::io(host, e.into()))
+}
+
+fn apply_xattrs(host: &Path, xattrs: &[(String, Vec<u8>)]) -> Result<(), LayerError> {
+    for (name, value) in xattrs {
+        xattr::set(host, name, value).map_err(|e| {
+            LayerError::io(
+                host,
+                io::Error::new(e.kind(), format!("setting xattr `{name}`: {e}")),
+            )
+        })?;
+    }
+    Ok(())
+}

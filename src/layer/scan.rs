@@ -1,0 +1,209 @@
+//! Reading a directory tree (overlayfs upperdir or staged copy) into entries.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use super::entry::split_parent;
+use super::{Entry, EntryKind, FileSource, LayerError, WHITEOUT_PREFIX, is_overlay_xattr, xattr};
+
+/// Xattr names and values.
+type Xattrs = Vec<(String, Vec<u8>)>;
+
+/// Overlayfs xattrs that carry semantics a layer cannot express.
+const UNSUPPORTED_OVERLAY_XATTRS: &[&str] = &[
+    "redirect",
+    "metacopy",
+    "whiteout",
+    "xwhiteout",
+    "xwhiteouts",
+];
+
+/// Reads a directory tree into entries (for a RUN step's upperdir or a staged COPY result). Converts overlayfs whiteouts: a char device 0:0 -> Whiteout, a directory with xattr `trusted.overlay.opaque=y` (or `user.overlay.opaque`) -> `OpaqueDir`; hardlinks (same dev+ino, nlink>1) become Hardlink entries pointing at the first path in sorted order. Skips xattrs under `trusted.overlay.*`/`user.overlay.*`. Anything it cannot convert (e.g. a socket, or an overlay redirect xattr `trusted.overlay.redirect`, or metacopy) is an error naming the path, never silently dropped.
+///
+/// The root itself is not an entry. Entries come back sorted by path (byte
+/// order); regular files reference their host path ([`FileSource::Path`]).
+/// Other overlay xattrs (`origin`, `impure`, `nlink`, ...) are bookkeeping and
+/// are skipped; `whiteout`/`xwhiteout(s)` and opaque values other than `y`
+/// are errors. Names that are not UTF-8 or that start with `.wh.` are errors.
+///
+/// # Errors
+///
+/// [`LayerError::Unsupported`] naming the path for anything that cannot be
+/// represented in a layer, [`LayerError::Io`] when the tree cannot be read.
+pub fn entries_from_dir(root: &Path) -> Result<Vec<Entry>, LayerError> {
+    let mut found = Vec::new();
+    for item in walkdir::WalkDir::new(root).min_depth(1).follow_links(false) {
+        let item = item.map_err(|e| {
+            let path = e.path().unwrap_or(root).to_path_buf();
+            LayerError::io(path, e.into())
+        })?;
+        let rel = item.path().strip_prefix(root).map_err(|_| {
+            LayerError::io(
+                item.path(),
+                io::Error::other("walked outside the directory being read"),
+            )
+        })?;
+        let Some(rel_str) = rel.to_str() else {
+            return Err(LayerError::unsupported(
+                rel.to_string_lossy(),
+                "file name is not valid UTF-8",
+            ));
+        };
+        found.push(rel_str.to_owned());
+    }
+    found.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+
+    let mut first_links: HashMap<(u64, u64), String> = HashMap::new();
+    let mut entries = Vec::with_capacity(found.len());
+    for rel in found {
+        let host = root.join(&rel);
+        let meta = fs::symlink_metadata(&host).map_err(|e| LayerError::io(&host, e))?;
+        let (_, base) = split_parent(&rel);
+        if base.starts_with(WHITEOUT_PREFIX) {
+            return Err(LayerError::unsupported(
+                rel,
+                "a file name starting with `.wh.` cannot be stored in a layer",
+            ));
+        }
+        let ft = meta.file_type();
+        let (xattrs, opaque) = read_xattrs(&host, &rel)?;
+        let mut kind = kind_of(&meta, &host, &rel, opaque)?;
+        if opaque && !ft.is_dir() {
+            return Err(LayerError::unsupported(
+                rel,
+                "overlay opaque xattr on a non-directory",
+            ));
+        }
+
+        if !ft.is_dir() && kind != EntryKind::Whiteout && meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            if let Some(first) = first_links.get(&key) {
+                kind = EntryKind::Hardlink {
+                    target: first.clone(),
+                };
+            } else {
+                first_links.insert(key, rel.clone());
+            }
+        }
+
+        let (xattrs, mode) = if kind == EntryKind::Whiteout {
+            (Vec::new(), 0)
+        } else {
+            (xattrs, meta.mode() & 0o7777)
+        };
+        entries.push(Entry {
+            path: rel,
+            kind,
+            mode,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mtime: meta.mtime(),
+            xattrs,
+        });
+    }
+    Ok(entries)
+}
+
+/// The entry kind of the file at `host` (whose lstat is `meta`).
+fn kind_of(
+    meta: &fs::Metadata,
+    host: &Path,
+    rel: &str,
+    opaque: bool,
+) -> Result<EntryKind, LayerError> {
+    let ft = meta.file_type();
+    Ok(if ft.is_dir() {
+        if opaque {
+            EntryKind::OpaqueDir
+        } else {
+            EntryKind::Dir
+        }
+    } else if ft.is_file() {
+        EntryKind::File {
+            source: FileSource::Path(host.to_path_buf()),
+            size: meta.len(),
+        }
+    } else if ft.is_symlink() {
+        let target = fs::read_link(host).map_err(|e| LayerError::io(host, e))?;
+        let Some(target) = target.to_str() else {
+            return Err(LayerError::unsupported(
+                rel,
+                "symlink target is not valid UTF-8",
+            ));
+        };
+        EntryKind::Symlink {
+            target: target.to_owned(),
+        }
+    } else if ft.is_char_device() {
+        let (major, minor) = device_numbers(meta.rdev());
+        if major == 0 && minor == 0 {
+            EntryKind::Whiteout
+        } else {
+            EntryKind::CharDevice { major, minor }
+        }
+    } else if ft.is_block_device() {
+        let (major, minor) = device_numbers(meta.rdev());
+        EntryKind::BlockDevice { major, minor }
+    } else if ft.is_fifo() {
+        EntryKind::Fifo
+    } else if ft.is_socket() {
+        return Err(LayerError::unsupported(
+            rel,
+            "sockets cannot be stored in a layer",
+        ));
+    } else {
+        return Err(LayerError::unsupported(rel, "unknown file type"));
+    })
+}
+
+fn device_numbers(rdev: u64) -> (u32, u32) {
+    (rustix::fs::major(rdev), rustix::fs::minor(rdev))
+}
+
+/// Reads the xattrs of `host`, sorted by name, without overlayfs ones; also
+/// reports whether the overlay opaque marker (`y`) is set.
+fn read_xattrs(host: &Path, rel: &str) -> Result<(Xattrs, bool), LayerError> {
+    let names = xattr::list(host).map_err(|e| LayerError::io(host, e))?;
+    let mut xattrs = Vec::with_capacity(names.len());
+    let mut opaque = false;
+    for raw in names {
+        let Ok(name) = String::from_utf8(raw) else {
+            return Err(LayerError::unsupported(
+                rel,
+                "xattr name is not valid UTF-8",
+            ));
+        };
+        let value = xattr::get(host, name.as_bytes()).map_err(|e| LayerError::io(host, e))?;
+        if is_overlay_xattr(&name) {
+            let key = name
+                .strip_prefix("trusted.overlay.")
+                .or_else(|| name.strip_prefix("user.overlay."))
+                .unwrap_or_default();
+            if key == "opaque" {
+                if value == b"y" {
+                    opaque = true;
+                } else {
+                    return Err(LayerError::unsupported(
+                        rel,
+                        format!(
+                            "overlay xattr `{name}` = {:?} (only `y` is supported)",
+                            String::from_utf8_lossy(&value)
+                        ),
+                    ));
+                }
+            } else if UNSUPPORTED_OVERLAY_XATTRS.contains(&key) {
+                return Err(LayerError::unsupported(
+                    rel,
+                    format!("overlay xattr `{name}` cannot be represented in a layer"),
+                ));
+            }
+            continue;
+        }
+        xattrs.push((name, value));
+    }
+    xattrs.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok((xattrs, opaque))
+}
