@@ -5,6 +5,7 @@
 //! describes the whole architecture.
 
 pub mod cli;
+pub mod context;
 pub mod diagnostic;
 pub mod error;
 pub mod ir;
