@@ -30,6 +30,20 @@ pub enum Error {
         /// What to do.
         help: String,
     },
+    /// The build failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Build(crate::scheduler::BuildError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(crate::store::StoreError),
+    /// An output could not be written.
+    #[error(transparent)]
+    Export(crate::export::ExportError),
+    /// `store verify` found problems.
+    #[error("the store has corrupt blobs or leftovers")]
+    #[diagnostic(help("run `imgbuild store verify --repair`"))]
+    StoreDirty,
     /// Writing output failed.
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),
@@ -40,7 +54,12 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Manifest(_) | Error::Plan(_) | Error::Usage { .. } => EXIT_BAD_INPUT,
-            Error::Output(_) => EXIT_BUILD_FAILED,
+            Error::Build(e) if e.is_bad_input() => EXIT_BAD_INPUT,
+            Error::Output(_)
+            | Error::Build(_)
+            | Error::Store(_)
+            | Error::Export(_)
+            | Error::StoreDirty => EXIT_BUILD_FAILED,
         }
     }
 

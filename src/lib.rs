@@ -6,13 +6,17 @@
 
 pub mod cli;
 pub mod context;
+pub mod copy;
 pub mod diagnostic;
 pub mod error;
+pub mod export;
+pub mod image;
 pub mod ir;
 pub mod layer;
 pub mod manifest;
 pub mod plan;
 pub mod printer;
+pub mod scheduler;
 pub mod store;
 
 pub use error::Error;

@@ -2,8 +2,10 @@
 //!
 //! Exit codes: 0 success, 1 build failed, 2 bad input or usage.
 
+mod apply;
 mod plan;
 pub mod schema;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +32,9 @@ pub struct Cli {
     /// Print only results: no hints or progress on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// The content store. Default: `$XDG_CACHE_HOME/imgbuild`.
+    #[arg(long, global = true, value_name = "DIR", env = "IMGBUILD_STORE")]
+    pub store: Option<PathBuf>,
     /// Log more (repeat for more detail); `IMGBUILD_LOG` takes a tracing filter.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -41,6 +46,11 @@ pub enum Command {
     /// Show what a build would do: images, stages per platform in dependency
     /// order, every step with its variables expanded.
     Plan(plan::PlanArgs),
+    /// Build the images, keep them in the store, and write any `--output`.
+    Apply(apply::ApplyArgs),
+    /// Inspect and repair the content store.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Print the JSON Schema of the manifest (draft-07).
     Schema,
 }
@@ -122,6 +132,8 @@ pub fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Plan(args) => plan::run(args, printer),
+        Command::Apply(args) => apply::run(args, cli.store.as_deref(), printer),
+        Command::Store(command) => store::run(command, cli.store.as_deref(), printer),
         Command::Schema => schema::run(printer),
     };
     match result {
@@ -159,7 +171,9 @@ pub fn render_error(error: &Error) -> String {
         GraphicalTheme::unicode_nocolor()
     };
     "error:".clone_into(&mut theme.characters.error);
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+    // Wrap for a terminal; never in logs and pipes, where wrapped lines only hurt grep.
+    let width = if color { 100 } else { 10_000 };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(width);
     let mut out = String::new();
     match error.diagnostics() {
         Some(diagnostics) => {

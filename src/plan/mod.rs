@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::diagnostic::Diagnostics;
 use crate::ir::{self, Base, EdgeKind, Platform, Project, StageConfig, Step};
 
-pub use render::render_text;
+pub use render::{render_text, summary};
 
 /// Arguments imgbuild sets from the platforms; they cannot be declared or overridden.
 pub const PREDEFINED_ARGS: [&str; 8] = [
@@ -91,8 +91,13 @@ pub enum Error {
 
 /// Plans the build of `request` from `project`.
 pub fn plan(project: &Project, request: &Request) -> Result<Plan, Error> {
-    let graph = resolve::resolve(project, request)?;
+    let graph = resolve_graph(project, request)?;
     Ok(Plan::new(project, &graph))
+}
+
+/// Resolves `project` for `request` into the graph a build runs.
+pub fn resolve_graph(project: &Project, request: &Request) -> Result<ir::BuildGraph, Error> {
+    resolve::resolve(project, request)
 }
 
 /// Everything a build will do, in dependency order.

@@ -396,6 +396,9 @@ impl<'p> Resolver<'p> {
     }
 
     fn check_reference(&self, reference: &str, at: &Template) -> Result<(), Diagnostic> {
+        if crate::image::source::ImageSource::is_local(reference) {
+            return Ok(());
+        }
         reference::validate(reference).map_err(|why| {
             self.project
                 .source

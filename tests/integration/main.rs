@@ -3,6 +3,7 @@
 #[macro_use]
 mod util;
 
+mod apply;
 mod bad_manifests;
 mod book;
 mod examples;

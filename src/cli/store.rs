@@ -1,0 +1,51 @@
+//! `imgbuild store`: inspect and repair the content store.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use clap::Subcommand;
+
+use crate::error::Error;
+use crate::printer::Printer;
+use crate::store::Store;
+
+/// Store subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum StoreCommand {
+    /// Re-hash every blob and look for leftovers of interrupted builds.
+    Verify {
+        /// Remove corrupt blobs and leftovers.
+        #[arg(long)]
+        repair: bool,
+    },
+}
+
+/// Runs a store subcommand.
+pub fn run(
+    command: &StoreCommand,
+    store_dir: Option<&Path>,
+    printer: Printer,
+) -> Result<(), Error> {
+    let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
+        .map_err(Error::Store)?;
+    match command {
+        StoreCommand::Verify { repair } => {
+            let report = store.verify(*repair).map_err(Error::Store)?;
+            let mut text = format!(
+                "{} blobs checked, {} corrupt, {} leftovers",
+                report.blobs_checked,
+                report.corrupt_blobs.len(),
+                report.temp_leftovers.len()
+            );
+            if *repair {
+                let _ = write!(text, ", {} removed", report.removed);
+            }
+            printer.result(&text).map_err(Error::Output)?;
+            if report.is_clean() || *repair {
+                Ok(())
+            } else {
+                Err(Error::StoreDirty)
+            }
+        }
+    }
+}

@@ -1,0 +1,650 @@
+//! `copy`, `add` and `file` steps: which files land where, with which
+//! owner and mode, as Docker's COPY and ADD decide it. The result is a list
+//! of layer entries; [`crate::layer`] turns it into a layer.
+//!
+//! Rules (Docker's): a directory source copies its contents; wildcards
+//! follow Go's `filepath.Match`; several sources, or a wildcard, need a
+//! destination directory ending in `/`; a destination that ends in `/` or
+//! is a directory in the image receives sources by name; a symlink named as
+//! a source is followed, symlinks inside a copied directory are copied as
+//! links; files from the context belong to root unless `chown` says
+//! otherwise, files from a stage keep their owner; `add` unpacks local tar
+//! archives (plain, gzip or zstd) into the destination.
+
+pub mod glob;
+pub mod owner;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use crate::context::PatternMatcher;
+use crate::layer::{self, Entry, EntryKind, FileSource};
+use owner::{ModeSpec, Owner, resolve_owner};
+
+/// Why a copy could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// A source matched nothing.
+    #[error("`{source_path}` not found in {place}")]
+    NotFound {
+        /// The source as written.
+        source_path: String,
+        /// "the build context" or "stage X".
+        place: String,
+    },
+    /// Several sources need a directory destination.
+    #[error("copying several files needs a destination directory ending in `/`, not `{0}`")]
+    DestinationNotDirectory(String),
+    /// A `chown` value could not be resolved.
+    #[error("cannot resolve owner `{spec}`: {why}")]
+    Owner {
+        /// The value as written.
+        spec: String,
+        /// Why.
+        why: String,
+    },
+    /// A `chmod` value is malformed.
+    #[error("invalid mode `{0}`: write octal digits like 0755 or a symbolic mode like u+x,go-w")]
+    Mode(String),
+    /// A wildcard is malformed.
+    #[error(transparent)]
+    Pattern(#[from] glob::BadPattern),
+    /// An exclude pattern is malformed.
+    #[error("invalid exclude pattern: {0}")]
+    Exclude(String),
+    /// A source path leaves its root.
+    #[error("source `{0}` points outside its root")]
+    OutsideRoot(String),
+    /// Adding a URL.
+    #[error("cannot add `{0}`: fetching URLs is not supported yet")]
+    Url(String),
+    /// Reading a source failed.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Unpacking an archive failed.
+    #[error("cannot unpack `{path}`: {source}")]
+    Unpack {
+        /// The archive, as written.
+        path: String,
+        /// Why.
+        source: layer::LayerError,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CopyError + '_ {
+    move |source| CopyError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Where sources are read from.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// The build context, with its `.dockerignore`.
+    Context {
+        /// The context directory.
+        root: &'a Path,
+        /// The ignore patterns.
+        ignore: &'a PatternMatcher,
+    },
+    /// The filesystem of a stage or image.
+    Rootfs {
+        /// Its root directory.
+        root: &'a Path,
+        /// Its name, for messages.
+        name: &'a str,
+    },
+}
+
+impl Origin<'_> {
+    fn root(&self) -> &Path {
+        match self {
+            Origin::Context { root, .. } | Origin::Rootfs { root, .. } => root,
+        }
+    }
+
+    fn place(&self) -> String {
+        match self {
+            Origin::Context { .. } => "the build context".to_owned(),
+            Origin::Rootfs { name, .. } => format!("`{name}`"),
+        }
+    }
+
+    fn ignored(&self, path: &str) -> bool {
+        match self {
+            Origin::Context { ignore, .. } => ignore.excludes(path),
+            Origin::Rootfs { .. } => false,
+        }
+    }
+
+    fn walk_ignored_dir(&self, path: &str) -> bool {
+        match self {
+            Origin::Context { ignore, .. } => {
+                ignore.excludes(path) && !ignore.may_include_under(path)
+            }
+            Origin::Rootfs { .. } => false,
+        }
+    }
+}
+
+/// A `copy` or `add` step, resolved.
+#[derive(Debug, Clone)]
+pub struct CopySpec<'a> {
+    /// `true` for `add`.
+    pub add: bool,
+    /// Sources as written.
+    pub sources: &'a [String],
+    /// Absolute destination.
+    pub to: &'a str,
+    /// Owner override.
+    pub chown: Option<&'a str>,
+    /// Mode override.
+    pub chmod: Option<&'a str>,
+    /// Keep the sources' parent directories.
+    pub parents: bool,
+    /// Patterns to leave out.
+    pub exclude: &'a [String],
+}
+
+/// The image being built: its root so far (None when it has no files).
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The flattened filesystem of the stage so far.
+    pub root: Option<&'a Path>,
+    /// Modification time for directories the step creates.
+    pub mtime: i64,
+}
+
+/// Accumulates entries by path; parents are filled in at the end.
+struct Layer<'t> {
+    target: Target<'t>,
+    entries: BTreeMap<String, Entry>,
+    created_dir_owner: Option<Owner>,
+}
+
+impl Layer<'_> {
+    fn insert(&mut self, entry: Entry) {
+        self.entries.insert(entry.path.clone(), entry);
+    }
+
+    /// Adds every missing parent: existing directories keep their metadata,
+    /// new ones are 0755 root, or owned like the copied files when they are
+    /// the destination itself.
+    fn finish(mut self, dest_dir: Option<&str>) -> Vec<Entry> {
+        let mut parents = Vec::new();
+        for path in self.entries.keys() {
+            let mut at = path.as_str();
+            while let Some((parent, _)) = at.rsplit_once('/') {
+                if !self.entries.contains_key(parent) {
+                    parents.push(parent.to_owned());
+                }
+                at = parent;
+            }
+        }
+        parents.sort();
+        parents.dedup();
+        for parent in parents {
+            let existing = self
+                .target
+                .root
+                .and_then(|root| fs::symlink_metadata(root.join(&parent)).ok());
+            let entry = match existing {
+                Some(meta) if meta.file_type().is_symlink() => continue,
+                Some(meta) => Entry {
+                    path: parent.clone(),
+                    kind: EntryKind::Dir,
+                    mode: meta.mode() & 0o7777,
+                    uid: meta.uid(),
+                    gid: meta.gid(),
+                    mtime: meta.mtime(),
+                    xattrs: Vec::new(),
+                },
+                None => {
+                    let owner = self
+                        .created_dir_owner
+                        .filter(|_| dest_dir == Some(parent.as_str()))
+                        .unwrap_or(Owner { uid: 0, gid: 0 });
+                    Entry {
+                        path: parent.clone(),
+                        kind: EntryKind::Dir,
+                        mode: 0o755,
+                        uid: owner.uid,
+                        gid: owner.gid,
+                        mtime: self.target.mtime,
+                        xattrs: Vec::new(),
+                    }
+                }
+            };
+            self.entries.insert(parent, entry);
+        }
+        self.entries.into_values().collect()
+    }
+}
+
+/// `path` without its leading `/`, as a layer path.
+fn layer_path(path: &str) -> String {
+    path.trim_start_matches('/')
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Cleans a source path: no leading `/` or `./`, no `..` past the root.
+fn clean_source(source: &str) -> Result<String, CopyError> {
+    let mut parts: Vec<&str> = Vec::new();
+    for component in Path::new(source).components() {
+        match component {
+            Component::Normal(p) => parts.push(p.to_str().unwrap_or_default()),
+            Component::ParentDir if parts.pop().is_none() => {
+                return Err(CopyError::OutsideRoot(source.to_owned()));
+            }
+            _ => {}
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// Follows symlinks in `rel` inside `root`, as if `root` were `/`.
+fn resolve_in_root(root: &Path, rel: &str, source: &str) -> Result<String, CopyError> {
+    let mut resolved: Vec<String> = Vec::new();
+    let mut pending: Vec<String> = rel
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .rev()
+        .map(str::to_owned)
+        .collect();
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        match part.as_str() {
+            "." => continue,
+            ".." => {
+                resolved.pop();
+                continue;
+            }
+            _ => {}
+        }
+        resolved.push(part);
+        let path = root.join(resolved.join("/"));
+        if let Ok(target) = fs::read_link(&path) {
+            links += 1;
+            if links > 40 {
+                return Err(CopyError::OutsideRoot(source.to_owned()));
+            }
+            resolved.pop();
+            let target = target.to_string_lossy().into_owned();
+            if target.starts_with('/') {
+                resolved.clear();
+            }
+            pending.extend(
+                target
+                    .split('/')
+                    .filter(|p| !p.is_empty())
+                    .rev()
+                    .map(str::to_owned),
+            );
+        }
+    }
+    Ok(resolved.join("/"))
+}
+
+/// Expands one source into the root-relative paths it names.
+fn expand_source(origin: &Origin<'_>, source: &str) -> Result<Vec<String>, CopyError> {
+    let cleaned = clean_source(source)?;
+    if !glob::has_wildcards(&cleaned) {
+        let resolved = resolve_in_root(origin.root(), &cleaned, source)?;
+        let exists = fs::symlink_metadata(origin.root().join(&resolved)).is_ok();
+        if !exists || (!resolved.is_empty() && origin.ignored(&resolved)) {
+            return Err(CopyError::NotFound {
+                source_path: source.to_owned(),
+                place: origin.place(),
+            });
+        }
+        return Ok(vec![resolved]);
+    }
+    let mut matches = vec![String::new()];
+    for part in cleaned.split('/') {
+        let mut next = Vec::new();
+        for dir in &matches {
+            if !glob::has_wildcards(part) {
+                let path = join(dir, part);
+                if fs::symlink_metadata(origin.root().join(&path)).is_ok() {
+                    next.push(path);
+                }
+                continue;
+            }
+            let Ok(read) = fs::read_dir(origin.root().join(dir)) else {
+                continue;
+            };
+            let mut names: Vec<String> = read
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect();
+            names.sort();
+            for name in names {
+                if glob::matches(part, &name)? {
+                    next.push(join(dir, &name));
+                }
+            }
+        }
+        matches = next;
+    }
+    matches.retain(|m| !origin.ignored(m));
+    if matches.is_empty() {
+        return Err(CopyError::NotFound {
+            source_path: source.to_owned(),
+            place: origin.place(),
+        });
+    }
+    Ok(matches)
+}
+
+/// The entries of a `copy` or `add` step.
+pub fn copy_entries(
+    spec: &CopySpec<'_>,
+    origin: &Origin<'_>,
+    target: Target<'_>,
+    scratch: &Path,
+) -> Result<Vec<Entry>, CopyError> {
+    let owner = spec
+        .chown
+        .map(|c| resolve_owner(c, target.root))
+        .transpose()?;
+    let mode = spec.chmod.map(ModeSpec::parse).transpose()?;
+    let exclude =
+        PatternMatcher::new(spec.exclude).map_err(|e| CopyError::Exclude(e.to_string()))?;
+
+    let mut matched = Vec::new();
+    for source in spec.sources {
+        if spec.add && (source.starts_with("http://") || source.starts_with("https://")) {
+            return Err(CopyError::Url(source.clone()));
+        }
+        let wildcard = glob::has_wildcards(source);
+        for path in expand_source(origin, source)? {
+            matched.push((path, wildcard));
+        }
+    }
+    let several = matched.len() > 1 || matched.iter().any(|(_, w)| *w);
+    let dest_is_dir = spec.to.ends_with('/')
+        || target
+            .root
+            .and_then(|r| fs::metadata(r.join(layer_path(spec.to))).ok())
+            .is_some_and(|m| m.is_dir());
+    if several && !spec.to.ends_with('/') && !dest_is_dir {
+        return Err(CopyError::DestinationNotDirectory(spec.to.to_owned()));
+    }
+    let dest = layer_path(spec.to);
+    let mut layer = Layer {
+        target,
+        entries: BTreeMap::new(),
+        created_dir_owner: owner,
+    };
+    let adjust = |mut entry: Entry, from_context: bool| -> Entry {
+        if let Some(owner) = owner {
+            entry.uid = owner.uid;
+            entry.gid = owner.gid;
+        } else if from_context {
+            entry.uid = 0;
+            entry.gid = 0;
+        }
+        if let Some(mode) = &mode
+            && !matches!(entry.kind, EntryKind::Symlink { .. })
+        {
+            entry.mode = mode.apply(entry.mode, matches!(entry.kind, EntryKind::Dir));
+        }
+        entry
+    };
+    let from_context = matches!(origin, Origin::Context { .. });
+    let mut dest_dir = None;
+    for (path, _) in matched {
+        let full = origin.root().join(&path);
+        let meta = fs::metadata(&full).map_err(io(&full))?;
+        let name = path.rsplit('/').next().unwrap_or_default().to_owned();
+        let base = if spec.parents {
+            join(&dest, path.rsplit_once('/').map_or("", |(p, _)| p))
+        } else {
+            dest.clone()
+        };
+        if meta.is_dir() {
+            let into = if spec.parents {
+                join(&dest, &path)
+            } else {
+                dest.clone()
+            };
+            dest_dir = Some(into.clone());
+            if !into.is_empty() {
+                layer.insert(adjust(entry_for(&full, &into, &meta, false)?, from_context));
+            }
+            for entry in walk_dir(origin, &path, &into, &exclude)? {
+                layer.insert(adjust(entry, from_context));
+            }
+        } else if spec.add && is_archive(&full)? {
+            let unpacked = tempdir_in(scratch)?;
+            let file = fs::File::open(&full).map_err(io(&full))?;
+            layer::extract_layer(
+                file,
+                &unpacked,
+                &layer::ExtractOptions {
+                    preserve_ownership: true,
+                },
+            )
+            .map_err(|source| CopyError::Unpack {
+                path: path.clone(),
+                source,
+            })?;
+            let into = base.clone();
+            dest_dir = Some(into.clone());
+            for mut entry in
+                layer::entries_from_dir(&unpacked).map_err(|source| CopyError::Unpack {
+                    path: path.clone(),
+                    source,
+                })?
+            {
+                entry.path = join(&into, &entry.path);
+                layer.insert(adjust(entry, false));
+            }
+        } else {
+            let at = if dest_is_dir || several {
+                join(&base, &name)
+            } else {
+                dest.clone()
+            };
+            if dest_is_dir || several {
+                dest_dir = Some(base.clone());
+            }
+            layer.insert(adjust(entry_for(&full, &at, &meta, true)?, from_context));
+        }
+    }
+    Ok(layer.finish(dest_dir.as_deref()))
+}
+
+/// A fresh directory under `scratch` for an unpacked archive; the caller removes `scratch` once the layer is written.
+fn tempdir_in(scratch: &Path) -> Result<PathBuf, CopyError> {
+    fs::create_dir_all(scratch).map_err(io(scratch))?;
+    for n in 0.. {
+        let dir = scratch.join(format!("add-{}-{n}", std::process::id()));
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(&dir)(e)),
+        }
+    }
+    unreachable!("some directory name is free")
+}
+
+/// Whether `path` is a tar archive, plain or compressed.
+fn is_archive(path: &Path) -> Result<bool, CopyError> {
+    let mut head = Vec::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
+        .map_err(io(path))?;
+    let plain: Vec<u8> = match layer::Compression::detect(&head) {
+        layer::Compression::Gzip => {
+            let mut out = Vec::new();
+            let _ = flate2::read::GzDecoder::new(&head[..])
+                .take(512)
+                .read_to_end(&mut out);
+            out
+        }
+        layer::Compression::Zstd => {
+            let mut out = Vec::new();
+            if let Ok(decoder) = zstd::stream::read::Decoder::new(&head[..]) {
+                let _ = decoder.take(512).read_to_end(&mut out);
+            }
+            out
+        }
+        layer::Compression::None => head,
+    };
+    Ok(plain.len() >= 262 && &plain[257..262] == b"ustar")
+}
+
+/// One entry for the file, directory or symlink at `full`, placed at `at`.
+fn entry_for(full: &Path, at: &str, meta: &fs::Metadata, follow: bool) -> Result<Entry, CopyError> {
+    let lmeta = if follow {
+        meta.clone()
+    } else {
+        fs::symlink_metadata(full).map_err(io(full))?
+    };
+    let kind = if lmeta.file_type().is_symlink() {
+        EntryKind::Symlink {
+            target: fs::read_link(full)
+                .map_err(io(full))?
+                .to_string_lossy()
+                .into_owned(),
+        }
+    } else if lmeta.is_dir() {
+        EntryKind::Dir
+    } else if lmeta.is_file() {
+        EntryKind::File {
+            source: FileSource::Path(full.to_owned()),
+            size: lmeta.len(),
+        }
+    } else {
+        return Err(CopyError::Io {
+            path: full.to_owned(),
+            source: std::io::Error::other("only files, directories and symlinks can be copied"),
+        });
+    };
+    Ok(Entry {
+        path: at.to_owned(),
+        kind,
+        mode: lmeta.permissions().mode() & 0o7777,
+        uid: lmeta.uid(),
+        gid: lmeta.gid(),
+        mtime: lmeta.mtime(),
+        xattrs: Vec::new(),
+    })
+}
+
+/// Entries under the directory `path` of `origin`, placed under `into`.
+fn walk_dir(
+    origin: &Origin<'_>,
+    path: &str,
+    into: &str,
+    exclude: &PatternMatcher,
+) -> Result<Vec<Entry>, CopyError> {
+    let root = origin.root().join(path);
+    let mut entries = Vec::new();
+    let mut walker = walkdir::WalkDir::new(&root)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(item) = walker.next() {
+        let item = item.map_err(|e| CopyError::Io {
+            path: e.path().unwrap_or(&root).to_owned(),
+            source: e
+                .into_io_error()
+                .unwrap_or_else(|| std::io::Error::other("walk failed")),
+        })?;
+        let rel = item
+            .path()
+            .strip_prefix(&root)
+            .expect("walkdir yields paths under its root")
+            .to_string_lossy()
+            .into_owned();
+        let origin_rel = join(path, &rel);
+        let is_dir = item.file_type().is_dir();
+        if (!exclude.is_empty() && exclude.excludes(&rel)) || origin.ignored(&origin_rel) {
+            if is_dir && (exclude.excludes(&rel) || origin.walk_ignored_dir(&origin_rel)) {
+                walker.skip_current_dir();
+            }
+            continue;
+        }
+        let meta = fs::symlink_metadata(item.path()).map_err(io(item.path()))?;
+        entries.push(entry_for(item.path(), &join(into, &rel), &meta, false)?);
+    }
+    Ok(entries)
+}
+
+/// The entries of a `file` step: `content` at `to`.
+pub fn file_entries(
+    to: &str,
+    content: &str,
+    chown: Option<&str>,
+    chmod: Option<&str>,
+    target: Target<'_>,
+) -> Result<Vec<Entry>, CopyError> {
+    let owner = chown
+        .map(|c| resolve_owner(c, target.root))
+        .transpose()?
+        .unwrap_or(Owner { uid: 0, gid: 0 });
+    let mode = chmod
+        .map(ModeSpec::parse)
+        .transpose()?
+        .map_or(0o644, |m| m.apply(0o644, false));
+    let mut layer = Layer {
+        target,
+        entries: BTreeMap::new(),
+        created_dir_owner: None,
+    };
+    layer.insert(Entry {
+        path: layer_path(to),
+        kind: EntryKind::File {
+            source: FileSource::Bytes(content.as_bytes().into()),
+            size: content.len() as u64,
+        },
+        mode,
+        uid: owner.uid,
+        gid: owner.gid,
+        mtime: target.mtime,
+        xattrs: Vec::new(),
+    });
+    Ok(layer.finish(None))
+}
+
+/// The entries that create directory `path` when the image lacks it; None if it exists.
+pub fn mkdir_entries(path: &str, target: Target<'_>) -> Option<Vec<Entry>> {
+    let rel = layer_path(path);
+    if rel.is_empty() || target.root.is_some_and(|r| r.join(&rel).is_dir()) {
+        return None;
+    }
+    let mut layer = Layer {
+        target,
+        entries: BTreeMap::new(),
+        created_dir_owner: None,
+    };
+    layer.insert(Entry {
+        path: rel,
+        kind: EntryKind::Dir,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: target.mtime,
+        xattrs: Vec::new(),
+    });
+    Some(layer.finish(None))
+}

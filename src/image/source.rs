@@ -1,0 +1,333 @@
+//! Base images from local sources: `scratch`, `oci-layout:DIR[:TAG]`,
+//! `oci-archive:FILE[:TAG]` and `docker-archive:FILE` (what `docker save`
+//! writes). Importing copies and verifies every blob into the store.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{Image, ImageConfig, ImageError, LayerRef, REF_NAME, read_image, select_platform};
+use crate::ir::Platform;
+use crate::store::{Digest, Store};
+
+/// Where a base image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    /// An OCI image layout directory, optionally a tag in it.
+    OciLayout {
+        /// The directory.
+        dir: PathBuf,
+        /// The tag (`org.opencontainers.image.ref.name`).
+        tag: Option<String>,
+    },
+    /// An OCI image layout in a tar file.
+    OciArchive {
+        /// The tar file.
+        file: PathBuf,
+        /// The tag.
+        tag: Option<String>,
+    },
+    /// A `docker save` tar file.
+    DockerArchive {
+        /// The tar file.
+        file: PathBuf,
+    },
+    /// A registry reference.
+    Registry(String),
+}
+
+fn path_and_tag(rest: &str, base: &Path) -> (PathBuf, Option<String>) {
+    let (path, tag) = match rest.rsplit_once(':') {
+        Some((path, tag)) if !tag.contains('/') && !path.is_empty() => (path, Some(tag.to_owned())),
+        _ => (rest, None),
+    };
+    (base.join(path), tag)
+}
+
+impl ImageSource {
+    /// Reads a base reference; relative paths are relative to `base`.
+    pub fn parse(reference: &str, base: &Path) -> Self {
+        if let Some(rest) = reference.strip_prefix("oci-layout:") {
+            let (dir, tag) = path_and_tag(rest, base);
+            ImageSource::OciLayout { dir, tag }
+        } else if let Some(rest) = reference.strip_prefix("oci-archive:") {
+            let (file, tag) = path_and_tag(rest, base);
+            ImageSource::OciArchive { file, tag }
+        } else if let Some(rest) = reference.strip_prefix("docker-archive:") {
+            ImageSource::DockerArchive {
+                file: base.join(rest),
+            }
+        } else {
+            ImageSource::Registry(reference.to_owned())
+        }
+    }
+
+    /// Whether `reference` names a local source rather than a registry image.
+    pub fn is_local(reference: &str) -> bool {
+        ["oci-layout:", "oci-archive:", "docker-archive:"]
+            .iter()
+            .any(|p| reference.starts_with(p))
+    }
+}
+
+fn source_error(message: String, help: &str) -> ImageError {
+    ImageError::Source {
+        message,
+        help: help.to_owned(),
+    }
+}
+
+/// Imports the image `source` names for `platform` into `store`.
+pub fn import(
+    store: &Store,
+    source: &ImageSource,
+    platform: &Platform,
+) -> Result<Image, ImageError> {
+    match source {
+        ImageSource::OciLayout { dir, tag } => import_layout(store, dir, tag.as_deref(), platform),
+        ImageSource::OciArchive { file, tag } => {
+            let unpacked = unpack_archive(store, file)?;
+            let result = import_layout(store, &unpacked, tag.as_deref(), platform);
+            let _ = fs::remove_dir_all(&unpacked);
+            result
+        }
+        ImageSource::DockerArchive { file } => {
+            let unpacked = unpack_archive(store, file)?;
+            let result = import_docker(store, &unpacked, file, platform);
+            let _ = fs::remove_dir_all(&unpacked);
+            result
+        }
+        ImageSource::Registry(reference) => Err(source_error(
+            format!("cannot pull `{reference}`: pulling from registries is not supported yet"),
+            "use a local base: `oci-layout:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE` (e.g. from `skopeo copy docker://IMAGE oci:DIR:TAG`)",
+        )),
+    }
+}
+
+fn unpack_archive(store: &Store, file: &Path) -> Result<PathBuf, ImageError> {
+    let open = fs::File::open(file).map_err(|e| {
+        source_error(
+            format!("cannot open base image archive `{}`: {e}", file.display()),
+            "check the path; relative paths are relative to the manifest",
+        )
+    })?;
+    let dir = store.temp_path("import");
+    fs::create_dir_all(&dir).map_err(|e| {
+        source_error(
+            format!("cannot create `{}`: {e}", dir.display()),
+            "check the store's permissions",
+        )
+    })?;
+    let mut archive = tar::Archive::new(open);
+    archive.set_preserve_permissions(false);
+    archive.unpack(&dir).map_err(|e| {
+        let _ = fs::remove_dir_all(&dir);
+        source_error(
+            format!("`{}` is not a readable tar archive: {e}", file.display()),
+            "oci-archive: and docker-archive: take tar files, such as those `skopeo copy` or `docker save` write",
+        )
+    })?;
+    Ok(dir)
+}
+
+fn read_json_file(path: &Path) -> Result<Value, ImageError> {
+    let bytes = fs::read(path).map_err(|e| {
+        source_error(
+            format!("cannot read `{}`: {e}", path.display()),
+            "is this an OCI image layout?",
+        )
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ImageError::Invalid(format!("`{}` is not JSON: {e}", path.display())))
+}
+
+fn import_blob(store: &Store, layout: &Path, digest: &Digest) -> Result<(), ImageError> {
+    if store.has_blob(digest) {
+        return Ok(());
+    }
+    let path = layout.join("blobs").join("sha256").join(digest.hex());
+    let file = fs::File::open(&path).map_err(|e| {
+        source_error(
+            format!("blob {digest} is missing from `{}`: {e}", layout.display()),
+            "the image layout is incomplete; export it again",
+        )
+    })?;
+    store.import_blob(file, digest)?;
+    Ok(())
+}
+
+fn import_layout(
+    store: &Store,
+    dir: &Path,
+    tag: Option<&str>,
+    platform: &Platform,
+) -> Result<Image, ImageError> {
+    let index = read_json_file(&dir.join("index.json"))?;
+    let manifests = index
+        .get("manifests")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let name = |m: &Value| {
+        m.pointer(&format!("/annotations/{}", REF_NAME.replace('/', "~1")))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let chosen = match tag {
+        Some(tag) => manifests.iter().find(|m| {
+            name(m).as_deref() == Some(tag)
+                || m.pointer("/annotations/io.containerd.image.name")
+                    .and_then(Value::as_str)
+                    == Some(tag)
+        }),
+        None if manifests.len() == 1 => manifests.first(),
+        None => None,
+    };
+    let Some(chosen) = chosen else {
+        let tags: Vec<String> = manifests.iter().filter_map(name).collect();
+        return Err(source_error(
+            match tag {
+                Some(tag) => format!("no image tagged `{tag}` in `{}`", dir.display()),
+                None => format!(
+                    "`{}` holds {} images; name one with `:TAG`",
+                    dir.display(),
+                    manifests.len()
+                ),
+            },
+            &format!(
+                "tags in it: {}",
+                if tags.is_empty() {
+                    "none".to_owned()
+                } else {
+                    tags.join(", ")
+                }
+            ),
+        ));
+    };
+    let top = Digest::parse(
+        chosen
+            .get("digest")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    )?;
+    import_blob(store, dir, &top)?;
+    let manifest = select_platform(store, &top, platform)?;
+    import_blob(store, dir, &manifest)?;
+    let doc = super::read_json(store, &manifest)?;
+    let config = Digest::parse(
+        doc.pointer("/config/digest")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    )?;
+    import_blob(store, dir, &config)?;
+    for layer in doc
+        .get("layers")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        import_blob(
+            store,
+            dir,
+            &Digest::parse(
+                layer
+                    .get("digest")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            )?,
+        )?;
+    }
+    let image = read_image(store, &manifest)?;
+    check_platform(&image.config, platform, &dir.display().to_string())?;
+    Ok(image)
+}
+
+fn check_platform(config: &ImageConfig, platform: &Platform, name: &str) -> Result<(), ImageError> {
+    if &config.platform == platform {
+        Ok(())
+    } else {
+        Err(source_error(
+            format!(
+                "base image `{name}` is {} but the stage runs on {platform}",
+                config.platform
+            ),
+            "use an image for the stage's platform, or set the stage's `platform`",
+        ))
+    }
+}
+
+fn import_docker(
+    store: &Store,
+    dir: &Path,
+    file: &Path,
+    platform: &Platform,
+) -> Result<Image, ImageError> {
+    let manifest = read_json_file(&dir.join("manifest.json"))?;
+    let entry = manifest.as_array().and_then(|a| a.first()).ok_or_else(|| {
+        ImageError::Invalid(format!("`{}` has an empty manifest.json", file.display()))
+    })?;
+    let config_path = entry
+        .get("Config")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let config = ImageConfig::from_json(&fs::read(dir.join(config_path)).map_err(|e| {
+        source_error(
+            format!("cannot read `{config_path}` in `{}`: {e}", file.display()),
+            "the docker archive is incomplete",
+        )
+    })?)?;
+    check_platform(&config, platform, &file.display().to_string())?;
+    let layer_paths: Vec<&str> = entry
+        .get("Layers")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if layer_paths.len() != config.diff_ids.len() {
+        return Err(ImageError::Invalid(format!(
+            "`{}` lists {} layers but its config has {} diff_ids",
+            file.display(),
+            layer_paths.len(),
+            config.diff_ids.len()
+        )));
+    }
+    let mut layers = Vec::new();
+    for (path, diff_id) in layer_paths.iter().zip(&config.diff_ids) {
+        let full = dir.join(path);
+        let mut reader = fs::File::open(&full).map_err(|e| {
+            source_error(
+                format!("cannot read layer `{path}` in `{}`: {e}", file.display()),
+                "the docker archive is incomplete",
+            )
+        })?;
+        let mut head = [0u8; 8];
+        let read = std::io::Read::read(&mut reader, &mut head).unwrap_or(0);
+        let compression = crate::layer::Compression::detect(&head[..read]);
+        let reader = fs::File::open(&full).map_err(|e| {
+            source_error(
+                format!("cannot read layer `{path}`: {e}"),
+                "the docker archive is incomplete",
+            )
+        })?;
+        let (digest, size) = if compression == crate::layer::Compression::None {
+            // docker save writes layers uncompressed: the digest is the diff_id.
+            (diff_id.clone(), store.import_blob(reader, diff_id)?)
+        } else {
+            let mut writer = store.blob_writer()?;
+            std::io::copy(&mut std::io::BufReader::new(reader), &mut writer).map_err(|e| {
+                source_error(
+                    format!("cannot read layer `{path}`: {e}"),
+                    "the docker archive is incomplete",
+                )
+            })?;
+            writer.commit()?
+        };
+        layers.push(LayerRef {
+            media_type: compression.media_type().to_owned(),
+            digest,
+            size,
+            diff_id: diff_id.clone(),
+        });
+    }
+    Ok(Image { config, layers })
+}

@@ -1,0 +1,217 @@
+//! Runs a build graph: every node's steps, in dependency order, then the
+//! images assembled from the nodes' results.
+//!
+//! Nodes run one after another, wave by wave; concurrent scheduling comes
+//! with the build cache. `run` steps are refused until the executor exists.
+
+mod node;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use crate::context::PatternMatcher;
+use crate::image::{self, Descriptor, Image, ImageError};
+use crate::ir::{BuildGraph, NodeId, Platform, Step};
+use crate::layer::{CompressionOptions, LayerError};
+use crate::store::{Store, StoreError};
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum BuildError {
+    /// A step of a stage failed.
+    #[error("stage `{node}`, step {step} (`{summary}`): {message}")]
+    #[diagnostic(help("{help}"))]
+    Step {
+        /// The node id.
+        node: String,
+        /// The step number, from 1.
+        step: usize,
+        /// The step's summary.
+        summary: String,
+        /// What went wrong.
+        message: String,
+        /// What to do.
+        help: String,
+    },
+    /// The base image of a stage could not be loaded.
+    #[error("stage `{node}`: {message}")]
+    #[diagnostic(help("{help}"))]
+    Base {
+        /// The node id.
+        node: String,
+        /// What went wrong.
+        message: String,
+        /// What to do.
+        help: String,
+    },
+    /// A `run` step needs the executor, which does not exist yet.
+    #[error("stage `{node}`, step {step}: `run` steps are not supported yet")]
+    #[diagnostic(help(
+        "this version of imgbuild builds images from copy, add, file and config steps only; `run` support is on its way"
+    ))]
+    RunNotSupported {
+        /// The node id.
+        node: String,
+        /// The step number.
+        step: usize,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing an image failed.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// Writing a layer failed.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+}
+
+impl BuildError {
+    /// Whether the error is the user's input rather than a failed build.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, BuildError::RunNotSupported { .. })
+    }
+}
+
+/// How to build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The build context directory.
+    pub context: PathBuf,
+    /// The directory relative paths in the manifest are relative to.
+    pub manifest_dir: PathBuf,
+    /// Layer compression.
+    pub compression: CompressionOptions,
+    /// `SOURCE_DATE_EPOCH`: clamps file times and sets creation times.
+    pub source_date_epoch: Option<i64>,
+}
+
+/// What the build reports as it goes.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// A node starts.
+    NodeStarted {
+        /// Its id.
+        node: &'a str,
+    },
+    /// A step ran.
+    StepDone {
+        /// The node id.
+        node: &'a str,
+        /// Step number from 1.
+        step: usize,
+        /// Its summary.
+        summary: &'a str,
+    },
+}
+
+/// One built image.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    /// The image's name in the manifest.
+    pub name: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Its manifest (one platform) or index (several).
+    pub descriptor: Descriptor,
+    /// Each platform's manifest descriptor and image.
+    pub platforms: Vec<(Platform, Descriptor, Image)>,
+}
+
+/// Refuses graphs with `run` steps, before anything is built.
+pub fn check_supported(graph: &BuildGraph) -> Result<(), BuildError> {
+    for (_, node) in graph.nodes() {
+        if let Some(i) = node.steps.iter().position(|s| matches!(s, Step::Run(_))) {
+            return Err(BuildError::RunNotSupported {
+                node: node.id.clone(),
+                step: i + 1,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Builds every image of `graph` into `store`.
+pub fn build(
+    store: &Store,
+    graph: &BuildGraph,
+    ignore: &PatternMatcher,
+    options: &BuildOptions,
+    report: &mut dyn FnMut(Event<'_>),
+) -> Result<Vec<BuiltImage>, BuildError> {
+    check_supported(graph)?;
+    let mut results: HashMap<NodeId, Image> = HashMap::new();
+    let mut runner = node::NodeRunner::new(store, ignore, options);
+    for wave in graph.waves() {
+        for id in wave {
+            let built = runner.run(graph, id, &results, report)?;
+            results.insert(id, built);
+        }
+    }
+    let mut images = Vec::new();
+    for resolved in &graph.images {
+        let annotations: BTreeMap<String, String> =
+            resolved.annotations.clone().into_iter().collect();
+        let mut platforms = Vec::new();
+        for (platform, id) in &resolved.nodes {
+            let mut built = results[id].clone();
+            built.config.runtime.labels.extend(resolved.labels.clone());
+            let descriptor = image::write_image(store, &built, &annotations)?;
+            platforms.push((platform.clone(), descriptor, built));
+        }
+        let descriptor = if let [(_, single, _)] = platforms.as_slice() {
+            single.clone()
+        } else {
+            let manifests: Vec<(Platform, Descriptor)> = platforms
+                .iter()
+                .map(|(p, d, _)| (p.clone(), d.clone()))
+                .collect();
+            image::write_index(store, &manifests, &annotations)?
+        };
+        for tag in &resolved.tags {
+            store.set_tag(tag, descriptor.clone())?;
+        }
+        images.push(BuiltImage {
+            name: resolved.name.clone(),
+            tags: resolved.tags.clone(),
+            descriptor,
+            platforms,
+        });
+    }
+    Ok(images)
+}
+
+/// RFC 3339 UTC time of a Unix timestamp.
+pub fn rfc3339(epoch: i64) -> String {
+    let days = epoch.div_euclid(86_400);
+    let seconds = epoch.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3600,
+        seconds % 3600 / 60,
+        seconds % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+}

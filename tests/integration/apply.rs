@@ -1,0 +1,694 @@
+//! `imgbuild apply` without `run` steps: real OCI images, checked by tools
+//! no one here wrote (skopeo, umoci, oci-image-tool).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::{Output, imgbuild_in, repo};
+
+/// Whether `tool` is installed; scripts/test sets `IMGBUILD_REQUIRE_TOOLS` so CI never skips.
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("IMGBUILD_REQUIRE_TOOLS").is_none(),
+            "{tool} is required but missing"
+        );
+        eprintln!("skipped: {tool} is not installed (scripts/test installs it)");
+    }
+    found
+}
+
+fn run_tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A project directory with a manifest, files, and its own store.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(manifest: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("imgbuild.toml"), manifest).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn file(&self, path: &str, content: &str) -> &Self {
+        let full = self.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+        self
+    }
+
+    fn apply(&self, args: &[&str]) -> Output {
+        let store = self.path().join(".store");
+        let mut all = vec!["--store", store.to_str().unwrap(), "apply"];
+        all.extend_from_slice(args);
+        imgbuild_in(self.path(), &all)
+    }
+
+    /// Applies and exports the filesystem of the only image to `rootfs/`.
+    fn rootfs(&self, args: &[&str]) -> std::path::PathBuf {
+        let mut all = vec!["--output", "type=local,dest=rootfs"];
+        all.extend_from_slice(args);
+        let out = self.apply(&all);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        self.path().join("rootfs")
+    }
+}
+
+fn digest_of(out: &Output) -> String {
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.stdout.split_whitespace().nth(1).unwrap().to_owned()
+}
+
+#[test]
+fn hello_example_is_a_valid_oci_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let store = dir.path().join("store");
+    let out = imgbuild_in(
+        &repo(),
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "apply",
+            "-f",
+            "examples/hello/imgbuild.toml",
+            "--output",
+            &format!("type=oci-layout,dest={}", layout.display()),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with("hello sha256:"), "{}", out.stdout);
+    let layout = layout.to_str().unwrap();
+    if have("skopeo") {
+        let inspect: serde_json::Value = serde_json::from_str(&run_tool(
+            "skopeo",
+            &["inspect", &format!("oci:{layout}:latest")],
+        ))
+        .unwrap();
+        assert_eq!(inspect["Layers"].as_array().unwrap().len(), 1);
+        assert_eq!(inspect["Labels"]["org.opencontainers.image.title"], "hello");
+        let config: serde_json::Value = serde_json::from_str(&run_tool(
+            "skopeo",
+            &["inspect", "--config", &format!("oci:{layout}:latest")],
+        ))
+        .unwrap();
+        assert_eq!(config["config"]["Cmd"][0], "/hello.txt");
+    }
+    if have("umoci") {
+        let bundle = dir.path().join("bundle");
+        run_tool(
+            "umoci",
+            &[
+                "unpack",
+                "--rootless",
+                "--image",
+                &format!("{layout}:latest"),
+                bundle.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            std::fs::read_to_string(bundle.join("rootfs/hello.txt")).unwrap(),
+            "Hello from imgbuild!\n"
+        );
+    }
+    if have("oci-image-tool") {
+        run_tool(
+            "oci-image-tool",
+            &[
+                "validate",
+                "--type",
+                "image",
+                "--ref",
+                "name=latest",
+                layout,
+            ],
+        );
+    }
+}
+
+#[test]
+fn same_inputs_give_the_same_digest() {
+    let project = Project::new(
+        "[stages.a]\nfrom = \"scratch\"\nsteps = [{ copy = \"src/\", to = \"/app/\" }]\n[images.a]\nstage = \"a\"\n",
+    );
+    project
+        .file("src/main.txt", "one")
+        .file("src/lib/x.txt", "two");
+    let first = digest_of(&project.apply(&[]));
+    let second = digest_of(&project.apply(&[]));
+    assert_eq!(first, second);
+    // Another store and SOURCE_DATE_EPOCH: the same bytes, even though files' mtimes differ.
+    let other =
+        Project::new(&std::fs::read_to_string(project.path().join("imgbuild.toml")).unwrap());
+    other
+        .file("src/main.txt", "one")
+        .file("src/lib/x.txt", "two");
+    let with_epoch = |p: &Project| {
+        let store = p.path().join(".store");
+        let out = Command::new(env!("CARGO_BIN_EXE_imgbuild"))
+            .args(["--store", store.to_str().unwrap(), "apply"])
+            .current_dir(p.path())
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    };
+    let filetime_a = std::fs::File::open(project.path().join("src/main.txt")).unwrap();
+    filetime_a
+        .set_modified(
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+        )
+        .unwrap();
+    assert_eq!(with_epoch(&project), with_epoch(&other));
+}
+
+#[test]
+fn copy_rules_match_docker() {
+    let project = Project::new(
+        r#"
+[stages.users]
+from = "scratch"
+steps = [
+  { file = "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n", to = "/etc/passwd" },
+  { file = "root:x:0:\nstaff:x:50:\napp:x:1001:\n", to = "/etc/group" },
+]
+
+[stages.built]
+from = "scratch"
+steps = [{ file = "artifact", to = "/out/bin/tool", chmod = "0755" }]
+
+[stages.a]
+from = "stage:users"
+workdir = "/work"
+steps = [
+  { copy = "dir", to = "/contents/" },
+  { copy = "*.txt", to = "/glob/" },
+  { copy = "one.txt", to = "/renamed.txt" },
+  { copy = "one.txt", to = "relative/" },
+  { copy = ["one.txt", "two.txt"], to = "/both/" },
+  { copy = "one.txt", to = "/owned/", chown = "app" },
+  { copy = "one.txt", to = "/owned-staff/", chown = "app:staff" },
+  { copy = "one.txt", to = "/numeric/", chown = "7" },
+  { copy = "one.txt", to = "/octal/", chmod = "0600" },
+  { copy = "dir", to = "/symbolic/", chmod = "u=rwX,go=" },
+  { copy = "/out/bin/tool", from = "built", to = "/usr/local/bin/" },
+  { copy = "dir/sub/deep.txt", to = "/parents/", parents = true },
+  { copy = "dir", to = "/excluded/", exclude = ["*.md"] },
+  { add = "bundle.tar", to = "/unpacked/" },
+  { copy = "bundle.tar", to = "/packed/" },
+  { file = "inline\n", to = "/etc/motd" },
+]
+
+[images.a]
+stage = "a"
+"#,
+    );
+    project
+        .file("one.txt", "1")
+        .file("two.txt", "2")
+        .file("dir/a.txt", "a")
+        .file("dir/readme.md", "r")
+        .file("dir/sub/deep.txt", "d")
+        .file("ignored.txt", "secret")
+        .file(".dockerignore", "ignored.txt\n");
+    let mut tar =
+        tar::Builder::new(std::fs::File::create(project.path().join("bundle.tar")).unwrap());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(6);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "inside/file.txt", &b"packed"[..])
+        .unwrap();
+    tar.finish().unwrap();
+    drop(tar);
+
+    let root = project.rootfs(&[]);
+    let read =
+        |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let meta =
+        |p: &str| std::fs::symlink_metadata(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    // A directory source copies its contents, not itself.
+    assert_eq!(read("contents/a.txt"), "a");
+    assert_eq!(read("contents/sub/deep.txt"), "d");
+    assert!(!root.join("contents/dir").exists());
+    // Wildcards, and .dockerignore hides files from them.
+    assert_eq!(read("glob/one.txt"), "1");
+    assert_eq!(read("glob/two.txt"), "2");
+    assert!(!root.join("glob/ignored.txt").exists());
+    // No trailing slash: the destination is the file's new name.
+    assert_eq!(read("renamed.txt"), "1");
+    // Relative destinations are relative to the workdir.
+    assert_eq!(read("work/relative/one.txt"), "1");
+    assert_eq!(read("both/two.txt"), "2");
+    // Owners: names from the image's passwd and group, root by default.
+    assert_eq!(
+        (meta("owned/one.txt").uid(), meta("owned/one.txt").gid()),
+        (1000, 1001)
+    );
+    assert_eq!(
+        (
+            meta("owned-staff/one.txt").uid(),
+            meta("owned-staff/one.txt").gid()
+        ),
+        (1000, 50)
+    );
+    assert_eq!(
+        (meta("numeric/one.txt").uid(), meta("numeric/one.txt").gid()),
+        (7, 7)
+    );
+    assert_eq!(
+        (meta("glob/one.txt").uid(), meta("glob/one.txt").gid()),
+        (0, 0)
+    );
+    // Modes: octal and symbolic (X keeps directories searchable).
+    assert_eq!(meta("octal/one.txt").mode() & 0o7777, 0o600);
+    assert_eq!(meta("symbolic/a.txt").mode() & 0o7777, 0o600);
+    assert_eq!(meta("symbolic/sub").mode() & 0o7777, 0o700);
+    // From another stage, keeping its mode.
+    assert_eq!(read("usr/local/bin/tool"), "artifact");
+    assert_eq!(meta("usr/local/bin/tool").mode() & 0o7777, 0o755);
+    // --parents keeps the source's directories.
+    assert_eq!(read("parents/dir/sub/deep.txt"), "d");
+    // --exclude leaves matches out.
+    assert!(root.join("excluded/a.txt").exists());
+    assert!(!root.join("excluded/readme.md").exists());
+    // add unpacks a local tar; copy does not.
+    assert_eq!(read("unpacked/inside/file.txt"), "packed");
+    assert!(root.join("packed/bundle.tar").is_file());
+    assert_eq!(read("etc/motd"), "inline\n");
+    assert!(root.join("work").is_dir());
+}
+
+#[test]
+fn copy_errors_are_clear() {
+    let cases = [
+        (
+            r#"{ copy = "missing.txt", to = "/x" }"#,
+            "`missing.txt` not found in the build context",
+        ),
+        (
+            r#"{ copy = "ignored.txt", to = "/x" }"#,
+            "`ignored.txt` not found in the build context",
+        ),
+        (
+            r#"{ copy = ["a.txt", "a.txt"], to = "/x" }"#,
+            "needs a destination directory ending in `/`",
+        ),
+        (
+            r#"{ copy = "a.txt", to = "/x", chown = "nobody" }"#,
+            "cannot resolve owner `nobody`",
+        ),
+    ];
+    for (step, message) in cases {
+        let project = Project::new(&format!(
+            "[stages.a]\nfrom = \"scratch\"\nsteps = [{step}]\n[images.a]\nstage = \"a\"\n"
+        ));
+        project
+            .file("a.txt", "a")
+            .file("ignored.txt", "i")
+            .file(".dockerignore", "ignored.txt");
+        let out = project.apply(&[]);
+        assert_eq!(out.code, 1, "{step}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(message),
+            "{step}: expected {message:?} in\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn run_steps_are_refused_until_supported() {
+    let project = Project::new(
+        "[stages.a]\nfrom = \"scratch\"\nsteps = [{ run = \"true\" }]\n[images.a]\nstage = \"a\"\n",
+    );
+    let out = project.apply(&[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`run` steps are not supported yet"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn outputs_of_every_type() {
+    let project = Project::new(
+        "[stages.a]\nfrom = \"scratch\"\nsteps = [{ file = \"x\", to = \"/x\" }]\ncmd = [\"/x\"]\n[images.a]\nstage = \"a\"\ntags = [\"localhost/out:1\"]\n",
+    );
+    let out = project.apply(&[
+        "--output",
+        "type=oci,dest=image.oci.tar",
+        "--output",
+        "type=docker,dest=image.docker.tar",
+        "--output",
+        "type=oci-layout,dest=layout",
+        "--output",
+        "type=local,dest=fs",
+        "--compression",
+        "zstd",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(project.path().join("fs/x")).unwrap(),
+        "x"
+    );
+    let p = |name: &str| project.path().join(name).to_str().unwrap().to_owned();
+    if have("skopeo") {
+        run_tool(
+            "skopeo",
+            &["inspect", &format!("oci-archive:{}:1", p("image.oci.tar"))],
+        );
+        // Naming the tag proves manifest.json carries it, as `docker load` needs.
+        let docker: serde_json::Value = serde_json::from_str(&run_tool(
+            "skopeo",
+            &[
+                "inspect",
+                &format!("docker-archive:{}:localhost/out:1", p("image.docker.tar")),
+            ],
+        ))
+        .unwrap();
+        assert_eq!(docker["Layers"].as_array().unwrap().len(), 1);
+        let raw: serde_json::Value = serde_json::from_str(&run_tool(
+            "skopeo",
+            &["inspect", "--raw", &format!("oci:{}:1", p("layout"))],
+        ))
+        .unwrap();
+        assert_eq!(
+            raw["layers"][0]["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+    }
+}
+
+#[test]
+fn local_base_images_of_every_kind() {
+    let base = Project::new(
+        "[stages.base]\nfrom = \"scratch\"\nsteps = [{ file = \"base\", to = \"/base.txt\" }]\nenv = { FROM_BASE = \"yes\" }\n[images.base]\nstage = \"base\"\ntags = [\"localhost/base:1\"]\n",
+    );
+    let out = base.apply(&[
+        "--output",
+        "type=oci-layout,dest=layout",
+        "--output",
+        "type=oci,dest=base.oci.tar",
+        "--output",
+        "type=docker,dest=base.docker.tar",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for from in [
+        "oci-layout:{}/layout:1",
+        "oci-archive:{}/base.oci.tar:1",
+        "docker-archive:{}/base.docker.tar",
+    ] {
+        let from = from.replace("{}", base.path().to_str().unwrap());
+        let project = Project::new(&format!(
+            "[stages.a]\nfrom = \"{from}\"\nsteps = [{{ file = \"top\", to = \"/top.txt\" }}]\n[images.a]\nstage = \"a\"\n"
+        ));
+        let root = project.rootfs(&["--output", "type=oci-layout,dest=out"]);
+        assert_eq!(
+            std::fs::read_to_string(root.join("base.txt")).unwrap(),
+            "base",
+            "{from}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("top.txt")).unwrap(),
+            "top",
+            "{from}"
+        );
+        if have("skopeo") {
+            let config: serde_json::Value = serde_json::from_str(&run_tool(
+                "skopeo",
+                &[
+                    "inspect",
+                    "--config",
+                    &format!("oci:{}", project.path().join("out").display()),
+                ],
+            ))
+            .unwrap();
+            let env = config["config"]["Env"].as_array().unwrap();
+            assert!(env.iter().any(|e| e == "FROM_BASE=yes"), "{from}: {env:?}");
+            assert_eq!(
+                config["rootfs"]["diff_ids"].as_array().unwrap().len(),
+                2,
+                "{from}"
+            );
+        }
+    }
+}
+
+/// Writes an OCI layout whose one layer is `layer` (an uncompressed tar).
+fn layout_with_layer(dir: &Path, layer: &[u8]) {
+    use sha2::{Digest as _, Sha256};
+    let hex = |b: &[u8]| {
+        Sha256::digest(b).iter().fold(String::new(), |mut s, x| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{x:02x}");
+            s
+        })
+    };
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |b: &[u8]| {
+        let h = hex(b);
+        std::fs::write(blobs.join(&h), b).unwrap();
+        (format!("sha256:{h}"), b.len())
+    };
+    let (layer_digest, layer_size) = put(layer);
+    let platform = imgbuild::ir::Platform::host();
+    let config = serde_json::json!({"architecture": platform.architecture, "os": platform.os, "rootfs": {"type": "layers", "diff_ids": [layer_digest]}, "config": {}});
+    let (config_digest, config_size) = put(config.to_string().as_bytes());
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}]});
+    let (manifest_digest, manifest_size) = put(manifest.to_string().as_bytes());
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest_size}]});
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+/// A raw tar entry, written without the tar crate's path checks.
+fn raw_entry(tar: &mut Vec<u8>, name: &str, kind: tar::EntryType, link: &str, data: &[u8]) {
+    let mut header = tar::Header::new_old();
+    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+    header.set_entry_type(kind);
+    header.set_mode(0o644);
+    header.set_size(data.len() as u64);
+    header.set_cksum();
+    tar.extend_from_slice(header.as_bytes());
+    tar.extend_from_slice(data);
+    tar.resize(tar.len().div_ceil(512) * 512, 0);
+}
+
+#[test]
+fn malicious_base_layers_are_refused() {
+    type Entries<'a> = Vec<(&'a str, tar::EntryType, &'a str)>;
+    let cases: [(&str, Entries); 2] = [
+        (
+            "dot-dot",
+            vec![("../escaped.txt", tar::EntryType::Regular, "")],
+        ),
+        (
+            "symlink",
+            vec![
+                ("evil", tar::EntryType::Symlink, "../../../.."),
+                ("evil/escaped.txt", tar::EntryType::Regular, ""),
+            ],
+        ),
+    ];
+    for (name, entries) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tar = Vec::new();
+        for (path, kind, link) in &entries {
+            raw_entry(
+                &mut tar,
+                path,
+                *kind,
+                link,
+                if *kind == tar::EntryType::Regular {
+                    b"pwned"
+                } else {
+                    b""
+                },
+            );
+        }
+        tar.extend_from_slice(&[0; 1024]);
+        layout_with_layer(&dir.path().join("evil"), &tar);
+        let project = Project::new(&format!(
+            "[stages.a]\nfrom = \"oci-layout:{}\"\nsteps = [{{ file = \"x\", to = \"/x\" }}]\n[images.a]\nstage = \"a\"\n",
+            dir.path().join("evil").display()
+        ));
+        let out = project.apply(&[]);
+        assert_eq!(out.code, 1, "{name}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("escaped.txt"),
+            "{name}: the error names the entry:\n{}",
+            out.stderr
+        );
+        let leaked: Vec<_> = walk_names(dir.path())
+            .into_iter()
+            .chain(walk_names(project.path()))
+            .filter(|p| p.ends_with("escaped.txt"))
+            .collect();
+        assert!(leaked.is_empty(), "{name}: wrote {leaked:?}");
+        assert!(!Path::new("/escaped.txt").exists());
+    }
+}
+
+fn walk_names(dir: &Path) -> Vec<String> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.path().display().to_string())
+        .collect()
+}
+
+#[test]
+fn killed_build_leaves_a_store_that_works() {
+    let project = Project::new(
+        "[stages.a]\nfrom = \"scratch\"\nsteps = [{ copy = \"big\", to = \"/big\" }]\n[images.a]\nstage = \"a\"\n",
+    );
+    // Incompressible data so the write takes a while.
+    let mut data = vec![0u8; 24 << 20];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(project.path().join("big"), &data).unwrap();
+    let store = project.path().join(".store");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imgbuild"))
+        .args([
+            "--store",
+            store.to_str().unwrap(),
+            "apply",
+            "--compression-level",
+            "9",
+        ])
+        .current_dir(project.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it while it writes the layer blob.
+    let tmp = store.join("tmp");
+    let started = std::time::Instant::now();
+    let writing = || {
+        std::fs::read_dir(&tmp)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.file_name().to_string_lossy().ends_with(".blob")
+                    && e.metadata().is_ok_and(|m| m.len() > 0)
+            })
+    };
+    while !writing() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the build never started writing"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the build finished before it could be killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(writing(), "the killed build left its partial blob behind");
+    let out = project.apply(&[]);
+    assert_eq!(out.code, 0, "the next build succeeds: {}", out.stderr);
+    let verify = imgbuild_in(
+        project.path(),
+        &["--store", store.to_str().unwrap(), "store", "verify"],
+    );
+    assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
+    assert!(
+        verify.stdout.contains(" 0 corrupt, 0 leftovers"),
+        "{}",
+        verify.stdout
+    );
+}
+
+#[test]
+fn two_platforms_make_an_index() {
+    let project = Project::new(
+        "[stages.a]\nfrom = \"scratch\"\nsteps = [{ file = \"${TARGETARCH}\", to = \"/arch\" }]\n[images.a]\nstage = \"a\"\nplatforms = [\"linux/amd64\", \"linux/arm64\"]\ntags = [\"localhost/multi:1\"]\n",
+    );
+    let out = project.apply(&[
+        "--output",
+        "type=oci-layout,dest=layout",
+        "--output",
+        "type=local,dest=fs",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(project.path().join("fs/linux_arm64/arch")).unwrap(),
+        "${TARGETARCH}"
+    );
+    let layout = project.path().join("layout");
+    if have("skopeo") {
+        let raw: serde_json::Value = serde_json::from_str(&run_tool(
+            "skopeo",
+            &["inspect", "--raw", &format!("oci:{}:1", layout.display())],
+        ))
+        .unwrap();
+        assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
+        let platforms: Vec<&str> = raw["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["platform"]["architecture"].as_str().unwrap())
+            .collect();
+        assert_eq!(platforms, ["amd64", "arm64"]);
+    }
+    if have("oci-image-tool") {
+        run_tool(
+            "oci-image-tool",
+            &[
+                "validate",
+                "--type",
+                "image",
+                "--ref",
+                "name=1",
+                layout.to_str().unwrap(),
+            ],
+        );
+    }
+}
