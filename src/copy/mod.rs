@@ -11,6 +11,7 @@
 //! otherwise, files from a stage keep their owner; `add` unpacks local tar
 //! archives (plain, gzip or zstd) into the destination.
 
+mod fetch;
 pub mod glob;
 pub mod owner;
 
@@ -58,9 +59,24 @@ pub enum CopyError {
     /// A source path leaves its root.
     #[error("source `{0}` points outside its root")]
     OutsideRoot(String),
-    /// Adding a URL.
-    #[error("cannot add `{0}`: fetching URLs is not supported yet")]
-    Url(String),
+    /// A URL could not be fetched.
+    #[error("cannot fetch `{url}`: {why}")]
+    Fetch {
+        /// The URL.
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// A fetched file is not what `checksum` says.
+    #[error("`{url}` has checksum {actual}, but the step expects {expected}")]
+    Checksum {
+        /// The URL.
+        url: String,
+        /// The step's checksum.
+        expected: String,
+        /// What was downloaded.
+        actual: String,
+    },
     /// Reading a source failed.
     #[error("cannot read `{}`: {source}", path.display())]
     Io {
@@ -153,6 +169,8 @@ pub struct CopySpec<'a> {
     pub parents: bool,
     /// Patterns to leave out.
     pub exclude: &'a [String],
+    /// For `add` of a URL: the expected `sha256:` digest.
+    pub checksum: Option<&'a str>,
 }
 
 /// The image being built: its root so far (None when it has no files).
@@ -369,16 +387,22 @@ pub fn copy_entries(
         PatternMatcher::new(spec.exclude).map_err(|e| CopyError::Exclude(e.to_string()))?;
 
     let mut matched = Vec::new();
+    let mut downloads = Vec::new();
     for source in spec.sources {
         if spec.add && (source.starts_with("http://") || source.starts_with("https://")) {
-            return Err(CopyError::Url(source.clone()));
+            downloads.push(fetch::fetch(
+                source,
+                spec.checksum,
+                &scratch.join("downloads"),
+            )?);
+            continue;
         }
         let wildcard = glob::has_wildcards(source);
         for path in expand_source(origin, source)? {
             matched.push((path, wildcard));
         }
     }
-    let several = matched.len() > 1 || matched.iter().any(|(_, w)| *w);
+    let several = matched.len() + downloads.len() > 1 || matched.iter().any(|(_, w)| *w);
     let dest_is_dir = spec.to.ends_with('/')
         || target
             .root
@@ -468,6 +492,19 @@ pub fn copy_entries(
             }
             layer.insert(adjust(entry_for(&full, &at, &meta, true)?, from_context));
         }
+    }
+    for (path, name) in downloads {
+        // Docker gives downloaded files mode 0600; they are never unpacked.
+        let meta = fs::metadata(&path).map_err(io(&path))?;
+        let at = if dest_is_dir || several {
+            join(&dest, &name)
+        } else {
+            dest.clone()
+        };
+        let mut entry = entry_for(&path, &at, &meta, true)?;
+        entry.mode = 0o600;
+        entry.mtime = target.mtime;
+        layer.insert(adjust(entry, true));
     }
     Ok(layer.finish(dest_dir.as_deref()))
 }

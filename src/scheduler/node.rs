@@ -164,6 +164,7 @@ impl<'a> NodeRunner<'a> {
                         chmod: c.chmod.as_deref(),
                         parents: c.parents,
                         exclude: &c.exclude,
+                        checksum: c.checksum.as_deref(),
                     };
                     let (from_root, from_name) = match c.from.as_deref() {
                         None => (None, String::new()),
@@ -205,7 +206,8 @@ impl<'a> NodeRunner<'a> {
                         let help = match &e {
                             copy::CopyError::NotFound { .. } => "check the path and the context's .dockerignore",
                             copy::CopyError::DestinationNotDirectory(_) => "end `to` with `/`",
-                            copy::CopyError::Url(_) => "download the file in the context, or copy it from another stage",
+                            copy::CopyError::Fetch { .. } => "check the URL and the network; or put the file in the context",
+                            copy::CopyError::Checksum { .. } => "the file changed upstream, or the checksum is wrong: compare with `sha256sum`",
                             _ => "fix the step",
                         };
                         fail(e.to_string(), help)

@@ -692,3 +692,76 @@ fn two_platforms_make_an_index() {
         );
     }
 }
+
+/// Serves `body` at `/file.txt` on 127.0.0.1 for `requests` requests; other paths get 404.
+fn serve(body: &'static [u8], requests: usize) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let Ok(mut stream) = stream else { continue };
+            let mut request_line = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            reader.read_line(&mut request_line).unwrap();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let found = request_line.starts_with("GET /file.txt ");
+            let (status, body) = if found {
+                ("200 OK", body)
+            } else {
+                ("404 Not Found", &b"missing"[..])
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(body);
+        }
+    });
+    port
+}
+
+#[test]
+fn add_fetches_urls_and_checks_checksums() {
+    let body: &[u8] = b"downloaded\n";
+    let sum = "sha256:0c5e0b6f7d5d6a1f29c9f1f3a4d4c5ee4d3a2b1c0f9e8d7c6b5a4f3e2d1c0b9a";
+    let real = imgbuild::store::Digest::of(body).to_string();
+    let port = serve(body, 4);
+    let url = format!("http://127.0.0.1:{port}/file.txt");
+    let manifest = |checksum: &str, url: &str| {
+        format!(
+            "[stages.a]\nfrom = \"scratch\"\nsteps = [{{ add = \"{url}\", to = \"/dl/\"{checksum} }}]\n[images.a]\nstage = \"a\"\n"
+        )
+    };
+    let ok = Project::new(&manifest(&format!(", checksum = \"{real}\""), &url));
+    let root = ok.rootfs(&[]);
+    assert_eq!(std::fs::read(root.join("dl/file.txt")).unwrap(), body);
+    assert_eq!(
+        std::fs::metadata(root.join("dl/file.txt")).unwrap().mode() & 0o777,
+        0o600
+    );
+
+    let wrong = Project::new(&manifest(&format!(", checksum = \"{sum}\""), &url)).apply(&[]);
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+    assert!(
+        wrong
+            .stderr
+            .contains(&format!("has checksum {real}, but the step expects {sum}")),
+        "{}",
+        wrong.stderr
+    );
+
+    let missing =
+        Project::new(&manifest("", &format!("http://127.0.0.1:{port}/nope.txt"))).apply(&[]);
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("cannot fetch `http://127.0.0.1:"),
+        "{}",
+        missing.stderr
+    );
+    assert!(missing.stderr.contains("404"), "{}", missing.stderr);
+}
