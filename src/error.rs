@@ -54,7 +54,6 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Manifest(_) | Error::Plan(_) | Error::Usage { .. } => EXIT_BAD_INPUT,
-            Error::Build(e) if e.is_bad_input() => EXIT_BAD_INPUT,
             Error::Output(_)
             | Error::Build(_)
             | Error::Store(_)

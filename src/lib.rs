@@ -9,6 +9,7 @@ pub mod context;
 pub mod copy;
 pub mod diagnostic;
 pub mod error;
+pub mod exec;
 pub mod export;
 pub mod image;
 pub mod ir;

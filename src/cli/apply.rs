@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 use super::BuildArgs;
 use crate::context::{self, PatternMatcher};
 use crate::error::Error;
+use crate::exec::step::{Grants, SecretSource};
 use crate::export::{self, Output};
 use crate::layer::{Compression, CompressionOptions};
 use crate::printer::Printer;
@@ -42,6 +43,57 @@ pub struct ApplyArgs {
     /// Compression level (gzip 0-9, zstd 1-22).
     #[arg(long, value_name = "N")]
     pub compression_level: Option<u32>,
+    /// A secret for `secret` mounts (repeatable): `id=ID,src=FILE` or `id=ID,env=VAR`.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+    pub secrets: Vec<String>,
+    /// Forward an SSH agent to `ssh` mounts (repeatable): `default` (`$SSH_AUTH_SOCK`) or `ID=SOCKET`.
+    #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
+    pub ssh: Vec<String>,
+    /// The OCI runtime for `run` steps, a name or a path. Default: the first
+    /// of crun, runc and youki that works on this machine.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub runtime: Option<String>,
+}
+
+/// Reads `--secret` and `--ssh` values.
+fn grants(args: &ApplyArgs) -> Result<Grants, Error> {
+    let mut grants = Grants::default();
+    for spec in &args.secrets {
+        let bad = |why: &str| Error::Usage {
+            message: format!("invalid `--secret {spec}`: {why}"),
+            help: "write `--secret id=ID,src=FILE` or `--secret id=ID,env=VAR`".into(),
+        };
+        let mut id = None;
+        let mut source = None;
+        for field in spec.split(',') {
+            match field.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_owned()),
+                Some(("src" | "source", v)) => source = Some(SecretSource::File(PathBuf::from(v))),
+                Some(("env", v)) => source = Some(SecretSource::Env(v.to_owned())),
+                Some(("type", "file" | "env")) => {}
+                _ => return Err(bad(&format!("unknown field `{field}`"))),
+            }
+        }
+        let id = id
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| bad("missing `id=`"))?;
+        let source = source.unwrap_or_else(|| SecretSource::Env(id.clone()));
+        grants.secrets.insert(id, source);
+    }
+    for spec in &args.ssh {
+        let (id, socket) = match spec.split_once('=') {
+            Some((id, path)) => (id.to_owned(), PathBuf::from(path)),
+            None => {
+                let socket = std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| Error::Usage {
+                    message: format!("`--ssh {spec}` forwards $SSH_AUTH_SOCK, which is not set"),
+                    help: "start an agent (`eval $(ssh-agent)`) or write `--ssh ID=SOCKET`".into(),
+                })?;
+                (spec.clone(), PathBuf::from(socket))
+            }
+        };
+        grants.ssh.insert(id, socket);
+    }
+    Ok(grants)
 }
 
 /// Builds, exports, and prints each image's digest.
@@ -83,7 +135,6 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
 
     let project = manifest::load(&args.build.file)?;
     let graph = plan::resolve_graph(&project, &args.build.request()?)?;
-    scheduler::check_supported(&graph).map_err(Error::Build)?;
 
     let manifest_dir = args
         .build
@@ -102,9 +153,13 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         manifest_dir,
         compression: CompressionOptions { compression, level },
         source_date_epoch,
+        runtime: args.runtime.clone(),
+        grants: grants(args)?,
+        host: crate::ir::Platform::host(),
     };
     let mut report = |event: Event<'_>| match event {
         Event::NodeStarted { node } => printer.message(&format!("=> {node}")),
+        Event::Output { line, .. } => printer.message(&format!("      | {line}")),
         Event::StepDone { step, summary, .. } => {
             printer.message(&format!("   {step:>2}. {summary}"));
         }

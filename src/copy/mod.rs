@@ -464,6 +464,7 @@ pub fn copy_entries(
                 &unpacked,
                 &layer::ExtractOptions {
                     preserve_ownership: true,
+                    overlay_whiteouts: false,
                 },
             )
             .map_err(|source| CopyError::Unpack {

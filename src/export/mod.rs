@@ -259,6 +259,7 @@ fn write_local(store: &Store, images: &[BuiltImage], dir: &Path) -> Result<(), E
                     &target,
                     &layer::ExtractOptions {
                         preserve_ownership: rustix::process::geteuid().is_root(),
+                        overlay_whiteouts: false,
                     },
                 )?;
             }

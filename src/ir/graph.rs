@@ -27,6 +27,8 @@ pub struct Node {
     pub base: Base,
     /// Build arguments visible to `run` steps, as environment variables.
     pub args: IndexMap<String, String>,
+    /// Environment, workdir, user and shell as the first step sees them.
+    pub start: StageConfig<String>,
     /// The config the stage ends with, which becomes the image config.
     pub config: StageConfig<String>,
     /// The steps with variables expanded.

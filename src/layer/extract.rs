@@ -23,6 +23,11 @@ pub struct ExtractOptions {
     /// (needs root); `false` leaves ownership as the current user and skips
     /// device nodes.
     pub preserve_ownership: bool,
+    /// Write whiteouts the way overlayfs stores them (a `0:0` character
+    /// device for `.wh.NAME`, the `trusted.overlay.opaque=y` xattr for an
+    /// opaque directory) instead of applying them, so the result can be an
+    /// overlay lowerdir. For extracting one layer into an empty directory.
+    pub overlay_whiteouts: bool,
 }
 
 /// Statistics of one extraction.
@@ -126,6 +131,13 @@ impl Extractor<'_> {
                 .resolve_dir(&components, &display, true)?
                 .expect("created");
             self.mark_added(&dir);
+            if self.options.overlay_whiteouts {
+                let host = self.root.join(&dir);
+                xattr::set(&host, "trusted.overlay.opaque", b"y")
+                    .map_err(|e| LayerError::io(&host, e))?;
+                self.stats.whiteouts += 1;
+                return Ok(());
+            }
             self.purge(&dir)?;
             self.stats.whiteouts += 1;
             return Ok(());
@@ -137,7 +149,21 @@ impl Extractor<'_> {
                     "whiteout does not name a file",
                 ));
             }
-            if let Some(parent) = self.resolve_dir(&components, &display, false)? {
+            if self.options.overlay_whiteouts {
+                let parent = self
+                    .resolve_dir(&components, &display, true)?
+                    .expect("created");
+                let host = self.root.join(parent.join(OsStr::from_bytes(name)));
+                remove_existing(&host)?;
+                rustix::fs::mknodat(
+                    CWD,
+                    &host,
+                    rustix::fs::FileType::CharacterDevice,
+                    Mode::from_raw_mode(0),
+                    rustix::fs::makedev(0, 0),
+                )
+                .map_err(|e| LayerError::io(&host, e.into()))?;
+            } else if let Some(parent) = self.resolve_dir(&components, &display, false)? {
                 self.whiteout(&parent.join(OsStr::from_bytes(name)))?;
             }
             self.stats.whiteouts += 1;

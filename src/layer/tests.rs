@@ -402,6 +402,7 @@ fn round_trip_through_a_layer() {
             &dst,
             &ExtractOptions {
                 preserve_ownership: true,
+                overlay_whiteouts: false,
             },
         )
         .unwrap();
@@ -505,6 +506,7 @@ fn whiteouts_from_overlay_upperdir_and_applied_on_extract() {
     let root = tmp.path().join("root");
     let opts = ExtractOptions {
         preserve_ownership: true,
+        overlay_whiteouts: false,
     };
     for (tree, expect_whiteouts) in [(&lower, 0), (&upper, 3)] {
         let (layer, _) = write_to_vec(
@@ -650,6 +652,7 @@ fn extract_raw(members: &[Raw<'_>], root: &Path) -> Result<super::Extracted, Lay
         root,
         &ExtractOptions {
             preserve_ownership: true,
+            overlay_whiteouts: false,
         },
     )
 }

@@ -495,6 +495,17 @@ impl<'p> Resolver<'p> {
             config.shell = Some(s.clone());
         }
 
+        let start = StageConfig {
+            workdir: config.workdir.clone(),
+            user: config.user.clone(),
+            env: scope
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.text.clone()))
+                .collect(),
+            shell: config.shell.clone(),
+            ..StageConfig::default()
+        };
         let mut steps = Vec::with_capacity(stage.steps.len());
         for step in &stage.steps {
             let resolved = match step {
@@ -627,6 +638,7 @@ impl<'p> Resolver<'p> {
             target: node_target,
             base,
             args,
+            start,
             config,
             steps,
         };

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use crate::context::PatternMatcher;
 use crate::image::{self, Descriptor, Image, ImageError};
-use crate::ir::{BuildGraph, NodeId, Platform, Step};
+use crate::ir::{BuildGraph, NodeId, Platform};
 use crate::layer::{CompressionOptions, LayerError};
 use crate::store::{Store, StoreError};
 
@@ -44,17 +44,6 @@ pub enum BuildError {
         /// What to do.
         help: String,
     },
-    /// A `run` step needs the executor, which does not exist yet.
-    #[error("stage `{node}`, step {step}: `run` steps are not supported yet")]
-    #[diagnostic(help(
-        "this version of imgbuild builds images from copy, add, file and config steps only; `run` support is on its way"
-    ))]
-    RunNotSupported {
-        /// The node id.
-        node: String,
-        /// The step number.
-        step: usize,
-    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -64,13 +53,6 @@ pub enum BuildError {
     /// Writing a layer failed.
     #[error(transparent)]
     Layer(#[from] LayerError),
-}
-
-impl BuildError {
-    /// Whether the error is the user's input rather than a failed build.
-    pub fn is_bad_input(&self) -> bool {
-        matches!(self, BuildError::RunNotSupported { .. })
-    }
 }
 
 /// How to build.
@@ -84,6 +66,12 @@ pub struct BuildOptions {
     pub compression: CompressionOptions,
     /// `SOURCE_DATE_EPOCH`: clamps file times and sets creation times.
     pub source_date_epoch: Option<i64>,
+    /// The OCI runtime for `run` steps (`--runtime`); None finds one.
+    pub runtime: Option<String>,
+    /// Secrets and SSH agents the steps may use.
+    pub grants: crate::exec::step::Grants,
+    /// The build machine's platform.
+    pub host: Platform,
 }
 
 /// What the build reports as it goes.
@@ -93,6 +81,13 @@ pub enum Event<'a> {
     NodeStarted {
         /// Its id.
         node: &'a str,
+    },
+    /// A line of a `run` step's output.
+    Output {
+        /// The node id.
+        node: &'a str,
+        /// The line.
+        line: &'a str,
     },
     /// A step ran.
     StepDone {
@@ -118,19 +113,6 @@ pub struct BuiltImage {
     pub platforms: Vec<(Platform, Descriptor, Image)>,
 }
 
-/// Refuses graphs with `run` steps, before anything is built.
-pub fn check_supported(graph: &BuildGraph) -> Result<(), BuildError> {
-    for (_, node) in graph.nodes() {
-        if let Some(i) = node.steps.iter().position(|s| matches!(s, Step::Run(_))) {
-            return Err(BuildError::RunNotSupported {
-                node: node.id.clone(),
-                step: i + 1,
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Builds every image of `graph` into `store`.
 pub fn build(
     store: &Store,
@@ -139,7 +121,6 @@ pub fn build(
     options: &BuildOptions,
     report: &mut dyn FnMut(Event<'_>),
 ) -> Result<Vec<BuiltImage>, BuildError> {
-    check_supported(graph)?;
     let mut results: HashMap<NodeId, Image> = HashMap::new();
     let mut runner = node::NodeRunner::new(store, ignore, options);
     for wave in graph.waves() {

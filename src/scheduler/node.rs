@@ -2,14 +2,18 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{BuildError, BuildOptions, Event, rfc3339};
 use crate::context::PatternMatcher;
 use crate::copy::{self, CopySpec, Origin, Target};
+use crate::exec::rootfs::{View, read_only_view};
+use crate::exec::step::{Process, StepError};
+use crate::exec::{self, Executor, OciRuntime, Stream};
 use crate::image::config::{command_argv, healthcheck_json};
 use crate::image::source::{self, ImageSource};
 use crate::image::{DEFAULT_CREATED, HistoryEntry, Image, ImageConfig, LayerRef};
-use crate::ir::{Base, BuildGraph, Node, NodeId, Platform, Step};
+use crate::ir::{Base, BuildGraph, Mount, Node, NodeId, Platform, Run, Step};
 use crate::layer::{self, Entry, WriteOptions};
 use crate::plan::summary;
 use crate::store::{Digest, Store};
@@ -24,6 +28,7 @@ pub struct NodeRunner<'a> {
     options: &'a BuildOptions,
     created: String,
     imported: HashMap<(String, Platform), Image>,
+    executor: Option<Arc<dyn Executor>>,
 }
 
 impl<'a> NodeRunner<'a> {
@@ -37,6 +42,7 @@ impl<'a> NodeRunner<'a> {
                 .source_date_epoch
                 .map_or_else(|| DEFAULT_CREATED.to_owned(), rfc3339),
             imported: HashMap::new(),
+            executor: None,
         }
     }
 
@@ -67,29 +73,39 @@ impl<'a> NodeRunner<'a> {
         Ok(image)
     }
 
-    /// The flattened filesystem of `image`, extracted once into the store; None if it has no layers.
-    fn rootfs(&self, image: &Image) -> Result<Option<PathBuf>, BuildError> {
-        let Some(chain) = chain_id(&image.layers) else {
-            return Ok(None);
-        };
-        if let Some(path) = self.store.snapshot(&chain) {
-            return Ok(Some(path));
-        }
+    /// Each layer of `image` extracted once into the store, bottom first,
+    /// with whiteouts as overlayfs stores them.
+    fn snapshots(&self, image: &Image) -> Result<Vec<PathBuf>, BuildError> {
         let store = self.store;
-        let path = store.create_snapshot(&chain, |dir: &Path| -> Result<(), BuildError> {
-            for layer in &image.layers {
-                let blob = store.open_blob(&layer.digest)?;
-                layer::extract_layer(
-                    blob,
-                    dir,
-                    &layer::ExtractOptions {
+        image
+            .layers
+            .iter()
+            .map(|layer| {
+                if let Some(path) = store.snapshot(&layer.diff_id) {
+                    return Ok(path);
+                }
+                store.create_snapshot(&layer.diff_id, |dir: &Path| -> Result<(), BuildError> {
+                    let blob = store.open_blob(&layer.digest)?;
+                    let options = layer::ExtractOptions {
                         preserve_ownership: true,
-                    },
-                )?;
-            }
-            Ok(())
-        })?;
-        Ok(Some(path))
+                        overlay_whiteouts: true,
+                    };
+                    layer::extract_layer(blob, dir, &options)?;
+                    Ok(())
+                })
+            })
+            .collect()
+    }
+
+    /// A read-only view of `image`'s filesystem; None if it has no layers.
+    fn rootfs(&self, image: &Image) -> Result<Option<View>, BuildError> {
+        let lowers = self.snapshots(image)?;
+        let target = self.store.temp_path("view");
+        read_only_view(&lowers, &target).map_err(|e| BuildError::Base {
+            node: String::new(),
+            message: format!("cannot mount a view of the image's layers: {e}"),
+            help: "imgbuild needs root and overlayfs; `imgbuild doctor` checks".into(),
+        })
     }
 
     /// Runs node `id` of `graph`, whose dependencies are in `results`.
@@ -133,15 +149,35 @@ impl<'a> NodeRunner<'a> {
         scratch: &Path,
         report: &mut dyn FnMut(Event<'_>),
     ) -> Result<(), BuildError> {
-        if let Some(dir) = &node.config.workdir
+        if let Some(dir) = &node.start.workdir
             && image.config.runtime.working_dir.as_deref() != Some(dir)
-            && !node.steps.iter().any(|s| matches!(s, Step::Workdir { .. }))
         {
             // The stage's own workdir exists before its first step, as WORKDIR makes it.
             self.mkdir(image, dir, &format!("workdir {dir}"))?;
         }
+        let mut state = State::new(node, image);
         for (i, step) in node.steps.iter().enumerate() {
             let text = summary(step);
+            state.apply(step);
+            if let Step::Run(run) = step {
+                self.run_step(
+                    graph,
+                    node,
+                    image,
+                    results,
+                    &state,
+                    run,
+                    &text,
+                    i + 1,
+                    report,
+                )?;
+                report(Event::StepDone {
+                    node: &node.id,
+                    step: i + 1,
+                    summary: &text,
+                });
+                continue;
+            }
             let fail = |message: String, help: &str| BuildError::Step {
                 node: node.id.clone(),
                 step: i + 1,
@@ -150,8 +186,10 @@ impl<'a> NodeRunner<'a> {
                 help: help.to_owned(),
             };
             let target_root = self.rootfs(image)?;
+            // Views read by the step live until its layer is written.
+            let mut from_view: Option<Option<View>> = None;
             let target = Target {
-                root: target_root.as_deref(),
+                root: target_root.as_ref().map(View::path),
                 mtime: self.mtime(),
             };
             let entries: Option<Vec<Entry>> = match step {
@@ -166,8 +204,8 @@ impl<'a> NodeRunner<'a> {
                         exclude: &c.exclude,
                         checksum: c.checksum.as_deref(),
                     };
-                    let (from_root, from_name) = match c.from.as_deref() {
-                        None => (None, String::new()),
+                    let from_name = match c.from.as_deref() {
+                        None => String::new(),
                         Some(from) => {
                             let source = match from.strip_prefix("stage:") {
                                 Some(stage) => results
@@ -175,21 +213,19 @@ impl<'a> NodeRunner<'a> {
                                     .clone(),
                                 None => self.base_image(node, from)?,
                             };
-                            (
-                                Some(self.rootfs(&source)?),
-                                from.trim_start_matches("stage:").to_owned(),
-                            )
+                            from_view = Some(self.rootfs(&source)?);
+                            from.trim_start_matches("stage:").to_owned()
                         }
                     };
                     let empty = scratch.join("empty");
-                    let origin = match &from_root {
+                    let origin = match &from_view {
                         None => Origin::Context {
                             root: &self.options.context,
                             ignore: self.ignore,
                         },
                         Some(root) => {
                             let root = match root {
-                                Some(root) => root.as_path(),
+                                Some(root) => root.path(),
                                 None => {
                                     std::fs::create_dir_all(&empty)
                                         .map_err(|e| fail(e.to_string(), "check the store"))?;
@@ -227,7 +263,7 @@ impl<'a> NodeRunner<'a> {
                 Step::Env { .. } | Step::User { .. } | Step::Shell { .. } | Step::Arg { .. } => {
                     None
                 }
-                Step::Run(_) => unreachable!("checked before the build"),
+                Step::Run(_) => unreachable!("handled above"),
             };
             match entries {
                 Some(entries) => self.add_layer(image, &entries, &text)?,
@@ -246,10 +282,133 @@ impl<'a> NodeRunner<'a> {
         Ok(())
     }
 
+    /// The executor, found on first use.
+    fn executor(&mut self) -> Result<Arc<dyn Executor>, BuildError> {
+        if let Some(executor) = &self.executor {
+            return Ok(Arc::clone(executor));
+        }
+        let scratch = self.store.temp_path("probe");
+        let runtime = OciRuntime::detect(self.options.runtime.as_deref(), &scratch);
+        let _ = std::fs::remove_dir_all(&scratch);
+        let executor: Arc<dyn Executor> = Arc::new(runtime.map_err(|e| BuildError::Base {
+            node: String::new(),
+            message: e.to_string(),
+            help: "install runc (Debian: `apt-get install runc`) or pass `--runtime PATH`; `imgbuild doctor` checks".into(),
+        })?);
+        self.executor = Some(Arc::clone(&executor));
+        Ok(executor)
+    }
+
+    /// Runs a `run` step and adds its changes as a layer.
+    #[allow(clippy::too_many_arguments)]
+    fn run_step(
+        &mut self,
+        graph: &BuildGraph,
+        node: &Node,
+        image: &mut Image,
+        results: &HashMap<NodeId, Image>,
+        state: &State,
+        run: &Run<String>,
+        text: &str,
+        step: usize,
+        report: &mut dyn FnMut(Event<'_>),
+    ) -> Result<(), BuildError> {
+        let fail = |message: String, help: String| BuildError::Step {
+            node: node.id.clone(),
+            step,
+            summary: text.to_owned(),
+            message,
+            help,
+        };
+        let to_build_error = |e: StepError| match e {
+            StepError::Failed { code, tail } => fail(
+                format!("the command exited with code {code}"),
+                if tail.is_empty() {
+                    "it printed nothing".to_owned()
+                } else {
+                    format!("its last output:\n{}", tail.join("\n"))
+                },
+            ),
+            StepError::Setup { message, help } => fail(message, help),
+            StepError::Exec(e) => fail(
+                e.to_string(),
+                "`imgbuild doctor` checks the container runtime".to_owned(),
+            ),
+        };
+        exec::step::check_platform(&node.platform, &self.options.host).map_err(to_build_error)?;
+        let executor = self.executor()?;
+        let lowers = self.snapshots(image)?;
+        let mut views = Vec::new();
+        let mut sources = HashMap::new();
+        for mount in &run.mounts {
+            if let Mount::Cache {
+                from: Some(from), ..
+            }
+            | Mount::Bind {
+                from: Some(from), ..
+            } = mount
+                && !sources.contains_key(from)
+            {
+                let source = match from.strip_prefix("stage:") {
+                    Some(stage) => {
+                        results[&graph.find(stage).expect("a mount source is a node")].clone()
+                    }
+                    None => self.base_image(node, from)?,
+                };
+                let path = match self.rootfs(&source)? {
+                    Some(view) => {
+                        let path = view.path().to_owned();
+                        views.push(view);
+                        path
+                    }
+                    None => {
+                        let empty = self.store.temp_path("empty");
+                        std::fs::create_dir_all(&empty)
+                            .map_err(|e| fail(e.to_string(), "check the store".into()))?;
+                        empty
+                    }
+                };
+                sources.insert(from.clone(), path);
+            }
+        }
+        let process = Process {
+            args: &node.args,
+            env: &state.env,
+            workdir: &state.workdir,
+            user: state.user.as_deref(),
+            shell: &state.shell,
+            platform: &node.platform,
+        };
+        let mut output = |_: Stream, line: &str| {
+            report(Event::Output {
+                node: &node.id,
+                line,
+            });
+        };
+        let changes = exec::step::run_step(
+            self.store,
+            executor.as_ref(),
+            &self.options.grants,
+            &self.options.context,
+            &lowers,
+            run,
+            &process,
+            &sources,
+            &mut output,
+        )
+        .map_err(to_build_error)?;
+        drop(views);
+        let result = layer::entries_from_dir(&changes.upper)
+            .map_err(BuildError::from)
+            .and_then(|entries| self.add_layer(image, &entries, text));
+        let _ = std::fs::remove_dir_all(&changes.temp);
+        result
+    }
+
     fn mkdir(&self, image: &mut Image, dir: &str, text: &str) -> Result<(), BuildError> {
         let root = self.rootfs(image)?;
         let target = Target {
-            root: root.as_deref(),
+            root: root.as_ref().map(View::path),
             mtime: self.mtime(),
         };
         if let Some(entries) = copy::mkdir_entries(dir, target) {
@@ -290,16 +449,61 @@ impl<'a> NodeRunner<'a> {
     }
 }
 
-/// The OCI chain id of a stack of layers; None for no layers.
-fn chain_id(layers: &[LayerRef]) -> Option<Digest> {
-    let mut chain: Option<Digest> = None;
-    for layer in layers {
-        chain = Some(match chain {
-            None => layer.diff_id.clone(),
-            Some(parent) => Digest::of(format!("{parent} {}", layer.diff_id).as_bytes()),
-        });
+/// Environment, workdir, user and shell as a step sees them.
+struct State {
+    env: Vec<(String, String)>,
+    workdir: String,
+    user: Option<String>,
+    shell: Vec<String>,
+}
+
+impl State {
+    /// The state before the first step of `node` on `image`.
+    fn new(node: &Node, image: &Image) -> Self {
+        let base = &image.config.runtime;
+        let mut state = Self {
+            env: base.env.clone(),
+            workdir: node
+                .start
+                .workdir
+                .clone()
+                .or_else(|| base.working_dir.clone())
+                .unwrap_or_else(|| "/".into()),
+            user: node.start.user.clone().or_else(|| base.user.clone()),
+            shell: node
+                .start
+                .shell
+                .clone()
+                .or_else(|| base.shell.clone())
+                .unwrap_or_else(|| DEFAULT_SHELL.map(str::to_owned).to_vec()),
+        };
+        for (name, value) in &node.start.env {
+            state.set_env(name, value);
+        }
+        state
     }
-    chain
+
+    fn set_env(&mut self, name: &str, value: &str) {
+        match self.env.iter_mut().find(|(k, _)| k == name) {
+            Some(entry) => value.clone_into(&mut entry.1),
+            None => self.env.push((name.to_owned(), value.to_owned())),
+        }
+    }
+
+    /// Takes in the effect of a config step.
+    fn apply(&mut self, step: &Step<String>) {
+        match step {
+            Step::Env { vars } => {
+                for (name, value) in vars {
+                    self.set_env(name, value);
+                }
+            }
+            Step::Workdir { path } => path.clone_into(&mut self.workdir),
+            Step::User { user } => self.user = Some(user.clone()),
+            Step::Shell { argv } => argv.clone_into(&mut self.shell),
+            _ => {}
+        }
+    }
 }
 
 /// Applies the node's resolved config on top of what its base had.

@@ -351,20 +351,6 @@ fn copy_errors_are_clear() {
 }
 
 #[test]
-fn run_steps_are_refused_until_supported() {
-    let project = Project::new(
-        "[stages.a]\nfrom = \"scratch\"\nsteps = [{ run = \"true\" }]\n[images.a]\nstage = \"a\"\n",
-    );
-    let out = project.apply(&[]);
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("`run` steps are not supported yet"),
-        "{}",
-        out.stderr
-    );
-}
-
-#[test]
 fn outputs_of_every_type() {
     let project = Project::new(
         "[stages.a]\nfrom = \"scratch\"\nsteps = [{ file = \"x\", to = \"/x\" }]\ncmd = [\"/x\"]\n[images.a]\nstage = \"a\"\ntags = [\"localhost/out:1\"]\n",

@@ -8,4 +8,5 @@ mod bad_manifests;
 mod book;
 mod examples;
 mod plan;
+mod run;
 mod schema;

@@ -1,0 +1,690 @@
+//! One `run` step: assemble the rootfs, mounts and process, run it, and
+//! leave the changes in an upperdir for the caller to turn into a layer.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use indexmap::IndexMap;
+
+use super::rootfs::{Upper, mount_overlay};
+use super::{Executor, MountKind, MountSpec, NetworkMode, RunSpec, Stream, standard_mount_points};
+use crate::ir::{Command, Mount, Network, Platform, Run, Sharing};
+use crate::store::Store;
+
+/// The default `PATH` when the image sets none, as `BuildKit` uses.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Where a `#!` script is mounted: inside `/dev`, a tmpfs, so nothing reaches the layer.
+const SCRIPT_PATH: &str = "/dev/.imgbuild-script";
+
+/// Where secret values come from (`--secret id=ID,src=FILE|env=VAR`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// A file's content.
+    File(PathBuf),
+    /// An environment variable of the imgbuild process.
+    Env(String),
+}
+
+/// What a build may hand to its steps: secrets and SSH agents by id.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// Secrets by id.
+    pub secrets: HashMap<String, SecretSource>,
+    /// SSH agent sockets by id (`--ssh default` forwards `$SSH_AUTH_SOCK`).
+    pub ssh: HashMap<String, PathBuf>,
+}
+
+/// The state a step runs in.
+#[derive(Debug, Clone)]
+pub struct Process<'a> {
+    /// Build arguments, given as environment variables.
+    pub args: &'a IndexMap<String, String>,
+    /// Environment, in order; wins over args.
+    pub env: &'a [(String, String)],
+    /// Working directory.
+    pub workdir: &'a str,
+    /// `name|uid[:group|gid]`, or None for root.
+    pub user: Option<&'a str>,
+    /// The shell for string commands.
+    pub shell: &'a [String],
+    /// The platform the stage runs on.
+    pub platform: &'a Platform,
+}
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The command exited non-zero.
+    #[error("the command exited with code {code}")]
+    Failed {
+        /// Its exit code.
+        code: i32,
+        /// Its last lines of output.
+        tail: Vec<String>,
+    },
+    /// Something the step needs is missing or wrong.
+    #[error("{message}")]
+    Setup {
+        /// What.
+        message: String,
+        /// What to do.
+        help: String,
+    },
+    /// Running the step failed.
+    #[error(transparent)]
+    Exec(#[from] super::ExecError),
+}
+
+fn setup(message: impl Into<String>, help: impl Into<String>) -> StepError {
+    StepError::Setup {
+        message: message.into(),
+        help: help.into(),
+    }
+}
+
+fn io_setup(what: &str, path: &Path, e: &std::io::Error) -> StepError {
+    setup(
+        format!("cannot {what} `{}`: {e}", path.display()),
+        "check the store directory and permissions",
+    )
+}
+
+/// A finished step's changes: an upperdir inside a temp dir the caller removes.
+#[derive(Debug)]
+pub struct Changes {
+    /// The temp directory holding everything of the step.
+    pub temp: PathBuf,
+    /// The upperdir: exactly what the step changed.
+    pub upper: PathBuf,
+}
+
+/// The QEMU name of an architecture, as `binfmt_misc` registers it.
+fn qemu_name(platform: &Platform) -> &str {
+    match platform.architecture.as_str() {
+        "amd64" => "x86_64",
+        "arm64" => "aarch64",
+        "386" => "i386",
+        "ppc64le" => "ppc64le",
+        "loong64" => "loongarch64",
+        other => other,
+    }
+}
+
+/// Checks that `platform` can run here: natively or through QEMU registered with flag F.
+pub fn check_platform(platform: &Platform, host: &Platform) -> Result<(), StepError> {
+    if platform.os != "linux" {
+        return Err(setup(
+            format!("cannot run `{platform}` programs on Linux"),
+            "use a linux platform for stages with `run` steps",
+        ));
+    }
+    if platform.architecture == host.architecture {
+        return Ok(());
+    }
+    let name = qemu_name(platform);
+    let entry = Path::new("/proc/sys/fs/binfmt_misc").join(format!("qemu-{name}"));
+    let text = fs::read_to_string(&entry).unwrap_or_default();
+    let fixed = text
+        .lines()
+        .any(|l| l.starts_with("flags:") && l.contains('F'));
+    if text.starts_with("enabled") && fixed {
+        Ok(())
+    } else if text.starts_with("enabled") {
+        Err(setup(
+            format!(
+                "qemu-{name} is registered for {platform}, but without the F flag, so containers cannot use it"
+            ),
+            "reinstall Debian's qemu-user-static, which registers its emulators with flag F",
+        ))
+    } else {
+        Err(setup(
+            format!(
+                "this machine cannot run {platform} programs: no qemu-{name} emulator is registered with binfmt_misc"
+            ),
+            "install Debian's `qemu-user-static` and `binfmt-support` (and mount /proc/sys/fs/binfmt_misc), or build this stage on the build machine's platform with `platform = \"build\"`",
+        ))
+    }
+}
+
+/// Looks up `user[:group]` for a process: a numeric user without a group
+/// gets its passwd group, or 0; supplementary groups come from /etc/group.
+fn resolve_user(spec: Option<&str>, root: &Path) -> Result<(u32, u32, Vec<u32>), StepError> {
+    let Some(spec) = spec.filter(|s| !s.is_empty()) else {
+        return Ok((0, 0, Vec::new()));
+    };
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
+    let groups = fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 3 && (f[0] == user || (user.parse::<u32>().is_ok() && f[2] == user)));
+    let uid = match user.parse::<u32>() {
+        Ok(uid) => uid,
+        Err(_) => entry
+            .as_ref()
+            .and_then(|f| f[2].parse().ok())
+            .ok_or_else(|| {
+                setup(
+                    format!("user `{user}` is not in the image's /etc/passwd"),
+                    "create the user in an earlier step, or use a numeric uid",
+                )
+            })?,
+    };
+    let name = entry.as_ref().map(|f| f[0].to_owned());
+    let gid = match group {
+        Some(group) => match group.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => groups
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() > 2 && f[0] == group)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    setup(
+                        format!("group `{group}` is not in the image's /etc/group"),
+                        "create the group in an earlier step, or use a numeric gid",
+                    )
+                })?,
+        },
+        None => entry.as_ref().and_then(|f| f[3].parse().ok()).unwrap_or(0),
+    };
+    let additional = match &name {
+        Some(name) => groups
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .filter(|f| f.len() > 3 && f[3].split(',').any(|m| m == name))
+            .filter_map(|f| f[2].parse().ok())
+            .filter(|g| *g != gid)
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok((uid, gid, additional))
+}
+
+/// `path` inside `root`, refusing `..` that would leave it.
+fn inside(root: &Path, path: &str) -> Result<PathBuf, StepError> {
+    let mut out = root.to_owned();
+    let mut depth = 0usize;
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(p) => {
+                out.push(p);
+                depth += 1;
+            }
+            Component::ParentDir if depth > 0 => {
+                out.pop();
+                depth -= 1;
+            }
+            Component::ParentDir => {
+                return Err(setup(
+                    format!("`{path}` leaves its root"),
+                    "use a path inside the source",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let meta = fs::symlink_metadata(from)?;
+    if meta.is_dir() {
+        fs::create_dir_all(to)?;
+        for entry in fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        fs::set_permissions(to, meta.permissions())?;
+    } else if meta.file_type().is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(from)?, to)?;
+    } else {
+        fs::copy(from, to)?;
+    }
+    rustix::fs::chownat(
+        rustix::fs::CWD,
+        to,
+        Some(rustix::fs::Uid::from_raw(meta.uid())),
+        Some(rustix::fs::Gid::from_raw(meta.gid())),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    Ok(())
+}
+
+/// A held cache lock, released on drop.
+struct CacheLock(#[allow(dead_code)] fs::File);
+
+/// Runs `run` on the layers `lowers` (bottom first). `sources` maps a mount's
+/// `from` (as the plan wrote it) to the root of that stage or image.
+#[allow(clippy::too_many_arguments)]
+pub fn run_step(
+    store: &Store,
+    executor: &dyn Executor,
+    grants: &Grants,
+    context: &Path,
+    lowers: &[PathBuf],
+    run: &Run<String>,
+    process: &Process<'_>,
+    sources: &HashMap<String, PathBuf, impl std::hash::BuildHasher>,
+    output: &mut dyn FnMut(Stream, &str),
+) -> Result<Changes, StepError> {
+    let temp = store.temp_path("run");
+    let dirs: Vec<PathBuf> = ["upper", "work", "merged", "bundle", "empty", "private"]
+        .iter()
+        .map(|d| temp.join(d))
+        .collect();
+    for dir in &dirs {
+        fs::create_dir_all(dir).map_err(|e| io_setup("create", dir, &e))?;
+    }
+    let changes = Changes {
+        temp: temp.clone(),
+        upper: dirs[0].clone(),
+    };
+    let result = run_in(
+        store, executor, grants, context, lowers, run, process, sources, output, &temp, &dirs,
+    );
+    match result {
+        Ok(()) => Ok(changes),
+        Err(e) => {
+            let _ = fs::remove_dir_all(&temp);
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_in(
+    store: &Store,
+    executor: &dyn Executor,
+    grants: &Grants,
+    context: &Path,
+    lowers: &[PathBuf],
+    run: &Run<String>,
+    process: &Process<'_>,
+    sources: &HashMap<String, PathBuf, impl std::hash::BuildHasher>,
+    output: &mut dyn FnMut(Stream, &str),
+    temp: &Path,
+    dirs: &[PathBuf],
+) -> Result<(), StepError> {
+    let (upper, work, merged, bundle, empty, private) =
+        (&dirs[0], &dirs[1], &dirs[2], &dirs[3], &dirs[4], &dirs[5]);
+    let lowers: Vec<PathBuf> = if lowers.is_empty() {
+        vec![empty.clone()]
+    } else {
+        lowers.to_vec()
+    };
+    let mount = mount_overlay(&lowers, Some(Upper { upper, work }), merged).map_err(|e| {
+        setup(
+            format!("cannot mount the step's root filesystem (overlayfs): {e}"),
+            "run imgbuild as root on a kernel with overlayfs; `imgbuild doctor` checks",
+        )
+    })?;
+
+    let (uid, gid, additional_gids) = resolve_user(process.user, merged)?;
+    let workdir = inside(merged, process.workdir)?;
+    fs::create_dir_all(&workdir).map_err(|e| io_setup("create the workdir", &workdir, &e))?;
+
+    let mut env: Vec<(String, String)> = process
+        .args
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in process.env {
+        env.retain(|(name, _)| name != k);
+        env.push((k.clone(), v.clone()));
+    }
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+
+    let mut mounts = Vec::new();
+    let mut locks = Vec::new();
+    let mut secret_files = Vec::new();
+    let mut overlays = Vec::new();
+    for (n, m) in run.mounts.iter().enumerate() {
+        match m {
+            Mount::Cache {
+                target,
+                id,
+                sharing,
+                from,
+                source,
+                mode,
+                uid: cuid,
+                gid: cgid,
+                readonly,
+            } => {
+                let id = id.clone().unwrap_or_else(|| target.clone());
+                let key: String = id
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                let key = format!(
+                    "{key}-{}",
+                    &crate::store::Digest::of(id.as_bytes()).hex()[..12]
+                );
+                let caches = store.root().join("cache");
+                fs::create_dir_all(&caches).map_err(|e| io_setup("create", &caches, &e))?;
+                let mut dir = caches.join(&key);
+                let lock_path = caches.join(format!("{key}.lock"));
+                let lock_file = fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .map_err(|e| io_setup("open", &lock_path, &e))?;
+                match sharing {
+                    Sharing::Shared => {}
+                    Sharing::Locked => {
+                        rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::LockExclusive)
+                            .map_err(|e| io_setup("lock", &lock_path, &e.into()))?;
+                        locks.push(CacheLock(lock_file));
+                    }
+                    Sharing::Private => {
+                        if rustix::fs::flock(
+                            &lock_file,
+                            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+                        )
+                        .is_ok()
+                        {
+                            locks.push(CacheLock(lock_file));
+                        } else {
+                            dir = private.join(format!("cache-{n}"));
+                        }
+                    }
+                }
+                if !dir.exists() {
+                    let partial = temp.join(format!("cache-new-{n}"));
+                    match (from, source) {
+                        (Some(from), _) => {
+                            let root = sources.get(from).ok_or_else(|| {
+                                setup(
+                                    format!("mount source `{from}` is not available"),
+                                    "this is a bug in imgbuild",
+                                )
+                            })?;
+                            let seed = inside(root, source.as_deref().unwrap_or("/"))?;
+                            copy_tree(&seed, &partial)
+                                .map_err(|e| io_setup("seed the cache from", &seed, &e))?;
+                        }
+                        (None, _) => fs::create_dir_all(&partial)
+                            .map_err(|e| io_setup("create", &partial, &e))?,
+                    }
+                    fs::set_permissions(
+                        &partial,
+                        fs::Permissions::from_mode(mode.unwrap_or(0o755)),
+                    )
+                    .map_err(|e| io_setup("chmod", &partial, &e))?;
+                    rustix::fs::chown(
+                        &partial,
+                        Some(rustix::fs::Uid::from_raw(cuid.unwrap_or(0))),
+                        Some(rustix::fs::Gid::from_raw(cgid.unwrap_or(0))),
+                    )
+                    .map_err(|e| io_setup("chown", &partial, &e.into()))?;
+                    if fs::rename(&partial, &dir).is_err() {
+                        let _ = fs::remove_dir_all(&partial);
+                    }
+                }
+                mounts.push(MountSpec {
+                    destination: target.clone(),
+                    kind: MountKind::Bind {
+                        source: dir,
+                        readonly: *readonly,
+                    },
+                });
+            }
+            Mount::Secret {
+                id,
+                target,
+                env: as_env,
+                required,
+                mode,
+                uid: suid,
+                gid: sgid,
+            } => {
+                let id = id.clone().unwrap_or_default();
+                let value = match grants.secrets.get(&id) {
+                    Some(SecretSource::File(path)) => fs::read(path).map_err(|e| setup(format!("cannot read secret `{id}` from `{}`: {e}", path.display()), "check the `src=` path of `--secret`"))?,
+                    Some(SecretSource::Env(var)) => std::env::var(var)
+                        .map_err(|_| setup(format!("secret `{id}` comes from ${var}, which is not set"), format!("export {var}, or pass the secret with `--secret id={id},src=FILE`")))?
+                        .into_bytes(),
+                    None if *required => {
+                        return Err(setup(format!("secret `{id}` is required but was not given"), format!("pass it with `--secret id={id},src=FILE` or `--secret id={id},env=VAR`")));
+                    }
+                    None => continue,
+                };
+                if let Some(var) = as_env {
+                    env.push((var.clone(), String::from_utf8_lossy(&value).into_owned()));
+                }
+                if let Some(target) = target {
+                    let file = secret_dir()?.join(format!("{}-{n}", std::process::id()));
+                    fs::write(&file, &value)
+                        .map_err(|e| io_setup("write a secret to", &file, &e))?;
+                    secret_files.push(file.clone());
+                    fs::set_permissions(&file, fs::Permissions::from_mode(mode.unwrap_or(0o400)))
+                        .map_err(|e| io_setup("chmod", &file, &e))?;
+                    rustix::fs::chown(
+                        &file,
+                        Some(rustix::fs::Uid::from_raw(suid.unwrap_or(0))),
+                        Some(rustix::fs::Gid::from_raw(sgid.unwrap_or(0))),
+                    )
+                    .map_err(|e| io_setup("chown", &file, &e.into()))?;
+                    mounts.push(MountSpec {
+                        destination: target.clone(),
+                        kind: MountKind::Bind {
+                            source: file,
+                            readonly: true,
+                        },
+                    });
+                }
+            }
+            Mount::Bind {
+                target,
+                source,
+                from,
+                rw,
+            } => {
+                let root = match from {
+                    Some(from) => sources.get(from).cloned().ok_or_else(|| {
+                        setup(
+                            format!("mount source `{from}` is not available"),
+                            "this is a bug in imgbuild",
+                        )
+                    })?,
+                    None => context.to_owned(),
+                };
+                let mut path = inside(&root, source.as_deref().unwrap_or("/"))?;
+                if !path.exists() {
+                    return Err(setup(
+                        format!(
+                            "bind mount source `{}` does not exist",
+                            source.as_deref().unwrap_or("/")
+                        ),
+                        "check `source` and `from`",
+                    ));
+                }
+                if *rw && path.is_dir() {
+                    // Writes go to a throwaway upperdir of an overlay on the source.
+                    let base = private.join(format!("bind-{n}"));
+                    let (upper, work, merged) =
+                        (base.join("upper"), base.join("work"), base.join("merged"));
+                    for dir in [&upper, &work, &merged] {
+                        fs::create_dir_all(dir).map_err(|e| io_setup("create", dir, &e))?;
+                    }
+                    let overlay = mount_overlay(
+                        std::slice::from_ref(&path),
+                        Some(Upper {
+                            upper: &upper,
+                            work: &work,
+                        }),
+                        &merged,
+                    )
+                    .map_err(|e| {
+                        setup(
+                            format!("cannot mount a writable view of `{}`: {e}", path.display()),
+                            "`imgbuild doctor` checks overlayfs",
+                        )
+                    })?;
+                    path = merged;
+                    overlays.push(overlay);
+                } else if *rw {
+                    let copy = private.join(format!("bind-{n}"));
+                    copy_tree(&path, &copy).map_err(|e| io_setup("copy", &path, &e))?;
+                    path = copy;
+                }
+                mounts.push(MountSpec {
+                    destination: target.clone(),
+                    kind: MountKind::Bind {
+                        source: path,
+                        readonly: !*rw,
+                    },
+                });
+            }
+            Mount::Tmpfs { target, size } => mounts.push(MountSpec {
+                destination: target.clone(),
+                kind: MountKind::Tmpfs {
+                    size: *size,
+                    mode: None,
+                },
+            }),
+            Mount::Ssh {
+                id,
+                target,
+                required,
+                ..
+            } => {
+                let id = id.clone().unwrap_or_else(|| "default".into());
+                let Some(socket) = grants.ssh.get(&id) else {
+                    if *required {
+                        return Err(setup(
+                            format!("SSH agent `{id}` is required but was not given"),
+                            format!("pass `--ssh {id}` with an agent running ($SSH_AUTH_SOCK)"),
+                        ));
+                    }
+                    continue;
+                };
+                let target = target
+                    .clone()
+                    .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{n}"));
+                env.push(("SSH_AUTH_SOCK".into(), target.clone()));
+                mounts.push(MountSpec {
+                    destination: target,
+                    kind: MountKind::Bind {
+                        source: socket.clone(),
+                        readonly: false,
+                    },
+                });
+            }
+        }
+    }
+
+    let args = match &run.command {
+        Command::Exec(argv) => argv.clone(),
+        Command::Shell(text) if run.interpreter.is_some() => {
+            let script = temp.join("script");
+            fs::write(&script, text).map_err(|e| io_setup("write", &script, &e))?;
+            fs::set_permissions(&script, fs::Permissions::from_mode(0o755))
+                .map_err(|e| io_setup("chmod", &script, &e))?;
+            mounts.push(MountSpec {
+                destination: SCRIPT_PATH.into(),
+                kind: MountKind::Bind {
+                    source: script,
+                    readonly: true,
+                },
+            });
+            vec![SCRIPT_PATH.to_owned()]
+        }
+        Command::Shell(text) => process
+            .shell
+            .iter()
+            .cloned()
+            .chain([text.clone()])
+            .collect(),
+    };
+
+    // Mount points the runtime creates must not land in the layer.
+    let stubs: Vec<String> = standard_mount_points()
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(mounts.iter().map(|m| m.destination.clone()))
+        .filter(|d| fs::symlink_metadata(merged.join(d.trim_start_matches('/'))).is_err())
+        .collect();
+
+    let spec = RunSpec {
+        bundle: bundle.clone(),
+        rootfs: merged.clone(),
+        args,
+        env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        cwd: process.workdir.to_owned(),
+        uid,
+        gid,
+        additional_gids,
+        hostname: "imgbuild".into(),
+        network: match run.network {
+            Network::None => NetworkMode::None,
+            Network::Default | Network::Host => NetworkMode::Host,
+        },
+        mounts,
+    };
+    let outcome = executor.run(&spec, output);
+    drop(overlays);
+    drop(mount);
+    drop(locks);
+    for file in secret_files {
+        let _ = fs::remove_file(file);
+    }
+    let outcome = outcome?;
+    if outcome.exit_code != 0 {
+        return Err(StepError::Failed {
+            code: outcome.exit_code,
+            tail: outcome.log_tail,
+        });
+    }
+    strip_stubs(upper, &stubs);
+    Ok(())
+}
+
+/// A directory for secret files: in memory when the machine has /dev/shm.
+fn secret_dir() -> Result<PathBuf, StepError> {
+    let dir = ["/dev/shm", "/run"]
+        .iter()
+        .map(Path::new)
+        .find(|d| d.is_dir())
+        .map_or_else(std::env::temp_dir, Path::to_path_buf)
+        .join("imgbuild-secrets");
+    fs::create_dir_all(&dir).map_err(|e| io_setup("create", &dir, &e))?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| io_setup("chmod", &dir, &e))?;
+    Ok(dir)
+}
+
+/// Removes empty files and directories that only exist as mount points,
+/// and directories copied up only to hold them.
+fn strip_stubs(upper: &Path, stubs: &[String]) {
+    for stub in stubs {
+        let mut path = upper.join(stub.trim_start_matches('/'));
+        while let Ok(meta) = fs::symlink_metadata(&path) {
+            let removable = if meta.is_dir() {
+                fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none())
+                    && fs::remove_dir(&path).is_ok()
+            } else {
+                meta.is_file() && meta.len() == 0 && fs::remove_file(&path).is_ok()
+            };
+            if !removable || !path.pop() || path == upper {
+                break;
+            }
+        }
+    }
+}

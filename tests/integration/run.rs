@@ -1,0 +1,594 @@
+//! `run` steps: real containers (runc) on overlay snapshots, mounts,
+//! scripts and emulated platforms. Base images are made from Debian's
+//! busybox-static, which scripts/test installs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::util::{Output, imgbuild_in, repo};
+
+/// Busybox applets the tests use, linked into the fixture's /bin.
+const APPLETS: &[&str] = &[
+    "sh",
+    "echo",
+    "cat",
+    "ls",
+    "id",
+    "mkdir",
+    "rm",
+    "touch",
+    "uname",
+    "ip",
+    "sleep",
+    "test",
+    "[",
+    "true",
+    "false",
+    "printf",
+    "env",
+    "wc",
+    "grep",
+    "head",
+    "tail",
+    "seq",
+    "chmod",
+    "stat",
+    "mount",
+    "hostname",
+    "ln",
+    "cp",
+    "mv",
+    "tr",
+    "sha256sum",
+];
+
+/// Whether runc and busybox are here; scripts/test makes them required.
+fn can_run() -> bool {
+    let ok = Path::new("/bin/busybox").exists()
+        && Command::new("runc")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("IMGBUILD_REQUIRE_TOOLS").is_none(),
+            "runc and busybox-static are required"
+        );
+        eprintln!("skipped: needs runc and busybox-static (scripts/test installs them)");
+    }
+    ok
+}
+
+/// Builds (once per test run) a busybox base image for `arch` from `busybox` as an OCI layout.
+fn fixture(arch: &str, busybox: &Path) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("busybox-{arch}-{}", std::process::id()));
+    let layout = dir.join("layout");
+    if layout.join("index.json").exists() {
+        return layout;
+    }
+    let context = dir.join("context");
+    std::fs::create_dir_all(context.join("bin")).unwrap();
+    std::fs::copy(busybox, context.join("bin/busybox")).unwrap();
+    for applet in APPLETS {
+        let _ = std::os::unix::fs::symlink("busybox", context.join("bin").join(applet));
+    }
+    std::fs::write(
+        context.join("imgbuild.toml"),
+        format!(
+            r#"[stages.busybox]
+from = "scratch"
+platform = "linux/{arch}"
+env = {{ PATH = "/bin" }}
+steps = [
+  {{ copy = "bin/", to = "/bin/" }},
+  {{ file = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n", to = "/etc/passwd" }},
+  {{ file = "root:x:0:\napp:x:1000:\nextra:x:2000:app\n", to = "/etc/group" }},
+]
+[images.busybox]
+stage = "busybox"
+tags = ["busybox:latest"]
+"#
+        ),
+    )
+    .unwrap();
+    let out = imgbuild_in(
+        &context,
+        &[
+            "--store",
+            dir.join("store").to_str().unwrap(),
+            "apply",
+            "--output",
+            &format!("type=oci-layout,dest={}", layout.display()),
+        ],
+    );
+    assert_eq!(out.code, 0, "fixture build failed: {}", out.stderr);
+    layout
+}
+
+fn busybox() -> &'static Path {
+    static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
+    LAYOUT.get_or_init(|| fixture("amd64", Path::new("/bin/busybox")))
+}
+
+/// A project on the busybox base with its own store.
+struct Project {
+    dir: tempfile::TempDir,
+    store: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(steps: &str) -> Self {
+        Self::with_stages(&format!(
+            "[stages.a]\nfrom = \"oci-layout:{}\"\nsteps = [\n{steps}\n]\n[images.a]\nstage = \"a\"\ntags = [\"localhost/a:1\"]\n",
+            busybox().display()
+        ))
+    }
+
+    fn with_stages(manifest: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("imgbuild.toml"), manifest).unwrap();
+        Self {
+            dir,
+            store: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn store(&self) -> PathBuf {
+        // Outside the project, so the store is not part of the build context.
+        self.store.path().to_owned()
+    }
+
+    fn apply(&self, args: &[&str]) -> Output {
+        let store = self.store();
+        let mut all = vec!["--store", store.to_str().unwrap(), "apply"];
+        all.extend_from_slice(args);
+        imgbuild_in(self.path(), &all)
+    }
+
+    /// Applies (must succeed) and returns the image's filesystem.
+    fn rootfs(&self, args: &[&str]) -> PathBuf {
+        let _ = std::fs::remove_dir_all(self.path().join("rootfs"));
+        let mut all = vec![
+            "--output",
+            "type=local,dest=rootfs",
+            "--output",
+            "type=oci-layout,dest=layout",
+        ];
+        all.extend_from_slice(args);
+        let out = self.apply(&all);
+        assert_eq!(out.code, 0, "apply failed:\n{}", out.stderr);
+        self.path().join("rootfs")
+    }
+}
+
+fn read(root: &Path, path: &str) -> String {
+    std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The entry names of the image's last layer.
+fn last_layer_names(layout: &Path) -> Vec<String> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let blob = |digest: &str| {
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    let file =
+        std::fs::File::open(blob(layers.last().unwrap()["digest"].as_str().unwrap())).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect()
+}
+
+#[test]
+fn run_writes_deletes_and_replaces_files() {
+    if !can_run() {
+        return;
+    }
+    let project = Project::new(
+        r#"  { file = "keep", to = "/data/keep" },
+  { file = "gone", to = "/data/gone" },
+  { file = "old", to = "/data/dir/old" },
+  { run = "rm /data/gone && echo replaced > /data/keep && echo new > /data/new && rm -rf /data/dir && mkdir /data/dir && echo fresh > /data/dir/fresh" },"#,
+    );
+    let root = project.rootfs(&[]);
+    assert!(!root.join("data/gone").exists());
+    assert_eq!(read(&root, "data/keep"), "replaced\n");
+    assert_eq!(read(&root, "data/new"), "new\n");
+    assert_eq!(read(&root, "data/dir/fresh"), "fresh\n");
+    assert!(!root.join("data/dir/old").exists());
+    let names = last_layer_names(&project.path().join("layout"));
+    assert!(names.contains(&"data/.wh.gone".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"data/dir/.wh..wh..opq".to_owned()),
+        "{names:?}"
+    );
+    // Mount points the runtime made do not land in the layer.
+    for stub in ["etc/resolv.conf", "etc/hosts", "proc", "dev", "sys"] {
+        assert!(
+            !names.iter().any(|n| n.trim_end_matches('/') == stub),
+            "{stub} in {names:?}"
+        );
+    }
+}
+
+#[test]
+fn process_has_env_user_workdir_and_devices() {
+    if !can_run() {
+        return;
+    }
+    let project = Project::with_stages(&format!(
+        r#"[args]
+GREETING = "hello"
+[stages.a]
+from = "oci-layout:{}"
+env = {{ FROM_ENV = "env-value" }}
+workdir = "/work/dir"
+steps = [
+  {{ run = "echo \"$GREETING $FROM_ENV $(pwd)\" > /out.txt && ls /dev/null /dev/zero /dev/urandom /dev/pts /dev/shm /dev/fd/1 > /dev/null && hostname > /hostname && ! touch /sys/x 2>/dev/null && echo ok > /sys-ro" }},
+  {{ run = "mkdir -m 1777 /tmp" }},
+  {{ user = "app" }},
+  {{ run = "id -u > /tmp/uid; id -G > /tmp/groups" }},
+]
+[images.a]
+stage = "a"
+"#,
+        busybox().display()
+    ));
+    let root = project.rootfs(&[]);
+    assert_eq!(read(&root, "out.txt"), "hello env-value /work/dir\n");
+    assert_eq!(read(&root, "sys-ro"), "ok\n");
+    assert_eq!(read(&root, "tmp/uid"), "1000\n");
+    assert_eq!(read(&root, "tmp/groups"), "1000 2000\n");
+}
+
+#[test]
+fn scripts_run_by_shell_or_their_interpreter() {
+    if !can_run() {
+        return;
+    }
+    let project = Project::new(
+        r#"  { run = '''
+for i in $(seq 1 3); do
+  echo "line $i" >> /loop.txt
+done
+''' },
+  { run = '''#!/bin/busybox sh
+echo "from $0" > /shebang.txt
+''' },"#,
+    );
+    let root = project.rootfs(&[]);
+    assert_eq!(read(&root, "loop.txt"), "line 1\nline 2\nline 3\n");
+    assert!(
+        read(&root, "shebang.txt").starts_with("from /"),
+        "{}",
+        read(&root, "shebang.txt")
+    );
+}
+
+#[test]
+fn failing_step_reports_exit_code_and_output() {
+    if !can_run() {
+        return;
+    }
+    let project = Project::new(r#"  { run = "echo first line; echo 'the error' >&2; exit 3" },"#);
+    let out = project.apply(&[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("exited with code 3"), "{}", out.stderr);
+    assert!(out.stderr.contains("the error"), "{}", out.stderr);
+}
+
+#[test]
+fn network_none_has_only_loopback() {
+    if !can_run() {
+        return;
+    }
+    let project = Project::new(
+        r#"  { run = "ip -o link > /none.txt", network = "none" },
+  { run = "ip -o link > /host.txt" },"#,
+    );
+    let root = project.rootfs(&[]);
+    let none = read(&root, "none.txt");
+    assert_eq!(none.lines().count(), 1, "{none}");
+    assert!(none.contains("lo:") && none.contains("UP"), "{none}");
+    assert!(read(&root, "host.txt").lines().count() >= 1);
+}
+
+#[test]
+fn cache_bind_and_tmpfs_mounts() {
+    if !can_run() {
+        return;
+    }
+    let project = Project::new(
+        r#"  { run = "echo run >> /cache/count && wc -l < /cache/count > /count.txt", mounts = [{ type = "cache", target = "/cache", id = "counter", sharing = "locked" }] },
+  { run = "cat /src/input.txt > /bound.txt && echo scribble > /src/new.txt", mounts = [{ type = "bind", target = "/src", rw = true }] },
+  { run = "mount | grep ' /scratch ' > /tmpfs.txt && echo x > /scratch/file", mounts = [{ type = "tmpfs", target = "/scratch", size = "8m" }] },"#,
+    );
+    std::fs::write(project.path().join("input.txt"), "from context\n").unwrap();
+    let root = project.rootfs(&[]);
+    assert_eq!(read(&root, "count.txt").trim(), "1");
+    assert_eq!(read(&root, "bound.txt"), "from context\n");
+    assert!(
+        !project.path().join("new.txt").exists(),
+        "rw bind writes are discarded"
+    );
+    assert!(
+        read(&root, "tmpfs.txt").contains("tmpfs"),
+        "{}",
+        read(&root, "tmpfs.txt")
+    );
+    assert!(
+        read(&root, "tmpfs.txt").contains("size=8192k"),
+        "{}",
+        read(&root, "tmpfs.txt")
+    );
+    for path in ["cache", "src", "scratch"] {
+        let leftover = root.join(path);
+        assert!(
+            !leftover.exists() || std::fs::read_dir(&leftover).unwrap().next().is_none(),
+            "{path} reached the layer"
+        );
+    }
+    // The cache persists across builds.
+    let root = project.rootfs(&[]);
+    assert_eq!(read(&root, "count.txt").trim(), "2");
+}
+
+#[test]
+fn secrets_reach_the_step_and_nothing_else() {
+    if !can_run() {
+        return;
+    }
+    let value = "s3cr3t-VALUE-8f2a91";
+    let project = Project::new(
+        r#"  { run = "sha256sum < /run/secrets/token > /file.sum && printf %s \"$TOKEN\" | sha256sum > /env.sum", mounts = [
+      { type = "secret", id = "token", required = true },
+      { type = "secret", id = "token", env = "TOKEN" },
+  ] },"#,
+    );
+    std::fs::write(project.path().join("token.txt"), value).unwrap();
+    let root = project.rootfs(&[
+        "--secret",
+        "id=token,src=token.txt",
+        "--output",
+        "type=docker,dest=image.tar",
+    ]);
+    let expected = imgbuild::store::Digest::of(value.as_bytes())
+        .hex()
+        .to_owned();
+    assert!(
+        read(&root, "file.sum").starts_with(&expected),
+        "{}",
+        read(&root, "file.sum")
+    );
+    assert!(
+        read(&root, "env.sum").starts_with(&expected),
+        "{}",
+        read(&root, "env.sum")
+    );
+    assert!(
+        !root.join("run/secrets").exists(),
+        "the secret mount point reached the layer"
+    );
+    // Search every file the build wrote, decompressing layers.
+    let mut searched = 0;
+    let store = project.store();
+    for entry in walkdir::WalkDir::new(project.path())
+        .into_iter()
+        .chain(walkdir::WalkDir::new(&store))
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+    {
+        if entry.file_name() == "token.txt" {
+            continue;
+        }
+        let bytes = std::fs::read(entry.path()).unwrap();
+        let mut plain = Vec::new();
+        let _ =
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut plain);
+        for haystack in [&bytes, &plain] {
+            assert!(
+                !haystack.windows(value.len()).any(|w| w == value.as_bytes()),
+                "the secret is in {}",
+                entry.path().display()
+            );
+        }
+        searched += 1;
+    }
+    assert!(searched > 5, "searched {searched} files");
+
+    let missing = Project::new(
+        r#"  { run = "true", mounts = [{ type = "secret", id = "absent", required = true }] },"#,
+    )
+    .apply(&[]);
+    assert_eq!(missing.code, 1, "{}", missing.stderr);
+    assert!(
+        missing
+            .stderr
+            .contains("secret `absent` is required but was not given"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn ssh_agent_socket_is_forwarded() {
+    if !can_run() {
+        return;
+    }
+    let project = Project::new(
+        r#"  { run = "test -S \"$SSH_AUTH_SOCK\" && echo ok > /ssh.txt", mounts = [{ type = "ssh", required = true }] },"#,
+    );
+    let socket = project.path().join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let root = project.rootfs(&["--ssh", &format!("default={}", socket.display())]);
+    assert_eq!(read(&root, "ssh.txt"), "ok\n");
+}
+
+/// The arm64 busybox scripts/test downloads with `apt-get download busybox-static:arm64`.
+fn arm64_busybox() -> Option<PathBuf> {
+    let path = std::env::var_os("IMGBUILD_ARM64_BUSYBOX").map_or_else(
+        || repo().join("target/fixtures/arm64/bin/busybox"),
+        PathBuf::from,
+    );
+    let registered = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+        .is_ok_and(|t| t.starts_with("enabled"));
+    if path.exists() && registered {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("IMGBUILD_REQUIRE_TOOLS").is_none(),
+        "arm64 busybox and qemu-aarch64 are required"
+    );
+    eprintln!("skipped: needs {} and qemu-user-static", path.display());
+    None
+}
+
+#[test]
+fn arm64_stage_runs_under_emulation() {
+    if !can_run() {
+        return;
+    }
+    let Some(busybox) = arm64_busybox() else {
+        return;
+    };
+    let layout = fixture("arm64", &busybox);
+    let project = Project::with_stages(&format!(
+        "[stages.a]\nfrom = \"oci-layout:{}\"\nplatform = \"linux/arm64\"\nsteps = [{{ run = \"uname -m > /arch\" }}]\n[images.a]\nstage = \"a\"\nplatforms = [\"linux/arm64\"]\n",
+        layout.display()
+    ));
+    let root = project.rootfs(&[]);
+    assert_eq!(read(&root, "arch"), "aarch64\n");
+}
+
+#[test]
+fn multistage_example_builds_and_runs() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let example = repo().join("examples/multistage");
+    for entry in walkdir::WalkDir::new(&example)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+    {
+        let to = dir
+            .path()
+            .join(entry.path().strip_prefix(&example).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(entry.path(), &to).unwrap();
+    }
+    // The example starts from a busybox layout next to it, as its README says to make one.
+    let status = Command::new("cp")
+        .args([
+            "-a",
+            busybox().to_str().unwrap(),
+            dir.path().join("busybox").to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bundle = dir.path().join("bundle");
+    let out = imgbuild_in(
+        dir.path(),
+        &[
+            "--store",
+            dir.path().join("store").to_str().unwrap(),
+            "apply",
+            "--output",
+            &format!("type=local,dest={}", bundle.join("rootfs").display()),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Run the image's command with runc, as a container runtime would.
+    let config = imgbuild_in(
+        dir.path(),
+        &[
+            "--store",
+            dir.path().join("store").to_str().unwrap(),
+            "apply",
+            "--output",
+            "type=oci-layout,dest=layout",
+        ],
+    );
+    assert_eq!(config.code, 0, "{}", config.stderr);
+    let image_config: serde_json::Value = serde_json::from_str(&crate_run(
+        "skopeo",
+        &[
+            "inspect",
+            "--config",
+            &format!("oci:{}", dir.path().join("layout").display()),
+        ],
+    ))
+    .unwrap();
+    let mut argv: Vec<String> = image_config["config"]["Entrypoint"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default();
+    argv.extend(
+        image_config["config"]["Cmd"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|v| v.as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    );
+    crate_run("runc", &["spec", "--bundle", bundle.to_str().unwrap()]);
+    let spec_path = bundle.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = serde_json::json!(argv);
+    spec["root"]["readonly"] = false.into();
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let id = format!("imgbuild-test-{}", std::process::id());
+    let run = Command::new("runc")
+        .args(["run", "--bundle", bundle.to_str().unwrap(), &id])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let _ = Command::new("runc")
+        .args(["delete", "--force", &id])
+        .output();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        stdout,
+        "Hello from a multi-stage build, compiled for amd64\n"
+    );
+}
+
+fn crate_run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
