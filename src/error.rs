@@ -40,6 +40,10 @@ pub enum Error {
     /// An output could not be written.
     #[error(transparent)]
     Export(crate::export::ExportError),
+    /// `doctor` found something that keeps `run` steps from working.
+    #[error("this machine cannot run `run` steps yet")]
+    #[diagnostic(help("fix the lines marked FAIL above"))]
+    DoctorFailed,
     /// `store verify` found problems.
     #[error("the store has corrupt blobs or leftovers")]
     #[diagnostic(help("run `imgbuild store verify --repair`"))]
@@ -58,7 +62,8 @@ impl Error {
             | Error::Build(_)
             | Error::Store(_)
             | Error::Export(_)
-            | Error::StoreDirty => EXIT_BUILD_FAILED,
+            | Error::StoreDirty
+            | Error::DoctorFailed => EXIT_BUILD_FAILED,
         }
     }
 

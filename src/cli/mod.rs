@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 build failed, 2 bad input or usage.
 
 mod apply;
+mod doctor;
 mod plan;
 pub mod schema;
 mod store;
@@ -51,6 +52,12 @@ pub enum Command {
     /// Inspect and repair the content store.
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Check that this machine can run `run` steps: runtime, overlayfs, emulators.
+    Doctor {
+        /// Check this OCI runtime (a name or a path) instead of finding one.
+        #[arg(long, value_name = "NAME|PATH")]
+        runtime: Option<String>,
+    },
     /// Print the JSON Schema of the manifest (draft-07).
     Schema,
 }
@@ -134,6 +141,9 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(args, printer),
         Command::Apply(args) => apply::run(args, cli.store.as_deref(), printer),
         Command::Store(command) => store::run(command, cli.store.as_deref(), printer),
+        Command::Doctor { runtime } => {
+            doctor::run(cli.store.as_deref(), runtime.as_deref(), printer)
+        }
         Command::Schema => schema::run(printer),
     };
     match result {

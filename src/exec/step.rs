@@ -120,7 +120,10 @@ pub fn check_platform(platform: &Platform, host: &Platform) -> Result<(), StepEr
             "use a linux platform for stages with `run` steps",
         ));
     }
-    if platform.architecture == host.architecture {
+    // An amd64 kernel runs 386 programs natively.
+    if platform.architecture == host.architecture
+        || (platform.architecture == "386" && host.architecture == "amd64")
+    {
         return Ok(());
     }
     let name = qemu_name(platform);

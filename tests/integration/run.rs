@@ -592,3 +592,38 @@ fn crate_run(program: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+#[test]
+fn doctor_reports_what_runs_need() {
+    if !can_run() {
+        return;
+    }
+    let store = tempfile::tempdir().unwrap();
+    let out = imgbuild_in(
+        &repo(),
+        &["--store", store.path().to_str().unwrap(), "doctor"],
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("runtime    ok    runc"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("overlayfs  ok"), "{}", out.stdout);
+    let missing = imgbuild_in(
+        &repo(),
+        &[
+            "--store",
+            store.path().to_str().unwrap(),
+            "doctor",
+            "--runtime",
+            "no-such-runtime",
+        ],
+    );
+    assert_eq!(missing.code, 1, "{}", missing.stdout);
+    assert!(
+        missing.stdout.contains("runtime    FAIL") && missing.stdout.contains("install runc"),
+        "{}",
+        missing.stdout
+    );
+}
