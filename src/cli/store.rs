@@ -32,11 +32,22 @@ pub fn run(
         StoreCommand::Verify { repair } => {
             let report = store.verify(*repair).map_err(Error::Store)?;
             let mut text = format!(
-                "{} blobs checked, {} corrupt, {} leftovers",
+                "{} blobs checked, {} corrupt, {} leftovers, {} strays, {} dangling tags",
                 report.blobs_checked,
                 report.corrupt_blobs.len(),
-                report.temp_leftovers.len()
+                report.temp_leftovers.len(),
+                report.strays.len(),
+                report.dangling_tags.len()
             );
+            for digest in &report.corrupt_blobs {
+                let _ = write!(text, "\ncorrupt blob {digest}");
+            }
+            for path in report.temp_leftovers.iter().chain(&report.strays) {
+                let _ = write!(text, "\nleftover {}", path.display());
+            }
+            for tag in &report.dangling_tags {
+                let _ = write!(text, "\ndangling tag {tag}");
+            }
             if *repair {
                 let _ = write!(text, ", {} removed", report.removed);
             }

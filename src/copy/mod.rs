@@ -321,8 +321,10 @@ fn resolve_in_root(root: &Path, rel: &str, source: &str) -> Result<String, CopyE
     Ok(resolved.join("/"))
 }
 
-/// Expands one source into the root-relative paths it names.
-fn expand_source(origin: &Origin<'_>, source: &str) -> Result<Vec<String>, CopyError> {
+/// Expands one source into the root-relative paths it names, each with the
+/// path as written (they differ when a named source is a symlink, which is
+/// followed but keeps its own name).
+fn expand_source(origin: &Origin<'_>, source: &str) -> Result<Vec<(String, String)>, CopyError> {
     let cleaned = clean_source(source)?;
     if !glob::has_wildcards(&cleaned) {
         let resolved = resolve_in_root(origin.root(), &cleaned, source)?;
@@ -333,7 +335,7 @@ fn expand_source(origin: &Origin<'_>, source: &str) -> Result<Vec<String>, CopyE
                 place: origin.place(),
             });
         }
-        return Ok(vec![resolved]);
+        return Ok(vec![(resolved, cleaned)]);
     }
     let mut matches = vec![String::new()];
     for part in cleaned.split('/') {
@@ -368,7 +370,7 @@ fn expand_source(origin: &Origin<'_>, source: &str) -> Result<Vec<String>, CopyE
             place: origin.place(),
         });
     }
-    Ok(matches)
+    Ok(matches.into_iter().map(|m| (m.clone(), m)).collect())
 }
 
 /// The entries of a `copy` or `add` step.
@@ -398,17 +400,17 @@ pub fn copy_entries(
             continue;
         }
         let wildcard = glob::has_wildcards(source);
-        for path in expand_source(origin, source)? {
-            matched.push((path, wildcard));
+        for (path, written) in expand_source(origin, source)? {
+            matched.push((path, written, wildcard));
         }
     }
-    let several = matched.len() + downloads.len() > 1 || matched.iter().any(|(_, w)| *w);
+    let several = matched.len() + downloads.len() > 1 || matched.iter().any(|(_, _, w)| *w);
     let dest_is_dir = spec.to.ends_with('/')
         || target
             .root
             .and_then(|r| fs::metadata(r.join(layer_path(spec.to))).ok())
             .is_some_and(|m| m.is_dir());
-    if several && !spec.to.ends_with('/') && !dest_is_dir {
+    if several && !spec.to.ends_with('/') {
         return Err(CopyError::DestinationNotDirectory(spec.to.to_owned()));
     }
     let dest = layer_path(spec.to);
@@ -434,18 +436,18 @@ pub fn copy_entries(
     };
     let from_context = matches!(origin, Origin::Context { .. });
     let mut dest_dir = None;
-    for (path, _) in matched {
+    for (path, written, _) in matched {
         let full = origin.root().join(&path);
         let meta = fs::metadata(&full).map_err(io(&full))?;
-        let name = path.rsplit('/').next().unwrap_or_default().to_owned();
+        let name = written.rsplit('/').next().unwrap_or_default().to_owned();
         let base = if spec.parents {
-            join(&dest, path.rsplit_once('/').map_or("", |(p, _)| p))
+            join(&dest, written.rsplit_once('/').map_or("", |(p, _)| p))
         } else {
             dest.clone()
         };
         if meta.is_dir() {
             let into = if spec.parents {
-                join(&dest, &path)
+                join(&dest, &written)
             } else {
                 dest.clone()
             };

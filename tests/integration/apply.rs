@@ -217,6 +217,7 @@ steps = [
   { copy = "dir", to = "/contents/" },
   { copy = "*.txt", to = "/glob/" },
   { copy = "one.txt", to = "/renamed.txt" },
+  { copy = "link.txt", to = "/linked/" },
   { copy = "one.txt", to = "relative/" },
   { copy = ["one.txt", "two.txt"], to = "/both/" },
   { copy = "one.txt", to = "/owned/", chown = "app" },
@@ -254,6 +255,7 @@ stage = "a"
         .unwrap();
     tar.finish().unwrap();
     drop(tar);
+    std::os::unix::fs::symlink("one.txt", project.path().join("link.txt")).unwrap();
 
     let root = project.rootfs(&[]);
     let read =
@@ -268,6 +270,9 @@ stage = "a"
     assert_eq!(read("glob/one.txt"), "1");
     assert_eq!(read("glob/two.txt"), "2");
     assert!(!root.join("glob/ignored.txt").exists());
+    // A named symlink is followed, and keeps its own name.
+    assert_eq!(read("linked/link.txt"), "1");
+    assert!(!meta("linked/link.txt").file_type().is_symlink());
     // No trailing slash: the destination is the file's new name.
     assert_eq!(read("renamed.txt"), "1");
     // Relative destinations are relative to the workdir.
@@ -626,7 +631,9 @@ fn killed_build_leaves_a_store_that_works() {
     );
     assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
     assert!(
-        verify.stdout.contains(" 0 corrupt, 0 leftovers"),
+        verify
+            .stdout
+            .contains(" 0 corrupt, 0 leftovers, 0 strays, 0 dangling tags"),
         "{}",
         verify.stdout
     );
