@@ -279,7 +279,7 @@ fn clean_source(source: &str) -> Result<String, CopyError> {
 }
 
 /// Follows symlinks in `rel` inside `root`, as if `root` were `/`.
-fn resolve_in_root(root: &Path, rel: &str, source: &str) -> Result<String, CopyError> {
+pub(crate) fn resolve_in_root(root: &Path, rel: &str, source: &str) -> Result<String, CopyError> {
     let mut resolved: Vec<String> = Vec::new();
     let mut pending: Vec<String> = rel
         .split('/')

@@ -66,6 +66,8 @@ pub fn mount_overlay(
             "an overlay needs at least one lower directory",
         ));
     }
+    let lowers = topmost_unique(lowers);
+    let lowers = lowers.as_slice();
     match mount_with_fsconfig(lowers, upper, target) {
         Ok(()) => {}
         Err(e)
@@ -144,6 +146,18 @@ fn mount_classic(lowers: &[PathBuf], upper: Option<Upper<'_>>, target: &Path) ->
     Ok(())
 }
 
+/// `lowers` without repeats, keeping each directory's topmost place.
+/// Overlayfs refuses a directory twice (ELOOP), and two identical layers
+/// share a snapshot; the lower copy is shadowed by the upper one anyway.
+fn topmost_unique(lowers: &[PathBuf]) -> Vec<PathBuf> {
+    lowers
+        .iter()
+        .enumerate()
+        .filter(|(i, lower)| !lowers[i + 1..].contains(lower))
+        .map(|(_, lower)| lower.clone())
+        .collect()
+}
+
 /// A read-only view of a stack of layer snapshots.
 #[derive(Debug)]
 pub enum View {
@@ -165,7 +179,7 @@ impl View {
 
 /// A read-only view of `lowers` (bottom first), mounted at `target` when it needs a mount.
 pub fn read_only_view(lowers: &[PathBuf], target: &Path) -> io::Result<Option<View>> {
-    match lowers {
+    match topmost_unique(lowers).as_slice() {
         [] => Ok(None),
         [single] => Ok(Some(View::Single(single.clone()))),
         _ => {

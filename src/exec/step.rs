@@ -210,8 +210,16 @@ fn resolve_user(spec: Option<&str>, root: &Path) -> Result<(u32, u32, Vec<u32>),
     Ok((uid, gid, additional))
 }
 
-/// `path` inside `root`, refusing `..` that would leave it.
+/// `path` inside `root`, following symlinks as if `root` were `/`, so a
+/// symlink in the context or a stage cannot reach the host's files.
 fn inside(root: &Path, path: &str) -> Result<PathBuf, StepError> {
+    let resolved = crate::copy::resolve_in_root(root, path.trim_start_matches('/'), path)
+        .map_err(|e| setup(e.to_string(), "use a path inside the source"))?;
+    lexically_inside(root, &resolved)
+}
+
+/// `path` joined to `root`, refusing `..` that would leave it.
+fn lexically_inside(root: &Path, path: &str) -> Result<PathBuf, StepError> {
     let mut out = root.to_owned();
     let mut depth = 0usize;
     for c in Path::new(path).components() {
@@ -469,6 +477,7 @@ fn run_in(
                     None => continue,
                 };
                 if let Some(var) = as_env {
+                    env.retain(|(name, _)| name != var);
                     env.push((var.clone(), String::from_utf8_lossy(&value).into_owned()));
                 }
                 if let Some(target) = target {
@@ -581,6 +590,7 @@ fn run_in(
                 let target = target
                     .clone()
                     .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{n}"));
+                env.retain(|(name, _)| name != "SSH_AUTH_SOCK");
                 env.push(("SSH_AUTH_SOCK".into(), target.clone()));
                 mounts.push(MountSpec {
                     destination: target,

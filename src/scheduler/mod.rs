@@ -44,6 +44,15 @@ pub enum BuildError {
         /// What to do.
         help: String,
     },
+    /// The machine lacks something builds need (a runtime, overlayfs).
+    #[error("{message}")]
+    #[diagnostic(help("{help}"))]
+    Environment {
+        /// What is missing.
+        message: String,
+        /// What to do.
+        help: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

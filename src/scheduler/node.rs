@@ -101,8 +101,7 @@ impl<'a> NodeRunner<'a> {
     fn rootfs(&self, image: &Image) -> Result<Option<View>, BuildError> {
         let lowers = self.snapshots(image)?;
         let target = self.store.temp_path("view");
-        read_only_view(&lowers, &target).map_err(|e| BuildError::Base {
-            node: String::new(),
+        read_only_view(&lowers, &target).map_err(|e| BuildError::Environment {
             message: format!("cannot mount a view of the image's layers: {e}"),
             help: "imgbuild needs root and overlayfs; `imgbuild doctor` checks".into(),
         })
@@ -290,8 +289,7 @@ impl<'a> NodeRunner<'a> {
         let scratch = self.store.temp_path("probe");
         let runtime = OciRuntime::detect(self.options.runtime.as_deref(), &scratch);
         let _ = std::fs::remove_dir_all(&scratch);
-        let executor: Arc<dyn Executor> = Arc::new(runtime.map_err(|e| BuildError::Base {
-            node: String::new(),
+        let executor: Arc<dyn Executor> = Arc::new(runtime.map_err(|e| BuildError::Environment {
             message: e.to_string(),
             help: "install runc (Debian: `apt-get install runc`) or pass `--runtime PATH`; `imgbuild doctor` checks".into(),
         })?);

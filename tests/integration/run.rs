@@ -627,3 +627,41 @@ fn doctor_reports_what_runs_need() {
         missing.stdout
     );
 }
+
+#[test]
+fn identical_layers_stack() {
+    if !can_run() {
+        return;
+    }
+    // Two steps that change nothing make the same (empty) layer twice.
+    let project = Project::new(
+        r#"  { run = "true" },
+  { run = "true" },
+  { run = "echo after > /after.txt" },"#,
+    );
+    let root = project.rootfs(&[]);
+    assert_eq!(read(&root, "after.txt"), "after\n");
+}
+
+#[test]
+fn bind_sources_cannot_leave_the_context() {
+    if !can_run() {
+        return;
+    }
+    let project = Project::new(
+        r#"  { run = "cat /mnt/passwd > /leaked.txt", mounts = [{ type = "bind", target = "/mnt", source = "escape" }] },"#,
+    );
+    std::os::unix::fs::symlink("/etc", project.path().join("escape")).unwrap();
+    let out = project.apply(&[]);
+    assert_eq!(
+        out.code, 1,
+        "a symlink to the host's /etc must not be bound:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("bind mount source `escape` does not exist"),
+        "{}",
+        out.stderr
+    );
+}
