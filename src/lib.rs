@@ -8,6 +8,7 @@ pub mod cli;
 pub mod context;
 pub mod copy;
 pub mod diagnostic;
+pub mod dockerfile;
 pub mod error;
 pub mod exec;
 pub mod export;

@@ -1,0 +1,1115 @@
+//! Dockerfile parsing into an owned AST with `BuildKit`'s parser semantics.
+//!
+//! [`parse`] mirrors `BuildKit`'s `frontend/dockerfile/parser`: parser
+//! directives, comments, line continuations (including comment and empty
+//! lines inside them), builder flags, JSON/shell forms, the per-instruction
+//! argument shapes and heredocs. Arguments are *not* variable-expanded here;
+//! use [`ShellLex`] at build time, as `BuildKit` does.
+//!
+//! [`parse_for_build`] additionally runs the `parse-dockerfile` crate over the
+//! same text to enforce build-level rules that `BuildKit` checks after parsing
+//! (the first instruction must be `FROM`/`ARG`, stage names must be unique,
+//! `HEALTHCHECK` must use `CMD` or `NONE`, ...).
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use super::DockerfileError;
+use super::shell::{LexOptions, ShellLex};
+
+/// A parsed Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dockerfile {
+    /// Parser directives found at the top of the file.
+    pub directives: Directives,
+    /// Instructions in source order (comments and blank lines removed).
+    pub instructions: Vec<Instruction>,
+    /// Non-fatal findings, e.g. empty continuation lines.
+    pub warnings: Vec<String>,
+}
+
+/// Parser directives (`# syntax=`, `# escape=`, `# check=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directives {
+    /// Value of `# syntax=`, if present.
+    pub syntax: Option<String>,
+    /// Escape character: `\` by default, or `` ` `` from `# escape=` + backtick.
+    pub escape: char,
+    /// Value of `# check=`, if present.
+    pub check: Option<String>,
+}
+
+impl Default for Directives {
+    fn default() -> Self {
+        Self {
+            syntax: None,
+            escape: '\\',
+            check: None,
+        }
+    }
+}
+
+/// One instruction, e.g. `COPY --from=build /a /b`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instruction {
+    /// Instruction keyword in lowercase (`from`, `run`, ...); unknown
+    /// keywords are kept with [`InstructionArgs::Ignored`].
+    pub name: String,
+    /// Builder flags as `(name, value)`: `--from=x` is `("from", Some("x"))`,
+    /// `--link` is `("link", None)`.
+    pub flags: Vec<(String, Option<String>)>,
+    /// Arguments in the shape `BuildKit`'s parser gives them.
+    pub args: InstructionArgs,
+    /// Heredocs attached to `RUN`/`COPY`/`ADD` (also under `ONBUILD`).
+    pub heredocs: Vec<Heredoc>,
+    /// The logical line after joining continuations and removing comments.
+    pub original: String,
+    /// Byte range in the source, from the instruction's first line to the
+    /// end of its last line (heredoc bodies included).
+    pub span: Range<usize>,
+    /// First line (1-based).
+    pub line: usize,
+    /// Last line (1-based, inclusive).
+    pub end_line: usize,
+}
+
+/// Instruction arguments, unexpanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstructionArgs {
+    /// No arguments (e.g. `HEALTHCHECK` alone, `ONBUILD` alone, `RUN`).
+    None,
+    /// Exec form: a JSON array of strings (`CMD ["a", "b"]`).
+    Json(Vec<String>),
+    /// Shell form / single string, as written (`RUN echo hi`, `USER x`).
+    Shell(String),
+    /// Whitespace-separated words (`FROM img AS x`, `EXPOSE 80 443`,
+    /// `COPY a b`, `VOLUME /a /b`, `ARG a=1 b`); quotes are kept.
+    Words(Vec<String>),
+    /// `ENV`/`LABEL` pairs; values keep their quotes and escapes.
+    /// `legacy` is the `ENV name value` form (one pair, no `=`).
+    KeyValues {
+        /// The `(key, value)` pairs.
+        pairs: Vec<(String, String)>,
+        /// True for the old `KEY value` form.
+        legacy: bool,
+    },
+    /// `HEALTHCHECK <kind> <command>`; `kind` is as written (`CMD`, `NONE`).
+    Healthcheck {
+        /// `CMD`, `NONE` (or anything else, which the build rejects).
+        kind: String,
+        /// The command after the kind.
+        cmd: Box<InstructionArgs>,
+    },
+    /// `ONBUILD <instruction>`.
+    Onbuild(Box<Instruction>),
+    /// Unknown instruction: arguments are not interpreted.
+    Ignored,
+}
+
+/// A heredoc body, e.g. from `RUN <<EOF`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    /// Delimiter word with quotes removed (`EOF`).
+    pub name: String,
+    /// File descriptor prefix (`3<<EOF` gives 3), 0 when absent.
+    pub file_descriptor: u32,
+    /// Body lines, each with its newline, delimiter line excluded.
+    pub content: String,
+    /// False when the delimiter was quoted (`<<"EOF"`): no expansion.
+    pub expand: bool,
+    /// `<<-`: leading tabs are stripped (see [`Heredoc::chomped_content`]).
+    pub chomp: bool,
+}
+
+impl Heredoc {
+    /// The content with leading tabs removed from every line when `chomp`.
+    pub fn chomped_content(&self) -> String {
+        if !self.chomp {
+            return self.content.clone();
+        }
+        self.content
+            .split_inclusive('\n')
+            .map(|l| l.trim_start_matches('\t'))
+            .collect()
+    }
+}
+
+/// Parses `text` with `BuildKit`'s parser semantics (no build-level checks).
+pub fn parse(text: &str) -> Result<Dockerfile, DockerfileError> {
+    Parser::new(text).run()
+}
+
+/// Parses `text` and also validates it for building with the
+/// `parse-dockerfile` crate (stage structure, instruction forms).
+pub fn parse_for_build(text: &str) -> Result<Dockerfile, DockerfileError> {
+    let df = parse(text)?;
+    if let Err(e) = parse_dockerfile::parse(text) {
+        let msg = format!("{e:#}");
+        return Err(DockerfileError::new(
+            e.line().max(1),
+            e.column().max(1),
+            msg,
+            "fix the instruction at this position; a buildable Dockerfile starts with FROM (or ARG then FROM) and uses unique stage names",
+        ));
+    }
+    Ok(df)
+}
+
+impl Dockerfile {
+    /// `BuildKit`'s AST dump (`(from "image")`, one line per instruction),
+    /// used for conformance testing.
+    pub fn dump(&self) -> String {
+        let mut out = String::new();
+        for inst in &self.instructions {
+            out.push('(');
+            out.push_str(&inst.dump());
+            out.push_str(")\n");
+        }
+        out
+    }
+}
+
+impl Instruction {
+    /// `BuildKit`'s dump of this instruction without the outer parentheses.
+    pub fn dump(&self) -> String {
+        let mut s = self.name.clone();
+        if !self.flags.is_empty() {
+            let flags: Vec<String> = self
+                .flags
+                .iter()
+                .map(|(n, v)| match v {
+                    Some(v) => go_quote(&format!("--{n}={v}")),
+                    None => go_quote(&format!("--{n}")),
+                })
+                .collect();
+            let _ = write!(s, " [{}]", flags.join(" "));
+        }
+        dump_args(&mut s, &self.args);
+        s
+    }
+}
+
+fn dump_args(s: &mut String, args: &InstructionArgs) {
+    match args {
+        InstructionArgs::None => {}
+        InstructionArgs::Json(v) | InstructionArgs::Words(v) => {
+            for w in v {
+                s.push(' ');
+                s.push_str(&go_quote(w));
+            }
+        }
+        InstructionArgs::Shell(v) => {
+            s.push(' ');
+            s.push_str(&go_quote(v));
+        }
+        InstructionArgs::KeyValues { pairs, legacy } => {
+            let sep = if *legacy { "" } else { "=" };
+            for (k, v) in pairs {
+                let _ = write!(s, " {} {} {}", go_quote(k), go_quote(v), go_quote(sep));
+            }
+        }
+        InstructionArgs::Healthcheck { kind, cmd } => {
+            s.push(' ');
+            s.push_str(&go_quote(kind));
+            dump_args(s, cmd);
+        }
+        InstructionArgs::Onbuild(inner) => {
+            let _ = write!(s, " ({})", inner.dump());
+        }
+        InstructionArgs::Ignored => s.push_str(" \"\""),
+    }
+}
+
+/// Go's `strconv.Quote`.
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if ('\u{80}'..='\u{9f}').contains(&c) || c == '\u{feff}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `[\t\v\f\r ]`, `BuildKit`'s `reWhitespace` class.
+fn is_re_ws(c: char) -> bool {
+    matches!(c, '\t' | '\u{b}' | '\u{c}' | '\r' | ' ')
+}
+
+/// Go `regexp.Split(s, n)` for `[\t\v\f\r ]+` with n = -1 or 2.
+fn split_ws(s: &str, limit: Option<usize>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    loop {
+        if limit.is_some_and(|l| out.len() + 1 == l) {
+            break;
+        }
+        let Some(start) = rest.find(is_re_ws) else {
+            break;
+        };
+        let end = rest[start..]
+            .find(|c| !is_re_ws(c))
+            .map_or(rest.len(), |e| start + e);
+        out.push(rest[..start].to_string());
+        rest = &rest[end..];
+    }
+    out.push(rest.to_string());
+    out
+}
+
+struct Line<'a> {
+    /// Line text including its newline, if any.
+    raw: &'a str,
+    start: usize,
+}
+
+#[derive(Default)]
+struct DirectiveParser {
+    done: bool,
+    seen: HashSet<String>,
+}
+
+impl DirectiveParser {
+    /// Returns `(name, value)` for a parser directive line.
+    fn parse_line(&mut self, line: &str) -> Result<Option<(String, String)>, String> {
+        if self.done {
+            return Ok(None);
+        }
+        let Some(rest) = line.strip_prefix('#') else {
+            self.done = true;
+            return Ok(None);
+        };
+        let rest = rest.trim_start();
+        let name_len = rest
+            .char_indices()
+            .take_while(|&(i, c)| {
+                if i == 0 {
+                    c.is_ascii_alphabetic()
+                } else {
+                    c.is_ascii_alphanumeric()
+                }
+            })
+            .count();
+        let is_s = |c: char| matches!(c, '\t' | '\n' | '\u{c}' | '\r' | ' ');
+        let parsed = (name_len > 0)
+            .then(|| {
+                let after = rest[name_len..]
+                    .trim_start_matches(is_s)
+                    .strip_prefix('=')?;
+                let value = after.trim_start_matches(is_s);
+                if value.is_empty() {
+                    // `.+?` must take one char: the last of the skipped spaces.
+                    return after.chars().last().map(|c| c.to_string());
+                }
+                Some(value.trim_end_matches(is_s).to_string())
+            })
+            .flatten();
+        let Some(value) = parsed else {
+            self.done = true;
+            return Ok(None);
+        };
+        let key = rest[..name_len].to_ascii_lowercase();
+        if !matches!(key.as_str(), "syntax" | "escape" | "check") {
+            self.done = true;
+            return Ok(None);
+        }
+        if !self.seen.insert(key.clone()) {
+            return Err(format!("only one {key} parser directive can be used"));
+        }
+        Ok(Some((key, value)))
+    }
+}
+
+struct Parser<'a> {
+    lines: Vec<Line<'a>>,
+    directives: Directives,
+    dparser: DirectiveParser,
+}
+
+fn trim_newline(s: &str) -> &str {
+    s.trim_end_matches(['\r', '\n'])
+}
+
+fn is_comment(s: &str) -> bool {
+    s.trim_start().starts_with('#')
+}
+
+impl<'a> Parser<'a> {
+    fn new(text: &'a str) -> Self {
+        let mut lines = Vec::new();
+        let mut start = 0;
+        for raw in text.split_inclusive('\n') {
+            lines.push(Line { raw, start });
+            start += raw.len();
+        }
+        if let Some(first) = lines.first_mut() {
+            if let Some(rest) = first.raw.strip_prefix('\u{feff}') {
+                first.raw = rest;
+                first.start += '\u{feff}'.len_utf8();
+            }
+        }
+        Self {
+            lines,
+            directives: Directives::default(),
+            dparser: DirectiveParser::default(),
+        }
+    }
+
+    fn err(line: usize, message: impl Into<String>, help: &str) -> DockerfileError {
+        DockerfileError::new(line.max(1), 1, message.into(), help)
+    }
+
+    /// `BuildKit`'s `processLine`: trims the newline (and leading whitespace
+    /// for a first line), applies directives and drops comment lines.
+    fn process_line(
+        &mut self,
+        raw: &'a str,
+        strip_left: bool,
+        lineno: usize,
+    ) -> Result<&'a str, DockerfileError> {
+        let mut token = trim_newline(raw);
+        if strip_left {
+            token = token.trim_start();
+        }
+        let directive = self.dparser.parse_line(token).map_err(|m| {
+            Self::err(
+                lineno,
+                m,
+                "remove the repeated parser directive; each may appear once at the top of the file",
+            )
+        })?;
+        if let Some((key, value)) = directive {
+            match key.as_str() {
+                "escape" => {
+                    if value != "`" && value != "\\" {
+                        return Err(Self::err(
+                            lineno,
+                            format!("invalid escape token '{value}' does not match ` or \\"),
+                            "use `# escape=\\` or `# escape=``",
+                        ));
+                    }
+                    self.directives.escape = value.chars().next().unwrap_or('\\');
+                }
+                "syntax" => self.directives.syntax = Some(value),
+                _ => self.directives.check = Some(value),
+            }
+        }
+        Ok(if is_comment(token) { "" } else { token })
+    }
+
+    /// `BuildKit`'s `trimContinuationCharacter`: returns the line without a
+    /// trailing escape character and whether the logical line ends here.
+    fn trim_continuation(&self, line: &'a str) -> (&'a str, bool) {
+        let esc = self.directives.escape;
+        let t = line.trim_end_matches([' ', '\t']);
+        let Some(before) = t.strip_suffix(esc) else {
+            return (line, true);
+        };
+        if before.is_empty() {
+            return ("", false);
+        }
+        if before.ends_with(esc) {
+            return (line, true);
+        }
+        (before, false)
+    }
+
+    fn run(mut self) -> Result<Dockerfile, DockerfileError> {
+        let mut instructions = Vec::new();
+        let mut warnings = Vec::new();
+        let mut i = 0;
+        while i < self.lines.len() {
+            let Line { raw, start } = self.lines[i];
+            let lineno = i + 1;
+            let first = self.process_line(raw, true, lineno)?;
+            i += 1;
+            let (first, mut end_of_line) = self.trim_continuation(first);
+            if end_of_line && first.is_empty() {
+                continue;
+            }
+            let mut buf = first.to_string();
+            let mut has_empty_continuation = false;
+            while !end_of_line && i < self.lines.len() {
+                let raw = self.lines[i].raw;
+                let line = self.process_line(raw, false, i + 1)?;
+                i += 1;
+                if is_comment(raw) {
+                    continue;
+                }
+                if line.trim_start().is_empty() {
+                    has_empty_continuation = true;
+                    continue;
+                }
+                let (line, eol) = self.trim_continuation(line);
+                end_of_line = eol;
+                buf.push_str(line);
+            }
+            if has_empty_continuation {
+                warnings.push(format!("line {i}: empty continuation line found in: {buf}"));
+            }
+            let mut inst = new_instruction(&buf, self.directives.escape).map_err(|m| {
+                DockerfileError::new(
+                    lineno,
+                    1,
+                    m,
+                    "check the instruction's arguments against the Dockerfile reference",
+                )
+            })?;
+            if can_contain_heredoc(&inst) && buf.contains("<<") {
+                let docs = heredocs_from_line(&buf).map_err(|m| {
+                    DockerfileError::new(lineno, 1, m, "check the heredoc delimiter after <<")
+                })?;
+                for mut doc in docs {
+                    let mut terminated = false;
+                    let mut content = String::new();
+                    while i < self.lines.len() {
+                        let raw = self.lines[i].raw;
+                        i += 1;
+                        let mut candidate = trim_newline(raw);
+                        if doc.chomp {
+                            candidate = candidate.trim_start_matches('\t');
+                        }
+                        if candidate == doc.name {
+                            terminated = true;
+                            break;
+                        }
+                        content.push_str(raw);
+                    }
+                    if !terminated {
+                        return Err(DockerfileError::new(
+                            lineno,
+                            1,
+                            "unterminated heredoc".to_string(),
+                            &format!(
+                                "add a line containing only `{}` to end the heredoc",
+                                doc.name
+                            ),
+                        ));
+                    }
+                    doc.content = content;
+                    inst.heredocs.push(doc);
+                }
+            }
+            let end = self
+                .lines
+                .get(i - 1)
+                .map_or(start, |l| l.start + l.raw.len());
+            inst.span = start..end;
+            inst.line = lineno;
+            inst.end_line = i;
+            instructions.push(inst);
+        }
+        if instructions.is_empty() {
+            return Err(DockerfileError::new(
+                self.lines.len().max(1),
+                1,
+                "file with no instructions".to_string(),
+                "add at least a FROM instruction",
+            ));
+        }
+        Ok(Dockerfile {
+            directives: self.directives,
+            instructions,
+            warnings,
+        })
+    }
+}
+
+fn can_contain_heredoc(inst: &Instruction) -> bool {
+    let inst = match &inst.args {
+        InstructionArgs::Onbuild(inner) if inst.name == "onbuild" => inner,
+        _ => inst,
+    };
+    matches!(inst.name.as_str(), "add" | "copy" | "run")
+        && !matches!(inst.args, InstructionArgs::Json(_))
+}
+
+/// `BuildKit`'s `newNodeFromLine`.
+fn new_instruction(line: &str, escape: char) -> Result<Instruction, String> {
+    let parts = split_ws(line.trim(), Some(2));
+    let cmd = parts[0].clone();
+    let (args, flags) = match parts.get(1) {
+        Some(rest) => {
+            let (args, flags) = extract_builder_flags(rest, escape);
+            (args.trim().to_string(), flags)
+        }
+        None => (String::new(), Vec::new()),
+    };
+    let name = cmd.to_lowercase();
+    let args = dispatch(&name, &args, escape)?;
+    let flags = flags
+        .into_iter()
+        .map(|f| {
+            let f = f.strip_prefix("--").unwrap_or(&f).to_string();
+            match f.split_once('=') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None => (f, None),
+            }
+        })
+        .collect();
+    Ok(Instruction {
+        name,
+        flags,
+        args,
+        heredocs: Vec::new(),
+        original: line.to_string(),
+        span: 0..0,
+        line: 0,
+        end_line: 0,
+    })
+}
+
+fn dispatch(name: &str, rest: &str, escape: char) -> Result<InstructionArgs, String> {
+    Ok(match name {
+        "add" | "copy" | "volume" => parse_maybe_json_to_list(rest)?,
+        "arg" => {
+            let words = parse_words(rest, escape);
+            if words.is_empty() {
+                InstructionArgs::None
+            } else {
+                InstructionArgs::Words(words)
+            }
+        }
+        "cmd" | "entrypoint" | "run" | "shell" => parse_maybe_json(rest)?,
+        "env" => parse_name_val(rest, "ENV", escape)?,
+        "label" => parse_name_val(rest, "LABEL", escape)?,
+        "expose" | "from" => whitespace_delimited(rest),
+        "healthcheck" => {
+            let sep = rest
+                .find(|c: char| c.is_ascii_whitespace() || c == '\u{b}')
+                .unwrap_or(rest.len());
+            if sep == 0 {
+                return Ok(InstructionArgs::None);
+            }
+            let after =
+                rest[sep..].trim_start_matches(|c: char| c.is_ascii_whitespace() || c == '\u{b}');
+            InstructionArgs::Healthcheck {
+                kind: rest[..sep].to_string(),
+                cmd: Box::new(parse_maybe_json(after)?),
+            }
+        }
+        "maintainer" | "stopsignal" | "user" | "workdir" => {
+            if rest.is_empty() {
+                InstructionArgs::None
+            } else {
+                InstructionArgs::Shell(rest.to_string())
+            }
+        }
+        "onbuild" => {
+            if rest.is_empty() {
+                InstructionArgs::None
+            } else {
+                InstructionArgs::Onbuild(Box::new(new_instruction(rest, escape)?))
+            }
+        }
+        _ => InstructionArgs::Ignored,
+    })
+}
+
+enum JsonError {
+    NotArray,
+    NotStrings,
+}
+
+const NOT_STRING_ARRAY: &str =
+    "when using JSON array syntax, arrays must be comprised of strings only";
+
+fn parse_json(rest: &str) -> Result<Vec<String>, JsonError> {
+    let rest = rest.trim_start();
+    if !rest.starts_with('[') {
+        return Err(JsonError::NotArray);
+    }
+    let values: Vec<serde_json::Value> =
+        serde_json::from_str(rest).map_err(|_| JsonError::NotArray)?;
+    values
+        .into_iter()
+        .map(|v| match v {
+            serde_json::Value::String(s) => Ok(s),
+            _ => Err(JsonError::NotStrings),
+        })
+        .collect()
+}
+
+fn parse_maybe_json(rest: &str) -> Result<InstructionArgs, String> {
+    if rest.is_empty() {
+        return Ok(InstructionArgs::None);
+    }
+    match parse_json(rest) {
+        Ok(v) => Ok(InstructionArgs::Json(v)),
+        Err(JsonError::NotStrings) => Err(NOT_STRING_ARRAY.to_string()),
+        Err(JsonError::NotArray) => Ok(InstructionArgs::Shell(rest.to_string())),
+    }
+}
+
+fn parse_maybe_json_to_list(rest: &str) -> Result<InstructionArgs, String> {
+    match parse_json(rest) {
+        Ok(v) => Ok(InstructionArgs::Json(v)),
+        Err(JsonError::NotStrings) => Err(NOT_STRING_ARRAY.to_string()),
+        Err(JsonError::NotArray) => Ok(whitespace_delimited(rest)),
+    }
+}
+
+fn whitespace_delimited(rest: &str) -> InstructionArgs {
+    if rest.is_empty() {
+        return InstructionArgs::None;
+    }
+    InstructionArgs::Words(split_ws(rest, None))
+}
+
+fn parse_name_val(rest: &str, key: &str, escape: char) -> Result<InstructionArgs, String> {
+    let words = parse_words(rest, escape);
+    if words.is_empty() {
+        return Ok(InstructionArgs::None);
+    }
+    if !words[0].contains('=') {
+        let parts = split_ws(rest, Some(2));
+        if parts.len() < 2 {
+            return Err(format!("{key} must have two arguments"));
+        }
+        return Ok(InstructionArgs::KeyValues {
+            pairs: vec![(parts[0].clone(), parts[1].clone())],
+            legacy: true,
+        });
+    }
+    let mut pairs = Vec::new();
+    for word in words {
+        let Some((k, v)) = word.split_once('=') else {
+            return Err(format!(
+                "Syntax error - can't find = in {}. Must be of the form: name=value",
+                go_quote(&word)
+            ));
+        };
+        pairs.push((k.to_string(), v.to_string()));
+    }
+    Ok(InstructionArgs::KeyValues {
+        pairs,
+        legacy: false,
+    })
+}
+
+/// `BuildKit`'s `parseWords`: splits on whitespace, keeping quotes and escapes.
+fn parse_words(rest: &str, escape: char) -> Vec<String> {
+    #[derive(PartialEq)]
+    enum Phase {
+        Spaces,
+        Word,
+        Quote,
+    }
+    let chars: Vec<char> = rest.chars().collect();
+    let mut words = Vec::new();
+    let mut phase = Phase::Spaces;
+    let mut quote = '\0';
+    let mut blank_ok = false;
+    let mut word = String::new();
+    let mut pos = 0;
+    while pos <= chars.len() {
+        let at_end = pos == chars.len();
+        let mut ch = chars.get(pos).copied().unwrap_or('\0');
+        if phase == Phase::Spaces {
+            if at_end {
+                break;
+            }
+            if ch.is_whitespace() {
+                pos += 1;
+                continue;
+            }
+            phase = Phase::Word;
+        }
+        if at_end {
+            if blank_ok || !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            break;
+        }
+        if phase == Phase::Word {
+            if ch.is_whitespace() {
+                phase = Phase::Spaces;
+                if blank_ok || !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                word.clear();
+                blank_ok = false;
+                pos += 1;
+                continue;
+            }
+            if ch == '\'' || ch == '"' {
+                quote = ch;
+                blank_ok = true;
+                phase = Phase::Quote;
+            }
+            if ch == escape {
+                if pos + 1 == chars.len() {
+                    pos += 1;
+                    continue;
+                }
+                word.push(ch);
+                pos += 1;
+                ch = chars[pos];
+            }
+            word.push(ch);
+            pos += 1;
+            continue;
+        }
+        // Phase::Quote
+        if ch == quote {
+            phase = Phase::Word;
+        }
+        if ch == escape && quote != '\'' {
+            if pos + 1 == chars.len() {
+                phase = Phase::Word;
+                pos += 1;
+                continue;
+            }
+            pos += 1;
+            word.push(ch);
+            ch = chars[pos];
+        }
+        word.push(ch);
+        pos += 1;
+    }
+    words
+}
+
+/// `BuildKit`'s `extractBuilderFlags`: leading `--flag[=value]` words; a bare
+/// `--` ends the flags. Returns the remaining text and the raw flag words.
+fn extract_builder_flags(line: &str, escape: char) -> (String, Vec<String>) {
+    #[derive(PartialEq)]
+    enum Phase {
+        Spaces,
+        Word,
+        Quote,
+    }
+    let bytes = line.as_bytes();
+    let esc = u8::try_from(u32::from(escape)).unwrap_or(b'\\');
+    let mut words = Vec::new();
+    let mut phase = Phase::Spaces;
+    let mut word: Vec<u8> = Vec::new();
+    let mut quote = 0u8;
+    let mut blank_ok = false;
+    let mut pos = 0;
+    let take = |w: &mut Vec<u8>| String::from_utf8_lossy(&std::mem::take(w)).into_owned();
+    while pos <= bytes.len() {
+        let at_end = pos == bytes.len();
+        let mut ch = bytes.get(pos).copied().unwrap_or(0);
+        if phase == Phase::Spaces {
+            if at_end {
+                break;
+            }
+            if ch.is_ascii_whitespace() || ch == 0x0b {
+                pos += 1;
+                continue;
+            }
+            if ch != b'-' || pos + 1 == bytes.len() || bytes[pos + 1] != b'-' {
+                return (line[pos..].to_string(), words);
+            }
+            phase = Phase::Word;
+        }
+        if at_end {
+            if word != b"--" && (blank_ok || !word.is_empty()) {
+                words.push(take(&mut word));
+            }
+            break;
+        }
+        if phase == Phase::Word {
+            if ch.is_ascii_whitespace() || ch == 0x0b {
+                phase = Phase::Spaces;
+                if word == b"--" {
+                    return (line[pos..].to_string(), words);
+                }
+                if blank_ok || !word.is_empty() {
+                    words.push(take(&mut word));
+                }
+                word.clear();
+                blank_ok = false;
+                pos += 1;
+                continue;
+            }
+            if ch == b'\'' || ch == b'"' {
+                quote = ch;
+                blank_ok = true;
+                phase = Phase::Quote;
+                pos += 1;
+                continue;
+            }
+            if ch == esc {
+                if pos + 1 == bytes.len() {
+                    pos += 1;
+                    continue;
+                }
+                pos += 1;
+                ch = bytes[pos];
+            }
+            word.push(ch);
+            pos += 1;
+            continue;
+        }
+        if ch == quote {
+            phase = Phase::Word;
+            pos += 1;
+            continue;
+        }
+        if ch == esc {
+            if pos + 1 == bytes.len() {
+                phase = Phase::Word;
+                pos += 1;
+                continue;
+            }
+            pos += 1;
+            ch = bytes[pos];
+        }
+        word.push(ch);
+        pos += 1;
+    }
+    (String::new(), words)
+}
+
+/// `BuildKit`'s `heredocsFromLine`: finds `<<WORD` words in an instruction.
+fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
+    let lex = ShellLex::new('\\');
+    let raw = LexOptions {
+        raw_quotes: true,
+        raw_escapes: true,
+        skip_unset_env: true,
+    };
+    let words = lex
+        .process_with(line, &|_| None, raw)
+        .map(|(_, w)| w)
+        .unwrap_or_default();
+    let mut docs = Vec::new();
+    for word in words {
+        if let Some(doc) = parse_heredoc(&word)? {
+            docs.push(doc);
+        }
+    }
+    Ok(docs)
+}
+
+/// `BuildKit`'s `ParseHeredoc` on one word (`^(\d*)<<(-?)\s*([^<]*)$`).
+fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
+    let digits = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let Some(after) = word[digits..].strip_prefix("<<") else {
+        return Ok(None);
+    };
+    let (chomp, after) = match after.strip_prefix('-') {
+        Some(a) => (true, a),
+        None => (false, after),
+    };
+    let rest = after.trim_start_matches(['\t', '\n', '\u{c}', '\r', ' ']);
+    if rest.contains('<') || rest.is_empty() {
+        return Ok(None);
+    }
+    let fd = word[..digits].parse::<u32>().unwrap_or(0);
+    let lex = ShellLex::new('\\');
+    let opts = LexOptions {
+        raw_quotes: false,
+        raw_escapes: false,
+        skip_unset_env: true,
+    };
+    let (_, words) = lex
+        .process_with(rest, &|_| None, opts)
+        .map_err(|e| e.message)?;
+    if words.len() != 1 {
+        return Ok(None);
+    }
+    let raw_opts = LexOptions {
+        raw_quotes: true,
+        ..opts
+    };
+    let (_, raw_words) = lex
+        .process_with(rest, &|_| None, raw_opts)
+        .map_err(|e| e.message)?;
+    if raw_words.len() != words.len() {
+        return Err(format!(
+            "internal lexing of heredoc produced inconsistent results: {rest}"
+        ));
+    }
+    let quotes = |s: &str| s.chars().filter(|&c| c == '\'' || c == '"').count();
+    let name = words.into_iter().next().unwrap_or_default();
+    let expand = quotes(&name) == quotes(&raw_words[0]);
+    Ok(Some(Heredoc {
+        name,
+        file_descriptor: fd,
+        content: String::new(),
+        expand,
+        chomp,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case_dirs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut dirs: Vec<_> = std::fs::read_dir(dir)
+            .expect("read conformance dir")
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.join("Dockerfile").is_file())
+            .collect();
+        dirs.sort();
+        dirs
+    }
+
+    #[test]
+    fn buildkit_testfiles() {
+        let Some(root) = super::super::conformance_dir() else {
+            return;
+        };
+        let dirs = case_dirs(&root.join("parser/testfiles"));
+        let mut failures = Vec::new();
+        for dir in &dirs {
+            let name = dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let text = std::fs::read_to_string(dir.join("Dockerfile")).expect("read Dockerfile");
+            let expected = std::fs::read_to_string(dir.join("result")).expect("read result");
+            match parse(&text) {
+                Err(e) => failures.push(format!("{name}: refused: {e}")),
+                Ok(df) => {
+                    let got = df.dump();
+                    if got.trim_end() != expected.trim_end() {
+                        failures.push(format!(
+                            "{name}: dump differs\n--- expected\n{expected}--- got\n{got}"
+                        ));
+                    }
+                }
+            }
+        }
+        println!(
+            "parser testfiles: {} passed of {}",
+            dirs.len() - failures.len(),
+            dirs.len()
+        );
+        for f in &failures {
+            println!("FAIL {f}");
+        }
+        assert!(failures.is_empty());
+    }
+
+    #[test]
+    fn buildkit_testfiles_negative() {
+        let Some(root) = super::super::conformance_dir() else {
+            return;
+        };
+        let dirs = case_dirs(&root.join("parser/testfiles-negative"));
+        let mut accepted = Vec::new();
+        for dir in &dirs {
+            let text = std::fs::read_to_string(dir.join("Dockerfile")).expect("read Dockerfile");
+            match parse(&text) {
+                Ok(_) => accepted.push(dir.display().to_string()),
+                Err(e) => println!("refused as expected: {}: {e}", dir.display()),
+            }
+        }
+        println!(
+            "parser testfiles-negative: {} refused of {}",
+            dirs.len() - accepted.len(),
+            dirs.len()
+        );
+        assert!(accepted.is_empty(), "accepted: {accepted:?}");
+    }
+
+    #[test]
+    fn buildkit_line_numbers() {
+        let Some(root) = super::super::conformance_dir() else {
+            return;
+        };
+        let text =
+            std::fs::read_to_string(root.join("parser/testfile-line/Dockerfile")).expect("read");
+        let df = parse(&text).expect("parse");
+        let lines: Vec<(usize, usize)> = df
+            .instructions
+            .iter()
+            .map(|i| (i.line, i.end_line))
+            .collect();
+        // Expectations from BuildKit's TestParseIncludesLineNumbers.
+        assert_eq!(lines, vec![(5, 5), (11, 12), (17, 31)]);
+        for inst in &df.instructions {
+            let src = &text[inst.span.clone()];
+            assert!(
+                src.trim_start().to_lowercase().starts_with(&inst.name),
+                "{src:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn heredocs() {
+        let text = "FROM busybox\nRUN <<EOF cat - <<-'END'\necho $A\nEOF\n\tliteral $B\n\tEND\nCOPY <<file.txt /dst\nhello\nfile.txt\n";
+        let df = parse(text).expect("parse");
+        let run = &df.instructions[1];
+        assert_eq!(run.heredocs.len(), 2);
+        assert_eq!(
+            (
+                run.heredocs[0].name.as_str(),
+                run.heredocs[0].expand,
+                run.heredocs[0].chomp
+            ),
+            ("EOF", true, false)
+        );
+        assert_eq!(run.heredocs[0].content, "echo $A\n");
+        assert_eq!(
+            (
+                run.heredocs[1].name.as_str(),
+                run.heredocs[1].expand,
+                run.heredocs[1].chomp
+            ),
+            ("END", false, true)
+        );
+        assert_eq!(run.heredocs[1].chomped_content(), "literal $B\n");
+        assert_eq!((run.line, run.end_line), (2, 6));
+        let copy = &df.instructions[2];
+        assert_eq!(copy.heredocs[0].content, "hello\n");
+        assert_eq!(
+            copy.args,
+            InstructionArgs::Words(vec!["<<file.txt".into(), "/dst".into()])
+        );
+        assert!(parse("FROM a\nRUN <<EOF\nno end\n").is_err());
+    }
+
+    #[test]
+    fn flags_directives_and_errors() {
+        let df = parse("# syntax=docker/dockerfile:1\n# escape=`\nFROM --platform=linux/amd64 a AS b\nCOPY --link --from=b x `\n  y\n").expect("parse");
+        assert_eq!(df.directives.syntax.as_deref(), Some("docker/dockerfile:1"));
+        assert_eq!(df.directives.escape, '`');
+        let copy = &df.instructions[1];
+        assert_eq!(
+            copy.flags,
+            vec![
+                ("link".to_string(), None),
+                ("from".to_string(), Some("b".to_string()))
+            ]
+        );
+        assert_eq!(
+            copy.args,
+            InstructionArgs::Words(vec!["x".into(), "y".into()])
+        );
+        let err = parse("# escape=x\nFROM a\n").unwrap_err();
+        assert_eq!(err.line, 1);
+        let err = parse("FROM a\n\nENV PATH\n").unwrap_err();
+        assert_eq!(
+            (err.line, err.message.as_str()),
+            (3, "ENV must have two arguments")
+        );
+        assert!(parse_for_build("CMD [\"a\"]\n").is_err());
+        assert!(parse_for_build("FROM a\nRUN b\n").is_ok());
+    }
+}
