@@ -235,14 +235,14 @@ pub fn parse_dockerignore(text: &str) -> Vec<String> {
 /// `dockerfile` is used as a filesystem path as given (resolve it against the
 /// context first if it is context-relative).
 pub fn find_ignore_file(context: &Path, dockerfile: Option<&Path>) -> Option<PathBuf> {
-    if let Some(df) = dockerfile {
-        if let Some(name) = df.file_name() {
-            let mut ignore_name = name.to_os_string();
-            ignore_name.push(".dockerignore");
-            let candidate = df.with_file_name(ignore_name);
-            if candidate.is_file() {
-                return Some(candidate);
-            }
+    if let Some(df) = dockerfile
+        && let Some(name) = df.file_name()
+    {
+        let mut ignore_name = name.to_os_string();
+        ignore_name.push(".dockerignore");
+        let candidate = df.with_file_name(ignore_name);
+        if candidate.is_file() {
+            return Some(candidate);
         }
     }
     let candidate = context.join(".dockerignore");

@@ -360,11 +360,11 @@ impl<'a> Parser<'a> {
             lines.push(Line { raw, start });
             start += raw.len();
         }
-        if let Some(first) = lines.first_mut() {
-            if let Some(rest) = first.raw.strip_prefix('\u{feff}') {
-                first.raw = rest;
-                first.start += '\u{feff}'.len_utf8();
-            }
+        if let Some(first) = lines.first_mut()
+            && let Some(rest) = first.raw.strip_prefix('\u{feff}')
+        {
+            first.raw = rest;
+            first.start += '\u{feff}'.len_utf8();
         }
         Self {
             lines,

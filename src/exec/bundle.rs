@@ -91,10 +91,10 @@ pub(crate) fn nofile_limit() -> u64 {
         c.effective
             .contains(rustix::thread::CapabilitySet::SYS_RESOURCE)
     });
-    if !can_raise {
-        if let Some(hard) = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum {
-            limit = limit.min(hard);
-        }
+    if !can_raise
+        && let Some(hard) = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum
+    {
+        limit = limit.min(hard);
     }
     limit
 }

@@ -976,14 +976,15 @@ impl Lowerer {
             .unwrap_or(stage_name);
         for tag in &image.tags {
             self.reference(tag, false);
-            if !has_variable(tag.get_ref()) && !tag.get_ref().contains(['/', ':', '.']) {
-                if let Err(why) = reference::validate(tag.get_ref()) {
-                    self.error(
-                        tag.span(),
-                        format!("invalid tag `{}`: {why}", tag.get_ref()),
-                        "write `[registry/]repository[:tag]`, e.g. `registry.example.com/app:1.0`",
-                    );
-                }
+            if !has_variable(tag.get_ref())
+                && !tag.get_ref().contains(['/', ':', '.'])
+                && let Err(why) = reference::validate(tag.get_ref())
+            {
+                self.error(
+                    tag.span(),
+                    format!("invalid tag `{}`: {why}", tag.get_ref()),
+                    "write `[registry/]repository[:tag]`, e.g. `registry.example.com/app:1.0`",
+                );
             }
         }
         let platforms = self.platforms(image.platforms.unwrap_or_default());

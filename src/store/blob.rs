@@ -153,13 +153,13 @@ impl BlobWriter {
             .map_err(|e| StoreError::io("write temp file", &temp, e.into_error()))?;
         let size = self.hasher.len();
         let digest = std::mem::take(&mut self.hasher).finish();
-        if let Some(expected) = expected {
-            if *expected != digest {
-                return Err(StoreError::DigestMismatch {
-                    expected: expected.clone(),
-                    actual: digest,
-                });
-            }
+        if let Some(expected) = expected
+            && *expected != digest
+        {
+            return Err(StoreError::DigestMismatch {
+                expected: expected.clone(),
+                actual: digest,
+            });
         }
         let dest = self.store.blob_path(&digest);
         if present_with_size(&dest, size) {

@@ -54,6 +54,9 @@ pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
     if !meta.is_dir() {
         return ignore_not_found(fs::remove_file(path));
     }
+    // A build killed during a `run` step leaves its overlay mounted here:
+    // detach it first, so removal never walks into a mount.
+    unmount_under(path);
     match fs::remove_dir_all(path) {
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             make_dirs_writable(path)?;
@@ -61,6 +64,47 @@ pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
         }
         other => ignore_not_found(other),
     }
+}
+
+/// Detaches every mount at or below `path`, deepest first (best effort).
+fn unmount_under(path: &Path) {
+    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let Some(prefix) = path.to_str() else { return };
+    let mut points: Vec<String> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|p| p == prefix || p.starts_with(&format!("{prefix}/")))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        let _ = rustix::mount::unmount(point.as_str(), rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// Decodes mountinfo's octal escapes (`\040` for a space).
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        if let (b'\\', Some(digits)) = (bytes[i], octal)
+            && let Ok(code) =
+                u8::try_from(digits.iter().fold(0u32, |n, d| n * 8 + u32::from(d - b'0')))
+        {
+            out.push(code);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn ignore_not_found(r: io::Result<()>) -> io::Result<()> {
@@ -108,5 +152,19 @@ mod tests {
         fs::write(&f, b"x").unwrap();
         remove_tree(&f).unwrap();
         assert!(!f.exists());
+    }
+}
+
+#[cfg(test)]
+mod mountinfo_tests {
+    use super::unescape_mountinfo;
+
+    #[test]
+    fn mountinfo_escapes_decode() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/tab\\011x"), "/tab\tx");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert_eq!(unescape_mountinfo("/odd\\9"), "/odd\\9");
+        assert_eq!(unescape_mountinfo("/end\\"), "/end\\");
     }
 }

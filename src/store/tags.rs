@@ -117,11 +117,12 @@ impl Store {
             serde_json::from_slice::<serde_json::Value>(bytes)
                 .is_ok_and(|v| v["imageLayoutVersion"] == "1.0.0")
         };
-        if let Ok(bytes) = fs::read(&layout_path) {
-            if layout_ok(&bytes) && index_path.is_file() {
-                self.read_index()?;
-                return Ok(());
-            }
+        if let Ok(bytes) = fs::read(&layout_path)
+            && layout_ok(&bytes)
+            && index_path.is_file()
+        {
+            self.read_index()?;
+            return Ok(());
         }
         let _guard = self.lock_index()?;
         match fs::read(&layout_path) {

@@ -665,3 +665,46 @@ fn bind_sources_cannot_leave_the_context() {
         out.stderr
     );
 }
+
+#[test]
+fn killed_run_leaves_no_mount_behind() {
+    if !can_run() {
+        return;
+    }
+    let project = Project::new(r#"  { run = "sleep 3" },"#);
+    let store = project.store();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imgbuild"))
+        .args(["--store", store.to_str().unwrap(), "apply"])
+        .current_dir(project.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let tmp = store.join("tmp").display().to_string();
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.contains(&tmp))
+    };
+    let started = std::time::Instant::now();
+    while !mounted() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the step never mounted its root"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(mounted(), "the killed build left its overlay mounted");
+    let verify = imgbuild_in(
+        project.path(),
+        &["--store", store.to_str().unwrap(), "store", "verify"],
+    );
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    assert!(
+        !mounted(),
+        "opening the store unmounted the dead build's overlay"
+    );
+}
