@@ -212,6 +212,35 @@ fn run_writes_deletes_and_replaces_files() {
     assert_eq!(read(&root, "data/new"), "new\n");
     assert_eq!(read(&root, "data/dir/fresh"), "fresh\n");
     assert!(!root.join("data/dir/old").exists());
+    // The image with whiteouts and an opaque directory still satisfies tools no one here wrote.
+    let layout = project.path().join("layout");
+    let layout_ref = format!("{}:1", layout.display());
+    crate_run(
+        "oci-image-tool",
+        &[
+            "validate",
+            "--type",
+            "image",
+            "--ref",
+            "name=1",
+            layout.to_str().unwrap(),
+        ],
+    );
+    crate_run("skopeo", &["inspect", &format!("oci:{layout_ref}")]);
+    let bundle = project.path().join("umoci-bundle");
+    crate_run(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &layout_ref,
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(read(&bundle.join("rootfs"), "data/keep"), "replaced\n");
+    assert!(!bundle.join("rootfs/data/gone").exists());
+    assert!(!bundle.join("rootfs/data/dir/old").exists());
     let names = last_layer_names(&project.path().join("layout"));
     assert!(names.contains(&"data/.wh.gone".to_owned()), "{names:?}");
     assert!(
