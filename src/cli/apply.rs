@@ -53,6 +53,9 @@ pub struct ApplyArgs {
     /// of crun, runc and youki that works on this machine.
     #[arg(long, value_name = "NAME|PATH")]
     pub runtime: Option<String>,
+    /// How many stages may build at once. Default: one per core.
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
 }
 
 /// Reads `--secret` and `--ssh` values.
@@ -156,16 +159,20 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         runtime: args.runtime.clone(),
         grants: grants(args)?,
         host: crate::ir::Platform::host(),
+        jobs: args.jobs.map(usize::from),
     };
-    let mut report = |event: Event<'_>| match event {
-        Event::NodeStarted { node } => printer.message(&format!("=> {node}")),
-        Event::Output { line, .. } => printer.message(&format!("      | {line}")),
-        Event::StepDone { step, summary, .. } => {
-            printer.message(&format!("   {step:>2}. {summary}"));
-        }
+    // Stages build concurrently, so every line names its stage.
+    let report = |event: Event<'_>| match event {
+        Event::NodeStarted { node } => printer.message(&format!("[{node}] start")),
+        Event::Output { node, line } => printer.message(&format!("[{node}]   | {line}")),
+        Event::StepDone {
+            node,
+            step,
+            summary,
+        } => printer.message(&format!("[{node}] {step:>2}. {summary}")),
     };
     let images =
-        scheduler::build(&store, &graph, &ignore, &options, &mut report).map_err(Error::Build)?;
+        scheduler::build(&store, &graph, &ignore, &options, &report).map_err(Error::Build)?;
     for output in &outputs {
         export::export(&store, &images, output).map_err(Error::Export)?;
     }

@@ -444,7 +444,15 @@ fn run_in(
                         Some(rustix::fs::Gid::from_raw(cgid.unwrap_or(0))),
                     )
                     .map_err(|e| io_setup("chown", &partial, &e.into()))?;
-                    if fs::rename(&partial, &dir).is_err() {
+                    // Never replace a cache another step created meanwhile (and may have mounted).
+                    let placed = rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        &partial,
+                        rustix::fs::CWD,
+                        &dir,
+                        rustix::fs::RenameFlags::NOREPLACE,
+                    );
+                    if placed.is_err() {
                         let _ = fs::remove_dir_all(&partial);
                     }
                 }

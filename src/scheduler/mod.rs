@@ -9,6 +9,8 @@ mod node;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
+use rayon::prelude::*;
+
 use crate::context::PatternMatcher;
 use crate::image::{self, Descriptor, Image, ImageError};
 use crate::ir::{BuildGraph, NodeId, Platform};
@@ -53,6 +55,13 @@ pub enum BuildError {
         /// What to do.
         help: String,
     },
+    /// Several nodes of one wave failed.
+    #[error("{} stages failed", errors.len())]
+    Several {
+        /// Each failure.
+        #[related]
+        errors: Vec<BuildError>,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -81,6 +90,8 @@ pub struct BuildOptions {
     pub grants: crate::exec::step::Grants,
     /// The build machine's platform.
     pub host: Platform,
+    /// How many nodes may run at once (`--jobs`); None: one per core.
+    pub jobs: Option<usize>,
 }
 
 /// What the build reports as it goes.
@@ -128,14 +139,39 @@ pub fn build(
     graph: &BuildGraph,
     ignore: &PatternMatcher,
     options: &BuildOptions,
-    report: &mut dyn FnMut(Event<'_>),
+    report: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<Vec<BuiltImage>, BuildError> {
     let mut results: HashMap<NodeId, Image> = HashMap::new();
-    let mut runner = node::NodeRunner::new(store, ignore, options);
+    let runner = node::NodeRunner::new(store, ignore, options);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.jobs.unwrap_or(0))
+        .thread_name(|i| format!("imgbuild-node-{i}"))
+        .build()
+        .map_err(|e| BuildError::Environment {
+            message: format!("cannot start build threads: {e}"),
+            help: "lower `--jobs`".into(),
+        })?;
     for wave in graph.waves() {
-        for id in wave {
-            let built = runner.run(graph, id, &results, report)?;
-            results.insert(id, built);
+        // The nodes of a wave need only earlier waves: run them all at once.
+        // A failure lets the rest of the wave finish, then stops the build.
+        let built: Vec<(NodeId, Result<Image, BuildError>)> = pool.install(|| {
+            wave.par_iter()
+                .map(|&id| (id, runner.run(graph, id, &results, report)))
+                .collect()
+        });
+        let mut failures = Vec::new();
+        for (id, result) in built {
+            match result {
+                Ok(image) => {
+                    results.insert(id, image);
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        match failures.len() {
+            0 => {}
+            1 => return Err(failures.remove(0)),
+            _ => return Err(BuildError::Several { errors: failures }),
         }
     }
     let mut images = Vec::new();

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::{BuildError, BuildOptions, Event, rfc3339};
 use crate::context::PatternMatcher;
@@ -27,8 +27,8 @@ pub struct NodeRunner<'a> {
     ignore: &'a PatternMatcher,
     options: &'a BuildOptions,
     created: String,
-    imported: HashMap<(String, Platform), Image>,
-    executor: Option<Arc<dyn Executor>>,
+    imported: Mutex<HashMap<(String, Platform), Image>>,
+    executor: Mutex<Option<Arc<dyn Executor>>>,
 }
 
 impl<'a> NodeRunner<'a> {
@@ -41,8 +41,8 @@ impl<'a> NodeRunner<'a> {
             created: options
                 .source_date_epoch
                 .map_or_else(|| DEFAULT_CREATED.to_owned(), rfc3339),
-            imported: HashMap::new(),
-            executor: None,
+            imported: Mutex::new(HashMap::new()),
+            executor: Mutex::new(None),
         }
     }
 
@@ -51,9 +51,9 @@ impl<'a> NodeRunner<'a> {
     }
 
     /// Imports (once per build) the image `reference` for `platform`.
-    fn base_image(&mut self, node: &Node, reference: &str) -> Result<Image, BuildError> {
+    fn base_image(&self, node: &Node, reference: &str) -> Result<Image, BuildError> {
         let key = (reference.to_owned(), node.platform.clone());
-        if let Some(image) = self.imported.get(&key) {
+        if let Some(image) = self.imported.lock().expect("not poisoned").get(&key) {
             return Ok(image.clone());
         }
         let source = ImageSource::parse(reference, &self.options.manifest_dir);
@@ -69,7 +69,10 @@ impl<'a> NodeRunner<'a> {
                 help: "check the image source".into(),
             },
         })?;
-        self.imported.insert(key, image.clone());
+        self.imported
+            .lock()
+            .expect("not poisoned")
+            .insert(key, image.clone());
         Ok(image)
     }
 
@@ -109,11 +112,11 @@ impl<'a> NodeRunner<'a> {
 
     /// Runs node `id` of `graph`, whose dependencies are in `results`.
     pub fn run(
-        &mut self,
+        &self,
         graph: &BuildGraph,
         id: NodeId,
         results: &HashMap<NodeId, Image>,
-        report: &mut dyn FnMut(Event<'_>),
+        report: &(dyn Fn(Event<'_>) + Sync),
     ) -> Result<Image, BuildError> {
         let node = graph.node(id);
         report(Event::NodeStarted { node: &node.id });
@@ -140,13 +143,13 @@ impl<'a> NodeRunner<'a> {
     }
 
     fn run_steps(
-        &mut self,
+        &self,
         graph: &BuildGraph,
         node: &Node,
         image: &mut Image,
         results: &HashMap<NodeId, Image>,
         scratch: &Path,
-        report: &mut dyn FnMut(Event<'_>),
+        report: &(dyn Fn(Event<'_>) + Sync),
     ) -> Result<(), BuildError> {
         if let Some(dir) = &node.start.workdir
             && image.config.runtime.working_dir.as_deref() != Some(dir)
@@ -282,8 +285,10 @@ impl<'a> NodeRunner<'a> {
     }
 
     /// The executor, found on first use.
-    fn executor(&mut self) -> Result<Arc<dyn Executor>, BuildError> {
-        if let Some(executor) = &self.executor {
+    fn executor(&self) -> Result<Arc<dyn Executor>, BuildError> {
+        // Held while probing, so concurrent nodes probe once.
+        let mut slot = self.executor.lock().expect("not poisoned");
+        if let Some(executor) = slot.as_ref() {
             return Ok(Arc::clone(executor));
         }
         let scratch = self.store.temp_path("probe");
@@ -293,14 +298,14 @@ impl<'a> NodeRunner<'a> {
             message: e.to_string(),
             help: "install runc (Debian: `apt-get install runc`) or pass `--runtime PATH`; `imgbuild doctor` checks".into(),
         })?);
-        self.executor = Some(Arc::clone(&executor));
+        *slot = Some(Arc::clone(&executor));
         Ok(executor)
     }
 
     /// Runs a `run` step and adds its changes as a layer.
     #[allow(clippy::too_many_arguments)]
     fn run_step(
-        &mut self,
+        &self,
         graph: &BuildGraph,
         node: &Node,
         image: &mut Image,
@@ -309,7 +314,7 @@ impl<'a> NodeRunner<'a> {
         run: &Run<String>,
         text: &str,
         step: usize,
-        report: &mut dyn FnMut(Event<'_>),
+        report: &(dyn Fn(Event<'_>) + Sync),
     ) -> Result<(), BuildError> {
         let fail = |message: String, help: String| BuildError::Step {
             node: node.id.clone(),

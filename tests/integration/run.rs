@@ -737,3 +737,26 @@ fn killed_run_leaves_no_mount_behind() {
         "opening the store unmounted the dead build's overlay"
     );
 }
+
+/// Two independent stages meet in a shared cache: each waits for the other
+/// to start, which only succeeds when they run at the same time.
+#[test]
+fn independent_stages_run_concurrently() {
+    if !can_run() {
+        return;
+    }
+    let stage = |me: &str, other: &str| {
+        format!(
+            r#"[stages.{me}]
+from = "oci-layout:{}"
+steps = [{{ run = "touch /sync/{me}; i=0; while [ ! -e /sync/{other} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; test -e /sync/{other}", mounts = [{{ type = "cache", id = "rendezvous", target = "/sync" }}] }}]
+[images.{me}]
+stage = "{me}"
+"#,
+            busybox().display()
+        )
+    };
+    let project = Project::with_stages(&format!("{}{}", stage("a", "b"), stage("b", "a")));
+    let out = project.apply(&["--jobs", "2"]);
+    assert_eq!(out.code, 0, "the stages did not overlap:\n{}", out.stderr);
+}
