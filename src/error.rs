@@ -1,7 +1,7 @@
 //! The library's top-level error and the exit codes it maps to.
 
 use crate::diagnostic::Diagnostics;
-use crate::{manifest, plan};
+use crate::{dockerfile, manifest, plan};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -17,6 +17,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Manifest(#[from] manifest::Error),
+    /// Loading a Dockerfile failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Dockerfile(#[from] dockerfile::Error),
     /// Planning failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -57,7 +61,9 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Manifest(_) | Error::Plan(_) | Error::Usage { .. } => EXIT_BAD_INPUT,
+            Error::Manifest(_) | Error::Dockerfile(_) | Error::Plan(_) | Error::Usage { .. } => {
+                EXIT_BAD_INPUT
+            }
             Error::Output(_)
             | Error::Build(_)
             | Error::Store(_)
@@ -70,9 +76,9 @@ impl Error {
     /// The source diagnostics inside this error, if it has any.
     pub fn diagnostics(&self) -> Option<&Diagnostics> {
         match self {
-            Error::Manifest(manifest::Error::Invalid(d)) | Error::Plan(plan::Error::Invalid(d)) => {
-                Some(d)
-            }
+            Error::Manifest(manifest::Error::Invalid(d))
+            | Error::Dockerfile(dockerfile::Error::Invalid(d))
+            | Error::Plan(plan::Error::Invalid(d)) => Some(d),
             _ => None,
         }
     }

@@ -11,10 +11,10 @@ use crate::error::Error;
 use crate::exec::step::{Grants, SecretSource};
 use crate::export::{self, Output};
 use crate::layer::{Compression, CompressionOptions};
+use crate::plan;
 use crate::printer::Printer;
 use crate::scheduler::{self, BuildOptions, Event};
 use crate::store::Store;
-use crate::{manifest, plan};
 
 /// Layer compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -136,7 +136,7 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         _ => None,
     };
 
-    let project = manifest::load(&args.build.file)?;
+    let project = args.build.load()?;
     let graph = plan::resolve_graph(&project, &args.build.request()?)?;
 
     let manifest_dir = args
@@ -146,8 +146,15 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         .map(Path::to_path_buf)
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
-    let context = manifest_dir.join(&project.context.value);
-    let ignore = load_ignore(&context)?;
+    let context = match &args.build.context {
+        Some(dir) => dir.clone(),
+        None => manifest_dir.join(&project.context.value),
+    };
+    let dockerfile = args
+        .build
+        .is_dockerfile()
+        .then_some(args.build.file.as_path());
+    let ignore = load_ignore(&context, dockerfile)?;
     let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
         .map_err(Error::Store)?;
     let _lock = store.lock_shared().map_err(Error::Store)?;
@@ -188,8 +195,10 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
     printer.result(&lines).map_err(Error::Output)
 }
 
-fn load_ignore(context: &Path) -> Result<PatternMatcher, Error> {
-    let patterns = match context::find_ignore_file(context, None) {
+/// Reads the ignore file: for a Dockerfile, `<Dockerfile>.dockerignore` next
+/// to it wins over `<context>/.dockerignore`.
+fn load_ignore(context: &Path, dockerfile: Option<&Path>) -> Result<PatternMatcher, Error> {
+    let patterns = match context::find_ignore_file(context, dockerfile) {
         Some(path) => {
             let text = std::fs::read_to_string(&path).map_err(|e| Error::Usage {
                 message: format!("cannot read `{}`: {e}", path.display()),

@@ -65,7 +65,7 @@ pub enum Command {
 /// The flags that say what to build; shared by `plan` and `apply`.
 #[derive(Debug, Clone, Args)]
 pub struct BuildArgs {
-    /// The manifest.
+    /// The manifest, or a Dockerfile: a file whose name does not end in `.toml`.
     #[arg(
         short = 'f',
         long = "file",
@@ -84,11 +84,34 @@ pub struct BuildArgs {
     )]
     pub platforms: Vec<String>,
     /// Override a build argument (repeatable).
-    #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_key_value)]
+    #[arg(
+        long = "arg",
+        visible_alias = "build-arg",
+        value_name = "NAME=VALUE",
+        value_parser = parse_key_value
+    )]
     pub args: Vec<(String, String)>,
+    /// The build context directory; default: the one the manifest names,
+    /// or the Dockerfile's directory.
+    #[arg(value_name = "CONTEXT")]
+    pub context: Option<PathBuf>,
 }
 
 impl BuildArgs {
+    /// Whether `--file` is a Dockerfile rather than a manifest.
+    pub fn is_dockerfile(&self) -> bool {
+        self.file.extension().is_none_or(|e| e != "toml")
+    }
+
+    /// Reads the manifest or Dockerfile into a project.
+    pub fn load(&self) -> Result<crate::ir::Project, Error> {
+        if self.is_dockerfile() {
+            Ok(crate::dockerfile::load(&self.file)?)
+        } else {
+            Ok(crate::manifest::load(&self.file)?)
+        }
+    }
+
     /// The planning request these flags describe.
     pub fn request(&self) -> Result<crate::plan::Request, Error> {
         let platforms = self

@@ -4,8 +4,8 @@ use clap::Args;
 
 use super::BuildArgs;
 use crate::error::Error;
+use crate::plan;
 use crate::printer::Printer;
-use crate::{manifest, plan};
 
 /// Flags of `imgbuild plan`.
 #[derive(Debug, Clone, Args)]
@@ -20,7 +20,7 @@ pub struct PlanArgs {
 
 /// Plans and prints.
 pub fn run(args: &PlanArgs, printer: Printer) -> Result<(), Error> {
-    let project = manifest::load(&args.build.file)?;
+    let project = args.build.load()?;
     let plan = plan::plan(&project, &args.build.request()?)?;
     let text = if args.json {
         serde_json::to_string_pretty(&plan).expect("a plan always serializes")

@@ -1,13 +1,23 @@
 //! Dockerfile importer: reads a Dockerfile into an owned AST with `BuildKit`'s
-//! parser semantics ([`parse()`]), and expands shell words the way `BuildKit`
-//! does ([`shell::ShellLex`]).
+//! parser semantics ([`parse()`]), expands shell words the way `BuildKit`
+//! does ([`shell::ShellLex`]), and lowers the AST to the same IR as the TOML
+//! front end ([`load`]).
 //!
 //! Conformance with `BuildKit` is tested against its own test data
 //! (`../shared/conformance/buildkit`, or `$IMGBUILD_CONFORMANCE_DIR`);
 //! the tests print a skip message when that data is absent.
 
+mod lower;
+mod mount;
 pub mod parse;
 pub mod shell;
+mod word;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::diagnostic::{Diagnostics, SourceFile};
+use crate::ir::Project;
 
 pub use parse::{
     Directives, Dockerfile, Heredoc, Instruction, InstructionArgs, parse, parse_for_build,
@@ -38,6 +48,58 @@ impl DockerfileError {
             help: help.to_string(),
         }
     }
+}
+
+/// Why a Dockerfile could not be loaded.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read Dockerfile `{}`", path.display())]
+    #[diagnostic(help("pass the Dockerfile with `-f FILE`"))]
+    Read {
+        /// The Dockerfile path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a Dockerfile imgbuild can build.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Invalid(#[from] Diagnostics),
+}
+
+/// Reads, parses and lowers the Dockerfile at `path`.
+pub fn load(path: &Path) -> Result<Project, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(parse_project(&path.display().to_string(), &text)?)
+}
+
+/// Parses and lowers Dockerfile `text`, naming it `name` in errors.
+pub fn parse_project(name: &str, text: &str) -> Result<Project, Diagnostics> {
+    let source = Arc::new(SourceFile::new(name, text));
+    let dockerfile = parse_for_build(text).map_err(|e| {
+        let offset = offset_of(text, e.line, e.column);
+        Diagnostics::from(source.error(offset..offset, e.message).with_help(e.help))
+    })?;
+    lower::lower(&dockerfile, source)
+}
+
+/// The byte offset of 1-based `line` and `column` in `text`.
+fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let rest = &text[line_start.min(text.len())..];
+    line_start
+        + rest
+            .char_indices()
+            .nth(column.saturating_sub(1))
+            .map_or(rest.len(), |(i, _)| i)
 }
 
 /// Locates `BuildKit`'s conformance data for tests: `$IMGBUILD_CONFORMANCE_DIR`,

@@ -1005,7 +1005,7 @@ impl Lowerer {
 }
 
 /// Parses 1 to 4 octal digits (an optional leading `0` included).
-fn parse_octal(text: &str) -> Option<u32> {
+pub(crate) fn parse_octal(text: &str) -> Option<u32> {
     if text.is_empty() || text.len() > 5 {
         return None;
     }
@@ -1058,7 +1058,7 @@ pub(crate) fn parse_duration(text: &str) -> Option<u64> {
 }
 
 /// Parses a size in bytes: `1024`, `64k`, `64m`, `1g` (`kb`, `mib`, … too).
-fn parse_size(text: &str) -> Option<u64> {
+pub(crate) fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim().to_ascii_lowercase();
     let digits_end = text
         .find(|c: char| !c.is_ascii_digit())

@@ -1,6 +1,8 @@
 //! The TOML front end: reads `imgbuild.toml`, checks it, and lowers it to the IR.
 
 mod lower;
+
+pub(crate) use lower::{parse_duration, parse_octal, parse_size};
 pub mod schema;
 
 use std::path::{Path, PathBuf};

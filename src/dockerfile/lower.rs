@@ -1,0 +1,977 @@
+//! Lowers a parsed Dockerfile to an [`ir::Project`], the same IR the TOML
+//! front end builds, so planning and building are shared.
+//!
+//! Each `FROM` starts a stage (named by `AS`, else by its index). `RUN`,
+//! `COPY`, `ADD`, `ENV`, `ARG`, `WORKDIR`, `USER` and `SHELL` become steps;
+//! `LABEL`, `EXPOSE`, `VOLUME`, `ENTRYPOINT`, `CMD`, `HEALTHCHECK`,
+//! `STOPSIGNAL` and `MAINTAINER` set the stage's image config. Variables
+//! stay templates for the plan to expand; quotes and escapes are removed
+//! here (see [`super::word`]). Every stage becomes an image of the same name,
+//! and the group `default` holds the last stage, so `--target STAGE` works.
+//!
+//! Errors are collected, not returned at the first one, and each names the
+//! line and column of the offending instruction or flag.
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use super::mount::{self, MountError};
+use super::parse::{Dockerfile, Heredoc, Instruction, InstructionArgs};
+use super::word::{self, WordError, has_variable};
+use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, suggest};
+use crate::ir::{
+    self, Command, Copy, File, Group, Healthcheck, Image, Located, Network, Project, Run, Span,
+    Stage, StageConfig, StagePlatform, Step, Template,
+};
+use crate::manifest::parse_duration;
+use crate::plan::PREDEFINED_ARGS;
+
+/// The instructions imgbuild reads, for suggestions.
+const INSTRUCTIONS: [&str; 18] = [
+    "from",
+    "run",
+    "copy",
+    "add",
+    "env",
+    "arg",
+    "workdir",
+    "user",
+    "shell",
+    "label",
+    "expose",
+    "volume",
+    "entrypoint",
+    "cmd",
+    "healthcheck",
+    "stopsignal",
+    "maintainer",
+    "onbuild",
+];
+
+/// The flags each instruction takes.
+const FLAGS: [(&str, &[&str]); 5] = [
+    ("from", &["platform"]),
+    ("run", &["mount", "network", "security"]),
+    (
+        "copy",
+        &["from", "chown", "chmod", "link", "parents", "exclude"],
+    ),
+    ("add", &["chown", "chmod", "link", "checksum", "exclude"]),
+    (
+        "healthcheck",
+        &[
+            "interval",
+            "timeout",
+            "start-period",
+            "start-interval",
+            "retries",
+        ],
+    ),
+];
+
+/// Lowers `dockerfile`, parsed from `source`, or returns every error found.
+pub fn lower(dockerfile: &Dockerfile, source: Arc<SourceFile>) -> Result<Project, Diagnostics> {
+    let mut lower = Lowerer {
+        source: Arc::clone(&source),
+        escape: dockerfile.directives.escape,
+        errors: Vec::new(),
+        args: IndexMap::new(),
+        stages: Vec::new(),
+    };
+    for inst in &dockerfile.instructions {
+        lower.instruction(inst);
+    }
+    if lower.stages.is_empty() && lower.errors.is_empty() {
+        lower.errors.push(
+            source
+                .error(0..0, "the Dockerfile has no `FROM`")
+                .with_help("start a stage with `FROM IMAGE` (or `FROM scratch`)"),
+        );
+    }
+    Diagnostics::check(lower.errors)?;
+    let stages: IndexMap<String, Stage> = lower
+        .stages
+        .into_iter()
+        .map(|s| (s.name.value.clone(), s))
+        .collect();
+    let mut images: IndexMap<String, Image> = IndexMap::new();
+    for stage in stages.values() {
+        images.insert(
+            stage.name.value.clone(),
+            Image {
+                name: stage.name.clone(),
+                stage: stage.name.clone(),
+                tags: Vec::new(),
+                platforms: Vec::new(),
+                labels: IndexMap::new(),
+                annotations: IndexMap::new(),
+            },
+        );
+    }
+    let mut groups = IndexMap::new();
+    if let Some(last) = stages.values().last()
+        && !images.contains_key("default")
+    {
+        groups.insert(
+            "default".to_owned(),
+            Group {
+                name: Located::new("default".to_owned(), last.name.span.clone()),
+                members: vec![last.name.clone()],
+            },
+        );
+    }
+    let project = Project {
+        source,
+        context: Located::new(".".to_owned(), 0..0),
+        platforms: Vec::new(),
+        args: lower.args,
+        stages,
+        images,
+        groups,
+    };
+    Diagnostics::check(ir::check(&project))?;
+    Ok(project)
+}
+
+struct Lowerer {
+    source: Arc<SourceFile>,
+    escape: char,
+    errors: Vec<Diagnostic>,
+    /// Global `ARG`s, declared before the first `FROM`.
+    args: IndexMap<String, Template>,
+    stages: Vec<Stage>,
+}
+
+/// Flag values of one instruction, by name, each with the span of its `--flag`.
+type Flags = Vec<(String, Option<String>, Span)>;
+
+impl Lowerer {
+    fn error(&mut self, span: Span, message: impl Into<String>, help: impl Into<String>) {
+        let error = self.source.error(span, message).with_help(help);
+        self.errors.push(error);
+    }
+
+    /// The span of the instruction's first line, for errors about all of it.
+    fn line_span(&self, inst: &Instruction) -> Span {
+        let text = &self.source.text[inst.span.clone()];
+        let end = text
+            .find('\n')
+            .map_or(inst.span.end, |i| inst.span.start + i);
+        inst.span.start..end
+    }
+
+    /// The span of `needle` in the instruction at or after `*from`, advancing
+    /// `*from` past it; the first line when it cannot be found.
+    fn locate(&self, inst: &Instruction, needle: &str, from: &mut usize) -> Span {
+        let start = (*from).clamp(inst.span.start, inst.span.end);
+        match self.source.text[start..inst.span.end].find(needle) {
+            Some(i) if !needle.is_empty() => {
+                let span = start + i..start + i + needle.len();
+                *from = span.end;
+                span
+            }
+            _ => self.line_span(inst),
+        }
+    }
+
+    /// Converts a word to a template, reporting an error at `span`.
+    fn template(&mut self, raw: &str, span: Span, quotes: bool) -> Option<Template> {
+        match word::template(raw, self.escape, quotes) {
+            Ok(value) => Some(Located::new(value, span)),
+            Err(WordError { message, help }) => {
+                self.error(span, message, help);
+                None
+            }
+        }
+    }
+
+    /// Converts the raw word `raw`, found in `inst` after `*cursor`.
+    fn word(&mut self, inst: &Instruction, raw: &str, cursor: &mut usize) -> Option<Template> {
+        let span = self.locate(inst, raw, cursor);
+        self.template(raw, span, true)
+    }
+
+    /// Checks the instruction's flags against those it takes; `None` after an error.
+    fn flags(&mut self, inst: &Instruction) -> Option<Flags> {
+        let allowed: &[&str] = FLAGS
+            .iter()
+            .find(|(name, _)| *name == inst.name)
+            .map_or(&[], |(_, flags)| flags);
+        let mut cursor = inst.span.start;
+        let mut flags = Vec::new();
+        let mut ok = true;
+        for (name, value) in &inst.flags {
+            let written = match value {
+                Some(v) => format!("--{name}={v}"),
+                None => format!("--{name}"),
+            };
+            let span = self.locate(inst, &written, &mut cursor);
+            if !allowed.contains(&name.as_str()) {
+                ok = false;
+                let keyword = inst.name.to_uppercase();
+                let help = if allowed.is_empty() {
+                    format!("`{keyword}` takes no flags; remove it")
+                } else {
+                    let names: Vec<String> = allowed.iter().map(|f| format!("--{f}")).collect();
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    suggest("flag", &format!("--{name}"), &names)
+                };
+                self.error(
+                    span,
+                    format!("unknown flag `--{name}` for `{keyword}`"),
+                    help,
+                );
+                continue;
+            }
+            flags.push((name.clone(), value.clone(), span));
+        }
+        ok.then_some(flags)
+    }
+
+    fn instruction(&mut self, inst: &Instruction) {
+        let keyword = inst.name.to_uppercase();
+        if inst.name == "from" {
+            self.from(inst);
+            return;
+        }
+        if inst.name == "onbuild" {
+            self.error(
+                self.line_span(inst),
+                "`ONBUILD` is not supported yet",
+                "imgbuild cannot store triggers in an image; run the instruction in the stages that need it",
+            );
+            return;
+        }
+        if !INSTRUCTIONS.contains(&inst.name.as_str()) {
+            self.error(
+                self.line_span(inst),
+                format!("unknown instruction `{keyword}`"),
+                suggest("instruction", &inst.name, &INSTRUCTIONS),
+            );
+            return;
+        }
+        if self.stages.is_empty() {
+            if inst.name == "arg" {
+                self.global_arg(inst);
+            } else {
+                self.error(
+                    self.line_span(inst),
+                    format!("`{keyword}` before the first `FROM`"),
+                    "only `ARG` may come before `FROM`; start a stage with `FROM IMAGE` first",
+                );
+            }
+            return;
+        }
+        let Some(flags) = self.flags(inst) else {
+            return;
+        };
+        match inst.name.as_str() {
+            "run" => self.run(inst, &flags),
+            "copy" | "add" => self.copy(inst, &flags),
+            "healthcheck" => self.healthcheck(inst, &flags),
+            _ => self.setting(inst),
+        }
+    }
+
+    fn stage(&mut self) -> &mut Stage {
+        self.stages.last_mut().expect("a stage has started")
+    }
+
+    /// The name of the stage a `--from`/`FROM` value refers to, if it names
+    /// an earlier stage by name or index.
+    fn earlier_stage(&self, value: &str) -> Option<String> {
+        if let Ok(index) = value.parse::<usize>() {
+            return self.stages.get(index).map(|s| s.name.value.clone());
+        }
+        let lower = value.to_ascii_lowercase();
+        self.stages
+            .iter()
+            .find(|s| s.name.value == lower)
+            .map(|s| s.name.value.clone())
+    }
+
+    /// A `FROM`/`--from` value as the IR writes it: `stage:NAME` for an
+    /// earlier stage, else the image reference.
+    fn source_ref(&self, value: String) -> String {
+        match self.earlier_stage(&value) {
+            Some(name) => format!("stage:{name}"),
+            None => value,
+        }
+    }
+
+    fn from(&mut self, inst: &Instruction) {
+        let Some(flags) = self.flags(inst) else {
+            return;
+        };
+        let words = match &inst.args {
+            InstructionArgs::Words(w) => w.clone(),
+            _ => Vec::new(),
+        };
+        let mut cursor = after_flags(inst, &flags);
+        let (image, name) = match words.as_slice() {
+            [image] => (image, None),
+            [image, as_, name] if as_.eq_ignore_ascii_case("as") => (image, Some(name)),
+            _ => {
+                self.error(
+                    self.line_span(inst),
+                    "`FROM` takes an image and an optional `AS NAME`",
+                    "write `FROM IMAGE` or `FROM IMAGE AS NAME`",
+                );
+                return;
+            }
+        };
+        let Some(mut from) = self.word(inst, image, &mut cursor) else {
+            return;
+        };
+        if !has_variable(&from.value) {
+            from.value = self.source_ref(from.value);
+        }
+        let index = self.stages.len();
+        let name = match name {
+            Some(name) => {
+                let span = self.locate(inst, name, &mut cursor);
+                let lower = name.to_ascii_lowercase();
+                let valid = lower.starts_with(|c: char| c.is_ascii_lowercase())
+                    && lower
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+                if !valid {
+                    self.error(
+                        span,
+                        format!("invalid stage name `{name}`"),
+                        "stage names start with a letter and use only letters, digits, `-`, `_` and `.`",
+                    );
+                    return;
+                }
+                if lower == "scratch" || lower == "context" {
+                    self.error(
+                        span,
+                        format!("`{lower}` is a reserved name"),
+                        "`scratch` and `context` have a meaning in `FROM`; rename the stage",
+                    );
+                    return;
+                }
+                if self.stages.iter().any(|s| s.name.value == lower) {
+                    self.error(
+                        span,
+                        format!("duplicate stage name `{lower}`"),
+                        "each stage needs its own name; rename one",
+                    );
+                    return;
+                }
+                Located::new(lower, span)
+            }
+            None => Located::new(index.to_string(), self.line_span(inst)),
+        };
+        let mut platform = None;
+        for (flag, value, span) in flags {
+            debug_assert_eq!(flag, "platform");
+            let value = value.unwrap_or_default();
+            platform = match value.as_str() {
+                "$BUILDPLATFORM" | "${BUILDPLATFORM}" => {
+                    Some(Located::new(StagePlatform::Build, span))
+                }
+                "$TARGETPLATFORM" | "${TARGETPLATFORM}" => None,
+                _ => {
+                    let Some(t) = self.template(&value, span.clone(), true) else {
+                        return;
+                    };
+                    Some(Located::new(StagePlatform::Fixed(t.value), span))
+                }
+            };
+        }
+        self.stages.push(Stage {
+            name,
+            from,
+            platform,
+            config: StageConfig::default(),
+            steps: Vec::new(),
+        });
+    }
+
+    /// Reads `ARG` words: `(name, default)` pairs with the name's span.
+    fn arg_words(&mut self, inst: &Instruction) -> Vec<(Located<String>, Option<Template>)> {
+        let InstructionArgs::Words(words) = &inst.args else {
+            self.error(
+                self.line_span(inst),
+                "`ARG` needs a name",
+                "write `ARG NAME` or `ARG NAME=default`",
+            );
+            return Vec::new();
+        };
+        let mut cursor = inst.span.start + 3;
+        let mut out = Vec::new();
+        for w in words {
+            let (name, default) = match w.split_once('=') {
+                Some((n, d)) => (n, Some(d)),
+                None => (w.as_str(), None),
+            };
+            let span = self.locate(inst, name, &mut cursor);
+            let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.error(
+                    span,
+                    format!("invalid argument name `{name}`"),
+                    "argument names are letters, digits and `_`, not starting with a digit",
+                );
+                continue;
+            }
+            let default = match default {
+                Some(d) => {
+                    let span = self.locate(inst, d, &mut cursor);
+                    match self.template(d, span, true) {
+                        Some(t) => Some(t),
+                        None => continue,
+                    }
+                }
+                None => None,
+            };
+            out.push((Located::new(name.to_owned(), span), default));
+        }
+        out
+    }
+
+    fn global_arg(&mut self, inst: &Instruction) {
+        if !inst.flags.is_empty() {
+            let _ = self.flags(inst);
+            return;
+        }
+        for (name, default) in self.arg_words(inst) {
+            if PREDEFINED_ARGS.contains(&name.value.as_str()) {
+                continue;
+            }
+            let default = default.unwrap_or_else(|| Located::new(String::new(), name.span));
+            self.args.insert(name.value, default);
+        }
+    }
+
+    fn run(&mut self, inst: &Instruction, flags: &Flags) {
+        let mut mounts = Vec::new();
+        let mut network = Network::Default;
+        for (flag, value, span) in flags {
+            let value = value.clone().unwrap_or_default();
+            match flag.as_str() {
+                "security" => {
+                    self.error(
+                        span.clone(),
+                        format!("`RUN --security={value}` is not supported"),
+                        "imgbuild runs every step unprivileged in its own namespaces; remove the flag, or run the privileged work outside the build",
+                    );
+                    return;
+                }
+                "network" => {
+                    network = match value.as_str() {
+                        "default" => Network::Default,
+                        "none" => Network::None,
+                        "host" => Network::Host,
+                        other => {
+                            self.error(
+                                span.clone(),
+                                format!("unknown network `{other}`"),
+                                suggest("network", other, &["default", "none", "host"]),
+                            );
+                            return;
+                        }
+                    };
+                }
+                _ => match self.mount(&value, span) {
+                    Some(m) => mounts.push(m),
+                    None => return,
+                },
+            }
+        }
+        let command = match &inst.args {
+            InstructionArgs::Json(argv) => Command::Exec(argv.clone()),
+            InstructionArgs::Shell(text) if inst.heredocs.is_empty() => {
+                Command::Shell(text.clone())
+            }
+            InstructionArgs::Shell(text) => Command::Shell(heredoc_script(text, &inst.heredocs)),
+            _ => {
+                self.error(
+                    self.line_span(inst),
+                    "`RUN` needs a command",
+                    "write `RUN COMMAND`, `RUN [\"EXECUTABLE\", \"ARG\"]` or `RUN <<EOF`",
+                );
+                return;
+            }
+        };
+        let interpreter = match &command {
+            Command::Shell(script) if script.trim_end().contains('\n') => script
+                .lines()
+                .next()
+                .and_then(|first| first.strip_prefix("#!"))
+                .map(|i| i.trim().to_owned()),
+            _ => None,
+        };
+        self.stage().steps.push(Step::Run(Run {
+            command,
+            interpreter,
+            mounts,
+            network,
+        }));
+    }
+
+    fn mount(&mut self, value: &str, span: &Span) -> Option<ir::Mount<Template>> {
+        let escape = self.escape;
+        let template = |raw: &str| {
+            word::template(raw, escape, false).map_err(|e| MountError {
+                message: e.message,
+                help: e.help,
+            })
+        };
+        let stage_ref = |v: &str| {
+            if has_variable(v) {
+                v.to_owned()
+            } else {
+                self.source_ref(v.to_owned())
+            }
+        };
+        match mount::parse(value, &template, &stage_ref) {
+            Ok(m) => Some(locate_mount(m, span)),
+            Err(MountError { message, help }) => {
+                self.error(span.clone(), format!("invalid `--mount`: {message}"), help);
+                None
+            }
+        }
+    }
+
+    fn copy(&mut self, inst: &Instruction, flags: &Flags) {
+        let keyword = inst.name.to_uppercase();
+        let words = match &inst.args {
+            InstructionArgs::Json(w) | InstructionArgs::Words(w) => w.clone(),
+            _ => Vec::new(),
+        };
+        let quotes = matches!(inst.args, InstructionArgs::Words(_));
+        if words.len() < 2 {
+            self.error(
+                self.line_span(inst),
+                format!("`{keyword}` needs a source and a destination"),
+                format!("write `{keyword} SOURCE... DEST`"),
+            );
+            return;
+        }
+        let mut copy = Copy {
+            sources: Vec::new(),
+            to: Located::new(String::new(), 0..0),
+            from: None,
+            chown: None,
+            chmod: None,
+            link: false,
+            parents: false,
+            exclude: Vec::new(),
+            checksum: None,
+        };
+        for (flag, value, span) in flags {
+            let text = || value.clone().unwrap_or_default();
+            let boolean = || match value.as_deref() {
+                None | Some("true") => Some(true),
+                Some("false") => Some(false),
+                _ => None,
+            };
+            match flag.as_str() {
+                "link" | "parents" => {
+                    let Some(on) = boolean() else {
+                        self.error(
+                            span.clone(),
+                            format!("invalid `--{flag}` value"),
+                            format!("write `--{flag}`, `--{flag}=true` or `--{flag}=false`"),
+                        );
+                        return;
+                    };
+                    if flag == "link" {
+                        copy.link = on;
+                    } else {
+                        copy.parents = on;
+                    }
+                }
+                "from" => {
+                    let Some(mut t) = self.template(&text(), span.clone(), true) else {
+                        return;
+                    };
+                    if !has_variable(&t.value) {
+                        t.value = self.source_ref(t.value);
+                    }
+                    copy.from = Some(t);
+                }
+                "chown" => copy.chown = self.template(&text(), span.clone(), true),
+                "chmod" => copy.chmod = self.template(&text(), span.clone(), true),
+                "checksum" => copy.checksum = self.template(&text(), span.clone(), true),
+                _ => {
+                    let Some(t) = self.template(&text(), span.clone(), true) else {
+                        return;
+                    };
+                    copy.exclude.push(t);
+                }
+            }
+        }
+        let mut cursor = after_flags(inst, flags);
+        let mut files = Vec::new();
+        let (dest, sources) = words.split_last().expect("two words or more");
+        let mut located_sources = Vec::new();
+        for raw in sources {
+            let span = self.locate(inst, raw, &mut cursor);
+            if let Some(heredoc) = quotes.then(|| heredoc_for(raw, &inst.heredocs)).flatten() {
+                files.push((heredoc, span));
+            } else {
+                located_sources.push((raw, span));
+            }
+        }
+        let dest_span = self.locate(inst, dest, &mut cursor);
+        let Some(to) = self.template(dest, dest_span, quotes) else {
+            return;
+        };
+        for (raw, span) in located_sources {
+            if let Some(t) = self.template(raw, span, quotes) {
+                copy.sources.push(t);
+            }
+        }
+        let into_dir = to.value.ends_with('/') || sources.len() > 1;
+        for (heredoc, span) in files {
+            let content = heredoc.chomped_content();
+            if heredoc.expand && content.contains('$') {
+                self.error(
+                    span,
+                    format!(
+                        "expanding variables in the heredoc `{}` is not supported yet",
+                        heredoc.name
+                    ),
+                    format!(
+                        "quote the delimiter (`<<'{}'`) to write the text as is, or write the file with a `RUN` step",
+                        heredoc.name
+                    ),
+                );
+                continue;
+            }
+            let path = if into_dir {
+                format!("{}/{}", to.value.trim_end_matches('/'), heredoc.name)
+            } else {
+                to.value.clone()
+            };
+            self.stage().steps.push(Step::File(File {
+                to: Located::new(path, to.span.clone()),
+                content,
+                chown: copy.chown.clone(),
+                chmod: copy.chmod.clone(),
+            }));
+        }
+        if copy.sources.is_empty() {
+            return;
+        }
+        copy.to = to;
+        let step = if inst.name == "copy" {
+            Step::Copy(copy)
+        } else {
+            Step::Add(copy)
+        };
+        self.stage().steps.push(step);
+    }
+
+    fn healthcheck(&mut self, inst: &Instruction, flags: &Flags) {
+        let InstructionArgs::Healthcheck { kind, cmd } = &inst.args else {
+            self.error(
+                self.line_span(inst),
+                "`HEALTHCHECK` needs `CMD` or `NONE`",
+                "write `HEALTHCHECK [OPTIONS] CMD COMMAND` or `HEALTHCHECK NONE`",
+            );
+            return;
+        };
+        let mut check = Healthcheck {
+            test: None,
+            interval: None,
+            timeout: None,
+            start_period: None,
+            start_interval: None,
+            retries: None,
+        };
+        for (flag, value, span) in flags {
+            let value = value.clone().unwrap_or_default();
+            if flag == "retries" {
+                match value.parse() {
+                    Ok(n) => check.retries = Some(n),
+                    Err(_) => {
+                        self.error(
+                            span.clone(),
+                            format!("invalid `--retries={value}`"),
+                            "write a non-negative integer, e.g. `--retries=3`",
+                        );
+                        return;
+                    }
+                }
+                continue;
+            }
+            let Some(nanos) = parse_duration(&value) else {
+                self.error(
+                    span.clone(),
+                    format!("invalid duration `--{flag}={value}`"),
+                    "write a duration like `30s`, `1m30s`, `500ms` or `1h`",
+                );
+                return;
+            };
+            let field = match flag.as_str() {
+                "interval" => &mut check.interval,
+                "timeout" => &mut check.timeout,
+                "start-period" => &mut check.start_period,
+                _ => &mut check.start_interval,
+            };
+            *field = Some(nanos);
+        }
+        match kind.to_ascii_uppercase().as_str() {
+            "NONE" => {}
+            "CMD" => {
+                check.test = Some(match cmd.as_ref() {
+                    InstructionArgs::Json(argv) if !argv.is_empty() => Command::Exec(argv.clone()),
+                    InstructionArgs::Shell(text) => Command::Shell(text.clone()),
+                    _ => {
+                        self.error(
+                            self.line_span(inst),
+                            "`HEALTHCHECK CMD` needs a command",
+                            "write `HEALTHCHECK CMD COMMAND` or `HEALTHCHECK CMD [\"EXECUTABLE\", \"ARG\"]`",
+                        );
+                        return;
+                    }
+                });
+            }
+            other => {
+                self.error(
+                    self.line_span(inst),
+                    format!("unknown health check type `{other}`"),
+                    "write `HEALTHCHECK [OPTIONS] CMD COMMAND` or `HEALTHCHECK NONE`",
+                );
+                return;
+            }
+        }
+        self.stage().config.healthcheck = Some(check);
+    }
+
+    /// The instructions without flags: `ENV`, `ARG`, `WORKDIR`, `USER`,
+    /// `SHELL` (steps) and the image settings.
+    fn setting(&mut self, inst: &Instruction) {
+        let keyword = inst.name.to_uppercase();
+        let mut cursor = inst.span.start + keyword.len();
+        let missing = |this: &mut Self| {
+            this.error(
+                this.line_span(inst),
+                format!("`{keyword}` needs an argument"),
+                "see the Dockerfile reference for its form",
+            );
+        };
+        match (inst.name.as_str(), &inst.args) {
+            ("env", InstructionArgs::KeyValues { pairs, .. }) => {
+                let mut vars = IndexMap::new();
+                for (key, value) in pairs {
+                    let Some(key) = self.word(inst, key, &mut cursor) else {
+                        return;
+                    };
+                    let Some(value) = self.word(inst, value, &mut cursor) else {
+                        return;
+                    };
+                    vars.insert(key.value, value);
+                }
+                self.stage().steps.push(Step::Env { vars });
+            }
+            ("label", InstructionArgs::KeyValues { pairs, .. }) => {
+                for (key, value) in pairs {
+                    let Some(key) = self.word(inst, key, &mut cursor) else {
+                        return;
+                    };
+                    if has_variable(&key.value) {
+                        self.error(
+                            key.span,
+                            "variables in label keys are not supported yet",
+                            "write the key literally",
+                        );
+                        return;
+                    }
+                    let Some(value) = self.word(inst, value, &mut cursor) else {
+                        return;
+                    };
+                    self.stage().config.labels.insert(key.value, value);
+                }
+            }
+            ("maintainer", InstructionArgs::Shell(text)) => {
+                let span = self.line_span(inst);
+                let value = text.replace('$', "\\$");
+                self.stage()
+                    .config
+                    .labels
+                    .insert("maintainer".to_owned(), Located::new(value, span));
+            }
+            ("arg", _) => {
+                for (name, default) in self.arg_words(inst) {
+                    let default = if PREDEFINED_ARGS.contains(&name.value.as_str()) {
+                        None
+                    } else {
+                        default
+                    };
+                    self.stage().steps.push(Step::Arg {
+                        name: name.value,
+                        default,
+                    });
+                }
+            }
+            ("workdir" | "user" | "stopsignal", InstructionArgs::Shell(text)) => {
+                let Some(value) = self.word(inst, text, &mut cursor) else {
+                    return;
+                };
+                let stage = self.stage();
+                match inst.name.as_str() {
+                    "workdir" => stage.steps.push(Step::Workdir { path: value }),
+                    "user" => stage.steps.push(Step::User { user: value }),
+                    _ => stage.config.stopsignal = Some(value),
+                }
+            }
+            ("shell", InstructionArgs::Json(argv)) if !argv.is_empty() => {
+                let argv = argv.clone();
+                self.stage().steps.push(Step::Shell { argv });
+            }
+            ("shell", _) => self.error(
+                self.line_span(inst),
+                "`SHELL` must be a JSON array",
+                "write e.g. `SHELL [\"/bin/bash\", \"-c\"]`",
+            ),
+            ("expose", InstructionArgs::Words(words)) => {
+                for w in words {
+                    if let Some(port) = self.word(inst, w, &mut cursor) {
+                        self.stage().config.expose.push(port);
+                    }
+                }
+            }
+            ("volume", InstructionArgs::Words(words) | InstructionArgs::Json(words)) => {
+                let quotes = matches!(inst.args, InstructionArgs::Words(_));
+                for w in words {
+                    let span = self.locate(inst, w, &mut cursor);
+                    if let Some(volume) = self.template(w, span, quotes) {
+                        self.stage().config.volumes.push(volume);
+                    }
+                }
+            }
+            ("entrypoint" | "cmd", args) => {
+                let command = match args {
+                    InstructionArgs::Json(argv) => Command::Exec(argv.clone()),
+                    InstructionArgs::Shell(text) => Command::Shell(text.clone()),
+                    _ => Command::Exec(Vec::new()),
+                };
+                let config = &mut self.stage().config;
+                if inst.name == "entrypoint" {
+                    config.entrypoint = Some(command);
+                    config.cmd = None;
+                } else {
+                    config.cmd = Some(command);
+                }
+            }
+            _ => missing(self),
+        }
+    }
+}
+
+/// Where an instruction's arguments start: after its keyword and flags.
+fn after_flags(inst: &Instruction, flags: &Flags) -> usize {
+    flags
+        .iter()
+        .map(|(_, _, span)| span.end)
+        .max()
+        .unwrap_or(inst.span.start + inst.name.len())
+}
+
+/// The script a heredoc `RUN` runs: a bare `RUN <<EOF` runs the heredoc's
+/// body; any other command line is given to the shell with its heredocs.
+fn heredoc_script(line: &str, heredocs: &[Heredoc]) -> String {
+    if let [heredoc] = heredocs
+        && heredoc_for(line.trim(), heredocs).is_some()
+    {
+        return heredoc.chomped_content();
+    }
+    let mut script = format!("{line}\n");
+    for heredoc in heredocs {
+        script.push_str(&heredoc.content);
+        script.push_str(&heredoc.name);
+        script.push('\n');
+    }
+    script
+}
+
+/// The heredoc a word such as `<<EOF`, `<<-EOF` or `<<"EOF"` introduces.
+fn heredoc_for<'h>(word: &str, heredocs: &'h [Heredoc]) -> Option<&'h Heredoc> {
+    let rest = word.strip_prefix("<<")?;
+    let rest = rest.strip_prefix('-').unwrap_or(rest);
+    let name = rest.trim_matches(['"', '\'']);
+    heredocs.iter().find(|h| h.name == name)
+}
+
+/// Gives every string of a parsed mount the span of its `--mount` flag.
+fn locate_mount(mount: ir::Mount<String>, span: &Span) -> ir::Mount<Template> {
+    let at = |s: String| Located::new(s, span.clone());
+    let opt = |s: Option<String>| s.map(|s| Located::new(s, span.clone()));
+    match mount {
+        ir::Mount::Cache {
+            target,
+            id,
+            sharing,
+            from,
+            source,
+            mode,
+            uid,
+            gid,
+            readonly,
+        } => ir::Mount::Cache {
+            target: at(target),
+            id: opt(id),
+            sharing,
+            from: opt(from),
+            source: opt(source),
+            mode,
+            uid,
+            gid,
+            readonly,
+        },
+        ir::Mount::Secret {
+            id,
+            target,
+            env,
+            required,
+            mode,
+            uid,
+            gid,
+        } => ir::Mount::Secret {
+            id: opt(id),
+            target: opt(target),
+            env: opt(env),
+            required,
+            mode,
+            uid,
+            gid,
+        },
+        ir::Mount::Bind {
+            target,
+            source,
+            from,
+            rw,
+        } => ir::Mount::Bind {
+            target: at(target),
+            source: opt(source),
+            from: opt(from),
+            rw,
+        },
+        ir::Mount::Tmpfs { target, size } => ir::Mount::Tmpfs {
+            target: at(target),
+            size,
+        },
+        ir::Mount::Ssh {
+            id,
+            target,
+            required,
+            mode,
+            uid,
+            gid,
+        } => ir::Mount::Ssh {
+            id: opt(id),
+            target: opt(target),
+            required,
+            mode,
+            uid,
+            gid,
+        },
+    }
+}

@@ -1,0 +1,357 @@
+//! `RUN --mount=...`: `BuildKit`'s CSV mount options, read into IR mounts.
+
+use crate::diagnostic::suggest;
+use crate::ir::{Mount, Sharing};
+use crate::manifest::{parse_octal, parse_size};
+
+/// Mount types and the (canonical) options each takes besides `type`.
+const MOUNT_KEYS: [(&str, &[&str]); 5] = [
+    (
+        "cache",
+        &[
+            "target", "id", "sharing", "from", "source", "mode", "uid", "gid", "readonly",
+        ],
+    ),
+    (
+        "secret",
+        &["id", "target", "env", "required", "mode", "uid", "gid"],
+    ),
+    ("bind", &["target", "source", "from", "rw", "readonly"]),
+    ("tmpfs", &["target", "size"]),
+    ("ssh", &["id", "target", "required", "mode", "uid", "gid"]),
+];
+
+/// Every option name `BuildKit` accepts, with the canonical name it stands for.
+const ALIASES: [(&str, &str); 17] = [
+    ("target", "target"),
+    ("dst", "target"),
+    ("destination", "target"),
+    ("source", "source"),
+    ("src", "source"),
+    ("from", "from"),
+    ("id", "id"),
+    ("sharing", "sharing"),
+    ("mode", "mode"),
+    ("uid", "uid"),
+    ("gid", "gid"),
+    ("ro", "readonly"),
+    ("readonly", "readonly"),
+    ("rw", "rw"),
+    ("required", "required"),
+    ("env", "env"),
+    ("size", "size"),
+];
+
+/// A mount option that is wrong, with advice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountError {
+    /// What is wrong.
+    pub message: String,
+    /// What to do.
+    pub help: String,
+}
+
+fn error(message: impl Into<String>, help: impl Into<String>) -> MountError {
+    MountError {
+        message: message.into(),
+        help: help.into(),
+    }
+}
+
+/// Splits a CSV record: commas separate fields, `"..."` quotes one (`""` is a quote).
+fn csv_fields(text: &str) -> Result<Vec<String>, MountError> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            _ => field.push(c),
+        }
+    }
+    if quoted {
+        return Err(error(
+            "unterminated quote in `--mount`",
+            "close the `\"` around the field",
+        ));
+    }
+    fields.push(field);
+    Ok(fields)
+}
+
+fn flag(key: &str, value: Option<&str>) -> Result<bool, MountError> {
+    match value {
+        None | Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(error(
+            format!("invalid `{key}={other}`"),
+            format!("write `{key}`, `{key}=true` or `{key}=false`"),
+        )),
+    }
+}
+
+fn number(key: &str, value: &str) -> Result<u32, MountError> {
+    value.parse().map_err(|_| {
+        error(
+            format!("invalid `{key}={value}`"),
+            format!("`{key}` is a number from 0 to 4294967295"),
+        )
+    })
+}
+
+/// Reads one `--mount` value. `template` turns a raw value into an IR
+/// template (checking its variables); `stage_ref` maps a `from` value to a
+/// stage reference where it names an earlier stage.
+pub fn parse(
+    text: &str,
+    template: &dyn Fn(&str) -> Result<String, MountError>,
+    stage_ref: &dyn Fn(&str) -> String,
+) -> Result<Mount<String>, MountError> {
+    let mut kind = "bind".to_owned();
+    let mut options: Vec<(&str, String, Option<String>)> = Vec::new();
+    for field in csv_fields(text)? {
+        let (key, value) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_owned())),
+            None => (field.trim().to_ascii_lowercase(), None),
+        };
+        if key.is_empty() {
+            continue;
+        }
+        if key == "type" {
+            kind = value.unwrap_or_default();
+            continue;
+        }
+        let Some((_, canonical)) = ALIASES.iter().find(|(alias, _)| *alias == key) else {
+            let names: Vec<&str> = ALIASES.iter().map(|(a, _)| *a).collect();
+            return Err(error(
+                format!("unknown mount option `{key}`"),
+                suggest("mount option", &key, &names),
+            ));
+        };
+        options.push((canonical, key, value));
+    }
+    let Some((_, allowed)) = MOUNT_KEYS.iter().find(|(t, _)| *t == kind) else {
+        let types: Vec<&str> = MOUNT_KEYS.iter().map(|(t, _)| *t).collect();
+        return Err(error(
+            format!("unknown mount type `{kind}`"),
+            suggest("mount type", &kind, &types),
+        ));
+    };
+    let mut target = None;
+    let mut source = None;
+    let mut from = None;
+    let mut id = None;
+    let mut env = None;
+    let mut sharing = Sharing::Shared;
+    let (mut mode, mut uid, mut gid, mut size) = (None, None, None, None);
+    let (mut readonly, mut rw, mut required) = (false, false, false);
+    for (canonical, key, value) in options {
+        if !allowed.contains(&canonical) {
+            return Err(error(
+                format!("`{key}` is not an option of a `{kind}` mount"),
+                format!(
+                    "a `{kind}` mount takes: {}",
+                    allowed
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        let boolean = ["readonly", "rw", "required"].contains(&canonical);
+        let Some(value) = value.or_else(|| boolean.then(String::new)) else {
+            return Err(error(
+                format!("mount option `{key}` has no value"),
+                format!("write `{key}=VALUE`"),
+            ));
+        };
+        let as_flag = || flag(key.as_str(), (!value.is_empty()).then_some(value.as_str()));
+        match canonical {
+            "target" => target = Some(template(&value)?),
+            "source" => source = Some(template(&value)?),
+            "from" => from = Some(stage_ref(&template(&value)?)),
+            "id" => id = Some(template(&value)?),
+            "env" => env = Some(template(&value)?),
+            "sharing" => {
+                sharing = match value.as_str() {
+                    "shared" => Sharing::Shared,
+                    "private" => Sharing::Private,
+                    "locked" => Sharing::Locked,
+                    other => {
+                        return Err(error(
+                            format!("unknown sharing `{other}`"),
+                            suggest("sharing mode", other, &["shared", "private", "locked"]),
+                        ));
+                    }
+                }
+            }
+            "mode" => {
+                mode = Some(parse_octal(&value).ok_or_else(|| {
+                    error(
+                        format!("invalid `mode={value}`"),
+                        "write an octal mode like `mode=0755`",
+                    )
+                })?);
+            }
+            "uid" => uid = Some(number("uid", &value)?),
+            "gid" => gid = Some(number("gid", &value)?),
+            "size" => {
+                size = Some(parse_size(&value).ok_or_else(|| {
+                    error(
+                        format!("invalid `size={value}`"),
+                        "write a number of bytes or a size like `64m` or `1g`",
+                    )
+                })?);
+            }
+            "readonly" => readonly = as_flag()?,
+            "rw" => rw = as_flag()?,
+            _ => required = as_flag()?,
+        }
+    }
+    let need_target = || {
+        error(
+            format!("`{kind}` mount has no `target`"),
+            "add `target=PATH`, where the mount appears, e.g. `target=/root/.cache`",
+        )
+    };
+    Ok(match kind.as_str() {
+        "cache" => Mount::Cache {
+            target: target.ok_or_else(need_target)?,
+            id,
+            sharing,
+            from,
+            source,
+            mode,
+            uid,
+            gid,
+            readonly,
+        },
+        "secret" => {
+            if id.is_none() && target.is_none() {
+                return Err(error(
+                    "`secret` mount has neither `id` nor `target`",
+                    "add `id=NAME`, the name given with `--secret id=NAME,src=FILE`",
+                ));
+            }
+            Mount::Secret {
+                id,
+                target,
+                env,
+                required,
+                mode,
+                uid,
+                gid,
+            }
+        }
+        "bind" => Mount::Bind {
+            target: target.ok_or_else(need_target)?,
+            source,
+            from,
+            rw: rw && !readonly,
+        },
+        "tmpfs" => Mount::Tmpfs {
+            target: target.ok_or_else(need_target)?,
+            size,
+        },
+        _ => Mount::Ssh {
+            id,
+            target,
+            required,
+            mode,
+            uid,
+            gid,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Mount<String>, MountError> {
+        parse(text, &|v| Ok(v.to_owned()), &|v| v.to_owned())
+    }
+
+    #[test]
+    fn buildkit_option_names() {
+        assert_eq!(
+            read("type=cache,dst=/root/.cache,id=x,sharing=locked,mode=0700,uid=1,ro").unwrap(),
+            Mount::Cache {
+                target: "/root/.cache".into(),
+                id: Some("x".into()),
+                sharing: Sharing::Locked,
+                from: None,
+                source: None,
+                mode: Some(0o700),
+                uid: Some(1),
+                gid: None,
+                readonly: true,
+            }
+        );
+        assert_eq!(
+            read("target=/src,from=build,src=/out,rw").unwrap(),
+            Mount::Bind {
+                target: "/src".into(),
+                source: Some("/out".into()),
+                from: Some("build".into()),
+                rw: true,
+            }
+        );
+        assert!(matches!(
+            read("type=secret,id=npm,env=TOKEN,required=true").unwrap(),
+            Mount::Secret {
+                required: true,
+                env: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(
+            read("type=tmpfs,target=/t,size=1m").unwrap(),
+            Mount::Tmpfs {
+                target: "/t".into(),
+                size: Some(1 << 20)
+            }
+        );
+        assert_eq!(
+            csv_fields("a=1,\"b=x,y\",c=\"\"\"\"").unwrap(),
+            ["a=1", "b=x,y", "c=\""]
+        );
+    }
+
+    #[test]
+    fn bad_options_are_explained() {
+        assert!(
+            read("type=cache,target=/x,size=1")
+                .unwrap_err()
+                .message
+                .contains("not an option")
+        );
+        assert!(
+            read("type=cache,targte=/x")
+                .unwrap_err()
+                .help
+                .contains("target")
+        );
+        assert!(
+            read("type=cache")
+                .unwrap_err()
+                .message
+                .contains("no `target`")
+        );
+        assert!(read("type=cache,target=/x,mode=9").is_err());
+        assert!(
+            read("type=volume,target=/x")
+                .unwrap_err()
+                .message
+                .contains("unknown mount type")
+        );
+        assert!(read("type=secret").is_err());
+    }
+}

@@ -1,0 +1,337 @@
+//! Dockerfiles: `-f Dockerfile` is lowered to the same IR as a manifest.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::{Output, imgbuild_in};
+
+/// A temporary directory holding `Dockerfile` with `text`.
+fn dockerfile_dir(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("Dockerfile"), text).expect("write Dockerfile");
+    dir
+}
+
+fn plan(text: &str, args: &[&str]) -> Output {
+    let dir = dockerfile_dir(text);
+    let mut all = vec!["plan", "-f", "Dockerfile"];
+    all.extend_from_slice(args);
+    imgbuild_in(dir.path(), &all)
+}
+
+fn plan_json(text: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = plan(text, &all);
+    assert_eq!(out.code, 0, "plan failed:\n{}", out.stderr);
+    serde_json::from_str(&out.stdout).expect("plan --json prints JSON")
+}
+
+const MULTI_STAGE: &str = r#"# syntax=docker/dockerfile:1
+ARG GO_VERSION=1.23
+FROM docker.io/library/golang:${GO_VERSION} AS build
+ARG TARGETARCH
+WORKDIR /src
+RUN --mount=type=cache,target=/go/pkg/mod,id=gomod,sharing=locked \
+    --mount=type=secret,id=netrc,dst=/root/.netrc,required \
+    go mod download
+RUN <<EOF
+set -eu
+GOARCH=$TARGETARCH go build -o /out/app .
+EOF
+COPY --chmod=0755 <<'END' /usr/local/bin/hello
+#!/bin/sh
+echo "hello $USER"
+END
+
+FROM scratch
+COPY --from=build /out/app /app
+ENV APP_MODE="release build"
+LABEL org.opencontainers.image.title="app"
+EXPOSE 8080
+ENTRYPOINT ["/app"]
+"#;
+
+fn node<'a>(plan: &'a serde_json::Value, stage: &str) -> &'a serde_json::Value {
+    plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["stage"] == stage)
+        .unwrap_or_else(|| panic!("no node for stage {stage}: {plan:#}"))
+}
+
+fn steps(node: &serde_json::Value) -> Vec<serde_json::Value> {
+    node["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.get("step").unwrap_or(s).clone())
+        .collect()
+}
+
+#[test]
+fn multi_stage_dockerfile_plans_like_a_manifest() {
+    let plan = plan_json(MULTI_STAGE, &["--build-arg", "GO_VERSION=1.24"]);
+    let text = plan.to_string();
+    let build = node(&plan, "build");
+    assert_eq!(
+        build["base"]["name"], "docker.io/library/golang:1.24",
+        "{build:#}"
+    );
+    let build_steps = steps(build);
+    let run = build_steps
+        .iter()
+        .find(|s| s["kind"] == "run" && !s["mounts"].is_null())
+        .unwrap_or_else(|| panic!("a run step with mounts: {build:#}"));
+    assert_eq!(run["command"]["shell"], "go mod download");
+    assert_eq!(run["mounts"][0]["type"], "cache");
+    assert_eq!(run["mounts"][0]["target"], "/go/pkg/mod");
+    assert_eq!(run["mounts"][0]["id"], "gomod");
+    assert_eq!(run["mounts"][0]["sharing"], "locked");
+    assert_eq!(run["mounts"][1]["type"], "secret");
+    assert_eq!(run["mounts"][1]["target"], "/root/.netrc");
+    assert_eq!(run["mounts"][1]["required"], true);
+    assert!(
+        text.contains(r"set -eu\nGOARCH=$TARGETARCH go build -o /out/app .\n"),
+        "heredoc RUN becomes a script: {build:#}"
+    );
+    assert!(
+        text.contains(r#"#!/bin/sh\necho \"hello $USER\"\n"#),
+        "quoted COPY heredoc becomes a file step, unexpanded: {build:#}"
+    );
+    let app = node(&plan, "1");
+    assert_eq!(app["base"]["type"], "scratch");
+    let app_steps = steps(app);
+    assert_eq!(app_steps[0]["kind"], "copy");
+    assert!(
+        app_steps[0]["from"]
+            .as_str()
+            .unwrap()
+            .starts_with("stage:build@"),
+        "{app:#}"
+    );
+    assert_eq!(app_steps[1]["vars"]["APP_MODE"], "release build");
+    assert_eq!(app["config"]["entrypoint"]["exec"][0], "/app");
+    assert_eq!(app["config"]["expose"][0], "8080/tcp");
+    assert_eq!(
+        app["config"]["labels"]["org.opencontainers.image.title"],
+        "app"
+    );
+}
+
+#[test]
+fn target_selects_a_stage() {
+    let plan = plan_json(MULTI_STAGE, &["--target", "build"]);
+    let stages: Vec<&str> = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["build"]);
+}
+
+/// Asserts that planning `text` fails with exit code 2 and `message` at `Dockerfile:LINE:COLUMN`.
+fn assert_bad(text: &str, message: &str, line: usize, column: usize) {
+    let out = plan(text, &[]);
+    assert_eq!(out.code, 2, "exit code; stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains(message),
+        "expected {message:?} in:\n{}",
+        out.stderr
+    );
+    let location = format!("Dockerfile:{line}:{column}");
+    assert!(
+        out.stderr.contains(&location),
+        "expected {location} in:\n{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout: {}", out.stdout);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
+
+#[test]
+fn unknown_flag() {
+    assert_bad(
+        "FROM scratch\nCOPY --form=x a /b\n",
+        "unknown flag `--form` for `COPY`",
+        2,
+        6,
+    );
+}
+
+#[test]
+fn onbuild_is_refused() {
+    assert_bad(
+        "FROM scratch\n\nONBUILD RUN make\n",
+        "`ONBUILD` is not supported yet",
+        3,
+        1,
+    );
+}
+
+#[test]
+fn security_is_refused() {
+    assert_bad(
+        "FROM scratch\nRUN --security=insecure make\n",
+        "`RUN --security=insecure` is not supported",
+        2,
+        5,
+    );
+}
+
+#[test]
+fn malformed_mount_option() {
+    assert_bad(
+        "FROM scratch\nRUN --mount=type=cache,target=/c,mode=999 true\n",
+        "invalid `--mount`: invalid `mode=999`",
+        2,
+        5,
+    );
+    assert_bad(
+        "FROM scratch\nRUN --mount=type=cache,targte=/c true\n",
+        "unknown mount option `targte`",
+        2,
+        5,
+    );
+}
+
+#[test]
+fn unsupported_expansion_is_refused() {
+    assert_bad(
+        "ARG V=1.2.3\nFROM scratch\nWORKDIR /app/${V%.*}\n",
+        "cannot expand yet",
+        3,
+        9,
+    );
+}
+
+#[test]
+fn expanded_heredoc_with_variables_is_refused() {
+    assert_bad(
+        "FROM scratch\nCOPY <<EOF /greeting\nhello $USER\nEOF\n",
+        "not supported yet",
+        2,
+        6,
+    );
+}
+
+/// Whether runc and busybox are here; `IMGBUILD_REQUIRE_TOOLS` makes them required.
+fn can_run() -> bool {
+    let ok = Path::new("/bin/busybox").exists()
+        && Command::new("runc")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("IMGBUILD_REQUIRE_TOOLS").is_none(),
+            "runc and busybox-static are required"
+        );
+        eprintln!("skipped: needs runc and busybox-static");
+    }
+    ok
+}
+
+/// Applies `file` in `dir` with `SOURCE_DATE_EPOCH` set; returns the layer digests.
+fn layer_digests(dir: &Path, file: &str) -> Vec<String> {
+    let store = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("layout");
+    let output = Command::new(env!("CARGO_BIN_EXE_imgbuild"))
+        .args([
+            "--store",
+            store.path().to_str().unwrap(),
+            "apply",
+            "-f",
+            file,
+        ])
+        .args(["--target", "app", "--output"])
+        .arg(format!("type=oci-layout,dest={}", layout.display()))
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "apply -f {file} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read = |path: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let blob = |digest: &serde_json::Value| {
+        layout
+            .join("blobs/sha256")
+            .join(digest.as_str().unwrap().trim_start_matches("sha256:"))
+    };
+    let index = read(&layout.join("index.json"));
+    let manifest = read(&blob(&index["manifests"][0]["digest"]));
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+const BUSYBOX_DOCKERFILE: &str = r#"FROM scratch AS base
+ENV PATH=/bin
+COPY bin/ /bin/
+COPY <<'EOF' /etc/passwd
+root:x:0:0:root:/root:/bin/sh
+EOF
+
+FROM base AS app
+WORKDIR /srv
+RUN <<EOF
+set -e
+mkdir -p /out
+echo "hello" > /out/greeting
+EOF
+"#;
+
+const BUSYBOX_MANIFEST: &str = r#"[stages.base]
+from = "scratch"
+steps = [
+  { env = { PATH = "/bin" } },
+  { copy = "bin/", to = "/bin/" },
+  { file = "root:x:0:0:root:/root:/bin/sh\n", to = "/etc/passwd" },
+]
+
+[stages.app]
+from = "stage:base"
+steps = [
+  { workdir = "/srv" },
+  { run = '''
+set -e
+mkdir -p /out
+echo "hello" > /out/greeting
+''' },
+]
+
+[images.app]
+stage = "app"
+"#;
+
+#[test]
+fn dockerfile_builds_the_same_layers_as_the_manifest() {
+    if !can_run() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+    for applet in ["sh", "echo", "mkdir", "cat"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    std::fs::write(dir.path().join("Dockerfile"), BUSYBOX_DOCKERFILE).unwrap();
+    std::fs::write(dir.path().join("imgbuild.toml"), BUSYBOX_MANIFEST).unwrap();
+    let from_dockerfile = layer_digests(dir.path(), "Dockerfile");
+    let from_manifest = layer_digests(dir.path(), "imgbuild.toml");
+    assert!(from_dockerfile.len() >= 3, "{from_dockerfile:?}");
+    assert_eq!(from_dockerfile, from_manifest);
+}
