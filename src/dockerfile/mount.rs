@@ -4,23 +4,6 @@ use crate::diagnostic::suggest;
 use crate::ir::{Mount, Sharing};
 use crate::manifest::{parse_octal, parse_size};
 
-/// Mount types and the (canonical) options each takes besides `type`.
-const MOUNT_KEYS: [(&str, &[&str]); 5] = [
-    (
-        "cache",
-        &[
-            "target", "id", "sharing", "from", "source", "mode", "uid", "gid", "readonly",
-        ],
-    ),
-    (
-        "secret",
-        &["id", "target", "env", "required", "mode", "uid", "gid"],
-    ),
-    ("bind", &["target", "source", "from", "rw", "readonly"]),
-    ("tmpfs", &["target", "size"]),
-    ("ssh", &["id", "target", "required", "mode", "uid", "gid"]),
-];
-
 /// Every option name `BuildKit` accepts, with the canonical name it stands for.
 const ALIASES: [(&str, &str); 17] = [
     ("target", "target"),
@@ -136,8 +119,8 @@ pub fn parse(
         };
         options.push((canonical, key, value));
     }
-    let Some((_, allowed)) = MOUNT_KEYS.iter().find(|(t, _)| *t == kind) else {
-        let types: Vec<&str> = MOUNT_KEYS.iter().map(|(t, _)| *t).collect();
+    let Some(allowed) = crate::ir::mount_options(&kind) else {
+        let types: Vec<&str> = crate::ir::MOUNT_OPTIONS.iter().map(|(t, _)| *t).collect();
         return Err(error(
             format!("unknown mount type `{kind}`"),
             suggest("mount type", &kind, &types),
@@ -152,18 +135,11 @@ pub fn parse(
     let (mut mode, mut uid, mut gid, mut size) = (None, None, None, None);
     let (mut readonly, mut rw, mut required) = (false, false, false);
     for (canonical, key, value) in options {
-        if !allowed.contains(&canonical) {
-            return Err(error(
-                format!("`{key}` is not an option of a `{kind}` mount"),
-                format!(
-                    "a `{kind}` mount takes: {}",
-                    allowed
-                        .iter()
-                        .map(|k| format!("`{k}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
+        // Docker's bind mounts are read-only by default and also take `ro`.
+        let bind_readonly = kind == "bind" && canonical == "readonly";
+        if !allowed.contains(&canonical) && !bind_readonly {
+            let (message, help) = crate::ir::mount_option_error(&kind, &key);
+            return Err(error(message, help));
         }
         let boolean = ["readonly", "rw", "required"].contains(&canonical);
         let Some(value) = value.or_else(|| boolean.then(String::new)) else {

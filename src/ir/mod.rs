@@ -403,6 +403,48 @@ pub enum Mount<S> {
     },
 }
 
+/// Mount types and the options each takes besides `type`, shared by every
+/// front end so they accept and refuse the same things.
+pub const MOUNT_OPTIONS: [(&str, &[&str]); 5] = [
+    (
+        "cache",
+        &[
+            "target", "id", "sharing", "from", "source", "mode", "uid", "gid", "readonly",
+        ],
+    ),
+    (
+        "secret",
+        &["id", "target", "env", "required", "mode", "uid", "gid"],
+    ),
+    ("bind", &["target", "source", "from", "rw"]),
+    ("tmpfs", &["target", "size"]),
+    ("ssh", &["id", "target", "required", "mode", "uid", "gid"]),
+];
+
+/// The options a mount of type `kind` takes, or None for an unknown type.
+pub fn mount_options(kind: &str) -> Option<&'static [&'static str]> {
+    MOUNT_OPTIONS
+        .iter()
+        .find(|(t, _)| *t == kind)
+        .map(|(_, keys)| *keys)
+}
+
+/// The message and help for option `key` on a `kind` mount that does not take it.
+pub fn mount_option_error(kind: &str, key: &str) -> (String, String) {
+    let allowed = mount_options(kind).unwrap_or_default();
+    (
+        format!("`{key}` is not an option of a `{kind}` mount"),
+        format!(
+            "a `{kind}` mount takes: {}",
+            allowed
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )
+}
+
 /// How a cache mount is shared between concurrent steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]

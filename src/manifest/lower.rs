@@ -36,23 +36,6 @@ const OPTIONS: [(&str, &[&str]); 11] = [
     ("network", &["run"]),
 ];
 
-/// Mount types and the keys each takes besides `type`.
-const MOUNT_KEYS: [(&str, &[&str]); 5] = [
-    (
-        "cache",
-        &[
-            "target", "id", "sharing", "from", "source", "mode", "uid", "gid", "readonly",
-        ],
-    ),
-    (
-        "secret",
-        &["id", "target", "env", "required", "mode", "uid", "gid"],
-    ),
-    ("bind", &["target", "source", "from", "rw"]),
-    ("tmpfs", &["target", "size"]),
-    ("ssh", &["id", "target", "required", "mode", "uid", "gid"]),
-];
-
 /// Lowers `manifest`, read from `source`, or returns every error found.
 pub fn lower(manifest: schema::Manifest, source: Arc<SourceFile>) -> Result<Project, Diagnostics> {
     let mut lower = Lowerer {
@@ -816,8 +799,8 @@ impl Lowerer {
         let span = mount.span();
         let m = mount.into_inner();
         let kind = m.kind.get_ref().as_str();
-        let Some((_, allowed)) = MOUNT_KEYS.iter().find(|(t, _)| *t == kind) else {
-            let types: Vec<&str> = MOUNT_KEYS.iter().map(|(t, _)| *t).collect();
+        let Some(allowed) = ir::mount_options(kind) else {
+            let types: Vec<&str> = ir::MOUNT_OPTIONS.iter().map(|(t, _)| *t).collect();
             self.error(
                 m.kind.span(),
                 format!("unknown mount type `{kind}`"),
@@ -846,18 +829,8 @@ impl Lowerer {
                 && !allowed.contains(&key)
             {
                 ok = false;
-                self.error(
-                    key_span,
-                    format!("`{key}` is not an option of a `{kind}` mount"),
-                    format!(
-                        "a `{kind}` mount takes: {}",
-                        allowed
-                            .iter()
-                            .map(|k| format!("`{k}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                );
+                let (message, help) = ir::mount_option_error(kind, key);
+                self.error(key_span, message, help);
             }
         }
         let target = m.target.map(located);
