@@ -5,37 +5,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{Output, imgbuild_in, repo};
-
-/// Whether `tool` is installed; scripts/test sets `IMGBUILD_REQUIRE_TOOLS` so CI never skips.
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("IMGBUILD_REQUIRE_TOOLS").is_none(),
-            "{tool} is required but missing"
-        );
-        eprintln!("skipped: {tool} is not installed (scripts/test installs it)");
-    }
-    found
-}
-
-fn run_tool(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::util::{Output, have, imgbuild_in, repo, run_tool};
 
 /// A project directory with a manifest, files, and its own store.
 struct Project {

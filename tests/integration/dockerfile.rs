@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{Output, imgbuild_in};
+use crate::util::{Output, can_run, imgbuild_in};
 
 /// A temporary directory holding `Dockerfile` with `text`.
 fn dockerfile_dir(text: &str) -> tempfile::TempDir {
@@ -215,23 +215,6 @@ fn expanded_heredoc_with_variables_is_refused() {
         2,
         6,
     );
-}
-
-/// Whether runc and busybox are here; `IMGBUILD_REQUIRE_TOOLS` makes them required.
-fn can_run() -> bool {
-    let ok = Path::new("/bin/busybox").exists()
-        && Command::new("runc")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("IMGBUILD_REQUIRE_TOOLS").is_none(),
-            "runc and busybox-static are required"
-        );
-        eprintln!("skipped: needs runc and busybox-static");
-    }
-    ok
 }
 
 /// Applies `file` in `dir` with `SOURCE_DATE_EPOCH` set; returns the layer digests.

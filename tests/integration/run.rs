@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::util::{Output, imgbuild_in, repo};
+use crate::util::{Output, can_run, imgbuild_in, repo, run_tool};
 
 /// Busybox applets the tests use, linked into the fixture's /bin.
 const APPLETS: &[&str] = &[
@@ -42,23 +42,6 @@ const APPLETS: &[&str] = &[
     "tr",
     "sha256sum",
 ];
-
-/// Whether runc and busybox are here; scripts/test makes them required.
-fn can_run() -> bool {
-    let ok = Path::new("/bin/busybox").exists()
-        && Command::new("runc")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("IMGBUILD_REQUIRE_TOOLS").is_none(),
-            "runc and busybox-static are required"
-        );
-        eprintln!("skipped: needs runc and busybox-static (scripts/test installs them)");
-    }
-    ok
-}
 
 /// Builds (once per test run) a busybox base image for `arch` from `busybox` as an OCI layout.
 fn fixture(arch: &str, busybox: &Path) -> PathBuf {
@@ -215,7 +198,7 @@ fn run_writes_deletes_and_replaces_files() {
     // The image with whiteouts and an opaque directory still satisfies tools no one here wrote.
     let layout = project.path().join("layout");
     let layout_ref = format!("{}:1", layout.display());
-    crate_run(
+    run_tool(
         "oci-image-tool",
         &[
             "validate",
@@ -226,9 +209,9 @@ fn run_writes_deletes_and_replaces_files() {
             layout.to_str().unwrap(),
         ],
     );
-    crate_run("skopeo", &["inspect", &format!("oci:{layout_ref}")]);
+    run_tool("skopeo", &["inspect", &format!("oci:{layout_ref}")]);
     let bundle = project.path().join("umoci-bundle");
-    crate_run(
+    run_tool(
         "umoci",
         &[
             "unpack",
@@ -557,7 +540,7 @@ fn multistage_example_builds_and_runs() {
         ],
     );
     assert_eq!(config.code, 0, "{}", config.stderr);
-    let image_config: serde_json::Value = serde_json::from_str(&crate_run(
+    let image_config: serde_json::Value = serde_json::from_str(&run_tool(
         "skopeo",
         &[
             "inspect",
@@ -580,7 +563,7 @@ fn multistage_example_builds_and_runs() {
             })
             .unwrap_or_default(),
     );
-    crate_run("runc", &["spec", "--bundle", bundle.to_str().unwrap()]);
+    run_tool("runc", &["spec", "--bundle", bundle.to_str().unwrap()]);
     let spec_path = bundle.join("config.json");
     let mut spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&spec_path).unwrap()).unwrap();
@@ -607,19 +590,6 @@ fn multistage_example_builds_and_runs() {
         stdout,
         "Hello from a multi-stage build, compiled for amd64\n"
     );
-}
-
-fn crate_run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -727,6 +697,22 @@ fn killed_run_leaves_no_mount_behind() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(mounted(), "the killed build left its overlay mounted");
+    // The runtime it started outlives it until the step's command ends; a
+    // store is only cleaned of builds whose processes are all gone.
+    let runtime_alive = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            std::fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| c.windows(tmp.len()).any(|w| w == tmp.as_bytes()))
+        })
+    };
+    let started = std::time::Instant::now();
+    while runtime_alive() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the runtime never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let verify = imgbuild_in(
         project.path(),
         &["--store", store.to_str().unwrap(), "store", "verify"],

@@ -70,6 +70,54 @@ pub fn host_is_amd64() -> bool {
     }
 }
 
+/// Whether `tool` is installed; scripts/test sets `IMGBUILD_REQUIRE_TOOLS` so CI never skips.
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("IMGBUILD_REQUIRE_TOOLS").is_none(),
+            "{tool} is required but missing"
+        );
+        eprintln!("skipped: {tool} is not installed (scripts/test installs it)");
+    }
+    found
+}
+
+/// Runs a tool that must succeed and returns its stdout.
+pub fn run_tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether runc and busybox are here; scripts/test makes them required.
+pub fn can_run() -> bool {
+    let ok = Path::new("/bin/busybox").exists()
+        && Command::new("runc")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("IMGBUILD_REQUIRE_TOOLS").is_none(),
+            "runc and busybox-static are required"
+        );
+        eprintln!("skipped: needs runc and busybox-static (scripts/test installs them)");
+    }
+    ok
+}
+
 /// Asserts that planning a manifest fails with exit code 2, with `message`
 /// reported at `imgbuild.toml:LINE:COLUMN`.
 macro_rules! bad_manifest {
