@@ -9,6 +9,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_BUILD_FAILED: u8 = 1;
 /// Exit code: bad input or usage (a manifest error, an unknown flag or target).
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code of `plan --detailed-exitcode` when some step would be built.
+pub const EXIT_WOULD_BUILD: u8 = 3;
 
 /// Any error imgbuild reports; each module's own error converts into it.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

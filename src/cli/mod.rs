@@ -1,11 +1,13 @@
 //! The command line: clap definitions, dispatch, and error rendering.
 //!
-//! Exit codes: 0 success, 1 build failed, 2 bad input or usage.
+//! Exit codes: 0 success, 1 build failed, 2 bad input or usage, 3 from
+//! `plan --detailed-exitcode` when something would be built.
 
 mod apply;
 mod doctor;
 mod plan;
 pub mod schema;
+mod session;
 mod store;
 
 use std::path::PathBuf;
@@ -24,7 +26,7 @@ use crate::printer::Printer;
 #[command(
     name = "imgbuild",
     version,
-    after_help = "Exit codes: 0 success, 1 build failed, 2 bad input or usage."
+    after_help = "Exit codes: 0 success, 1 build failed, 2 bad input or usage, 3 `plan --detailed-exitcode`: something would be built."
 )]
 pub struct Cli {
     /// What to do.
@@ -95,6 +97,18 @@ pub struct BuildArgs {
     /// or the Dockerfile's directory.
     #[arg(value_name = "CONTEXT")]
     pub context: Option<PathBuf>,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: session::CompressionArg,
+    /// Compression level (gzip 0-9, zstd 1-22).
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<u32>,
+    /// Build every step again, ignoring the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Build the steps of this stage again, ignoring the cache (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
 }
 
 impl BuildArgs {
@@ -161,16 +175,18 @@ pub fn main() -> ExitCode {
         Printer::Default
     };
     let result = match &cli.command {
-        Command::Plan(args) => plan::run(args, printer),
-        Command::Apply(args) => apply::run(args, cli.store.as_deref(), printer),
-        Command::Store(command) => store::run(command, cli.store.as_deref(), printer),
-        Command::Doctor { runtime } => {
-            doctor::run(cli.store.as_deref(), runtime.as_deref(), printer)
+        Command::Plan(args) => plan::run(args, cli.store.as_deref(), printer),
+        Command::Apply(args) => apply::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
+        Command::Store(command) => {
+            store::run(command, cli.store.as_deref(), printer).map(|()| EXIT_OK)
         }
-        Command::Schema => schema::run(printer),
+        Command::Doctor { runtime } => {
+            doctor::run(cli.store.as_deref(), runtime.as_deref(), printer).map(|()| EXIT_OK)
+        }
+        Command::Schema => schema::run(printer).map(|()| EXIT_OK),
     };
     match result {
-        Ok(()) => ExitCode::from(EXIT_OK),
+        Ok(code) => ExitCode::from(code),
         Err(error) => {
             eprint!("{}", render_error(&error));
             ExitCode::from(error.exit_code())
