@@ -176,6 +176,11 @@ pub struct StepRecord {
     pub definition: String,
     /// Build arguments (`run` steps see them; proxy arguments excluded).
     pub args: IndexMap<String, String>,
+    /// For other steps: the stage's arguments, not in the key (an argument
+    /// reaches them only through the expanded definition), to name one that
+    /// changed the definition.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub stage_args: IndexMap<String, String>,
     /// What the step sees of the stage state.
     pub state: Option<StateRecord>,
     /// What it reads.
@@ -503,14 +508,16 @@ impl<'a> NodeKeys<'a> {
             return None;
         };
         let definition = serde_json::to_string(step).expect("a step serializes");
+        let stage_args: IndexMap<String, String> = self
+            .node
+            .args
+            .iter()
+            .filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let (args, state) = match step {
             Step::Run(_) => (
-                self.node
-                    .args
-                    .iter()
-                    .filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str()))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
+                stage_args.clone(),
                 Some(StateRecord {
                     env: self.state.env.clone(),
                     workdir: self.state.workdir.clone(),
@@ -530,7 +537,14 @@ impl<'a> NodeKeys<'a> {
             _ => (IndexMap::new(), None),
         };
         let link = matches!(step, Step::Copy(c) | Step::Add(c) if c.link);
-        self.advance(definition, args, state, inputs, uncacheable(step), link)
+        let stage_args = if args.is_empty() {
+            stage_args
+        } else {
+            IndexMap::new()
+        };
+        let mut record = self.advance(definition, args, state, inputs, uncacheable(step), link)?;
+        record.stage_args = stage_args;
+        Some(record)
     }
 
     fn advance(
@@ -556,6 +570,7 @@ impl<'a> NodeKeys<'a> {
             platform: self.node.platform.to_string(),
             definition,
             args,
+            stage_args: IndexMap::new(),
             state,
             inputs,
             uncacheable,
@@ -629,7 +644,8 @@ pub fn rebuild_reason(old: Option<&StepRecord>, new: &StepRecord, parent: &str) 
         return reason;
     }
     if old.definition != new.definition {
-        return "the step changed".to_owned();
+        return changed_args(&old.stage_args, &new.stage_args)
+            .unwrap_or_else(|| "the step changed".to_owned());
     }
     if old.state != new.state
         && let (Some(a), Some(b)) = (&old.state, &new.state)
@@ -769,6 +785,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            stage_args: IndexMap::new(),
             state: None,
             inputs: vec![InputDigest {
                 label: "context".into(),

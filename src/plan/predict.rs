@@ -22,6 +22,10 @@ use crate::image::{DEFAULT_CREATED, HistoryEntry, Image, ImageConfig, LayerRef};
 use crate::ir::{Base, BuildGraph, NodeId, Platform};
 use crate::store::Store;
 
+/// Ends the reason of every step whose key depends on files a rebuilt stage
+/// will produce.
+pub const UNCERTAIN: &str = "cached after all if the files it reads come out the same";
+
 /// What `plan` needs to ask the cache.
 pub struct CacheQuery<'a> {
     /// The store holding the cache.
@@ -75,7 +79,9 @@ pub fn predict(plan: &mut Plan, graph: &BuildGraph, query: &CacheQuery<'_>) {
                     let parent_id = graph.find(parent).expect("a stage base is a node");
                     let p = &predicted[&parent_id];
                     let name = &graph.node(parent_id).stage;
-                    let note = if p.complete {
+                    let note = if p.key.is_none() {
+                        format!("stage `{name}` may rebuild: {UNCERTAIN}")
+                    } else if p.complete {
                         format!("stage `{name}` changed")
                     } else {
                         format!("stage `{name}` rebuilds")
@@ -118,14 +124,8 @@ pub fn predict(plan: &mut Plan, graph: &BuildGraph, query: &CacheQuery<'_>) {
                 }
             }
             for (i, step) in node.steps.iter().enumerate() {
-                let inputs = step_inputs(
-                    query,
-                    graph,
-                    &predicted,
-                    &mut import,
-                    step,
-                    &node.platform,
-                );
+                let inputs =
+                    step_inputs(query, graph, &predicted, &mut import, step, &node.platform);
                 let (inputs, unknown) = match inputs {
                     Ok(inputs) => (Some(inputs), None),
                     Err(why) => (None, Some(why)),
@@ -148,12 +148,22 @@ pub fn predict(plan: &mut Plan, graph: &BuildGraph, query: &CacheQuery<'_>) {
                     Ok(()) => CacheStatus::Cached,
                     Err(reason) => {
                         complete = false;
-                        "parent step rebuilds".clone_into(&mut parent_note);
+                        parent_note = if record.is_some() {
+                            "parent step rebuilds".to_owned()
+                        } else {
+                            format!("an earlier step may rebuild: {UNCERTAIN}")
+                        };
                         CacheStatus::Build { reason }
                     }
                 });
                 if record.is_some() && plan_node.steps[i].cache == Some(CacheStatus::Cached) {
-                    "parent step changed".clone_into(&mut parent_note);
+                    // Cached under a new chain (a linked step): say why the chain moved.
+                    let why = if complete {
+                        "parent step changed"
+                    } else {
+                        "an earlier step rebuilds"
+                    };
+                    why.clone_into(&mut parent_note);
                 }
             }
             apply_config(node, &mut image);
@@ -239,7 +249,7 @@ fn step_inputs(
                     let source = &predicted[&id];
                     if !source.complete {
                         return Err(format!(
-                            "it reads stage `{name}`, which rebuilds (cached after all if the files it reads come out the same)"
+                            "it reads stage `{name}`, which rebuilds: {UNCERTAIN}"
                         ));
                     }
                     spec.recall(query.store, &source.image.layers)

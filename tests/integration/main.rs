@@ -6,6 +6,7 @@ mod util;
 mod apply;
 mod bad_manifests;
 mod book;
+mod cache;
 mod dockerfile;
 mod examples;
 mod plan;

@@ -356,8 +356,8 @@ fn cache_bind_and_tmpfs_mounts() {
             "{path} reached the layer"
         );
     }
-    // The cache persists across builds.
-    let root = project.rootfs(&[]);
+    // The cache mount persists across builds (this one ignores the build cache).
+    let root = project.rootfs(&["--no-cache"]);
     assert_eq!(read(&root, "count.txt").trim(), "2");
 }
 
