@@ -91,6 +91,19 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
             help: "write e.g. `--output type=oci-layout,dest=out`".into(),
         })?;
     let session = Session::prepare(&args.build, store_dir)?;
+    // Refused before building, not after: a docker archive holds one platform per image.
+    if outputs.iter().any(|o| matches!(o, Output::DockerArchive(_)))
+        && let Some(image) = session.graph.images.iter().find(|i| i.nodes.len() > 1)
+    {
+        return Err(Error::Usage {
+            message: format!(
+                "image `{}` has {} platforms, and a docker archive (`type=docker`) holds one",
+                image.name,
+                image.nodes.len()
+            ),
+            help: "pass one `--platform`, or use `type=oci` or `type=oci-layout`, which hold an index".into(),
+        });
+    }
     let _lock = session.store.lock_shared().map_err(Error::Store)?;
     let options = BuildOptions {
         context: session.context.root().to_owned(),
