@@ -92,7 +92,9 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         })?;
     let session = Session::prepare(&args.build, store_dir)?;
     // Refused before building, not after: a docker archive holds one platform per image.
-    if outputs.iter().any(|o| matches!(o, Output::DockerArchive(_)))
+    if outputs
+        .iter()
+        .any(|o| matches!(o, Output::DockerArchive(_)))
         && let Some(image) = session.graph.images.iter().find(|i| i.nodes.len() > 1)
     {
         return Err(Error::Usage {
@@ -101,7 +103,9 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
                 image.name,
                 image.nodes.len()
             ),
-            help: "pass one `--platform`, or use `type=oci` or `type=oci-layout`, which hold an index".into(),
+            help:
+                "pass one `--platform`, or use `type=oci` or `type=oci-layout`, which hold an index"
+                    .into(),
         });
     }
     let _lock = session.store.lock_shared().map_err(Error::Store)?;

@@ -48,6 +48,15 @@ struct Predicted {
     /// Whether every layer is known (every step cached).
     complete: bool,
     key: Option<CacheKey>,
+    /// Whether an unknown key may still turn out cached (it waits on a rebuilt stage's files).
+    uncertain: bool,
+}
+
+/// Why a step's inputs cannot be digested now.
+struct Unknown {
+    why: String,
+    /// The files will exist after a stage rebuilds (rather than: an error).
+    uncertain: bool,
 }
 
 /// Fills in the cache state of every step of `plan`, made from `graph`.
@@ -69,6 +78,7 @@ pub fn predict(plan: &mut Plan, graph: &BuildGraph, query: &CacheQuery<'_>) {
                     })
                     .clone()
             };
+            let mut uncertain = false;
             let (mut image, base_key, mut parent_note) = match &node.base {
                 Base::Scratch => (
                     scratch(&node.platform),
@@ -79,7 +89,8 @@ pub fn predict(plan: &mut Plan, graph: &BuildGraph, query: &CacheQuery<'_>) {
                     let parent_id = graph.find(parent).expect("a stage base is a node");
                     let p = &predicted[&parent_id];
                     let name = &graph.node(parent_id).stage;
-                    let note = if p.key.is_none() {
+                    uncertain = p.uncertain;
+                    let note = if p.key.is_none() && p.uncertain {
                         format!("stage `{name}` may rebuild: {UNCERTAIN}")
                     } else if p.complete {
                         format!("stage `{name}` changed")
@@ -128,7 +139,10 @@ pub fn predict(plan: &mut Plan, graph: &BuildGraph, query: &CacheQuery<'_>) {
                     step_inputs(query, graph, &predicted, &mut import, step, &node.platform);
                 let (inputs, unknown) = match inputs {
                     Ok(inputs) => (Some(inputs), None),
-                    Err(why) => (None, Some(why)),
+                    Err(unknown) => {
+                        uncertain |= unknown.uncertain;
+                        (None, Some(unknown.why))
+                    }
                 };
                 let record = keys.step(step, inputs);
                 let id = cache::record_id(&query.scope, &node.id, i + 1);
@@ -148,10 +162,10 @@ pub fn predict(plan: &mut Plan, graph: &BuildGraph, query: &CacheQuery<'_>) {
                     Ok(()) => CacheStatus::Cached,
                     Err(reason) => {
                         complete = false;
-                        parent_note = if record.is_some() {
-                            "parent step rebuilds".to_owned()
-                        } else {
+                        parent_note = if record.is_none() && uncertain {
                             format!("an earlier step may rebuild: {UNCERTAIN}")
+                        } else {
+                            "parent step rebuilds".to_owned()
                         };
                         CacheStatus::Build { reason }
                     }
@@ -173,6 +187,7 @@ pub fn predict(plan: &mut Plan, graph: &BuildGraph, query: &CacheQuery<'_>) {
                     image,
                     complete,
                     key: keys.key(),
+                    uncertain,
                 },
             );
         }
@@ -235,33 +250,45 @@ fn step_inputs(
     import: &mut impl FnMut(&str, &Platform) -> Result<Image, String>,
     step: &crate::ir::Step<String>,
     platform: &Platform,
-) -> Result<Vec<InputDigest>, String> {
+) -> Result<Vec<InputDigest>, Unknown> {
+    let error = |why: String| Unknown {
+        why,
+        uncertain: false,
+    };
+    let uncertain = |why: String| Unknown {
+        why: format!("{why}: {UNCERTAIN}"),
+        uncertain: true,
+    };
     let mut digests = Vec::new();
     for spec in InputSpec::of(step) {
         let digest = match spec.from.as_deref() {
             None => spec
                 .digest_context(query.context)
-                .map_err(|e| format!("its sources cannot be read: {e}"))?,
+                .map_err(|e| error(format!("its sources cannot be read: {e}")))?,
             Some(from) => match from.strip_prefix("stage:") {
                 Some(stage) => {
                     let id = graph.find(stage).expect("a copy source is a node");
                     let name = &graph.node(id).stage;
                     let source = &predicted[&id];
                     if !source.complete {
-                        return Err(format!(
-                            "it reads stage `{name}`, which rebuilds: {UNCERTAIN}"
-                        ));
+                        return Err(uncertain(format!(
+                            "it reads stage `{name}`, which rebuilds"
+                        )));
                     }
                     spec.recall(query.store, &source.image.layers)
                         .ok_or_else(|| {
-                            format!("it reads stage `{name}`, whose files were not hashed yet")
+                            uncertain(format!(
+                                "it reads stage `{name}`, whose files were not hashed yet"
+                            ))
                         })?
                 }
                 None => {
                     let image = import(from, platform)
-                        .map_err(|e| format!("image `{from}` cannot be loaded: {e}"))?;
+                        .map_err(|e| error(format!("image `{from}` cannot be loaded: {e}")))?;
                     spec.recall(query.store, &image.layers).ok_or_else(|| {
-                        format!("it reads image `{from}`, whose files were not hashed yet")
+                        uncertain(format!(
+                            "it reads image `{from}`, whose files were not hashed yet"
+                        ))
                     })?
                 }
             },

@@ -2,9 +2,9 @@
 //! `plan` needs to explain a rebuild.
 //!
 //! ```text
-//! ROOT/cache/entries/HEX.json   CacheEntry for cache key HEX
-//! ROOT/cache/records/HEX.json   the last build of one step of one manifest (opaque here)
-//! ROOT/cache/inputs/HEX         a memoised input digest (opaque here)
+//! ROOT/build-cache/entries/HEX   CacheEntry (JSON) for cache key HEX
+//! ROOT/build-cache/records/HEX   the last build of one step of one manifest (opaque here)
+//! ROOT/build-cache/inputs/HEX    a memoised input digest (opaque here)
 //! ```
 //!
 //! Files are written to `ROOT/tmp` and renamed into place, so a reader sees
@@ -70,9 +70,9 @@ fn is_key(key: &str) -> bool {
 }
 
 impl Store {
-    /// `ROOT/cache/TABLE`.
+    /// `ROOT/build-cache/TABLE`.
     pub fn cache_dir(&self, table: CacheTable) -> PathBuf {
-        self.root().join("cache").join(table.dir())
+        self.root().join("build-cache").join(table.dir())
     }
 
     fn cache_path(&self, table: CacheTable, key: &str) -> Result<PathBuf, StoreError> {

@@ -9,7 +9,8 @@
 //! ROOT/lock                flock target for builds (shared) and gc/verify (exclusive)
 //! ROOT/index.lock          flock target serialising index.json updates
 //! ROOT/meta/NAME           small metadata files for other modules
-//! ROOT/cache/               the build cache index (see the `cache` module)
+//! ROOT/build-cache/         the build cache index (see the `cache` module)
+//! ROOT/cache/               the directories of `cache` mounts
 //! ```
 //!
 //! Everything is written to `ROOT/tmp` first and renamed into place, so

@@ -629,7 +629,9 @@ fn two_platforms_make_an_index() {
     let refused = project.apply(&["--no-cache", "--output", "type=docker,dest=img.tar"]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(
-        refused.stderr.contains("has 2 platforms, and a docker archive"),
+        refused
+            .stderr
+            .contains("has 2 platforms, and a docker archive"),
         "{}",
         refused.stderr
     );

@@ -321,3 +321,33 @@ fn plan_and_apply_agree_on_random_edits() {
         }
     }
 }
+
+/// The scenario of the book's cache chapter prints the reasons it shows.
+#[test]
+fn book_cache_chapter_example() {
+    let chapter = std::fs::read_to_string(crate::util::repo().join("book/src/cache.md")).unwrap();
+    let block = |fence: &str| -> String {
+        let start = chapter.find(fence).expect("the chapter has the block") + fence.len();
+        let end = start + chapter[start..].find("```").unwrap();
+        chapter[start..end].to_owned()
+    };
+    let project = Project::new(&block("```toml\n"));
+    project
+        .file("src/main.rs", "fn main() {}\n")
+        .file("VERSION", "1\n");
+    project.apply(&[]);
+    project.file("src/main.rs", "fn main() { println!(); }\n");
+    let out = project.run("plan", &["--arg", "VERSION=2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let shown = block("```text\n");
+    for line in shown
+        .lines()
+        .filter(|l| !l.trim().is_empty() && l.trim() != "...")
+    {
+        assert!(
+            out.stdout.contains(line),
+            "`{line}` not in:\n{}",
+            out.stdout
+        );
+    }
+}
