@@ -54,6 +54,15 @@ pub enum Error {
     #[error("the store has corrupt blobs or leftovers")]
     #[diagnostic(help("run `imgbuild store verify --repair`"))]
     StoreDirty,
+    /// A check the user asked for failed (`inspect --fail-on-waste`).
+    #[error("{message}")]
+    #[diagnostic(help("{help}"))]
+    CheckFailed {
+        /// What failed.
+        message: String,
+        /// What to do.
+        help: String,
+    },
     /// Writing output failed.
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),
@@ -71,6 +80,7 @@ impl Error {
             | Error::Store(_)
             | Error::Export(_)
             | Error::StoreDirty
+            | Error::CheckFailed { .. }
             | Error::DoctorFailed => EXIT_BUILD_FAILED,
         }
     }

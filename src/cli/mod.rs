@@ -5,6 +5,7 @@
 
 mod apply;
 mod doctor;
+mod inspect;
 mod plan;
 pub mod schema;
 mod session;
@@ -51,6 +52,9 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Build the images, keep them in the store, and write any `--output`.
     Apply(apply::ApplyArgs),
+    /// Show what an image holds: layers, files, and space wasted on files
+    /// that later layers delete or replace.
+    Inspect(inspect::InspectArgs),
     /// Inspect and repair the content store.
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -184,6 +188,9 @@ pub fn main() -> ExitCode {
             doctor::run(cli.store.as_deref(), runtime.as_deref(), printer).map(|()| EXIT_OK)
         }
         Command::Schema => schema::run(printer).map(|()| EXIT_OK),
+        Command::Inspect(args) => {
+            inspect::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

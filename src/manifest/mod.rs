@@ -2,7 +2,8 @@
 
 mod lower;
 
-pub(crate) use lower::{parse_duration, parse_octal, parse_size};
+pub use lower::parse_size;
+pub(crate) use lower::{parse_duration, parse_octal};
 pub mod schema;
 
 use std::path::{Path, PathBuf};

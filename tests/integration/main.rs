@@ -9,6 +9,7 @@ mod book;
 mod cache;
 mod dockerfile;
 mod examples;
+mod inspect;
 mod plan;
 mod run;
 mod schema;
