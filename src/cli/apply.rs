@@ -3,13 +3,14 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::BuildArgs;
 use super::session::Session;
 use crate::error::Error;
 use crate::exec::step::{Grants, SecretSource};
 use crate::export::{self, Output};
+use crate::layer::{Compression, CompressionOptions};
 use crate::printer::Printer;
 use crate::scheduler::{self, BuildOptions, Event};
 
@@ -29,6 +30,13 @@ pub struct ApplyArgs {
     /// Forward an SSH agent to `ssh` mounts (repeatable): `default` (`$SSH_AUTH_SOCK`) or `ID=SOCKET`.
     #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
     pub ssh: Vec<String>,
+    /// Compression of the layers of OCI layouts, OCI archives and pushed
+    /// images (the store keeps them uncompressed).
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: CompressionArg,
+    /// Compression level (gzip 0-9, zstd 1-22).
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<u32>,
     /// The OCI runtime for `run` steps, a name or a path. Default: the first
     /// of crun, runc and youki that works on this machine.
     #[arg(long, value_name = "NAME|PATH")]
@@ -36,6 +44,40 @@ pub struct ApplyArgs {
     /// How many stages may build at once. Default: one per core.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+}
+
+/// Layer compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    /// gzip (zlib-rs), what every registry and runtime reads.
+    Gzip,
+    /// zstd: smaller and faster; needs a recent runtime.
+    Zstd,
+    /// Uncompressed tar.
+    None,
+}
+
+/// Reads `--compression` and `--compression-level`.
+fn compression(args: &ApplyArgs) -> Result<CompressionOptions, Error> {
+    let level = args.compression_level;
+    let compression = match args.compression {
+        CompressionArg::Gzip => Compression::Gzip,
+        CompressionArg::Zstd => Compression::Zstd,
+        CompressionArg::None => Compression::None,
+    };
+    let valid_level = match compression {
+        Compression::Gzip => level.is_none_or(|l| l <= 9),
+        Compression::Zstd => level.is_none_or(|l| (1..=22).contains(&l)),
+        Compression::None => level.is_none(),
+    };
+    if !valid_level {
+        return Err(Error::Usage {
+            message: format!("invalid `--compression-level` for {:?}", args.compression)
+                .to_lowercase(),
+            help: "gzip takes 0 to 9, zstd 1 to 22, none takes no level".into(),
+        });
+    }
+    Ok(CompressionOptions { compression, level })
 }
 
 /// Reads `--secret` and `--ssh` values.
@@ -90,6 +132,7 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
             message: e.to_string(),
             help: "write e.g. `--output type=oci-layout,dest=out`".into(),
         })?;
+    let compression = compression(args)?;
     let session = Session::prepare(&args.build, store_dir)?;
     // Refused before building, not after: a docker archive holds one platform per image.
     if outputs
@@ -112,7 +155,6 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
     let options = BuildOptions {
         context: session.context.root().to_owned(),
         manifest_dir: session.manifest_dir.clone(),
-        compression: session.compression,
         source_date_epoch: session.source_date_epoch,
         runtime: args.runtime.clone(),
         grants: grants(args)?,
@@ -146,7 +188,7 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
     )
     .map_err(Error::Build)?;
     for output in &outputs {
-        export::export(&session.store, &images, output).map_err(Error::Export)?;
+        export::export(&session.store, &images, output, compression).map_err(Error::Export)?;
     }
     let mut lines = String::new();
     for image in &images {

@@ -101,12 +101,6 @@ pub struct BuildArgs {
     /// or the Dockerfile's directory.
     #[arg(value_name = "CONTEXT")]
     pub context: Option<PathBuf>,
-    /// Layer compression.
-    #[arg(long, value_enum, default_value = "gzip")]
-    pub compression: session::CompressionArg,
-    /// Compression level (gzip 0-9, zstd 1-22).
-    #[arg(long, value_name = "N")]
-    pub compression_level: Option<u32>,
     /// Build every step again, ignoring the cache.
     #[arg(long)]
     pub no_cache: bool,

@@ -4,29 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::ValueEnum;
-
 use super::BuildArgs;
 use crate::context::{self, PatternMatcher};
 use crate::diagnostic::suggest;
 use crate::error::Error;
 use crate::ir::{BuildGraph, Project};
-use crate::layer::{Compression, CompressionOptions};
 use crate::plan::cache::{ContextFiles, NoCache};
 use crate::plan::{self, CacheQuery};
 use crate::scheduler::key_settings;
 use crate::store::Store;
-
-/// Layer compression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CompressionArg {
-    /// gzip (zlib-rs), what every registry and runtime reads.
-    Gzip,
-    /// zstd: smaller and faster; needs a recent runtime.
-    Zstd,
-    /// Uncompressed tar.
-    None,
-}
 
 /// A loaded and resolved build, ready to plan or apply.
 pub struct Session {
@@ -40,8 +26,6 @@ pub struct Session {
     pub context: ContextFiles,
     /// The store.
     pub store: Store,
-    /// Layer compression.
-    pub compression: CompressionOptions,
     /// `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<i64>,
     /// Stages that ignore the cache.
@@ -53,7 +37,6 @@ pub struct Session {
 impl Session {
     /// Loads, resolves and checks everything `build` names.
     pub fn prepare(build: &BuildArgs, store_dir: Option<&Path>) -> Result<Session, Error> {
-        let compression = compression(build)?;
         let source_date_epoch = source_date_epoch()?;
         let project = build.load()?;
         let graph = plan::resolve_graph(&project, &build.request()?)?;
@@ -83,7 +66,6 @@ impl Session {
             manifest_dir,
             context,
             store,
-            compression,
             source_date_epoch,
             no_cache,
             scope,
@@ -96,33 +78,11 @@ impl Session {
             store: &self.store,
             context: &self.context,
             manifest_dir: &self.manifest_dir,
-            settings: key_settings(self.compression, self.source_date_epoch),
+            settings: key_settings(self.source_date_epoch),
             scope: self.scope.clone(),
             no_cache: self.no_cache.clone(),
         }
     }
-}
-
-fn compression(build: &BuildArgs) -> Result<CompressionOptions, Error> {
-    let level = build.compression_level;
-    let compression = match build.compression {
-        CompressionArg::Gzip => Compression::Gzip,
-        CompressionArg::Zstd => Compression::Zstd,
-        CompressionArg::None => Compression::None,
-    };
-    let valid_level = match compression {
-        Compression::Gzip => level.is_none_or(|l| l <= 9),
-        Compression::Zstd => level.is_none_or(|l| (1..=22).contains(&l)),
-        Compression::None => level.is_none(),
-    };
-    if !valid_level {
-        return Err(Error::Usage {
-            message: format!("invalid `--compression-level` for {:?}", build.compression)
-                .to_lowercase(),
-            help: "gzip takes 0 to 9, zstd 1 to 22, none takes no level".into(),
-        });
-    }
-    Ok(CompressionOptions { compression, level })
 }
 
 fn source_date_epoch() -> Result<Option<i64>, Error> {

@@ -56,7 +56,7 @@ pub fn render_text(name: &str, report: &Report) -> String {
     let _ = writeln!(
         out,
         "\n  {:>3}  {:>10}  {:>10}  {:>6}  {:>6}  {:>6}  created by",
-        "#", "compressed", "files", "added", "chgd", "rmvd"
+        "#", "blob", "files", "added", "chgd", "rmvd"
     );
     for layer in &report.layers {
         let _ = writeln!(
@@ -73,7 +73,7 @@ pub fn render_text(name: &str, report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\n  {} layers: {} compressed, {} of files, {} visible",
+        "\n  {} layers: {} of blobs, {} of files, {} visible",
         report.layers.len(),
         human(report.compressed_bytes),
         human(report.content_bytes),

@@ -1,8 +1,8 @@
 //! Cache keys: what a step's result depends on, and why a step rebuilds.
 //!
 //! `BuildKit`'s model (its `docs/dev/solver.md`): a step's key is blake3 over
-//! a version, the build settings that shape every layer (compression,
-//! `SOURCE_DATE_EPOCH`), the platform, the step's definition after
+//! a version, the build settings that shape every layer
+//! (`SOURCE_DATE_EPOCH`), the platform, the step's definition after
 //! expansion, what it sees of the stage's state (for `run`: environment,
 //! workdir, user, shell and build arguments), its parent's key, and the
 //! content digest of exactly the paths it reads from the context or from
@@ -131,8 +131,6 @@ impl NoCache {
 /// Build settings that shape every layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeySettings {
-    /// Layer compression and level, e.g. `gzip` or `zstd/19`.
-    pub compression: String,
     /// `SOURCE_DATE_EPOCH`, which clamps file times.
     pub source_date_epoch: Option<i64>,
 }
@@ -627,18 +625,11 @@ pub fn rebuild_reason(old: Option<&StepRecord>, new: &StepRecord, parent: &str) 
         return "its cached result is gone (pruned)".to_owned();
     }
     if old.settings != new.settings {
-        return if old.settings.source_date_epoch == new.settings.source_date_epoch {
-            format!(
-                "compression changed from {} to {}",
-                old.settings.compression, new.settings.compression
-            )
-        } else {
-            format!(
-                "SOURCE_DATE_EPOCH changed from {} to {}",
-                show(old.settings.source_date_epoch),
-                show(new.settings.source_date_epoch)
-            )
-        };
+        return format!(
+            "SOURCE_DATE_EPOCH changed from {} to {}",
+            show(old.settings.source_date_epoch),
+            show(new.settings.source_date_epoch)
+        );
     }
     if let Some(reason) = changed_args(&old.args, &new.args) {
         return reason;
@@ -776,7 +767,6 @@ mod tests {
             key: String::new(),
             parent: Some(parent.to_owned()),
             settings: KeySettings {
-                compression: "gzip".into(),
                 source_date_epoch: None,
             },
             platform: "linux/amd64".into(),

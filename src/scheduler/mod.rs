@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use crate::image::{self, Descriptor, Image, ImageError};
 use crate::ir::{BuildGraph, NodeId, Platform};
-use crate::layer::{Compression, CompressionOptions, LayerError};
+use crate::layer::LayerError;
 use crate::plan::cache::{CacheKey, ContextFiles, KeySettings, NoCache};
 use crate::store::{Store, StoreError};
 
@@ -83,8 +83,6 @@ pub struct BuildOptions {
     pub context: PathBuf,
     /// The directory relative paths in the manifest are relative to.
     pub manifest_dir: PathBuf,
-    /// Layer compression.
-    pub compression: CompressionOptions,
     /// `SOURCE_DATE_EPOCH`: clamps file times and sets creation times.
     pub source_date_epoch: Option<i64>,
     /// The OCI runtime for `run` steps (`--runtime`); None finds one.
@@ -104,28 +102,15 @@ pub struct BuildOptions {
 impl BuildOptions {
     /// The settings every cache key includes.
     pub fn key_settings(&self) -> KeySettings {
-        key_settings(self.compression, self.source_date_epoch)
+        key_settings(self.source_date_epoch)
     }
 }
 
-/// The settings every cache key includes, for layers written with
-/// `compression` and `source_date_epoch`.
-pub fn key_settings(
-    compression: CompressionOptions,
-    source_date_epoch: Option<i64>,
-) -> KeySettings {
-    let name = match compression.compression {
-        Compression::Gzip => "gzip",
-        Compression::Zstd => "zstd",
-        Compression::None => "none",
-    };
-    KeySettings {
-        compression: match compression.level {
-            Some(level) => format!("{name}/{level}"),
-            None => name.to_owned(),
-        },
-        source_date_epoch,
-    }
+/// The settings every cache key includes: `SOURCE_DATE_EPOCH`, which
+/// clamps file times. (Layers are stored uncompressed; compression happens
+/// on export, so it is in no key.)
+pub fn key_settings(source_date_epoch: Option<i64>) -> KeySettings {
+    KeySettings { source_date_epoch }
 }
 
 /// A built node: its image and its cache key.

@@ -612,7 +612,11 @@ impl<'a> NodeRunner<'a> {
         text: &str,
     ) -> Result<(), BuildError> {
         let options = WriteOptions {
-            compression: self.options.compression,
+            // Stored uncompressed: compressing is for images leaving the machine.
+            compression: crate::layer::CompressionOptions {
+                compression: crate::layer::Compression::None,
+                level: None,
+            },
             source_date_epoch: self.options.source_date_epoch,
         };
         let mut writer = self.store.blob_writer()?;

@@ -5,6 +5,7 @@
 //! ROOT/build-cache/entries/HEX   CacheEntry (JSON) for cache key HEX
 //! ROOT/build-cache/records/HEX   the last build of one step of one manifest (opaque here)
 //! ROOT/build-cache/inputs/HEX    a memoised input digest (opaque here)
+//! ROOT/build-cache/variants/HEX  the compressed copy of a layer (opaque here)
 //! ```
 //!
 //! Files are written to `ROOT/tmp` and renamed into place, so a reader sees
@@ -31,6 +32,8 @@ pub enum CacheTable {
     Records,
     /// Input identity -> content digest, so unchanged stage inputs are not re-hashed.
     Inputs,
+    /// Uncompressed layer and settings -> its compressed copy, made on export.
+    Variants,
 }
 
 impl CacheTable {
@@ -39,6 +42,7 @@ impl CacheTable {
             CacheTable::Entries => "entries",
             CacheTable::Records => "records",
             CacheTable::Inputs => "inputs",
+            CacheTable::Variants => "variants",
         }
     }
 }
