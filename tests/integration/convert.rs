@@ -411,3 +411,23 @@ fn converted_manifest_builds_the_same_layers() {
         assert_ne!(from_dockerfile[0][2], from_dockerfile[1][2]);
     }
 }
+
+/// The fenced block of `language` that starts after byte `from` in `markdown`.
+fn fenced_block(markdown: &str, language: &str, from: usize) -> Option<(String, usize)> {
+    let fence = format!("```{language}\n");
+    let start = from + markdown[from..].find(&fence)? + fence.len();
+    let end = start + markdown[start..].find("```")?;
+    Some((markdown[start..end].to_owned(), end))
+}
+
+/// The book's conversion example is what `imgbuild convert` prints.
+#[test]
+fn book_conversion_example_is_current() {
+    let page = std::fs::read_to_string(repo().join("book/src/convert.md")).unwrap();
+    let (dockerfile, end) = fenced_block(&page, "dockerfile", 0).expect("a Dockerfile block");
+    let (manifest, _) = fenced_block(&page, "toml", end).expect("a TOML block after it");
+    let dir = dockerfile_dir(&dockerfile);
+    let out = imgbuild_in(dir.path(), &["convert"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, manifest, "book/src/convert.md is out of date");
+}
