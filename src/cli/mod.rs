@@ -4,6 +4,7 @@
 //! `plan --detailed-exitcode` when something would be built.
 
 mod apply;
+mod convert;
 mod doctor;
 mod inspect;
 mod plan;
@@ -55,6 +56,8 @@ pub enum Command {
     /// Show what an image holds: layers, files, and space wasted on files
     /// that later layers delete or replace.
     Inspect(inspect::InspectArgs),
+    /// Write a Dockerfile as an `imgbuild.toml` manifest that builds the same images.
+    Convert(convert::ConvertArgs),
     /// Inspect and repair the content store.
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -185,6 +188,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => {
             inspect::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK)
         }
+        Command::Convert(args) => convert::run(args, printer).map(|()| EXIT_OK),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -7,6 +7,7 @@ mod apply;
 mod bad_manifests;
 mod book;
 mod cache;
+mod convert;
 mod dockerfile;
 mod examples;
 mod inspect;
