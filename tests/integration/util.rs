@@ -22,6 +22,7 @@ pub fn imgbuild_in(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .env_remove("IMGBUILD_LOG")
+        .env_remove("IMGBUILD_PROGRESS")
         .output()
         .expect("imgbuild runs");
     Output {
