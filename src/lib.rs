@@ -19,6 +19,7 @@ pub mod layer;
 pub mod manifest;
 pub mod plan;
 pub mod printer;
+pub mod progress;
 pub mod scheduler;
 pub mod store;
 
