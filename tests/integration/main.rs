@@ -9,5 +9,6 @@ mod book;
 mod dockerfile;
 mod examples;
 mod plan;
+mod prune;
 mod run;
 mod schema;
