@@ -12,5 +12,6 @@ mod dockerfile;
 mod examples;
 mod inspect;
 mod plan;
+mod prune;
 mod run;
 mod schema;
