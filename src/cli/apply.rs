@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::BuildArgs;
-use crate::context::{self, PatternMatcher};
+use super::{BuildArgs, load_ignore};
 use crate::error::Error;
 use crate::exec::step::{Grants, SecretSource};
 use crate::export::{self, Output};
@@ -137,24 +136,12 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
     };
 
     let project = args.build.load()?;
-    let graph = plan::resolve_graph(&project, &args.build.request()?)?;
+    let request = args.build.request()?;
+    let manifest_dir = args.build.file_dir();
+    let context = args.build.context_dir(&project);
+    let ignore = load_ignore(&context, args.build.dockerfile())?;
+    let graph = plan::resolve_graph(&project, &request)?;
 
-    let manifest_dir = args
-        .build
-        .file
-        .parent()
-        .map(Path::to_path_buf)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
-    let context = match &args.build.context {
-        Some(dir) => dir.clone(),
-        None => manifest_dir.join(&project.context.value),
-    };
-    let dockerfile = args
-        .build
-        .is_dockerfile()
-        .then_some(args.build.file.as_path());
-    let ignore = load_ignore(&context, dockerfile)?;
     let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
         .map_err(Error::Store)?;
     let _lock = store.lock_shared().map_err(Error::Store)?;
@@ -193,23 +180,4 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         lines.push('\n');
     }
     printer.result(&lines).map_err(Error::Output)
-}
-
-/// Reads the ignore file: for a Dockerfile, `<Dockerfile>.dockerignore` next
-/// to it wins over `<context>/.dockerignore`.
-fn load_ignore(context: &Path, dockerfile: Option<&Path>) -> Result<PatternMatcher, Error> {
-    let patterns = match context::find_ignore_file(context, dockerfile) {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::Usage {
-                message: format!("cannot read `{}`: {e}", path.display()),
-                help: "check the file's permissions".into(),
-            })?;
-            context::parse_dockerignore(&text)
-        }
-        None => Vec::new(),
-    };
-    PatternMatcher::new(&patterns).map_err(|e| Error::Usage {
-        message: format!("invalid pattern in .dockerignore: {e}"),
-        help: "patterns follow Docker's .dockerignore syntax".into(),
-    })
 }

@@ -8,13 +8,14 @@ mod plan;
 pub mod schema;
 mod store;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use indexmap::IndexMap;
 use miette::{GraphicalReportHandler, GraphicalTheme};
 
+use crate::context::{self, PatternMatcher};
 use crate::error::{EXIT_BAD_INPUT, EXIT_OK, Error};
 use crate::ir::Platform;
 use crate::printer::Printer;
@@ -129,9 +130,51 @@ impl BuildArgs {
             targets: self.targets.clone(),
             platforms,
             args,
+            base_dir: self.file_dir(),
             ..crate::plan::Request::default()
         })
     }
+
+    /// The Dockerfile, when `--file` is one.
+    pub fn dockerfile(&self) -> Option<&Path> {
+        self.is_dockerfile().then_some(self.file.as_path())
+    }
+
+    /// The build context: the `CONTEXT` argument, else the one the project names.
+    pub fn context_dir(&self, project: &crate::ir::Project) -> PathBuf {
+        match &self.context {
+            Some(dir) => dir.clone(),
+            None => self.file_dir().join(&project.context.value),
+        }
+    }
+
+    /// The directory of the manifest or Dockerfile: where relative paths in it start.
+    pub fn file_dir(&self) -> PathBuf {
+        self.file
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+}
+
+/// Reads the ignore file: for a Dockerfile, `<Dockerfile>.dockerignore` next
+/// to it wins over `<context>/.dockerignore`.
+fn load_ignore(context: &Path, dockerfile: Option<&Path>) -> Result<PatternMatcher, Error> {
+    let patterns = match context::find_ignore_file(context, dockerfile) {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::Usage {
+                message: format!("cannot read `{}`: {e}", path.display()),
+                help: "check the file's permissions".into(),
+            })?;
+            context::parse_dockerignore(&text)
+        }
+        None => Vec::new(),
+    };
+    PatternMatcher::new(&patterns).map_err(|e| Error::Usage {
+        message: format!("invalid pattern in .dockerignore: {e}"),
+        help: "patterns follow Docker's .dockerignore syntax".into(),
+    })
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

@@ -9,6 +9,7 @@
 
 mod lower;
 mod mount;
+mod onbuild;
 pub mod parse;
 pub mod shell;
 mod word;
@@ -19,6 +20,8 @@ use std::sync::Arc;
 use crate::diagnostic::{Diagnostics, SourceFile};
 use crate::ir::Project;
 
+pub use lower::{LoweredTrigger, lower_trigger};
+pub use onbuild::check_trigger;
 pub use parse::{
     Directives, Dockerfile, Heredoc, Instruction, InstructionArgs, parse, parse_for_build,
 };

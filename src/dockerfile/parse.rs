@@ -144,6 +144,19 @@ pub fn parse(text: &str) -> Result<Dockerfile, DockerfileError> {
 /// `parse-dockerfile` crate (stage structure, instruction forms).
 pub fn parse_for_build(text: &str) -> Result<Dockerfile, DockerfileError> {
     let df = parse(text)?;
+    // BuildKit's own words for ONBUILD misuse, before the crate's.
+    for inst in df.instructions.iter().filter(|i| i.name == "onbuild") {
+        let refused = match &inst.args {
+            InstructionArgs::Onbuild(inner) => super::onbuild::check_inner(inner).err(),
+            _ => Some((
+                "ONBUILD requires at least one argument".to_owned(),
+                "write e.g. `ONBUILD RUN make` or `ONBUILD COPY . /app`".to_owned(),
+            )),
+        };
+        if let Some((message, help)) = refused {
+            return Err(DockerfileError::new(inst.line, 1, message, &help));
+        }
+    }
     if let Err(e) = parse_dockerfile::parse(text) {
         let msg = format!("{e:#}");
         return Err(DockerfileError::new(

@@ -50,6 +50,22 @@ pub struct Build {
     /// Default: the platform of the machine that builds.
     #[schemars(with = "Option<Vec<String>>")]
     pub platforms: Option<Vec<Spanned<String>>>,
+    /// Which arguments a stage sees. `everywhere` (default): every `[args]`
+    /// entry and predefined argument, in every stage. `declared` (Dockerfile
+    /// rules): only those an `arg` step declares in the stage or in the stage
+    /// it starts from.
+    #[schemars(with = "Option<ArgScope>")]
+    pub arg_scope: Option<Spanned<String>>,
+}
+
+/// The values of `[build] arg_scope`.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgScope {
+    /// Every argument is visible in every stage.
+    Everywhere,
+    /// A stage sees an argument once an `arg` step declares it, as in a Dockerfile.
+    Declared,
 }
 
 /// A string, number or boolean; numbers and booleans are used as their text.
@@ -156,6 +172,11 @@ pub struct Stage {
     /// Signal that stops the container, such as `SIGTERM`.
     #[schemars(with = "Option<String>")]
     pub stopsignal: Option<Spanned<String>>,
+    /// Dockerfile instructions stored in the image as `ONBUILD` triggers, run
+    /// by a build that starts from the image: `["COPY . /app", "RUN make"]`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub onbuild: Vec<Spanned<String>>,
     /// The steps, in order.
     #[serde(default)]
     #[schemars(with = "Vec<Step>")]
@@ -190,7 +211,8 @@ pub struct Healthcheck {
 }
 
 /// A step: exactly one action key (`run`, `copy`, `add`, `file`, `env`,
-/// `workdir`, `user`, `shell`, `arg`) plus the options of that action.
+/// `workdir`, `user`, `shell`, `arg`, `label`, `expose`, `volume`,
+/// `stopsignal`) plus the options of that action.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -222,6 +244,18 @@ pub struct Step {
     /// Declare a build argument for the rest of the stage.
     #[schemars(with = "Option<String>")]
     pub arg: Option<Spanned<String>>,
+    /// Set image labels, expanded with the variables of this point.
+    #[schemars(with = "Option<IndexMap<String, Scalar>>")]
+    pub label: Option<Spanned<IndexMap<String, Scalar>>>,
+    /// Declare exposed ports, expanded with the variables of this point.
+    #[schemars(with = "Option<Vec<Scalar>>")]
+    pub expose: Option<Spanned<Vec<Spanned<Scalar>>>>,
+    /// Declare volumes, expanded with the variables of this point.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub volume: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Set the stop signal, expanded with the variables of this point.
+    #[schemars(with = "Option<String>")]
+    pub stopsignal: Option<Spanned<String>>,
 
     /// `arg`: the default value.
     #[schemars(with = "Option<Scalar>")]

@@ -40,6 +40,17 @@ pub fn summary(step: &Step<String>) -> String {
             Some(value) => format!("arg {name}={}", quote(value)),
             None => format!("arg {name} (unset)"),
         },
+        Step::Label { labels } => format!(
+            "label {}",
+            labels
+                .iter()
+                .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Step::Expose { ports } => format!("expose {}", ports.join(" ")),
+        Step::Volume { paths } => format!("volume {}", json(paths)),
+        Step::Stopsignal { signal } => format!("stopsignal {signal}"),
     }
 }
 
@@ -244,7 +255,8 @@ fn render_node(out: &mut String, node: &PlanNode) {
     };
     let _ = writeln!(out, "    from {base}");
     for step in &node.steps {
-        let _ = writeln!(out, "    {:>2}. {}", step.index, step.summary);
+        let trigger = if step.onbuild { "(onbuild) " } else { "" };
+        let _ = writeln!(out, "    {:>2}. {trigger}{}", step.index, step.summary);
         if let Step::Run(run) = &step.step {
             for mount in &run.mounts {
                 let _ = writeln!(out, "          {}", mount_summary(mount));

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use indexmap::IndexMap;
+
 use super::{BuildError, BuildOptions, Event, rfc3339};
 use crate::context::PatternMatcher;
 use crate::copy::{self, CopySpec, Origin, Target};
@@ -13,7 +15,7 @@ use crate::exec::{self, Executor, OciRuntime, Stream};
 use crate::image::config::{command_argv, healthcheck_json};
 use crate::image::source::{self, ImageSource};
 use crate::image::{DEFAULT_CREATED, HistoryEntry, Image, ImageConfig, LayerRef};
-use crate::ir::{Base, BuildGraph, Mount, Node, NodeId, Platform, Run, Step};
+use crate::ir::{ArgScope, Base, BuildGraph, Mount, Node, NodeId, Platform, Run, Step};
 use crate::layer::{self, Entry, WriteOptions};
 use crate::plan::summary;
 use crate::store::{Digest, Store};
@@ -130,6 +132,7 @@ impl<'a> NodeRunner<'a> {
             }
             Base::Image(reference) => {
                 let mut base = self.base_image(node, reference)?;
+                check_onbuild(node, reference, &base)?;
                 base.config.created.clone_from(&self.created);
                 base
             }
@@ -262,9 +265,14 @@ impl<'a> NodeRunner<'a> {
                     .map_err(|e| fail(e.to_string(), "fix the step"))?,
                 ),
                 Step::Workdir { path } => copy::mkdir_entries(path, target),
-                Step::Env { .. } | Step::User { .. } | Step::Shell { .. } | Step::Arg { .. } => {
-                    None
-                }
+                Step::Env { .. }
+                | Step::User { .. }
+                | Step::Shell { .. }
+                | Step::Arg { .. }
+                | Step::Label { .. }
+                | Step::Expose { .. }
+                | Step::Volume { .. }
+                | Step::Stopsignal { .. } => None,
                 Step::Run(_) => unreachable!("handled above"),
             };
             match entries {
@@ -375,7 +383,7 @@ impl<'a> NodeRunner<'a> {
             }
         }
         let process = Process {
-            args: &node.args,
+            args: &state.args,
             env: &state.env,
             workdir: &state.workdir,
             user: state.user.as_deref(),
@@ -452,9 +460,33 @@ impl<'a> NodeRunner<'a> {
     }
 }
 
-/// Environment, workdir, user and shell as a step sees them.
+/// Checks that the base image's `ONBUILD` triggers are the ones the plan
+/// ran, since they can only be planned from a config read while planning.
+fn check_onbuild(node: &Node, reference: &str, base: &Image) -> Result<(), BuildError> {
+    let found = &base.config.runtime.onbuild;
+    match &node.base_onbuild {
+        Some(planned) if planned == found => Ok(()),
+        None if found.is_empty() => Ok(()),
+        planned => Err(BuildError::Base {
+            node: node.id.clone(),
+            message: if planned.is_none() {
+                format!(
+                    "base image `{reference}` has ONBUILD triggers ({}), which imgbuild could not read while planning",
+                    found.join("; ")
+                )
+            } else {
+                format!("base image `{reference}` changed while building: its ONBUILD triggers are not the ones planned")
+            },
+            help: "imgbuild runs a base's triggers as planned steps, so it must read the base's config when planning: use a local base (`oci-layout:`, `oci-archive:`, `docker-archive:`) that exists before the build starts".into(),
+        }),
+    }
+}
+
+/// Environment, arguments, workdir, user and shell as a step sees them.
 struct State {
     env: Vec<(String, String)>,
+    args: IndexMap<String, String>,
+    arg_scope: ArgScope,
     workdir: String,
     user: Option<String>,
     shell: Vec<String>,
@@ -466,6 +498,8 @@ impl State {
         let base = &image.config.runtime;
         let mut state = Self {
             env: base.env.clone(),
+            args: node.args.clone(),
+            arg_scope: node.arg_scope,
             workdir: node
                 .start
                 .workdir
@@ -504,6 +538,16 @@ impl State {
             Step::Workdir { path } => path.clone_into(&mut self.workdir),
             Step::User { user } => self.user = Some(user.clone()),
             Step::Shell { argv } => argv.clone_into(&mut self.shell),
+            Step::Arg {
+                name,
+                default: Some(value),
+            } => {
+                self.args.insert(name.clone(), value.clone());
+                // Dockerfile rules: the argument hides an earlier variable.
+                if self.arg_scope == ArgScope::Declared {
+                    self.set_env(name, value);
+                }
+            }
             _ => {}
         }
     }
@@ -549,5 +593,65 @@ fn apply_config(node: &Node, image: &mut Image) {
     }
     if let Some(s) = &c.shell {
         r.shell = Some(s.clone());
+    }
+    // A base's triggers ran in this stage; only the stage's own remain.
+    r.onbuild.clone_from(&c.onbuild);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::StageConfig;
+
+    fn node(base_onbuild: Option<Vec<String>>) -> Node {
+        Node {
+            id: "a@linux/amd64".into(),
+            stage: "a".into(),
+            platform: Platform::parse("linux/amd64").unwrap(),
+            target: None,
+            base: Base::Image("docker.io/library/base:1".into()),
+            args: IndexMap::new(),
+            arg_scope: ArgScope::Declared,
+            start: StageConfig::default(),
+            base_onbuild,
+            onbuild_steps: 0,
+            config: StageConfig::default(),
+            steps: Vec::new(),
+        }
+    }
+
+    fn image(onbuild: &[&str]) -> Image {
+        let mut config =
+            ImageConfig::scratch(Platform::parse("linux/amd64").unwrap(), DEFAULT_CREATED);
+        config.runtime.onbuild = onbuild.iter().map(|t| (*t).to_owned()).collect();
+        Image {
+            config,
+            layers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn base_triggers_must_be_the_planned_ones() {
+        let reference = "docker.io/library/base:1";
+        check_onbuild(&node(None), reference, &image(&[])).unwrap();
+        check_onbuild(
+            &node(Some(vec!["RUN make".into()])),
+            reference,
+            &image(&["RUN make"]),
+        )
+        .unwrap();
+        let unknown = check_onbuild(&node(None), reference, &image(&["RUN make"])).unwrap_err();
+        assert!(
+            unknown.to_string().contains(
+                "has ONBUILD triggers (RUN make), which imgbuild could not read while planning"
+            ),
+            "{unknown}"
+        );
+        let changed =
+            check_onbuild(&node(Some(Vec::new())), reference, &image(&["RUN make"])).unwrap_err();
+        assert!(
+            changed.to_string().contains("changed while building"),
+            "{changed}"
+        );
     }
 }

@@ -1,16 +1,22 @@
-//! Every complete manifest in the book plans, so the book cannot drift from the code.
+//! Every complete manifest and Dockerfile in the book plans, so the book
+//! cannot drift from the code.
 
 use crate::util::{plan_manifest, repo};
 
 /// The TOML code blocks of a Markdown file that define an image.
 fn manifests(markdown: &str) -> Vec<String> {
+    blocks(markdown, "```toml", "[images.")
+}
+
+/// The code blocks fenced with `fence` that contain `marker`.
+fn blocks(markdown: &str, fence: &str, marker: &str) -> Vec<String> {
     let mut blocks = Vec::new();
     let mut current: Option<String> = None;
     for line in markdown.lines() {
         match &mut current {
-            None if line.trim_start().starts_with("```toml") => current = Some(String::new()),
+            None if line.trim_start().starts_with(fence) => current = Some(String::new()),
             Some(block) if line.trim_start().starts_with("```") => {
-                if block.contains("[images.") {
+                if block.contains(marker) {
                     blocks.push(block.clone());
                 }
                 current = None;
@@ -51,5 +57,38 @@ fn book_examples_plan() {
     assert!(
         checked >= 5,
         "the book should show complete manifests; found {checked}"
+    );
+}
+
+/// Every Dockerfile in the book plans; the build checks may print findings.
+#[test]
+fn book_dockerfiles_plan() {
+    let dir = repo().join("book/src");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("book/src exists") {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, dockerfile) in blocks(&text, "```dockerfile", "FROM ")
+            .into_iter()
+            .enumerate()
+        {
+            let out = crate::dockerfile::plan(&dockerfile, &[]);
+            assert_eq!(
+                out.code,
+                0,
+                "{} Dockerfile {}:\n{dockerfile}\n{}",
+                path.display(),
+                i + 1,
+                out.stderr
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2,
+        "the book should show Dockerfiles; found {checked}"
     );
 }

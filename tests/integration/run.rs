@@ -90,7 +90,8 @@ tags = ["busybox:latest"]
     layout
 }
 
-fn busybox() -> &'static Path {
+/// The busybox base image, as an OCI layout built once per test run.
+pub(crate) fn busybox() -> &'static Path {
     static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
     LAYOUT.get_or_init(|| fixture("amd64", Path::new("/bin/busybox")))
 }
