@@ -15,6 +15,7 @@ pub mod export;
 pub mod image;
 pub mod ir;
 pub mod layer;
+pub mod lint;
 pub mod manifest;
 pub mod plan;
 pub mod printer;

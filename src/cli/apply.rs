@@ -140,6 +140,7 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
     let manifest_dir = args.build.file_dir();
     let context = args.build.context_dir(&project);
     let ignore = load_ignore(&context, args.build.dockerfile())?;
+    args.build.run_checks(&request, &ignore, printer)?;
     let graph = plan::resolve_graph(&project, &request)?;
 
     let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))

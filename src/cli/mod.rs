@@ -4,6 +4,7 @@
 
 mod apply;
 mod doctor;
+mod lint;
 mod plan;
 pub mod schema;
 mod store;
@@ -50,6 +51,9 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Build the images, keep them in the store, and write any `--output`.
     Apply(apply::ApplyArgs),
+    /// Run the build checks (a Dockerfile's are `BuildKit`'s) and print what
+    /// they find.
+    Lint(lint::LintArgs),
     /// Inspect and repair the content store.
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -148,6 +152,51 @@ impl BuildArgs {
         }
     }
 
+    /// The options of the build checks for `request`.
+    fn check_options<'a>(
+        request: &'a crate::plan::Request,
+        ignore: &'a PatternMatcher,
+        base_dir: &'a Path,
+    ) -> crate::dockerfile::check::CheckOptions<'a> {
+        crate::dockerfile::check::CheckOptions {
+            args: &request.args,
+            target: request
+                .platforms
+                .first()
+                .cloned()
+                .unwrap_or_else(|| request.host.clone()),
+            host: request.host.clone(),
+            ignore: Some(ignore),
+            base_dir,
+        }
+    }
+
+    /// Runs the build checks of a Dockerfile and prints what they find to
+    /// stderr; fails when the file makes its findings errors.
+    pub fn run_checks(
+        &self,
+        request: &crate::plan::Request,
+        ignore: &PatternMatcher,
+        printer: Printer,
+    ) -> Result<(), Error> {
+        let Some(file) = self.dockerfile() else {
+            return Ok(());
+        };
+        let base_dir = self.file_dir();
+        let options = Self::check_options(request, ignore, &base_dir);
+        let findings = crate::dockerfile::check_file(file, &options)?;
+        if findings.is_empty() {
+            return Ok(());
+        }
+        let text = crate::lint::render(&findings);
+        if crate::lint::has_errors(&findings) {
+            eprint!("{text}");
+            return Err(Error::ChecksFailed);
+        }
+        printer.message(text.trim_end());
+        Ok(())
+    }
+
     /// The directory of the manifest or Dockerfile: where relative paths in it start.
     pub fn file_dir(&self) -> PathBuf {
         self.file
@@ -206,6 +255,7 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Plan(args) => plan::run(args, printer),
         Command::Apply(args) => apply::run(args, cli.store.as_deref(), printer),
+        Command::Lint(args) => lint::run(args, printer),
         Command::Store(command) => store::run(command, cli.store.as_deref(), printer),
         Command::Doctor { runtime } => {
             doctor::run(cli.store.as_deref(), runtime.as_deref(), printer)

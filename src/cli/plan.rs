@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::BuildArgs;
+use super::{BuildArgs, load_ignore};
 use crate::error::Error;
 use crate::plan;
 use crate::printer::Printer;
@@ -21,7 +21,10 @@ pub struct PlanArgs {
 /// Plans and prints.
 pub fn run(args: &PlanArgs, printer: Printer) -> Result<(), Error> {
     let project = args.build.load()?;
-    let plan = plan::plan(&project, &args.build.request()?)?;
+    let request = args.build.request()?;
+    let ignore = load_ignore(&args.build.context_dir(&project), args.build.dockerfile())?;
+    args.build.run_checks(&request, &ignore, printer)?;
+    let plan = plan::plan(&project, &request)?;
     let text = if args.json {
         serde_json::to_string_pretty(&plan).expect("a plan always serializes")
     } else {

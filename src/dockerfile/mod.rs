@@ -7,6 +7,7 @@
 //! (`../shared/conformance/buildkit`, or `$IMGBUILD_CONFORMANCE_DIR`);
 //! the tests print a skip message when that data is absent.
 
+pub mod check;
 mod lower;
 mod mount;
 mod onbuild;
@@ -88,6 +89,33 @@ pub fn parse_project(name: &str, text: &str) -> Result<Project, Diagnostics> {
         Diagnostics::from(source.error(offset..offset, e.message).with_help(e.help))
     })?;
     lower::lower(&dockerfile, source)
+}
+
+/// Runs the build checks on the Dockerfile at `path`.
+pub fn check_file(
+    path: &Path,
+    options: &check::CheckOptions<'_>,
+) -> Result<Vec<crate::lint::Finding>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(check_text(&path.display().to_string(), &text, options)?)
+}
+
+/// Runs the build checks on Dockerfile `text`, naming it `name`.
+pub fn check_text(
+    name: &str,
+    text: &str,
+    options: &check::CheckOptions<'_>,
+) -> Result<Vec<crate::lint::Finding>, Diagnostics> {
+    let source = SourceFile::new(name, text);
+    let at = |e: DockerfileError| {
+        let offset = offset_of(text, e.line, e.column);
+        Diagnostics::from(source.error(offset..offset, e.message).with_help(e.help))
+    };
+    let dockerfile = parse(text).map_err(at)?;
+    check::check(&dockerfile, &source, options).map_err(at)
 }
 
 /// The byte offset of 1-based `line` and `column` in `text`.

@@ -92,3 +92,25 @@ fn book_dockerfiles_plan() {
         "the book should show Dockerfiles; found {checked}"
     );
 }
+
+/// The `imgbuild lint` output the book shows is what lint prints for the
+/// Dockerfile shown just before it.
+#[test]
+fn book_lint_output_is_current() {
+    let text = std::fs::read_to_string(repo().join("book/src/dockerfile.md")).unwrap();
+    let console = "```console\n$ imgbuild lint -f Dockerfile\nDockerfile:";
+    let at = text.find(console).expect("the book shows lint output");
+    let shown_start = at + "```console\n$ imgbuild lint -f Dockerfile\n".len();
+    let shown_end = shown_start + text[shown_start..].find("```").unwrap();
+    let shown = &text[shown_start..shown_end];
+    let before = &text[..at];
+    let fence = before
+        .rfind("```dockerfile\n")
+        .expect("a Dockerfile before the output");
+    let body_start = fence + "```dockerfile\n".len();
+    let dockerfile = &before[body_start..body_start + before[body_start..].find("```").unwrap()];
+    let dir = crate::dockerfile::dockerfile_dir(dockerfile);
+    let out = crate::util::imgbuild_in(dir.path(), &["lint", "-f", "Dockerfile"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, shown);
+}

@@ -8,6 +8,7 @@ mod bad_manifests;
 mod book;
 mod dockerfile;
 mod examples;
+mod lint;
 mod onbuild;
 mod plan;
 mod run;
