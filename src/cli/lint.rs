@@ -18,6 +18,12 @@ pub struct LintArgs {
 /// them errors (`# check=error=true`), 2 when it cannot be read or built.
 pub fn run(args: &LintArgs, printer: Printer) -> Result<(), Error> {
     let build = &args.build;
+    if !build.targets.is_empty() {
+        return Err(Error::Usage {
+            message: "`lint` checks every stage; `--target` does not apply".into(),
+            help: "remove `--target`".into(),
+        });
+    }
     let Some(file) = build.dockerfile() else {
         // Loading checks the manifest; no checks are defined for manifests yet.
         build.load()?;

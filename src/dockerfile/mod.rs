@@ -1,7 +1,9 @@
 //! Dockerfile importer: reads a Dockerfile into an owned AST with `BuildKit`'s
 //! parser semantics ([`parse()`]), expands shell words the way `BuildKit`
 //! does ([`shell::ShellLex`]), and lowers the AST to the same IR as the TOML
-//! front end ([`load`]).
+//! front end ([`load`]), with `BuildKit`'s argument scoping. `ONBUILD`
+//! triggers are stored and, when a base has them, lowered for the plan
+//! ([`lower_trigger`]). [`check`] runs `BuildKit`'s build checks.
 //!
 //! Conformance with `BuildKit` is tested against its own test data
 //! (`../shared/conformance/buildkit`, or `$IMGBUILD_CONFORMANCE_DIR`);

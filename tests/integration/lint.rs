@@ -89,6 +89,14 @@ fn bad_input_exits_2() {
     );
     assert!(out.stderr.contains("Dockerfile:1:1"), "{}", out.stderr);
 
+    let out = lint("FROM scratch\n", &["--target", "0"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`--target` does not apply"),
+        "{}",
+        out.stderr
+    );
+
     let out = lint("FROM scratch\nRUN <<EOF\nunterminated\n", &[]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
