@@ -5,15 +5,46 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::{BuildArgs, load_ignore};
+use super::BuildArgs;
+use super::session::Session;
 use crate::error::Error;
 use crate::exec::step::{Grants, SecretSource};
 use crate::export::{self, Output};
 use crate::layer::{Compression, CompressionOptions};
-use crate::plan;
 use crate::printer::Printer;
 use crate::scheduler::{self, BuildOptions, Event};
-use crate::store::Store;
+
+/// Flags of `imgbuild apply`.
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// What to build.
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Write the images here too (repeatable): `type=oci-layout,dest=DIR`,
+    /// `type=oci,dest=FILE`, `type=docker,dest=FILE` or `type=local,dest=DIR`.
+    #[arg(short, long = "output", value_name = "SPEC")]
+    pub outputs: Vec<String>,
+    /// A secret for `secret` mounts (repeatable): `id=ID,src=FILE` or `id=ID,env=VAR`.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+    pub secrets: Vec<String>,
+    /// Forward an SSH agent to `ssh` mounts (repeatable): `default` (`$SSH_AUTH_SOCK`) or `ID=SOCKET`.
+    #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
+    pub ssh: Vec<String>,
+    /// Compression of the layers of OCI layouts, OCI archives and pushed
+    /// images (the store keeps them uncompressed).
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: CompressionArg,
+    /// Compression level (gzip 0-9, zstd 1-22).
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<u32>,
+    /// The OCI runtime for `run` steps, a name or a path. Default: the first
+    /// of crun, runc and youki that works on this machine.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub runtime: Option<String>,
+    /// How many stages may build at once. Default: one per core.
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+}
 
 /// Layer compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -26,35 +57,27 @@ pub enum CompressionArg {
     None,
 }
 
-/// Flags of `imgbuild apply`.
-#[derive(Debug, Clone, Args)]
-pub struct ApplyArgs {
-    /// What to build.
-    #[command(flatten)]
-    pub build: BuildArgs,
-    /// Write the images here too (repeatable): `type=oci-layout,dest=DIR`,
-    /// `type=oci,dest=FILE`, `type=docker,dest=FILE` or `type=local,dest=DIR`.
-    #[arg(short, long = "output", value_name = "SPEC")]
-    pub outputs: Vec<String>,
-    /// Layer compression.
-    #[arg(long, value_enum, default_value = "gzip")]
-    pub compression: CompressionArg,
-    /// Compression level (gzip 0-9, zstd 1-22).
-    #[arg(long, value_name = "N")]
-    pub compression_level: Option<u32>,
-    /// A secret for `secret` mounts (repeatable): `id=ID,src=FILE` or `id=ID,env=VAR`.
-    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
-    pub secrets: Vec<String>,
-    /// Forward an SSH agent to `ssh` mounts (repeatable): `default` (`$SSH_AUTH_SOCK`) or `ID=SOCKET`.
-    #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
-    pub ssh: Vec<String>,
-    /// The OCI runtime for `run` steps, a name or a path. Default: the first
-    /// of crun, runc and youki that works on this machine.
-    #[arg(long, value_name = "NAME|PATH")]
-    pub runtime: Option<String>,
-    /// How many stages may build at once. Default: one per core.
-    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    pub jobs: Option<u16>,
+/// Reads `--compression` and `--compression-level`.
+fn compression(args: &ApplyArgs) -> Result<CompressionOptions, Error> {
+    let level = args.compression_level;
+    let compression = match args.compression {
+        CompressionArg::Gzip => Compression::Gzip,
+        CompressionArg::Zstd => Compression::Zstd,
+        CompressionArg::None => Compression::None,
+    };
+    let valid_level = match compression {
+        Compression::Gzip => level.is_none_or(|l| l <= 9),
+        Compression::Zstd => level.is_none_or(|l| (1..=22).contains(&l)),
+        Compression::None => level.is_none(),
+    };
+    if !valid_level {
+        return Err(Error::Usage {
+            message: format!("invalid `--compression-level` for {:?}", args.compression)
+                .to_lowercase(),
+            help: "gzip takes 0 to 9, zstd 1 to 22, none takes no level".into(),
+        });
+    }
+    Ok(CompressionOptions { compression, level })
 }
 
 /// Reads `--secret` and `--ssh` values.
@@ -109,67 +132,63 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
             message: e.to_string(),
             help: "write e.g. `--output type=oci-layout,dest=out`".into(),
         })?;
-    let level = args.compression_level;
-    let compression = match args.compression {
-        CompressionArg::Gzip => Compression::Gzip,
-        CompressionArg::Zstd => Compression::Zstd,
-        CompressionArg::None => Compression::None,
-    };
-    let valid_level = match compression {
-        Compression::Gzip => level.is_none_or(|l| l <= 9),
-        Compression::Zstd => level.is_none_or(|l| (1..=22).contains(&l)),
-        Compression::None => level.is_none(),
-    };
-    if !valid_level {
+    let compression = compression(args)?;
+    let session = Session::prepare(&args.build, store_dir, printer)?;
+    // Refused before building, not after: a docker archive holds one platform per image.
+    if outputs
+        .iter()
+        .any(|o| matches!(o, Output::DockerArchive(_)))
+        && let Some(image) = session.graph.images.iter().find(|i| i.nodes.len() > 1)
+    {
         return Err(Error::Usage {
-            message: format!("invalid `--compression-level` for {:?}", args.compression)
-                .to_lowercase(),
-            help: "gzip takes 0 to 9, zstd 1 to 22, none takes no level".into(),
+            message: format!(
+                "image `{}` has {} platforms, and a docker archive (`type=docker`) holds one",
+                image.name,
+                image.nodes.len()
+            ),
+            help:
+                "pass one `--platform`, or use `type=oci` or `type=oci-layout`, which hold an index"
+                    .into(),
         });
     }
-    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(text) if !text.is_empty() => Some(text.parse::<i64>().map_err(|_| Error::Usage {
-            message: format!("SOURCE_DATE_EPOCH=`{text}` is not a number of seconds"),
-            help: "set it to a Unix timestamp, e.g. `$(git log -1 --format=%ct)`".into(),
-        })?),
-        _ => None,
-    };
-
-    let project = args.build.load()?;
-    let request = args.build.request()?;
-    let manifest_dir = args.build.file_dir();
-    let context = args.build.context_dir(&project);
-    let ignore = load_ignore(&context, args.build.dockerfile())?;
-    args.build.run_checks(&request, &ignore, printer)?;
-    let graph = plan::resolve_graph(&project, &request)?;
-
-    let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
-        .map_err(Error::Store)?;
-    let _lock = store.lock_shared().map_err(Error::Store)?;
+    let _lock = session.store.lock_shared().map_err(Error::Store)?;
     let options = BuildOptions {
-        context,
-        manifest_dir,
-        compression: CompressionOptions { compression, level },
-        source_date_epoch,
+        context: session.context.root().to_owned(),
+        manifest_dir: session.manifest_dir.clone(),
+        source_date_epoch: session.source_date_epoch,
         runtime: args.runtime.clone(),
         grants: grants(args)?,
         host: crate::ir::Platform::host(),
         jobs: args.jobs.map(usize::from),
+        no_cache: session.no_cache.clone(),
+        scope: session.scope.clone(),
     };
     // Stages build concurrently, so every line names its stage.
     let report = |event: Event<'_>| match event {
         Event::NodeStarted { node } => printer.message(&format!("[{node}] start")),
-        Event::Output { node, line } => printer.message(&format!("[{node}]   | {line}")),
+        Event::StepStarted { .. } => {}
+        Event::Output { node, line, .. } => printer.message(&format!("[{node}]   | {line}")),
         Event::StepDone {
             node,
             step,
             summary,
-        } => printer.message(&format!("[{node}] {step:>2}. {summary}")),
+            cached,
+            ..
+        } => {
+            let cached = if cached { " (cached)" } else { "" };
+            printer.message(&format!("[{node}] {step:>2}. {summary}{cached}"));
+        }
     };
-    let images =
-        scheduler::build(&store, &graph, &ignore, &options, &report).map_err(Error::Build)?;
+    let images = scheduler::build(
+        &session.store,
+        &session.graph,
+        &session.context,
+        &options,
+        &report,
+    )
+    .map_err(Error::Build)?;
     for output in &outputs {
-        export::export(&store, &images, output).map_err(Error::Export)?;
+        export::export(&session.store, &images, output, compression).map_err(Error::Export)?;
     }
     let mut lines = String::new();
     for image in &images {

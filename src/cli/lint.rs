@@ -2,7 +2,8 @@
 
 use clap::Args;
 
-use super::{BuildArgs, load_ignore};
+use super::BuildArgs;
+use super::session::load_ignore;
 use crate::error::Error;
 use crate::printer::Printer;
 

@@ -1,12 +1,16 @@
 //! The command line: clap definitions, dispatch, and error rendering.
 //!
-//! Exit codes: 0 success, 1 build failed, 2 bad input or usage.
+//! Exit codes: 0 success, 1 build failed, 2 bad input or usage, 3 from
+//! `plan --detailed-exitcode` when something would be built.
 
 mod apply;
+mod convert;
 mod doctor;
+mod inspect;
 mod lint;
 mod plan;
 pub mod schema;
+mod session;
 mod store;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +20,7 @@ use clap::{Args, Parser, Subcommand};
 use indexmap::IndexMap;
 use miette::{GraphicalReportHandler, GraphicalTheme};
 
-use crate::context::{self, PatternMatcher};
+use crate::context::PatternMatcher;
 use crate::error::{EXIT_BAD_INPUT, EXIT_OK, Error};
 use crate::ir::Platform;
 use crate::printer::Printer;
@@ -26,7 +30,7 @@ use crate::printer::Printer;
 #[command(
     name = "imgbuild",
     version,
-    after_help = "Exit codes: 0 success, 1 build failed, 2 bad input or usage."
+    after_help = "Exit codes: 0 success, 1 build failed, 2 bad input or usage, 3 `plan --detailed-exitcode`: something would be built."
 )]
 pub struct Cli {
     /// What to do.
@@ -54,6 +58,11 @@ pub enum Command {
     /// Run the build checks (a Dockerfile's are `BuildKit`'s) and print what
     /// they find.
     Lint(lint::LintArgs),
+    /// Show what an image holds: layers, files, and space wasted on files
+    /// that later layers delete or replace.
+    Inspect(inspect::InspectArgs),
+    /// Write a Dockerfile as an `imgbuild.toml` manifest that builds the same images.
+    Convert(convert::ConvertArgs),
     /// Inspect and repair the content store.
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -100,6 +109,12 @@ pub struct BuildArgs {
     /// or the Dockerfile's directory.
     #[arg(value_name = "CONTEXT")]
     pub context: Option<PathBuf>,
+    /// Build every step again, ignoring the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Build the steps of this stage again, ignoring the cache (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
 }
 
 impl BuildArgs {
@@ -207,25 +222,6 @@ impl BuildArgs {
     }
 }
 
-/// Reads the ignore file: for a Dockerfile, `<Dockerfile>.dockerignore` next
-/// to it wins over `<context>/.dockerignore`.
-fn load_ignore(context: &Path, dockerfile: Option<&Path>) -> Result<PatternMatcher, Error> {
-    let patterns = match context::find_ignore_file(context, dockerfile) {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::Usage {
-                message: format!("cannot read `{}`: {e}", path.display()),
-                help: "check the file's permissions".into(),
-            })?;
-            context::parse_dockerignore(&text)
-        }
-        None => Vec::new(),
-    };
-    PatternMatcher::new(&patterns).map_err(|e| Error::Usage {
-        message: format!("invalid pattern in .dockerignore: {e}"),
-        help: "patterns follow Docker's .dockerignore syntax".into(),
-    })
-}
-
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
@@ -253,17 +249,23 @@ pub fn main() -> ExitCode {
         Printer::Default
     };
     let result = match &cli.command {
-        Command::Plan(args) => plan::run(args, printer),
-        Command::Apply(args) => apply::run(args, cli.store.as_deref(), printer),
-        Command::Lint(args) => lint::run(args, printer),
-        Command::Store(command) => store::run(command, cli.store.as_deref(), printer),
-        Command::Doctor { runtime } => {
-            doctor::run(cli.store.as_deref(), runtime.as_deref(), printer)
+        Command::Plan(args) => plan::run(args, cli.store.as_deref(), printer),
+        Command::Apply(args) => apply::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
+        Command::Lint(args) => lint::run(args, printer).map(|()| EXIT_OK),
+        Command::Store(command) => {
+            store::run(command, cli.store.as_deref(), printer).map(|()| EXIT_OK)
         }
-        Command::Schema => schema::run(printer),
+        Command::Doctor { runtime } => {
+            doctor::run(cli.store.as_deref(), runtime.as_deref(), printer).map(|()| EXIT_OK)
+        }
+        Command::Schema => schema::run(printer).map(|()| EXIT_OK),
+        Command::Inspect(args) => {
+            inspect::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK)
+        }
+        Command::Convert(args) => convert::run(args, printer).map(|()| EXIT_OK),
     };
     match result {
-        Ok(()) => ExitCode::from(EXIT_OK),
+        Ok(code) => ExitCode::from(code),
         Err(error) => {
             eprint!("{}", render_error(&error));
             ExitCode::from(error.exit_code())

@@ -3,13 +3,15 @@
 //! does ([`shell::ShellLex`]), and lowers the AST to the same IR as the TOML
 //! front end ([`load`]), with `BuildKit`'s argument scoping. `ONBUILD`
 //! triggers are stored and, when a base has them, lowered for the plan
-//! ([`lower_trigger`]). [`check`] runs `BuildKit`'s build checks.
+//! ([`lower_trigger`]). [`check`] runs `BuildKit`'s build checks;
+//! [`convert`] writes a Dockerfile as a manifest.
 //!
 //! Conformance with `BuildKit` is tested against its own test data
 //! (`../shared/conformance/buildkit`, or `$IMGBUILD_CONFORMANCE_DIR`);
 //! the tests print a skip message when that data is absent.
 
 pub mod check;
+mod convert;
 mod lower;
 mod mount;
 mod onbuild;
@@ -23,6 +25,7 @@ use std::sync::Arc;
 use crate::diagnostic::{Diagnostics, SourceFile};
 use crate::ir::Project;
 
+pub use convert::convert;
 pub use lower::{LoweredTrigger, lower_trigger};
 pub use onbuild::check_trigger;
 pub use parse::{
@@ -85,12 +88,18 @@ pub fn load(path: &Path) -> Result<Project, Error> {
 
 /// Parses and lowers Dockerfile `text`, naming it `name` in errors.
 pub fn parse_project(name: &str, text: &str) -> Result<Project, Diagnostics> {
+    let (source, dockerfile) = parse_source(name, text)?;
+    lower::lower(&dockerfile, source)
+}
+
+/// Parses Dockerfile `text` for building, naming it `name` in errors.
+fn parse_source(name: &str, text: &str) -> Result<(Arc<SourceFile>, Dockerfile), Diagnostics> {
     let source = Arc::new(SourceFile::new(name, text));
     let dockerfile = parse_for_build(text).map_err(|e| {
         let offset = offset_of(text, e.line, e.column);
         Diagnostics::from(source.error(offset..offset, e.message).with_help(e.help))
     })?;
-    lower::lower(&dockerfile, source)
+    Ok((source, dockerfile))
 }
 
 /// Runs the build checks on the Dockerfile at `path`.

@@ -2,6 +2,9 @@
 //! archive, a docker archive (`docker load`), or the final filesystem.
 
 mod archive;
+mod compress;
+
+pub use compress::compressed;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -102,13 +105,26 @@ impl Output {
     }
 }
 
-/// Writes `images` to `output`.
-pub fn export(store: &Store, images: &[BuiltImage], output: &Output) -> Result<(), ExportError> {
+/// Writes `images` to `output`; OCI layouts and archives get their
+/// uncompressed layers compressed with `compression`.
+pub fn export(
+    store: &Store,
+    images: &[BuiltImage],
+    output: &Output,
+    compression: layer::CompressionOptions,
+) -> Result<(), ExportError> {
+    let compress = |images: &[BuiltImage]| -> Result<Vec<BuiltImage>, ExportError> {
+        images
+            .iter()
+            .map(|image| compressed(store, image, compression))
+            .collect()
+    };
     match output {
-        Output::OciLayout(dir) => write_layout(store, images, dir, false),
+        Output::OciLayout(dir) => write_layout(store, &compress(images)?, dir, false),
         Output::OciArchive(file) => {
             let staging = staging_dir(store)?;
-            let result = write_layout(store, images, &staging, false)
+            let result = compress(images)
+                .and_then(|images| write_layout(store, &images, &staging, false))
                 .and_then(|()| archive::tar_dir(&staging, file));
             let _ = fs::remove_dir_all(&staging);
             result

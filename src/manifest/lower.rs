@@ -201,12 +201,16 @@ impl Lowerer {
 
     fn args(
         &mut self,
-        args: IndexMap<Spanned<String>, Spanned<Scalar>>,
+        args: IndexMap<Spanned<String>, Spanned<schema::ArgValue>>,
     ) -> IndexMap<String, Option<Template>> {
         args.into_iter()
             .filter_map(|(name, value)| {
-                self.arg_name(&name)
-                    .then(|| (name.into_inner(), Some(scalar(value))))
+                let span = value.span();
+                let default = match value.into_inner() {
+                    schema::ArgValue::Default(scalar) => Some(Located::new(scalar.to_text(), span)),
+                    schema::ArgValue::Unset(_) => None,
+                };
+                self.arg_name(&name).then(|| (name.into_inner(), default))
             })
             .collect()
     }
@@ -1119,8 +1123,9 @@ pub(crate) fn parse_duration(text: &str) -> Option<u64> {
     Some(total.round() as u64)
 }
 
-/// Parses a size in bytes: `1024`, `64k`, `64m`, `1g` (`kb`, `mib`, … too).
-pub(crate) fn parse_size(text: &str) -> Option<u64> {
+/// Parses a size in bytes: `1024`, `64k`, `64m`, `1g` (`kb`, `mib`, … too;
+/// binary multiples).
+pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim().to_ascii_lowercase();
     let digits_end = text
         .find(|c: char| !c.is_ascii_digit())

@@ -22,9 +22,10 @@ pub struct Manifest {
     #[serde(default)]
     pub build: Option<Build>,
     /// Build arguments and their defaults; override with `--arg NAME=VALUE`.
+    /// `NAME = {}` declares one without a default: unset unless given.
     #[serde(default)]
-    #[schemars(with = "IndexMap<String, Scalar>")]
-    pub args: IndexMap<Spanned<String>, Spanned<Scalar>>,
+    #[schemars(with = "IndexMap<String, ArgValue>")]
+    pub args: IndexMap<Spanned<String>, Spanned<ArgValue>>,
     /// Stages by name: each starts from a base and runs steps.
     #[serde(default)]
     #[schemars(with = "IndexMap<String, Stage>")]
@@ -67,6 +68,21 @@ pub enum ArgScope {
     /// A stage sees an argument once an `arg` step declares it, as in a Dockerfile.
     Declared,
 }
+
+/// An `[args]` entry: its default, or `{}` for none.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ArgValue {
+    /// The default value.
+    Default(Scalar),
+    /// Declared without a default (Dockerfile `ARG NAME` before `FROM`).
+    Unset(NoDefault),
+}
+
+/// The empty table `{}`: an argument without a default.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoDefault {}
 
 /// A string, number or boolean; numbers and booleans are used as their text.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -375,6 +375,15 @@ bad_manifest!(
 );
 
 bad_manifest!(
+    base_image_that_expands_to_nothing,
+    "[args]\nBASE = \"\"\n[stages.app]\nfrom = \"${BASE}\"\n[images.app]\nstage = \"app\"\n",
+    "the base image `${BASE}` expands to nothing",
+    4,
+    8,
+    "--arg NAME=VALUE"
+);
+
+bad_manifest!(
     unknown_arg_scope,
     "[build]\narg_scope = \"declard\"\n[stages.a]\nfrom = \"scratch\"\n",
     "unknown `arg_scope` `declard`",
