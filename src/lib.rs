@@ -20,6 +20,7 @@ pub mod lint;
 pub mod manifest;
 pub mod plan;
 pub mod printer;
+pub mod progress;
 pub mod scheduler;
 pub mod store;
 

@@ -12,7 +12,8 @@ use crate::exec::step::{Grants, SecretSource};
 use crate::export::{self, Output};
 use crate::layer::{Compression, CompressionOptions};
 use crate::printer::Printer;
-use crate::scheduler::{self, BuildOptions, Event};
+use crate::progress::{Progress, ProgressMode};
+use crate::scheduler::{self, BuildOptions};
 
 /// Flags of `imgbuild apply`.
 #[derive(Debug, Clone, Args)]
@@ -44,6 +45,15 @@ pub struct ApplyArgs {
     /// How many stages may build at once. Default: one per core.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+    /// How to show the build's progress on stderr; `-q` means `quiet`.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        default_value = "auto",
+        env = "IMGBUILD_PROGRESS"
+    )]
+    pub progress: ProgressMode,
 }
 
 /// Layer compression.
@@ -163,33 +173,32 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         no_cache: session.no_cache.clone(),
         scope: session.scope.clone(),
     };
-    // Stages build concurrently, so every line names its stage.
-    let report = |event: Event<'_>| match event {
-        Event::NodeStarted { node } => printer.message(&format!("[{node}] start")),
-        Event::StepStarted { .. } => {}
-        Event::Output { node, line, .. } => printer.message(&format!("[{node}]   | {line}")),
-        Event::StepDone {
-            node,
-            step,
-            summary,
-            cached,
-            ..
-        } => {
-            let cached = if cached { " (cached)" } else { "" };
-            printer.message(&format!("[{node}] {step:>2}. {summary}{cached}"));
-        }
-    };
-    let images = scheduler::build(
+    let progress =
+        Progress::new(args.progress, printer, &session.graph).map_err(|e| Error::Usage {
+            message: e.to_string(),
+            help: "use `--progress plain` when stderr is a file or a pipe".into(),
+        })?;
+    let built = scheduler::build(
         &session.store,
         &session.graph,
         &session.context,
         &options,
-        &report,
-    )
-    .map_err(Error::Build)?;
+        &|event| progress.event(&event),
+    );
+    let images = match built {
+        Ok(images) => images,
+        Err(e) => {
+            progress.fail(&e);
+            return Err(Error::Build(e));
+        }
+    };
     for output in &outputs {
-        export::export(&session.store, &images, output, compression).map_err(Error::Export)?;
+        if let Err(e) = export::export(&session.store, &images, output, compression) {
+            progress.fail(&e);
+            return Err(Error::Export(e));
+        }
     }
+    progress.finish(&images);
     let mut lines = String::new();
     for image in &images {
         let _ = write!(lines, "{} {}", image.name, image.descriptor.digest);
