@@ -46,6 +46,11 @@ pub enum Error {
     /// An output could not be written.
     #[error(transparent)]
     Export(crate::export::ExportError),
+    /// The build checks found something and the file makes that an error
+    /// (`# check=error=true`); the findings are printed already.
+    #[error("the build checks failed")]
+    #[diagnostic(help("fix what the checks found, or skip those checks with `# check=skip=RULE`"))]
+    ChecksFailed,
     /// `doctor` found something that keeps `run` steps from working.
     #[error("this machine cannot run `run` steps yet")]
     #[diagnostic(help("fix the lines marked FAIL above"))]
@@ -76,6 +81,7 @@ impl Error {
                 EXIT_BAD_INPUT
             }
             Error::Output(_)
+            | Error::ChecksFailed
             | Error::Build(_)
             | Error::Store(_)
             | Error::Export(_)

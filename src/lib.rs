@@ -16,6 +16,7 @@ pub mod image;
 pub mod inspect;
 pub mod ir;
 pub mod layer;
+pub mod lint;
 pub mod manifest;
 pub mod plan;
 pub mod printer;

@@ -143,7 +143,7 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
             help: "write e.g. `--output type=oci-layout,dest=out`".into(),
         })?;
     let compression = compression(args)?;
-    let session = Session::prepare(&args.build, store_dir)?;
+    let session = Session::prepare(&args.build, store_dir, printer)?;
     // Refused before building, not after: a docker archive holds one platform per image.
     if outputs
         .iter()

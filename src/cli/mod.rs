@@ -8,19 +8,21 @@ mod convert;
 mod doctor;
 mod du;
 mod inspect;
+mod lint;
 mod plan;
 mod prune;
 pub mod schema;
 mod session;
 mod store;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use indexmap::IndexMap;
 use miette::{GraphicalReportHandler, GraphicalTheme};
 
+use crate::context::PatternMatcher;
 use crate::error::{EXIT_BAD_INPUT, EXIT_OK, Error};
 use crate::ir::Platform;
 use crate::printer::Printer;
@@ -55,6 +57,9 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Build the images, keep them in the store, and write any `--output`.
     Apply(apply::ApplyArgs),
+    /// Run the build checks (a Dockerfile's are `BuildKit`'s) and print what
+    /// they find.
+    Lint(lint::LintArgs),
     /// Show what an image holds: layers, files, and space wasted on files
     /// that later layers delete or replace.
     Inspect(inspect::InspectArgs),
@@ -160,8 +165,76 @@ impl BuildArgs {
             targets: self.targets.clone(),
             platforms,
             args,
+            base_dir: self.file_dir(),
             ..crate::plan::Request::default()
         })
+    }
+
+    /// The Dockerfile, when `--file` is one.
+    pub fn dockerfile(&self) -> Option<&Path> {
+        self.is_dockerfile().then_some(self.file.as_path())
+    }
+
+    /// The build context: the `CONTEXT` argument, else the one the project names.
+    pub fn context_dir(&self, project: &crate::ir::Project) -> PathBuf {
+        match &self.context {
+            Some(dir) => dir.clone(),
+            None => self.file_dir().join(&project.context.value),
+        }
+    }
+
+    /// The options of the build checks for `request`.
+    fn check_options<'a>(
+        request: &'a crate::plan::Request,
+        ignore: &'a PatternMatcher,
+        base_dir: &'a Path,
+    ) -> crate::dockerfile::check::CheckOptions<'a> {
+        crate::dockerfile::check::CheckOptions {
+            args: &request.args,
+            target: request
+                .platforms
+                .first()
+                .cloned()
+                .unwrap_or_else(|| request.host.clone()),
+            host: request.host.clone(),
+            ignore: Some(ignore),
+            base_dir,
+        }
+    }
+
+    /// Runs the build checks of a Dockerfile and prints what they find to
+    /// stderr; fails when the file makes its findings errors.
+    pub fn run_checks(
+        &self,
+        request: &crate::plan::Request,
+        ignore: &PatternMatcher,
+        printer: Printer,
+    ) -> Result<(), Error> {
+        let Some(file) = self.dockerfile() else {
+            return Ok(());
+        };
+        let base_dir = self.file_dir();
+        let options = Self::check_options(request, ignore, &base_dir);
+        let findings = crate::dockerfile::check_file(file, &options)?;
+        if findings.is_empty() {
+            return Ok(());
+        }
+        let text = crate::lint::render(&findings);
+        if crate::lint::has_errors(&findings) {
+            eprint!("{text}");
+            return Err(Error::ChecksFailed);
+        }
+        printer.message(text.trim_end());
+        Ok(())
+    }
+
+    /// The directory of the manifest or Dockerfile: where relative paths in it start.
+    pub fn file_dir(&self) -> PathBuf {
+        self.file
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."))
     }
 }
 
@@ -200,6 +273,7 @@ pub fn main() -> ExitCode {
         Command::Prune(args) => {
             prune::run(args, cli.store.as_deref(), cli.verbose > 0, printer).map(|()| EXIT_OK)
         }
+        Command::Lint(args) => lint::run(args, printer).map(|()| EXIT_OK),
         Command::Store(command) => {
             store::run(command, cli.store.as_deref(), printer).map(|()| EXIT_OK)
         }

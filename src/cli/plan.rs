@@ -26,7 +26,7 @@ pub struct PlanArgs {
 
 /// Plans and prints; returns the exit code.
 pub fn run(args: &PlanArgs, store_dir: Option<&Path>, printer: Printer) -> Result<u8, Error> {
-    let session = Session::prepare(&args.build, store_dir)?;
+    let session = Session::prepare(&args.build, store_dir, printer)?;
     let mut plan = Plan::new(&session.project, &session.graph);
     plan::predict(&mut plan, &session.graph, &session.cache_query());
     let text = if args.json {

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::ir::{BuildGraph, Project};
 use crate::plan::cache::{ContextFiles, NoCache};
 use crate::plan::{self, CacheQuery};
+use crate::printer::Printer;
 use crate::scheduler::key_settings;
 use crate::store::Store;
 
@@ -35,24 +36,22 @@ pub struct Session {
 }
 
 impl Session {
-    /// Loads, resolves and checks everything `build` names.
-    pub fn prepare(build: &BuildArgs, store_dir: Option<&Path>) -> Result<Session, Error> {
+    /// Loads, resolves and checks everything `build` names; a Dockerfile's
+    /// build checks print their findings through `printer`.
+    pub fn prepare(
+        build: &BuildArgs,
+        store_dir: Option<&Path>,
+        printer: Printer,
+    ) -> Result<Session, Error> {
         let source_date_epoch = source_date_epoch()?;
         let project = build.load()?;
-        let graph = plan::resolve_graph(&project, &build.request()?)?;
+        let request = build.request()?;
+        let manifest_dir = build.file_dir();
+        let context_dir = build.context_dir(&project);
+        let ignore = load_ignore(&context_dir, build.dockerfile())?;
+        build.run_checks(&request, &ignore, printer)?;
+        let graph = plan::resolve_graph(&project, &request)?;
         let no_cache = no_cache(build, &project)?;
-        let manifest_dir = build
-            .file
-            .parent()
-            .map(Path::to_path_buf)
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from("."));
-        let context_dir = match &build.context {
-            Some(dir) => dir.clone(),
-            None => manifest_dir.join(&project.context.value),
-        };
-        let dockerfile = build.is_dockerfile().then_some(build.file.as_path());
-        let ignore = load_ignore(&context_dir, dockerfile)?;
         let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
             .map_err(Error::Store)?;
         let context = ContextFiles::new(&context_dir, ignore, Some(&store));
@@ -118,7 +117,10 @@ fn no_cache(build: &BuildArgs, project: &Project) -> Result<NoCache, Error> {
 
 /// Reads the ignore file: for a Dockerfile, `<Dockerfile>.dockerignore` next
 /// to it wins over `<context>/.dockerignore`.
-fn load_ignore(context: &Path, dockerfile: Option<&Path>) -> Result<PatternMatcher, Error> {
+pub(super) fn load_ignore(
+    context: &Path,
+    dockerfile: Option<&Path>,
+) -> Result<PatternMatcher, Error> {
     let patterns = match context::find_ignore_file(context, dockerfile) {
         Some(path) => {
             let text = std::fs::read_to_string(&path).map_err(|e| Error::Usage {

@@ -189,6 +189,14 @@ impl PatternMatcher {
         self.patterns.is_empty()
     }
 
+    /// Whether a pattern excludes every entry of the context root (`*`,
+    /// `**` or `**/*`), so copying the root itself copies nothing.
+    pub fn ignores_everything(&self) -> bool {
+        self.patterns
+            .iter()
+            .any(|p| !p.exception && matches!(p.cleaned.as_str(), "*" | "**" | "**/*"))
+    }
+
     /// Whether any pattern is an exception (`!pattern`); Go's `Exclusions()`.
     pub fn has_exceptions(&self) -> bool {
         !self.exception_prefixes.is_empty()

@@ -147,6 +147,7 @@ fn definition(project: &Project) -> Vec<Part> {
         context,
         platforms,
         args,
+        arg_scope,
         stages,
         images,
         groups,
@@ -168,6 +169,7 @@ fn definition(project: &Project) -> Vec<Part> {
             json(&platform_names(platforms)),
         ),
         part("the arguments".into(), None, json(args)),
+        part("the argument scope".into(), None, json(arg_scope)),
     ];
     for (key, stage) in stages {
         let Stage {

@@ -2,12 +2,15 @@
 //! front end builds, so planning and building are shared.
 //!
 //! Each `FROM` starts a stage (named by `AS`, else by its index). `RUN`,
-//! `COPY`, `ADD`, `ENV`, `ARG`, `WORKDIR`, `USER` and `SHELL` become steps;
-//! `LABEL`, `EXPOSE`, `VOLUME`, `ENTRYPOINT`, `CMD`, `HEALTHCHECK`,
-//! `STOPSIGNAL` and `MAINTAINER` set the stage's image config. Variables
-//! stay templates for the plan to expand; quotes and escapes are removed
-//! here (see [`super::word`]). Every stage becomes an image of the same name,
-//! and the group `default` holds the last stage, so `--target STAGE` works.
+//! `COPY`, `ADD`, `ENV`, `ARG`, `WORKDIR`, `USER`, `SHELL`, and the config
+//! instructions whose values are expanded (`LABEL`, `EXPOSE`, `VOLUME`,
+//! `STOPSIGNAL`, and `MAINTAINER` as a label) become steps, so each sees the
+//! variables of its own position; `ENTRYPOINT`, `CMD`, `HEALTHCHECK` and
+//! `ONBUILD` set the stage's image config. Variables stay templates for the
+//! plan to expand, with `BuildKit`'s argument scoping ([`ArgScope::Declared`]);
+//! quotes and escapes are removed here (see [`super::word`]). Every stage
+//! becomes an image of the same name, and the group `default` holds the last
+//! stage, so `--target STAGE` works.
 //!
 //! Errors are collected, not returned at the first one, and each names the
 //! line and column of the offending instruction or flag.
@@ -17,12 +20,13 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 use super::mount::{self, MountError};
+use super::onbuild;
 use super::parse::{Dockerfile, Heredoc, Instruction, InstructionArgs};
 use super::word::{self, WordError, has_variable};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, suggest};
 use crate::ir::{
-    self, Command, Copy, File, Group, Healthcheck, Image, Located, Network, Project, Run, Span,
-    Stage, StageConfig, StagePlatform, Step, Template,
+    self, ArgScope, Command, Copy, File, Group, Healthcheck, Image, Located, Network, Project, Run,
+    Span, Stage, StageConfig, StagePlatform, Step, Template,
 };
 use crate::manifest::parse_duration;
 use crate::plan::PREDEFINED_ARGS;
@@ -157,6 +161,7 @@ pub fn lower_placed(
         context: Located::new(".".to_owned(), 0..0),
         platforms: Vec::new(),
         args: lower.args,
+        arg_scope: ArgScope::Declared,
         stages,
         images,
         groups,
@@ -165,12 +170,55 @@ pub fn lower_placed(
     Ok((project, placements))
 }
 
+/// What one `ONBUILD` trigger does in the stage that runs it: its steps,
+/// and the image settings it changes (`CMD`, `ENTRYPOINT`, `HEALTHCHECK`).
+#[derive(Debug, Clone)]
+pub struct LoweredTrigger {
+    /// The steps, in order.
+    pub steps: Vec<Step<Template>>,
+    /// The settings the trigger sets; the rest stay at their defaults.
+    pub config: StageConfig<Template>,
+}
+
+/// Lowers the `ONBUILD` trigger `trigger` (one Dockerfile instruction, as an
+/// image stores it) for a stage of a project whose stages are `stages`, in
+/// order, so `--from=INDEX` and stage names resolve. Errors point into the
+/// trigger's text, named `ONBUILD trigger`.
+pub fn lower_trigger(trigger: &str, stages: &[&str]) -> Result<LoweredTrigger, Diagnostics> {
+    let source = Arc::new(SourceFile::new("ONBUILD trigger", trigger));
+    let inst = onbuild::parse_trigger(trigger).map_err(|e| {
+        Diagnostics::from(source.error(0..trigger.len(), e.message).with_help(e.help))
+    })?;
+    let placeholder = |name: &str| Stage {
+        name: Located::new(name.to_owned(), 0..0),
+        from: Located::new("scratch".to_owned(), 0..0),
+        platform: None,
+        config: StageConfig::default(),
+        steps: Vec::new(),
+    };
+    let mut lower = Lowerer {
+        source: Arc::clone(&source),
+        escape: '\\',
+        errors: Vec::new(),
+        args: IndexMap::new(),
+        stages: stages.iter().map(|name| placeholder(name)).collect(),
+    };
+    lower.stages.push(placeholder(""));
+    lower.instruction(&inst);
+    Diagnostics::check(lower.errors)?;
+    let stage = lower.stages.pop().expect("the trigger's stage");
+    Ok(LoweredTrigger {
+        steps: stage.steps,
+        config: stage.config,
+    })
+}
+
 struct Lowerer {
     source: Arc<SourceFile>,
     escape: char,
     errors: Vec<Diagnostic>,
     /// Global `ARG`s, declared before the first `FROM`.
-    args: IndexMap<String, Template>,
+    args: IndexMap<String, Option<Template>>,
     stages: Vec<Stage>,
 }
 
@@ -266,14 +314,6 @@ impl Lowerer {
             self.from(inst);
             return;
         }
-        if inst.name == "onbuild" {
-            self.error(
-                self.line_span(inst),
-                "`ONBUILD` is not supported yet",
-                "imgbuild cannot store triggers in an image; run the instruction in the stages that need it",
-            );
-            return;
-        }
         if !INSTRUCTIONS.contains(&inst.name.as_str()) {
             self.error(
                 self.line_span(inst),
@@ -301,6 +341,7 @@ impl Lowerer {
             "run" => self.run(inst, &flags),
             "copy" | "add" => self.copy(inst, &flags),
             "healthcheck" => self.healthcheck(inst, &flags),
+            "onbuild" => self.onbuild(inst),
             _ => self.setting(inst),
         }
     }
@@ -470,12 +511,34 @@ impl Lowerer {
             return;
         }
         for (name, default) in self.arg_words(inst) {
-            if PREDEFINED_ARGS.contains(&name.value.as_str()) {
+            // Without a value, a predefined argument keeps the platform's value.
+            if default.is_none() && PREDEFINED_ARGS.contains(&name.value.as_str()) {
                 continue;
             }
-            let default = default.unwrap_or_else(|| Located::new(String::new(), name.span));
             self.args.insert(name.value, default);
         }
+    }
+
+    /// `ONBUILD INSTRUCTION`: stored in the image config as Docker does.
+    fn onbuild(&mut self, inst: &Instruction) {
+        let InstructionArgs::Onbuild(inner) = &inst.args else {
+            self.error(
+                self.line_span(inst),
+                "ONBUILD requires at least one argument",
+                "write e.g. `ONBUILD RUN make` or `ONBUILD COPY . /app`",
+            );
+            return;
+        };
+        if let Err((message, help)) = onbuild::check_inner(inner) {
+            self.error(self.line_span(inst), message, help);
+            return;
+        }
+        let expression = onbuild::expression(inst);
+        if let Err(e) = onbuild::parse_trigger(&expression) {
+            self.error(self.line_span(inst), e.message, e.help);
+            return;
+        }
+        self.stage().config.onbuild.push(expression);
     }
 
     fn run(&mut self, inst: &Instruction, flags: &Flags) {
@@ -560,7 +623,7 @@ impl Lowerer {
             }
         };
         match mount::parse(value, &template, &stage_ref) {
-            Ok(m) => Some(locate_mount(m, span)),
+            Ok(m) => Some(m.map(&mut |s| Located::new(s, span.clone()))),
             Err(MountError { message, help }) => {
                 self.error(span.clone(), format!("invalid `--mount`: {message}"), help);
                 None
@@ -803,6 +866,7 @@ impl Lowerer {
                 self.stage().steps.push(Step::Env { vars });
             }
             ("label", InstructionArgs::KeyValues { pairs, .. }) => {
+                let mut labels = IndexMap::new();
                 for (key, value) in pairs {
                     let Some(key) = self.word(inst, key, &mut cursor) else {
                         return;
@@ -818,24 +882,18 @@ impl Lowerer {
                     let Some(value) = self.word(inst, value, &mut cursor) else {
                         return;
                     };
-                    self.stage().config.labels.insert(key.value, value);
+                    labels.insert(key.value, value);
                 }
+                self.stage().steps.push(Step::Label { labels });
             }
             ("maintainer", InstructionArgs::Shell(text)) => {
                 let span = self.line_span(inst);
                 let value = text.replace('$', "\\$");
-                self.stage()
-                    .config
-                    .labels
-                    .insert("maintainer".to_owned(), Located::new(value, span));
+                let labels = IndexMap::from([("maintainer".to_owned(), Located::new(value, span))]);
+                self.stage().steps.push(Step::Label { labels });
             }
             ("arg", _) => {
                 for (name, default) in self.arg_words(inst) {
-                    let default = if PREDEFINED_ARGS.contains(&name.value.as_str()) {
-                        None
-                    } else {
-                        default
-                    };
                     self.stage().steps.push(Step::Arg {
                         name: name.value,
                         default,
@@ -850,7 +908,7 @@ impl Lowerer {
                 match inst.name.as_str() {
                     "workdir" => stage.steps.push(Step::Workdir { path: value }),
                     "user" => stage.steps.push(Step::User { user: value }),
-                    _ => stage.config.stopsignal = Some(value),
+                    _ => stage.steps.push(Step::Stopsignal { signal: value }),
                 }
             }
             ("shell", InstructionArgs::Json(argv)) if !argv.is_empty() => {
@@ -863,20 +921,22 @@ impl Lowerer {
                 "write e.g. `SHELL [\"/bin/bash\", \"-c\"]`",
             ),
             ("expose", InstructionArgs::Words(words)) => {
-                for w in words {
-                    if let Some(port) = self.word(inst, w, &mut cursor) {
-                        self.stage().config.expose.push(port);
-                    }
-                }
+                let ports = words
+                    .iter()
+                    .filter_map(|w| self.word(inst, w, &mut cursor))
+                    .collect();
+                self.stage().steps.push(Step::Expose { ports });
             }
             ("volume", InstructionArgs::Words(words) | InstructionArgs::Json(words)) => {
                 let quotes = matches!(inst.args, InstructionArgs::Words(_));
+                let mut paths = Vec::new();
                 for w in words {
                     let span = self.locate(inst, w, &mut cursor);
                     if let Some(volume) = self.template(w, span, quotes) {
-                        self.stage().config.volumes.push(volume);
+                        paths.push(volume);
                     }
                 }
+                self.stage().steps.push(Step::Volume { paths });
             }
             ("entrypoint" | "cmd", args) => {
                 let command = match args {
@@ -931,78 +991,5 @@ fn heredoc_for<'h>(word: &str, heredocs: &'h [Heredoc]) -> Option<&'h Heredoc> {
     heredocs.iter().find(|h| h.name == name)
 }
 
-/// Gives every string of a parsed mount the span of its `--mount` flag.
-fn locate_mount(mount: ir::Mount<String>, span: &Span) -> ir::Mount<Template> {
-    let at = |s: String| Located::new(s, span.clone());
-    let opt = |s: Option<String>| s.map(|s| Located::new(s, span.clone()));
-    match mount {
-        ir::Mount::Cache {
-            target,
-            id,
-            sharing,
-            from,
-            source,
-            mode,
-            uid,
-            gid,
-            readonly,
-        } => ir::Mount::Cache {
-            target: at(target),
-            id: opt(id),
-            sharing,
-            from: opt(from),
-            source: opt(source),
-            mode,
-            uid,
-            gid,
-            readonly,
-        },
-        ir::Mount::Secret {
-            id,
-            target,
-            env,
-            required,
-            mode,
-            uid,
-            gid,
-        } => ir::Mount::Secret {
-            id: opt(id),
-            target: opt(target),
-            env: opt(env),
-            required,
-            mode,
-            uid,
-            gid,
-        },
-        ir::Mount::Bind {
-            target,
-            source,
-            from,
-            rw,
-        } => ir::Mount::Bind {
-            target: at(target),
-            source: opt(source),
-            from: opt(from),
-            rw,
-        },
-        ir::Mount::Tmpfs { target, size } => ir::Mount::Tmpfs {
-            target: at(target),
-            size,
-        },
-        ir::Mount::Ssh {
-            id,
-            target,
-            required,
-            mode,
-            uid,
-            gid,
-        } => ir::Mount::Ssh {
-            id: opt(id),
-            target: opt(target),
-            required,
-            mode,
-            uid,
-            gid,
-        },
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -1,15 +1,20 @@
 //! Dockerfile importer: reads a Dockerfile into an owned AST with `BuildKit`'s
 //! parser semantics ([`parse()`]), expands shell words the way `BuildKit`
 //! does ([`shell::ShellLex`]), and lowers the AST to the same IR as the TOML
-//! front end ([`load`]). [`convert`] writes a Dockerfile as a manifest.
+//! front end ([`load`]), with `BuildKit`'s argument scoping. `ONBUILD`
+//! triggers are stored and, when a base has them, lowered for the plan
+//! ([`lower_trigger`]). [`check`] runs `BuildKit`'s build checks;
+//! [`convert`] writes a Dockerfile as a manifest.
 //!
 //! Conformance with `BuildKit` is tested against its own test data
 //! (`../shared/conformance/buildkit`, or `$IMGBUILD_CONFORMANCE_DIR`);
 //! the tests print a skip message when that data is absent.
 
+pub mod check;
 mod convert;
 mod lower;
 mod mount;
+mod onbuild;
 pub mod parse;
 pub mod shell;
 mod word;
@@ -21,6 +26,8 @@ use crate::diagnostic::{Diagnostics, SourceFile};
 use crate::ir::Project;
 
 pub use convert::convert;
+pub use lower::{LoweredTrigger, lower_trigger};
+pub use onbuild::check_trigger;
 pub use parse::{
     Directives, Dockerfile, Heredoc, Instruction, InstructionArgs, parse, parse_for_build,
 };
@@ -93,6 +100,33 @@ fn parse_source(name: &str, text: &str) -> Result<(Arc<SourceFile>, Dockerfile),
         Diagnostics::from(source.error(offset..offset, e.message).with_help(e.help))
     })?;
     Ok((source, dockerfile))
+}
+
+/// Runs the build checks on the Dockerfile at `path`.
+pub fn check_file(
+    path: &Path,
+    options: &check::CheckOptions<'_>,
+) -> Result<Vec<crate::lint::Finding>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(check_text(&path.display().to_string(), &text, options)?)
+}
+
+/// Runs the build checks on Dockerfile `text`, naming it `name`.
+pub fn check_text(
+    name: &str,
+    text: &str,
+    options: &check::CheckOptions<'_>,
+) -> Result<Vec<crate::lint::Finding>, Diagnostics> {
+    let source = SourceFile::new(name, text);
+    let at = |e: DockerfileError| {
+        let offset = offset_of(text, e.line, e.column);
+        Diagnostics::from(source.error(offset..offset, e.message).with_help(e.help))
+    };
+    let dockerfile = parse(text).map_err(at)?;
+    check::check(&dockerfile, &source, options).map_err(at)
 }
 
 /// The byte offset of 1-based `line` and `column` in `text`.

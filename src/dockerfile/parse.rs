@@ -63,6 +63,11 @@ pub struct Instruction {
     pub args: InstructionArgs,
     /// Heredocs attached to `RUN`/`COPY`/`ADD` (also under `ONBUILD`).
     pub heredocs: Vec<Heredoc>,
+    /// The comments above the instruction, without `#` (`BuildKit`'s
+    /// `PrevComment`): those since the previous instruction or a bare `#`,
+    /// parser directives excluded. A `check=` among them applies to this
+    /// instruction's build checks.
+    pub comments: Vec<String>,
     /// The logical line after joining continuations and removing comments.
     pub original: String,
     /// Byte range in the source, from the instruction's first line to the
@@ -144,6 +149,19 @@ pub fn parse(text: &str) -> Result<Dockerfile, DockerfileError> {
 /// `parse-dockerfile` crate (stage structure, instruction forms).
 pub fn parse_for_build(text: &str) -> Result<Dockerfile, DockerfileError> {
     let df = parse(text)?;
+    // BuildKit's own words for ONBUILD misuse, before the crate's.
+    for inst in df.instructions.iter().filter(|i| i.name == "onbuild") {
+        let refused = match &inst.args {
+            InstructionArgs::Onbuild(inner) => super::onbuild::check_inner(inner).err(),
+            _ => Some((
+                "ONBUILD requires at least one argument".to_owned(),
+                "write e.g. `ONBUILD RUN make` or `ONBUILD COPY . /app`".to_owned(),
+            )),
+        };
+        if let Some((message, help)) = refused {
+            return Err(DockerfileError::new(inst.line, 1, message, &help));
+        }
+    }
     if let Err(e) = parse_dockerfile::parse(text) {
         let msg = format!("{e:#}");
         return Err(DockerfileError::new(
@@ -378,13 +396,14 @@ impl<'a> Parser<'a> {
     }
 
     /// `BuildKit`'s `processLine`: trims the newline (and leading whitespace
-    /// for a first line), applies directives and drops comment lines.
+    /// for a first line), applies directives and drops comment lines. Also
+    /// says whether the line was a parser directive.
     fn process_line(
         &mut self,
         raw: &'a str,
         strip_left: bool,
         lineno: usize,
-    ) -> Result<&'a str, DockerfileError> {
+    ) -> Result<(&'a str, bool), DockerfileError> {
         let mut token = trim_newline(raw);
         if strip_left {
             token = token.trim_start();
@@ -396,6 +415,7 @@ impl<'a> Parser<'a> {
                 "remove the repeated parser directive; each may appear once at the top of the file",
             )
         })?;
+        let is_directive = directive.is_some();
         if let Some((key, value)) = directive {
             match key.as_str() {
                 "escape" => {
@@ -412,7 +432,7 @@ impl<'a> Parser<'a> {
                 _ => self.directives.check = Some(value),
             }
         }
-        Ok(if is_comment(token) { "" } else { token })
+        Ok((if is_comment(token) { "" } else { token }, is_directive))
     }
 
     /// `BuildKit`'s `trimContinuationCharacter`: returns the line without a
@@ -435,11 +455,23 @@ impl<'a> Parser<'a> {
     fn run(mut self) -> Result<Dockerfile, DockerfileError> {
         let mut instructions = Vec::new();
         let mut warnings = Vec::new();
+        let mut comments: Vec<String> = Vec::new();
         let mut i = 0;
         while i < self.lines.len() {
             let Line { raw, start } = self.lines[i];
             let lineno = i + 1;
-            let first = self.process_line(raw, true, lineno)?;
+            if let Some(comment) = trim_newline(raw).trim_start().strip_prefix('#') {
+                let comment = comment.trim();
+                if comment.is_empty() {
+                    comments.clear();
+                } else {
+                    comments.push(comment.to_owned());
+                }
+            }
+            let (first, is_directive) = self.process_line(raw, true, lineno)?;
+            if is_directive {
+                comments.pop();
+            }
             i += 1;
             let (first, mut end_of_line) = self.trim_continuation(first);
             if end_of_line && first.is_empty() {
@@ -449,7 +481,7 @@ impl<'a> Parser<'a> {
             let mut has_empty_continuation = false;
             while !end_of_line && i < self.lines.len() {
                 let raw = self.lines[i].raw;
-                let line = self.process_line(raw, false, i + 1)?;
+                let (line, _) = self.process_line(raw, false, i + 1)?;
                 i += 1;
                 if is_comment(raw) {
                     continue;
@@ -515,6 +547,7 @@ impl<'a> Parser<'a> {
             inst.span = start..end;
             inst.line = lineno;
             inst.end_line = i;
+            inst.comments = std::mem::take(&mut comments);
             instructions.push(inst);
         }
         if instructions.is_empty() {
@@ -570,6 +603,7 @@ fn new_instruction(line: &str, escape: char) -> Result<Instruction, String> {
         flags,
         args,
         heredocs: Vec::new(),
+        comments: Vec::new(),
         original: line.to_string(),
         span: 0..0,
         line: 0,

@@ -2,7 +2,7 @@
 //!
 //! Base-image configs are read tolerantly (Docker's configs carry fields the
 //! OCI spec does not); ours are built with oci-spec, plus the Docker fields
-//! that it lacks (`Healthcheck`, `Shell`), and written through
+//! that it lacks (`Healthcheck`, `Shell`, `OnBuild`), and written through
 //! [`to_canonical_json`].
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,6 +43,9 @@ pub struct RuntimeConfig {
     pub healthcheck: Option<Value>,
     /// Docker's shell for shell-form commands.
     pub shell: Option<Vec<String>>,
+    /// Docker's `OnBuild` triggers: instructions a build starting from the
+    /// image runs first.
+    pub onbuild: Vec<String>,
 }
 
 impl RuntimeConfig {
@@ -159,6 +162,7 @@ impl ImageConfig {
             stop_signal: text(c, "StopSignal").filter(|s| !s.is_empty()),
             healthcheck: c.get("Healthcheck").filter(|h| !h.is_null()).cloned(),
             shell: strings(c, "Shell"),
+            onbuild: strings(c, "OnBuild").unwrap_or_default(),
         };
         let diff_ids = doc
             .pointer("/rootfs/diff_ids")
@@ -285,6 +289,9 @@ impl ImageConfig {
         if let Some(shell) = &r.shell {
             config.insert("Shell".into(), serde_json::json!(shell));
         }
+        if !r.onbuild.is_empty() {
+            config.insert("OnBuild".into(), serde_json::json!(r.onbuild));
+        }
         to_canonical_json(&sorted(doc))
     }
 }
@@ -322,4 +329,27 @@ pub fn healthcheck_json(check: &Healthcheck) -> Value {
         doc["Retries"] = retries.into();
     }
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn onbuild_triggers_are_read_and_written_as_docker_does() {
+        let docker = br#"{"os":"linux","architecture":"amd64","config":{"OnBuild":["RUN make","COPY . /src"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let config = ImageConfig::from_json(docker).unwrap();
+        assert_eq!(config.runtime.onbuild, ["RUN make", "COPY . /src"]);
+        let written: Value = serde_json::from_slice(&config.to_json()).unwrap();
+        assert_eq!(
+            written["config"]["OnBuild"],
+            serde_json::json!(["RUN make", "COPY . /src"])
+        );
+
+        let none = br#"{"os":"linux","architecture":"amd64","config":{"OnBuild":null}}"#;
+        let config = ImageConfig::from_json(none).unwrap();
+        assert!(config.runtime.onbuild.is_empty());
+        let written: Value = serde_json::from_slice(&config.to_json()).unwrap();
+        assert!(written["config"].get("OnBuild").is_none(), "{written}");
+    }
 }

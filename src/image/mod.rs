@@ -260,6 +260,16 @@ pub fn select_platform(
     platform: &Platform,
 ) -> Result<Digest, ImageError> {
     let doc = read_json(store, digest)?;
+    pick_manifest(&doc, digest, platform)
+}
+
+/// The manifest for `platform` named by `doc`, the document with `digest`:
+/// itself when it is a manifest, else the matching entry of the index.
+pub fn pick_manifest(
+    doc: &Value,
+    digest: &Digest,
+    platform: &Platform,
+) -> Result<Digest, ImageError> {
     let media_type = doc
         .get("mediaType")
         .and_then(Value::as_str)

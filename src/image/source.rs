@@ -164,53 +164,7 @@ fn import_layout(
     platform: &Platform,
 ) -> Result<Image, ImageError> {
     let index = read_json_file(&dir.join("index.json"))?;
-    let manifests = index
-        .get("manifests")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let name = |m: &Value| {
-        m.pointer(&format!("/annotations/{}", REF_NAME.replace('/', "~1")))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let chosen = match tag {
-        Some(tag) => manifests.iter().find(|m| {
-            name(m).as_deref() == Some(tag)
-                || m.pointer("/annotations/io.containerd.image.name")
-                    .and_then(Value::as_str)
-                    == Some(tag)
-        }),
-        None if manifests.len() == 1 => manifests.first(),
-        None => None,
-    };
-    let Some(chosen) = chosen else {
-        let tags: Vec<String> = manifests.iter().filter_map(name).collect();
-        return Err(source_error(
-            match tag {
-                Some(tag) => format!("no image tagged `{tag}` in `{}`", dir.display()),
-                None => format!(
-                    "`{}` holds {} images; name one with `:TAG`",
-                    dir.display(),
-                    manifests.len()
-                ),
-            },
-            &format!(
-                "tags in it: {}",
-                if tags.is_empty() {
-                    "none".to_owned()
-                } else {
-                    tags.join(", ")
-                }
-            ),
-        ));
-    };
-    let top = Digest::parse(
-        chosen
-            .get("digest")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
-    )?;
+    let top = tagged_manifest(&index, tag, &dir.display().to_string())?;
     import_blob(store, dir, &top)?;
     let manifest = select_platform(store, &top, platform)?;
     import_blob(store, dir, &manifest)?;
@@ -241,6 +195,187 @@ fn import_layout(
     let image = read_image(store, &manifest)?;
     check_platform(&image.config, platform, &dir.display().to_string())?;
     Ok(image)
+}
+
+/// The digest of the manifest (or index) tagged `tag` in an OCI layout's
+/// `index.json`; without a tag, its only entry.
+fn tagged_manifest(index: &Value, tag: Option<&str>, name: &str) -> Result<Digest, ImageError> {
+    let manifests = index
+        .get("manifests")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let ref_name = |m: &Value| {
+        m.pointer(&format!("/annotations/{}", REF_NAME.replace('/', "~1")))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let chosen = match tag {
+        Some(tag) => manifests.iter().find(|m| {
+            ref_name(m).as_deref() == Some(tag)
+                || m.pointer("/annotations/io.containerd.image.name")
+                    .and_then(Value::as_str)
+                    == Some(tag)
+        }),
+        None if manifests.len() == 1 => manifests.first(),
+        None => None,
+    };
+    let Some(chosen) = chosen else {
+        let tags: Vec<String> = manifests.iter().filter_map(ref_name).collect();
+        return Err(source_error(
+            match tag {
+                Some(tag) => format!("no image tagged `{tag}` in `{name}`"),
+                None => format!(
+                    "`{name}` holds {} images; name one with `:TAG`",
+                    manifests.len()
+                ),
+            },
+            &format!(
+                "tags in it: {}",
+                if tags.is_empty() {
+                    "none".to_owned()
+                } else {
+                    tags.join(", ")
+                }
+            ),
+        ));
+    };
+    Digest::parse(
+        chosen
+            .get("digest")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    )
+    .map_err(ImageError::from)
+}
+
+/// Reads the config of the image `source` names for `platform` without
+/// importing anything: what planning needs to know of a local base (its
+/// `OnBuild` triggers). A registry source cannot be read this way.
+pub fn read_config(source: &ImageSource, platform: &Platform) -> Result<ImageConfig, ImageError> {
+    match source {
+        ImageSource::OciLayout { dir, tag } => {
+            let files = Files::Dir(dir.clone());
+            layout_config(&files, tag.as_deref(), platform, &dir.display().to_string())
+        }
+        ImageSource::OciArchive { file, tag } => {
+            let files = Files::Tar(file.clone());
+            layout_config(
+                &files,
+                tag.as_deref(),
+                platform,
+                &file.display().to_string(),
+            )
+        }
+        ImageSource::DockerArchive { file } => {
+            let files = Files::Tar(file.clone());
+            let manifest = files.json("manifest.json")?;
+            let config_path = manifest
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(|e| e.get("Config"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    ImageError::Invalid(format!(
+                        "`{}` has no image in manifest.json",
+                        file.display()
+                    ))
+                })?;
+            let config = ImageConfig::from_json(&files.read(config_path)?)?;
+            check_platform(&config, platform, &file.display().to_string())?;
+            Ok(config)
+        }
+        ImageSource::Registry(reference) => Err(source_error(
+            format!("cannot read `{reference}` without pulling it"),
+            "pulling from registries is not supported yet; use a local base",
+        )),
+    }
+}
+
+fn layout_config(
+    files: &Files,
+    tag: Option<&str>,
+    platform: &Platform,
+    name: &str,
+) -> Result<ImageConfig, ImageError> {
+    let top = tagged_manifest(&files.json("index.json")?, tag, name)?;
+    let doc = files.json(&blob_path(&top))?;
+    let manifest = super::pick_manifest(&doc, &top, platform)?;
+    let doc = if manifest == top {
+        doc
+    } else {
+        files.json(&blob_path(&manifest))?
+    };
+    let config = Digest::parse(
+        doc.pointer("/config/digest")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    )?;
+    let config = ImageConfig::from_json(&files.read(&blob_path(&config))?)?;
+    check_platform(&config, platform, name)?;
+    Ok(config)
+}
+
+fn blob_path(digest: &Digest) -> String {
+    format!("blobs/sha256/{}", digest.hex())
+}
+
+/// The files of an image layout or archive, read one at a time.
+enum Files {
+    /// A directory.
+    Dir(PathBuf),
+    /// A tar file, scanned for each file asked for.
+    Tar(PathBuf),
+}
+
+impl Files {
+    fn read(&self, path: &str) -> Result<Vec<u8>, ImageError> {
+        match self {
+            Files::Dir(dir) => {
+                let full = dir.join(path);
+                fs::read(&full).map_err(|e| {
+                    source_error(
+                        format!("cannot read `{}`: {e}", full.display()),
+                        "is this an OCI image layout?",
+                    )
+                })
+            }
+            Files::Tar(file) => {
+                let unreadable = |e: std::io::Error| {
+                    source_error(
+                        format!("`{}` is not a readable tar archive: {e}", file.display()),
+                        "oci-archive: and docker-archive: take tar files, such as those `skopeo copy` or `docker save` write",
+                    )
+                };
+                let open = fs::File::open(file).map_err(|e| {
+                    source_error(
+                        format!("cannot open base image archive `{}`: {e}", file.display()),
+                        "check the path; relative paths are relative to the manifest",
+                    )
+                })?;
+                let mut archive = tar::Archive::new(open);
+                for entry in archive.entries_with_seek().map_err(unreadable)? {
+                    let mut entry = entry.map_err(unreadable)?;
+                    let name = entry.path().map_err(unreadable)?.into_owned();
+                    if name.strip_prefix(".").unwrap_or(&name) == Path::new(path) {
+                        let mut bytes = Vec::new();
+                        std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(unreadable)?;
+                        return Ok(bytes);
+                    }
+                }
+                Err(source_error(
+                    format!("`{}` has no `{path}`", file.display()),
+                    "the archive is incomplete; export it again",
+                ))
+            }
+        }
+    }
+
+    fn json(&self, path: &str) -> Result<Value, ImageError> {
+        let bytes = self.read(path)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ImageError::Invalid(format!("`{path}` is not JSON: {e}")))
+    }
 }
 
 fn check_platform(config: &ImageConfig, platform: &Platform, name: &str) -> Result<(), ImageError> {

@@ -6,7 +6,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use serde::Serialize;
 
-use super::{Base, Platform, StageConfig, Step};
+use super::{ArgScope, Base, Platform, StageConfig, Step};
 
 /// Index of a node in a [`BuildGraph`].
 pub type NodeId = NodeIndex;
@@ -25,10 +25,19 @@ pub struct Node {
     pub target: Option<Platform>,
     /// What the stage starts from; a stage base names the node id.
     pub base: Base,
-    /// Build arguments visible to `run` steps, as environment variables.
+    /// Build arguments `run` steps see as environment variables before the
+    /// first step; each `arg` step adds its own from its position on.
     pub args: IndexMap<String, String>,
+    /// How arguments and environment variables combine (see [`ArgScope`]).
+    pub arg_scope: ArgScope,
     /// Environment, workdir, user and shell as the first step sees them.
     pub start: StageConfig<String>,
+    /// The base's `ONBUILD` triggers as planned: `None` when the base's
+    /// config could not be read while planning, so the build must check
+    /// that it has none.
+    pub base_onbuild: Option<Vec<String>>,
+    /// How many of the first steps come from the base's `ONBUILD` triggers.
+    pub onbuild_steps: usize,
     /// The config the stage ends with, which becomes the image config.
     pub config: StageConfig<String>,
     /// The steps with variables expanded.

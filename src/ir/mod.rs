@@ -66,14 +66,37 @@ pub struct Project {
     pub context: Template,
     /// Platforms to build when neither the image nor `--platform` says.
     pub platforms: Vec<Located<Platform>>,
-    /// Build arguments with their default values, overridable with `--arg`.
-    pub args: IndexMap<String, Template>,
+    /// Build arguments with their default values, overridable with `--arg`;
+    /// `None` is an argument declared without a value (Dockerfile `ARG NAME`
+    /// before the first `FROM`): unset unless `--arg` gives one.
+    pub args: IndexMap<String, Option<Template>>,
+    /// Which arguments a stage sees.
+    pub arg_scope: ArgScope,
     /// Stages by name, in source order.
     pub stages: IndexMap<String, Stage>,
     /// Images by name, in source order.
     pub images: IndexMap<String, Image>,
     /// Groups of images by name.
     pub groups: IndexMap<String, Group>,
+}
+
+/// Which build arguments a stage sees, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgScope {
+    /// The manifest's rules: every project argument, predefined argument and
+    /// proxy argument is visible in every stage; an `arg` step's argument
+    /// lasts to the end of its stage; an environment variable hides an
+    /// argument of the same name.
+    #[default]
+    Everywhere,
+    /// Dockerfile (`BuildKit`) rules: project and predefined arguments are
+    /// visible only in `from` and `platform` until an `arg` step declares
+    /// them in the stage; proxy arguments reach `run` steps without being
+    /// expanded; a stage inherits the arguments of the stage it starts from;
+    /// of an argument and an environment variable of the same name, the one
+    /// set last wins.
+    Declared,
 }
 
 /// A stage: a base and the steps that run on it.
@@ -136,6 +159,10 @@ pub struct StageConfig<S> {
     /// Signal sent to stop the container.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopsignal: Option<S>,
+    /// Dockerfile instructions stored as the image's `OnBuild` triggers,
+    /// run by a later build that starts from the image. Never expanded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub onbuild: Vec<String>,
 }
 
 impl<S> Default for StageConfig<S> {
@@ -152,6 +179,7 @@ impl<S> Default for StageConfig<S> {
             volumes: Vec::new(),
             healthcheck: None,
             stopsignal: None,
+            onbuild: Vec::new(),
         }
     }
 }
@@ -224,10 +252,74 @@ pub enum Step<S> {
     Arg {
         /// The argument's name.
         name: String,
-        /// Its default value.
+        /// Its default value; once resolved, the value it takes.
         #[serde(skip_serializing_if = "Option::is_none")]
         default: Option<S>,
     },
+    /// Set image labels, expanded with the variables of this point.
+    Label {
+        /// The labels, in order.
+        labels: IndexMap<String, S>,
+    },
+    /// Declare exposed ports, expanded with the variables of this point.
+    Expose {
+        /// Ports such as `80`, `53/udp`, `8000-8010`; once resolved, one
+        /// `PORT/PROTOCOL` each.
+        ports: Vec<S>,
+    },
+    /// Declare volumes, expanded with the variables of this point.
+    Volume {
+        /// Volume paths.
+        paths: Vec<S>,
+    },
+    /// Set the stop signal, expanded with the variables of this point.
+    Stopsignal {
+        /// The signal, such as `SIGTERM` or `9`.
+        signal: S,
+    },
+}
+
+impl<S> Step<S> {
+    /// The same step with every string `f` maps; the strings of mounts and
+    /// copies included.
+    pub fn map<T>(self, f: &mut impl FnMut(S) -> T) -> Step<T> {
+        match self {
+            Step::Run(run) => Step::Run(Run {
+                command: run.command,
+                interpreter: run.interpreter,
+                mounts: run.mounts.into_iter().map(|m| m.map(f)).collect(),
+                network: run.network,
+            }),
+            Step::Copy(copy) => Step::Copy(copy.map(f)),
+            Step::Add(copy) => Step::Add(copy.map(f)),
+            Step::File(file) => Step::File(File {
+                to: f(file.to),
+                content: file.content,
+                chown: file.chown.map(&mut *f),
+                chmod: file.chmod.map(&mut *f),
+            }),
+            Step::Env { vars } => Step::Env {
+                vars: vars.into_iter().map(|(k, v)| (k, f(v))).collect(),
+            },
+            Step::Workdir { path } => Step::Workdir { path: f(path) },
+            Step::User { user } => Step::User { user: f(user) },
+            Step::Shell { argv } => Step::Shell { argv },
+            Step::Arg { name, default } => Step::Arg {
+                name,
+                default: default.map(f),
+            },
+            Step::Label { labels } => Step::Label {
+                labels: labels.into_iter().map(|(k, v)| (k, f(v))).collect(),
+            },
+            Step::Expose { ports } => Step::Expose {
+                ports: ports.into_iter().map(&mut *f).collect(),
+            },
+            Step::Volume { paths } => Step::Volume {
+                paths: paths.into_iter().map(&mut *f).collect(),
+            },
+            Step::Stopsignal { signal } => Step::Stopsignal { signal: f(signal) },
+        }
+    }
 }
 
 /// A `run` step.
@@ -294,6 +386,23 @@ pub struct Copy<S> {
     /// For `add` of a URL: the expected `sha256:` digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum: Option<S>,
+}
+
+impl<S> Copy<S> {
+    /// The same copy with every string `f` maps.
+    pub fn map<T>(self, f: &mut impl FnMut(S) -> T) -> Copy<T> {
+        Copy {
+            sources: self.sources.into_iter().map(&mut *f).collect(),
+            to: f(self.to),
+            from: self.from.map(&mut *f),
+            chown: self.chown.map(&mut *f),
+            chmod: self.chmod.map(&mut *f),
+            link: self.link,
+            parents: self.parents,
+            exclude: self.exclude.into_iter().map(&mut *f).collect(),
+            checksum: self.checksum.map(&mut *f),
+        }
+    }
 }
 
 /// A `file` step: inline content written to a path (Dockerfile `COPY <<EOF`).
@@ -410,6 +519,82 @@ pub enum Mount<S> {
         #[serde(skip_serializing_if = "Option::is_none")]
         gid: Option<u32>,
     },
+}
+
+impl<S> Mount<S> {
+    /// The same mount with every string `f` maps.
+    pub fn map<T>(self, f: &mut impl FnMut(S) -> T) -> Mount<T> {
+        match self {
+            Mount::Cache {
+                target,
+                id,
+                sharing,
+                from,
+                source,
+                mode,
+                uid,
+                gid,
+                readonly,
+            } => Mount::Cache {
+                target: f(target),
+                id: id.map(&mut *f),
+                sharing,
+                from: from.map(&mut *f),
+                source: source.map(&mut *f),
+                mode,
+                uid,
+                gid,
+                readonly,
+            },
+            Mount::Secret {
+                id,
+                target,
+                env,
+                required,
+                mode,
+                uid,
+                gid,
+            } => Mount::Secret {
+                id: id.map(&mut *f),
+                target: target.map(&mut *f),
+                env: env.map(&mut *f),
+                required,
+                mode,
+                uid,
+                gid,
+            },
+            Mount::Bind {
+                target,
+                source,
+                from,
+                rw,
+            } => Mount::Bind {
+                target: f(target),
+                source: source.map(&mut *f),
+                from: from.map(&mut *f),
+                rw,
+            },
+            Mount::Tmpfs { target, size } => Mount::Tmpfs {
+                target: f(target),
+                size,
+            },
+            Mount::Ssh {
+                id,
+                target,
+                required,
+                mode,
+                uid,
+                gid,
+            } => Mount::Ssh {
+                id: id.map(&mut *f),
+                target: target.map(&mut *f),
+                required,
+                mode,
+                uid,
+                gid,
+            },
+        }
+    }
 }
 
 /// Mount types and the options each takes besides `type`, shared by every

@@ -20,8 +20,8 @@ use std::ops::Range;
 use indexmap::IndexMap;
 
 use crate::ir::{
-    Command, Copy, File, Group, Healthcheck, Image, Located, Mount, Network, Project, Run, Sharing,
-    Span, Stage, StageConfig, StagePlatform, Step, Template,
+    ArgScope, Command, Copy, File, Group, Healthcheck, Image, Located, Mount, Network, Project,
+    Run, Sharing, Span, Stage, StageConfig, StagePlatform, Step, Template,
 };
 
 /// Lines longer than this are broken where the format allows.
@@ -345,6 +345,7 @@ impl Writer<'_> {
             context,
             platforms,
             args,
+            arg_scope,
             stages,
             images,
             groups,
@@ -354,7 +355,8 @@ impl Writer<'_> {
             self.comment_lines(&comments.header, "");
             self.blank_line();
         }
-        if context.value != "." || !platforms.is_empty() {
+        let declared = *arg_scope == ArgScope::Declared;
+        if context.value != "." || !platforms.is_empty() || declared {
             self.push("[build]\n");
             if context.value != "." {
                 self.push("context = ");
@@ -370,6 +372,9 @@ impl Writer<'_> {
                 self.array(&texts, "");
                 self.push("\n");
             }
+            if declared {
+                self.push("arg_scope = \"declared\"\n");
+            }
             self.blank_line();
         }
         if !args.is_empty() {
@@ -377,9 +382,14 @@ impl Writer<'_> {
             for (name, default) in args {
                 self.comments(&Anchor::Arg(name.clone()), "");
                 self.key(name);
-                self.push(" = ");
-                self.template(default);
-                self.push("\n");
+                match default {
+                    Some(default) => {
+                        self.push(" = ");
+                        self.template(default);
+                        self.push("\n");
+                    }
+                    None => self.push(" = {}\n"),
+                }
             }
             self.blank_line();
         }
@@ -504,6 +514,7 @@ impl Writer<'_> {
             volumes,
             healthcheck,
             stopsignal,
+            onbuild,
         } = config;
         let mut tables = Vec::new();
         let setting = |key: &'static str| Anchor::Setting {
@@ -582,6 +593,12 @@ impl Writer<'_> {
             self.comments(&setting("stopsignal"), "");
             self.push("stopsignal = ");
             self.template(signal);
+            self.push("\n");
+        }
+        if !onbuild.is_empty() {
+            self.comments(&setting("onbuild"), "");
+            self.push("onbuild = ");
+            self.string_array(onbuild, "");
             self.push("\n");
         }
         tables
@@ -719,6 +736,26 @@ impl Writer<'_> {
                     self.push(", default = ");
                     self.template(default);
                 }
+                self.push(" }");
+            }
+            Step::Label { labels } => {
+                self.push("{ label = ");
+                self.inline_map(labels);
+                self.push(" }");
+            }
+            Step::Expose { ports } => {
+                self.push("{ expose = ");
+                self.array(ports, STEP_INDENT);
+                self.push(" }");
+            }
+            Step::Volume { paths } => {
+                self.push("{ volume = ");
+                self.array(paths, STEP_INDENT);
+                self.push(" }");
+            }
+            Step::Stopsignal { signal } => {
+                self.push("{ stopsignal = ");
+                self.template(signal);
                 self.push(" }");
             }
         }

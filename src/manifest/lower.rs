@@ -11,14 +11,26 @@ use toml::Spanned;
 use super::schema::{self, Mode, OneOrMany, Scalar};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, suggest};
 use crate::ir::{
-    self, Command, Copy, File, Group, Healthcheck, Image, Located, Network, Platform, Project, Run,
-    Sharing, Span, Stage, StageConfig, StagePlatform, Step, Template, reference,
+    self, ArgScope, Command, Copy, File, Group, Healthcheck, Image, Located, Network, Platform,
+    Project, Run, Sharing, Span, Stage, StageConfig, StagePlatform, Step, Template, reference,
 };
 use crate::plan::PREDEFINED_ARGS;
 
 /// The action keys of a step.
-const ACTIONS: [&str; 9] = [
-    "run", "copy", "add", "file", "env", "workdir", "user", "shell", "arg",
+const ACTIONS: [&str; 13] = [
+    "run",
+    "copy",
+    "add",
+    "file",
+    "env",
+    "workdir",
+    "user",
+    "shell",
+    "arg",
+    "label",
+    "expose",
+    "volume",
+    "stopsignal",
 ];
 
 /// Step options and the actions they apply to.
@@ -41,11 +53,24 @@ pub fn lower(manifest: schema::Manifest, source: Arc<SourceFile>) -> Result<Proj
     let mut lower = Lowerer {
         source: Arc::clone(&source),
         errors: Vec::new(),
+        arg_scope: ArgScope::Everywhere,
     };
     let build = manifest.build.unwrap_or(schema::Build {
         context: None,
         platforms: None,
+        arg_scope: None,
     });
+    if let Some(scope) = build.arg_scope {
+        match scope.get_ref().as_str() {
+            "everywhere" => {}
+            "declared" => lower.arg_scope = ArgScope::Declared,
+            other => lower.error(
+                scope.span(),
+                format!("unknown `arg_scope` `{other}`"),
+                suggest("argument scope", other, &["everywhere", "declared"]),
+            ),
+        }
+    }
     let context = build
         .context
         .map_or_else(|| Located::new(".".to_owned(), 0..0), located);
@@ -85,6 +110,7 @@ pub fn lower(manifest: schema::Manifest, source: Arc<SourceFile>) -> Result<Proj
         context,
         platforms,
         args,
+        arg_scope: lower.arg_scope,
         stages,
         images,
         groups,
@@ -116,6 +142,7 @@ fn is_arg_name(name: &str) -> bool {
 struct Lowerer {
     source: Arc<SourceFile>,
     errors: Vec<Diagnostic>,
+    arg_scope: ArgScope,
 }
 
 impl Lowerer {
@@ -174,12 +201,16 @@ impl Lowerer {
 
     fn args(
         &mut self,
-        args: IndexMap<Spanned<String>, Spanned<Scalar>>,
-    ) -> IndexMap<String, Template> {
+        args: IndexMap<Spanned<String>, Spanned<schema::ArgValue>>,
+    ) -> IndexMap<String, Option<Template>> {
         args.into_iter()
             .filter_map(|(name, value)| {
-                self.arg_name(&name)
-                    .then(|| (name.into_inner(), scalar(value)))
+                let span = value.span();
+                let default = match value.into_inner() {
+                    schema::ArgValue::Default(scalar) => Some(Located::new(scalar.to_text(), span)),
+                    schema::ArgValue::Unset(_) => None,
+                };
+                self.arg_name(&name).then(|| (name.into_inner(), default))
             })
             .collect()
     }
@@ -246,12 +277,17 @@ impl Lowerer {
             volumes: stage.volumes.into_iter().map(located).collect(),
             healthcheck: stage.healthcheck.and_then(|h| self.healthcheck(h)),
             stopsignal: stage.stopsignal.map(located),
+            onbuild: stage
+                .onbuild
+                .into_iter()
+                .filter_map(|t| self.trigger(t))
+                .collect(),
         };
         for port in &config.expose {
-            self.port(port);
+            let _ = self.port(port);
         }
         if let Some(signal) = &config.stopsignal {
-            self.signal(signal);
+            let _ = self.signal(signal);
         }
         let steps = stage
             .steps
@@ -265,6 +301,22 @@ impl Lowerer {
             platform,
             config,
             steps,
+        }
+    }
+
+    /// Checks an `onbuild` trigger: one Dockerfile instruction that may run
+    /// in a later build.
+    fn trigger(&mut self, trigger: Spanned<String>) -> Option<String> {
+        match crate::dockerfile::check_trigger(trigger.get_ref()) {
+            Ok(()) => Some(trigger.into_inner()),
+            Err(e) => {
+                self.error(
+                    trigger.span(),
+                    format!("invalid `onbuild` trigger: {}", e.message),
+                    e.help,
+                );
+                None
+            }
         }
     }
 
@@ -420,9 +472,10 @@ impl Lowerer {
         }
     }
 
-    fn port(&mut self, port: &Template) {
+    /// Checks a port without variables; true when it is valid.
+    fn port(&mut self, port: &Template) -> bool {
         if has_variable(&port.value) {
-            return;
+            return true;
         }
         let (ports, protocol) = match port.value.split_once('/') {
             Some((p, proto)) => (p, Some(proto)),
@@ -441,9 +494,11 @@ impl Lowerer {
                 "write a port or range with an optional lowercase protocol: `80`, `8000-8010`, `53/udp`",
             );
         }
+        valid_ports && valid_protocol
     }
 
-    fn signal(&mut self, signal: &Template) {
+    /// Checks a stop signal; true when it is valid.
+    fn signal(&mut self, signal: &Template) -> bool {
         let text = &signal.value;
         let valid = has_variable(text)
             || text.parse::<u8>().is_ok_and(|n| (1..=64).contains(&n))
@@ -459,6 +514,7 @@ impl Lowerer {
                 "write a signal name like `SIGTERM` or a number from 1 to 64",
             );
         }
+        valid
     }
 
     fn step(&mut self, step: Spanned<schema::Step>) -> Option<Step<Template>> {
@@ -476,6 +532,10 @@ impl Lowerer {
                 step.user.as_ref().map(Spanned::span),
                 step.shell.as_ref().map(Spanned::span),
                 step.arg.as_ref().map(Spanned::span),
+                step.label.as_ref().map(Spanned::span),
+                step.expose.as_ref().map(Spanned::span),
+                step.volume.as_ref().map(Spanned::span),
+                step.stopsignal.as_ref().map(Spanned::span),
             ])
             .filter_map(|(name, span)| Some((*name, span?)))
             .collect();
@@ -567,9 +627,41 @@ impl Lowerer {
             "shell" => Some(Step::Shell {
                 argv: self.shell(step.shell?)?,
             }),
+            "label" => {
+                let labels = step.label?;
+                let labels_span = labels.span();
+                let labels = labels
+                    .into_inner()
+                    .into_iter()
+                    .map(|(k, v)| (k, Located::new(v.to_text(), labels_span.clone())))
+                    .collect();
+                Some(Step::Label { labels })
+            }
+            "expose" => {
+                let ports: Vec<Template> =
+                    step.expose?.into_inner().into_iter().map(scalar).collect();
+                let valid = ports.iter().all(|p| self.port(p));
+                valid.then_some(Step::Expose { ports })
+            }
+            "volume" => {
+                let paths: Vec<Template> = step
+                    .volume?
+                    .into_inner()
+                    .into_iter()
+                    .map(located)
+                    .filter(|v| !v.value.is_empty())
+                    .collect();
+                Some(Step::Volume { paths })
+            }
+            "stopsignal" => {
+                let signal = located(step.stopsignal?);
+                self.signal(&signal).then_some(Step::Stopsignal { signal })
+            }
             "arg" => {
                 let name = step.arg?;
-                if PREDEFINED_ARGS.contains(&name.get_ref().as_str()) {
+                if PREDEFINED_ARGS.contains(&name.get_ref().as_str())
+                    && self.arg_scope == ArgScope::Everywhere
+                {
                     if let Some(default) = &step.default {
                         self.error(
                             default.span(),
@@ -583,7 +675,8 @@ impl Lowerer {
                         default: None,
                     });
                 }
-                self.arg_name(&name).then(|| Step::Arg {
+                let predefined = PREDEFINED_ARGS.contains(&name.get_ref().as_str());
+                (predefined || self.arg_name(&name)).then(|| Step::Arg {
                     name: name.into_inner(),
                     default: step.default.map(scalar),
                 })

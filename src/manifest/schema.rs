@@ -22,9 +22,10 @@ pub struct Manifest {
     #[serde(default)]
     pub build: Option<Build>,
     /// Build arguments and their defaults; override with `--arg NAME=VALUE`.
+    /// `NAME = {}` declares one without a default: unset unless given.
     #[serde(default)]
-    #[schemars(with = "IndexMap<String, Scalar>")]
-    pub args: IndexMap<Spanned<String>, Spanned<Scalar>>,
+    #[schemars(with = "IndexMap<String, ArgValue>")]
+    pub args: IndexMap<Spanned<String>, Spanned<ArgValue>>,
     /// Stages by name: each starts from a base and runs steps.
     #[serde(default)]
     #[schemars(with = "IndexMap<String, Stage>")]
@@ -50,7 +51,38 @@ pub struct Build {
     /// Default: the platform of the machine that builds.
     #[schemars(with = "Option<Vec<String>>")]
     pub platforms: Option<Vec<Spanned<String>>>,
+    /// Which arguments a stage sees. `everywhere` (default): every `[args]`
+    /// entry and predefined argument, in every stage. `declared` (Dockerfile
+    /// rules): only those an `arg` step declares in the stage or in the stage
+    /// it starts from.
+    #[schemars(with = "Option<ArgScope>")]
+    pub arg_scope: Option<Spanned<String>>,
 }
+
+/// The values of `[build] arg_scope`.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgScope {
+    /// Every argument is visible in every stage.
+    Everywhere,
+    /// A stage sees an argument once an `arg` step declares it, as in a Dockerfile.
+    Declared,
+}
+
+/// An `[args]` entry: its default, or `{}` for none.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ArgValue {
+    /// The default value.
+    Default(Scalar),
+    /// Declared without a default (Dockerfile `ARG NAME` before `FROM`).
+    Unset(NoDefault),
+}
+
+/// The empty table `{}`: an argument without a default.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoDefault {}
 
 /// A string, number or boolean; numbers and booleans are used as their text.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -156,6 +188,11 @@ pub struct Stage {
     /// Signal that stops the container, such as `SIGTERM`.
     #[schemars(with = "Option<String>")]
     pub stopsignal: Option<Spanned<String>>,
+    /// Dockerfile instructions stored in the image as `ONBUILD` triggers, run
+    /// by a build that starts from the image: `["COPY . /app", "RUN make"]`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub onbuild: Vec<Spanned<String>>,
     /// The steps, in order.
     #[serde(default)]
     #[schemars(with = "Vec<Step>")]
@@ -190,7 +227,8 @@ pub struct Healthcheck {
 }
 
 /// A step: exactly one action key (`run`, `copy`, `add`, `file`, `env`,
-/// `workdir`, `user`, `shell`, `arg`) plus the options of that action.
+/// `workdir`, `user`, `shell`, `arg`, `label`, `expose`, `volume`,
+/// `stopsignal`) plus the options of that action.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -222,6 +260,18 @@ pub struct Step {
     /// Declare a build argument for the rest of the stage.
     #[schemars(with = "Option<String>")]
     pub arg: Option<Spanned<String>>,
+    /// Set image labels, expanded with the variables of this point.
+    #[schemars(with = "Option<IndexMap<String, Scalar>>")]
+    pub label: Option<Spanned<IndexMap<String, Scalar>>>,
+    /// Declare exposed ports, expanded with the variables of this point.
+    #[schemars(with = "Option<Vec<Scalar>>")]
+    pub expose: Option<Spanned<Vec<Spanned<Scalar>>>>,
+    /// Declare volumes, expanded with the variables of this point.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub volume: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Set the stop signal, expanded with the variables of this point.
+    #[schemars(with = "Option<String>")]
+    pub stopsignal: Option<Spanned<String>>,
 
     /// `arg`: the default value.
     #[schemars(with = "Option<Scalar>")]

@@ -507,7 +507,7 @@ impl<'a> NodeKeys<'a> {
         };
         let definition = serde_json::to_string(step).expect("a step serializes");
         let stage_args: IndexMap<String, String> = self
-            .node
+            .state
             .args
             .iter()
             .filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str()))

@@ -62,6 +62,9 @@ pub struct Request {
     pub args: IndexMap<String, String>,
     /// The platform of the building machine.
     pub host: Platform,
+    /// The directory relative paths of local base images start from (the
+    /// manifest's or Dockerfile's).
+    pub base_dir: std::path::PathBuf,
 }
 
 impl Default for Request {
@@ -71,6 +74,7 @@ impl Default for Request {
             platforms: Vec::new(),
             args: IndexMap::new(),
             host: Platform::host(),
+            base_dir: std::path::PathBuf::from("."),
         }
     }
 }
@@ -184,6 +188,9 @@ pub struct PlanStep {
     /// The step itself.
     #[serde(flatten)]
     pub step: Step<String>,
+    /// Whether the step is one of the base's `ONBUILD` triggers.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub onbuild: bool,
     /// Cache state; `null` when the plan was made without a store.
     pub cache: Option<CacheStatus>,
 }
@@ -234,6 +241,7 @@ impl Plan {
                             index: i + 1,
                             summary: render::summary(step),
                             step: step.clone(),
+                            onbuild: i < node.onbuild_steps,
                             cache: None,
                         })
                         .collect(),

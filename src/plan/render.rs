@@ -40,6 +40,17 @@ pub fn summary(step: &Step<String>) -> String {
             Some(value) => format!("arg {name}={}", quote(value)),
             None => format!("arg {name} (unset)"),
         },
+        Step::Label { labels } => format!(
+            "label {}",
+            labels
+                .iter()
+                .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Step::Expose { ports } => format!("expose {}", ports.join(" ")),
+        Step::Volume { paths } => format!("volume {}", json(paths)),
+        Step::Stopsignal { signal } => format!("stopsignal {signal}"),
     }
 }
 
@@ -268,7 +279,12 @@ fn render_node(out: &mut String, node: &PlanNode) {
             Some(CacheStatus::Cached) => ("cached  ", None),
             Some(CacheStatus::Build { reason }) => ("build   ", Some(reason)),
         };
-        let _ = writeln!(out, "    {:>2}. {status}{}", step.index, step.summary);
+        let trigger = if step.onbuild { "(onbuild) " } else { "" };
+        let _ = writeln!(
+            out,
+            "    {:>2}. {status}{trigger}{}",
+            step.index, step.summary
+        );
         let indent = " ".repeat(8 + status.len());
         if let Step::Run(run) = &step.step {
             for mount in &run.mounts {

@@ -9,14 +9,16 @@
 
 use std::collections::HashMap;
 
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 
 use super::expand::expand;
 use super::{Error, PREDEFINED_ARGS, PROXY_ARGS, Request};
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
+use crate::dockerfile::LoweredTrigger;
+use crate::image::source::ImageSource;
 use crate::ir::{
-    Base, BuildGraph, Copy, EdgeKind, File, Mount, Node, NodeId, Platform, Project, ResolvedImage,
-    Run, Stage, StageConfig, StagePlatform, Step, Template, reference,
+    ArgScope, Base, BuildGraph, Copy, EdgeKind, File, Mount, Node, NodeId, Platform, Project,
+    ResolvedImage, Run, Stage, StageConfig, StagePlatform, Step, Template, reference,
 };
 
 /// A variable's value and whether it was derived from the target platform.
@@ -28,7 +30,7 @@ struct Value {
 
 /// Resolves `project` for `request`.
 pub fn resolve(project: &Project, request: &Request) -> Result<BuildGraph, Error> {
-    check_overrides(project, request)?;
+    check_predefined_overrides(request)?;
     let images = select_images(project, &request.targets)?;
     let mut resolver = Resolver {
         project,
@@ -36,6 +38,8 @@ pub fn resolve(project: &Project, request: &Request) -> Result<BuildGraph, Error
         graph: BuildGraph::default(),
         memo: HashMap::new(),
         depends_on_target: HashMap::new(),
+        stage_args: HashMap::new(),
+        base_onbuild: HashMap::new(),
         visiting: Vec::new(),
     };
     let mut tags_seen: HashMap<String, &str> = HashMap::new();
@@ -57,31 +61,56 @@ pub fn resolve(project: &Project, request: &Request) -> Result<BuildGraph, Error
         }
         resolver.graph.images.push(image);
     }
+    check_overrides(project, request, &resolver.graph)?;
     Ok(resolver.graph)
 }
 
-/// Refuses `--arg` names that nothing declares or that imgbuild sets itself.
-fn check_overrides(project: &Project, request: &Request) -> Result<(), Error> {
-    let mut declared: Vec<&str> = project.args.keys().map(String::as_str).collect();
-    for stage in project.stages.values() {
-        for step in &stage.steps {
-            if let Step::Arg { name, .. } = step {
-                declared.push(name);
-            }
-        }
+/// Refuses `--arg` for the arguments imgbuild sets itself.
+fn check_predefined_overrides(request: &Request) -> Result<(), Error> {
+    match request
+        .args
+        .keys()
+        .find(|name| PREDEFINED_ARGS.contains(&name.as_str()))
+    {
+        Some(name) => Err(Error::Usage {
+            message: format!("`--arg {name}` cannot be set"),
+            help: "imgbuild sets the TARGET* and BUILD* arguments from the platforms; use `--platform`".into(),
+        }),
+        None => Ok(()),
     }
+}
+
+/// Refuses `--arg` names that nothing declares: not the project, not an
+/// `arg` step of any stage, not a step from a base's `ONBUILD` triggers.
+fn check_overrides(project: &Project, request: &Request, graph: &BuildGraph) -> Result<(), Error> {
+    let mut declared: Vec<&str> = project.args.keys().map(String::as_str).collect();
+    let steps = project
+        .stages
+        .values()
+        .flat_map(|stage| &stage.steps)
+        .map(|step| match step {
+            Step::Arg { name, .. } => Some(name.as_str()),
+            _ => None,
+        });
+    let resolved = graph
+        .nodes()
+        .flat_map(|(_, node)| &node.steps)
+        .map(|step| match step {
+            Step::Arg { name, .. } => Some(name.as_str()),
+            _ => None,
+        });
+    declared.extend(steps.chain(resolved).flatten());
     for name in request.args.keys() {
-        if PREDEFINED_ARGS.contains(&name.as_str()) {
-            return Err(Error::Usage {
-                message: format!("`--arg {name}` cannot be set"),
-                help: "imgbuild sets the TARGET* and BUILD* arguments from the platforms; use `--platform`".into(),
-            });
-        }
         if !declared.contains(&name.as_str()) && !PROXY_ARGS.contains(&name.as_str()) {
+            let source = &project.source.name;
+            let dockerfile = !std::path::Path::new(source)
+                .extension()
+                .is_some_and(|ext| ext.eq_ignore_ascii_case("toml"));
             return Err(Error::Usage {
-                message: format!("`--arg {name}` is not declared in the manifest"),
+                message: format!("`--arg {name}` is not declared in `{source}`"),
                 help: match crate::diagnostic::closest(name, declared.iter().copied()) {
                     Some(near) => format!("did you mean `{near}`?"),
+                    None if dockerfile => format!("declare it with `ARG {name}`"),
                     None => format!("declare it under `[args]`, e.g. `{name} = \"default\"`"),
                 },
             });
@@ -137,8 +166,26 @@ fn select_images<'p>(project: &'p Project, targets: &[String]) -> Result<Vec<&'p
     Ok(images)
 }
 
-/// A resolved node, what it depends on, and whether it depends on the target.
-type BuiltNode = (Node, Vec<(NodeId, EdgeKind)>, bool);
+/// A resolved node and what resolving it found.
+struct BuiltNode {
+    node: Node,
+    /// The nodes it needs, each with why.
+    dependencies: Vec<(NodeId, EdgeKind)>,
+    /// Whether it depends on the target platform.
+    depends: bool,
+    /// The arguments it ends with, for stages that start from it.
+    args: StageArgs,
+}
+
+/// The arguments a stage ends with; with [`ArgScope::Declared`] a stage
+/// that starts from it inherits them.
+#[derive(Debug, Clone, Default)]
+struct StageArgs {
+    args: IndexMap<String, Value>,
+    /// The names whose argument was set after the environment variable of
+    /// the same name, so the argument is what expansion and `run` see.
+    shadowing: IndexSet<String>,
+}
 
 struct Resolver<'p> {
     project: &'p Project,
@@ -146,6 +193,8 @@ struct Resolver<'p> {
     graph: BuildGraph,
     memo: HashMap<(String, Platform), NodeId>,
     depends_on_target: HashMap<NodeId, bool>,
+    stage_args: HashMap<NodeId, StageArgs>,
+    base_onbuild: HashMap<(String, Platform), Option<Vec<String>>>,
     visiting: Vec<String>,
 }
 
@@ -154,16 +203,23 @@ struct Scope<'p> {
     source: &'p crate::diagnostic::SourceFile,
     args: IndexMap<String, Value>,
     env: IndexMap<String, Value>,
+    /// Arguments that hide the environment variable of the same name.
+    shadowing: IndexSet<String>,
     reads_target: bool,
 }
 
 impl Scope<'_> {
-    /// Expands `template`: environment first, then arguments, as Dockerfiles do.
+    /// Expands `template`: environment first, then arguments, unless the
+    /// argument was set after the variable (Dockerfile rules).
     fn expand(&mut self, template: &Template) -> Result<String, Diagnostic> {
         let mut reads_target = false;
-        let (env, args) = (&self.env, &self.args);
+        let (env, args, shadowing) = (&self.env, &self.args, &self.shadowing);
         let result = expand(&template.value, &mut |name| {
-            let value = env.get(name).or_else(|| args.get(name))?;
+            let value = if shadowing.contains(name) {
+                args.get(name)
+            } else {
+                env.get(name).or_else(|| args.get(name))
+            }?;
             reads_target |= value.reads_target;
             Some(value.text.clone())
         });
@@ -197,8 +253,13 @@ impl Scope<'_> {
 }
 
 impl<'p> Resolver<'p> {
-    /// The global arguments, predefined ones first, for `target`.
-    fn global_args(&self, target: &Platform) -> Result<IndexMap<String, Value>, Diagnostic> {
+    /// The global arguments for `target`: the predefined ones, the proxy
+    /// arguments given with `--arg` when `with_proxies`, then the project's.
+    fn global_args(
+        &self,
+        target: &Platform,
+        with_proxies: bool,
+    ) -> Result<IndexMap<String, Value>, Diagnostic> {
         let host = &self.request.host;
         let mut args = IndexMap::new();
         for (prefix, platform, reads_target) in [("TARGET", target, true), ("BUILD", host, false)] {
@@ -212,24 +273,16 @@ impl<'p> Resolver<'p> {
                 args.insert(format!("{prefix}{suffix}"), Value { text, reads_target });
             }
         }
-        for (name, value) in &self.request.args {
-            if PROXY_ARGS.contains(&name.as_str()) {
-                args.insert(
-                    name.clone(),
-                    Value {
-                        text: value.clone(),
-                        reads_target: false,
-                    },
-                );
-            }
+        if with_proxies {
+            args.extend(self.proxy_args());
         }
         for (name, default) in &self.project.args {
-            let value = match self.request.args.get(name) {
-                Some(text) => Value {
+            let value = match (self.request.args.get(name), default) {
+                (Some(text), _) => Value {
                     text: text.clone(),
                     reads_target: false,
                 },
-                None => {
+                (None, Some(default)) => {
                     let mut scope = self.scope(args.clone());
                     let text = scope.expand(default)?;
                     Value {
@@ -237,6 +290,7 @@ impl<'p> Resolver<'p> {
                         reads_target: scope.reads_target,
                     }
                 }
+                (None, None) => continue,
             };
             args.insert(name.clone(), value);
         }
@@ -248,6 +302,7 @@ impl<'p> Resolver<'p> {
             source: &self.project.source,
             args,
             env: IndexMap::new(),
+            shadowing: IndexSet::new(),
             reads_target: false,
         }
     }
@@ -283,7 +338,8 @@ impl<'p> Resolver<'p> {
             annotations: IndexMap::new(),
         };
         for (i, platform) in unique.iter().enumerate() {
-            let mut scope = self.scope(self.global_args(platform)?);
+            let everywhere = self.project.arg_scope == ArgScope::Everywhere;
+            let mut scope = self.scope(self.global_args(platform, everywhere)?);
             let stage = scope.expand(&image.stage)?;
             let tags = scope.expand_all(&image.tags)?;
             for tag in &tags {
@@ -353,12 +409,13 @@ impl<'p> Resolver<'p> {
         self.visiting.push(name.to_owned());
         let result = self.build_node(stage, target);
         self.visiting.pop();
-        let (node, dependencies, depends) = result?;
-        let id = self.graph.add_node(node);
-        for (dependency, kind) in dependencies {
+        let built = result?;
+        let id = self.graph.add_node(built.node);
+        for (dependency, kind) in built.dependencies {
             self.graph.add_dependency(dependency, id, kind);
         }
-        self.depends_on_target.insert(id, depends);
+        self.depends_on_target.insert(id, built.depends);
+        self.stage_args.insert(id, built.args);
         self.memo.insert(key, id);
         Ok(id)
     }
@@ -421,12 +478,18 @@ impl<'p> Resolver<'p> {
     /// whether it depends on the target platform.
     fn build_node(&mut self, stage: &'p Stage, target: &Platform) -> Result<BuiltNode, Diagnostic> {
         let project = self.project;
-        let mut scope = self.scope(self.global_args(target)?);
+        let declared = project.arg_scope == ArgScope::Declared;
+        // Dockerfile `FROM` and `--platform` see the global arguments only;
+        // proxies are not among them unless declared.
+        let globals = self.global_args(target, !declared)?;
+        let mut scope = self.scope(globals.clone());
         let mut dependencies = Vec::new();
 
         let from = scope.expand(&stage.from)?;
         let mut config = StageConfig::default();
         let mut parent_platform = None;
+        let mut inherited = StageArgs::default();
+        let mut base_onbuild = Some(Vec::new());
         let base = match Base::parse(&from, |n| project.stages.contains_key(n)) {
             Base::Stage(name) => {
                 let id = self.stage_node(&name, target, &stage.from)?;
@@ -435,6 +498,8 @@ impl<'p> Resolver<'p> {
                 let parent_depends = self.depends_on_target[&id];
                 scope.reads_target |= parent_depends;
                 config = parent.config.clone();
+                // A stage runs its parent's triggers; they are not inherited.
+                base_onbuild = Some(std::mem::take(&mut config.onbuild));
                 scope.env = parent
                     .config
                     .env
@@ -449,6 +514,12 @@ impl<'p> Resolver<'p> {
                         )
                     })
                     .collect();
+                if declared {
+                    inherited = self.stage_args[&id].clone();
+                    for value in inherited.args.values_mut() {
+                        value.reads_target |= parent_depends;
+                    }
+                }
                 parent_platform = Some((parent.platform.clone(), parent_depends));
                 Base::Stage(parent.id.clone())
             }
@@ -463,7 +534,14 @@ impl<'p> Resolver<'p> {
                 StagePlatform::Build => (self.request.host.clone(), false),
                 StagePlatform::Fixed(text) => {
                     let template = Template::new(text.clone(), p.span.clone());
-                    let text = scope.expand(&template)?;
+                    let text = if declared {
+                        let mut global_scope = self.scope(globals.clone());
+                        let text = global_scope.expand(&template)?;
+                        scope.reads_target |= global_scope.reads_target;
+                        text
+                    } else {
+                        scope.expand(&template)?
+                    };
                     let platform = Platform::parse(&text).map_err(|e| {
                         project
                             .source
@@ -486,6 +564,32 @@ impl<'p> Resolver<'p> {
                 .with_help("a stage continues its parent's filesystem, so both need one platform: give the parent the same `platform`, or remove this one"));
         }
         scope.reads_target |= platform_from_target;
+        if let Base::Image(image) = &base {
+            base_onbuild = self.image_onbuild(image, &platform);
+        }
+        if declared {
+            // Inside the stage: only what it declares or inherits.
+            scope.args = inherited.args;
+            scope.shadowing = inherited.shadowing;
+        }
+
+        // The base's ONBUILD triggers run first, as if written after `from`.
+        let mut trigger_steps = Vec::new();
+        for trigger in base_onbuild.iter().flatten() {
+            let lowered = self.trigger(stage, trigger)?;
+            trigger_steps.extend(lowered.steps);
+            let c = lowered.config;
+            if c.entrypoint.is_some() {
+                config.entrypoint = c.entrypoint;
+                config.cmd = None;
+            }
+            if c.cmd.is_some() {
+                config.cmd = c.cmd;
+            }
+            if c.healthcheck.is_some() {
+                config.healthcheck = c.healthcheck;
+            }
+        }
 
         // Stage-level settings hold from the first step on.
         let mut workdir = config.workdir.clone().unwrap_or_else(|| "/".to_owned());
@@ -493,6 +597,7 @@ impl<'p> Resolver<'p> {
             let text = scope.expand(value)?;
             let reads_target = scope.reads_target;
             scope.env.insert(name.clone(), Value { text, reads_target });
+            scope.shadowing.shift_remove(name);
         }
         if let Some(dir) = &stage.config.workdir {
             workdir = join_path(&workdir, &scope.expand(dir)?);
@@ -505,19 +610,33 @@ impl<'p> Resolver<'p> {
             config.shell = Some(s.clone());
         }
 
+        let mut start_env: IndexMap<String, String> = scope
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.text.clone()))
+            .collect();
+        // Dockerfile rules: an inherited argument set after an environment
+        // variable of the same name is what `run` sees.
+        for name in &scope.shadowing {
+            start_env.insert(name.clone(), scope.args[name].text.clone());
+        }
         let start = StageConfig {
             workdir: config.workdir.clone(),
             user: config.user.clone(),
-            env: scope
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.text.clone()))
-                .collect(),
+            env: start_env,
             shell: config.shell.clone(),
             ..StageConfig::default()
         };
-        let mut steps = Vec::with_capacity(stage.steps.len());
-        for step in &stage.steps {
+        let mut start_args = scope.args.clone();
+        if declared {
+            // Proxies reach `run` steps without being declared.
+            for (name, value) in self.proxy_args() {
+                start_args.entry(name).or_insert(value);
+            }
+        }
+        let onbuild_steps = trigger_steps.len();
+        let mut steps = Vec::with_capacity(onbuild_steps + stage.steps.len());
+        for step in trigger_steps.iter().chain(&stage.steps) {
             let resolved = match step {
                 Step::Run(run) => {
                     let mut mounts = Vec::with_capacity(run.mounts.len());
@@ -555,6 +674,7 @@ impl<'p> Resolver<'p> {
                                 reads_target,
                             },
                         );
+                        scope.shadowing.shift_remove(name);
                         resolved.insert(name.clone(), text);
                     }
                     Step::Env { vars: resolved }
@@ -576,22 +696,72 @@ impl<'p> Resolver<'p> {
                     Step::Shell { argv: argv.clone() }
                 }
                 Step::Arg { name, default } => {
-                    let value = self.stage_arg(&mut scope, name, default.as_ref(), target)?;
+                    let value = self.stage_arg(&mut scope, name, default.as_ref(), &globals)?;
                     let text = value.as_ref().map(|v| v.text.clone());
                     if let Some(value) = value {
                         scope.reads_target |= value.reads_target;
                         scope.args.insert(name.clone(), value);
+                        if declared {
+                            scope.shadowing.insert(name.clone());
+                        }
                     }
                     Step::Arg {
                         name: name.clone(),
                         default: text,
                     }
                 }
+                Step::Label { labels } => {
+                    let mut resolved = IndexMap::new();
+                    for (name, value) in labels {
+                        let text = scope.expand(value)?;
+                        config.labels.insert(name.clone(), text.clone());
+                        resolved.insert(name.clone(), text);
+                    }
+                    Step::Label { labels: resolved }
+                }
+                Step::Expose { ports } => {
+                    let mut resolved = Vec::new();
+                    for port in ports {
+                        for spec in scope.expand(port)?.split_whitespace() {
+                            for port in self.exposed_ports(spec, port)? {
+                                if !config.expose.contains(&port) {
+                                    config.expose.push(port.clone());
+                                }
+                                resolved.push(port);
+                            }
+                        }
+                    }
+                    Step::Expose { ports: resolved }
+                }
+                Step::Volume { paths } => {
+                    let mut resolved = Vec::new();
+                    for path in paths {
+                        let text = scope.expand(path)?;
+                        if text.is_empty() {
+                            return Err(project
+                                .source
+                                .error(path.span.clone(), "a volume path is empty")
+                                .with_help(
+                                    "give the volume's path inside the container, e.g. `/data`",
+                                ));
+                        }
+                        if !config.volumes.contains(&text) {
+                            config.volumes.push(text.clone());
+                        }
+                        resolved.push(text);
+                    }
+                    Step::Volume { paths: resolved }
+                }
+                Step::Stopsignal { signal } => {
+                    let signal = scope.expand(signal)?;
+                    config.stopsignal = Some(signal.clone());
+                    Step::Stopsignal { signal }
+                }
             };
             steps.push(resolved);
         }
 
-        // Image settings, expanded with everything the steps defined.
+        // Image settings of the stage itself, expanded with everything the steps defined.
         config.env = scope
             .env
             .iter()
@@ -608,14 +778,10 @@ impl<'p> Resolver<'p> {
             config.labels.insert(name.clone(), scope.expand(value)?);
         }
         for port in &stage.config.expose {
-            let port = scope.expand(port)?;
-            let port = if port.contains('/') {
-                port
-            } else {
-                format!("{port}/tcp")
-            };
-            if !config.expose.contains(&port) {
-                config.expose.push(port);
+            for port in self.exposed_ports(&scope.expand(port)?, port)? {
+                if !config.expose.contains(&port) {
+                    config.expose.push(port);
+                }
             }
         }
         for volume in &stage.config.volumes {
@@ -630,13 +796,13 @@ impl<'p> Resolver<'p> {
         if let Some(signal) = &stage.config.stopsignal {
             config.stopsignal = Some(scope.expand(signal)?);
         }
+        config.onbuild.clone_from(&stage.config.onbuild);
 
         let depends = scope.reads_target;
         // A node that does not depend on the target is shared by every
         // target, so it must not carry the values of any one of them.
         let node_target = (depends && platform != *target).then(|| target.clone());
-        let args = scope
-            .args
+        let args = start_args
             .into_iter()
             .filter(|(_, v)| depends || !v.reads_target)
             .map(|(k, v)| (k, v.text))
@@ -648,20 +814,129 @@ impl<'p> Resolver<'p> {
             target: node_target,
             base,
             args,
+            arg_scope: project.arg_scope,
             start,
+            base_onbuild,
+            onbuild_steps,
             config,
             steps,
         };
-        Ok((node, dependencies, depends))
+        Ok(BuiltNode {
+            node,
+            dependencies,
+            depends,
+            args: StageArgs {
+                args: scope.args,
+                shadowing: scope.shadowing,
+            },
+        })
     }
 
-    /// The value of an `arg` step: `--arg`, else the global or predefined value, else its default.
+    /// The `ONBUILD` triggers of base image `reference` on `platform`, read
+    /// from a local base's config; `None` when it cannot be read now (a
+    /// registry image, or a local one that is missing), so the build checks.
+    fn image_onbuild(&mut self, reference: &str, platform: &Platform) -> Option<Vec<String>> {
+        if !ImageSource::is_local(reference) {
+            return None;
+        }
+        let key = (reference.to_owned(), platform.clone());
+        if let Some(known) = self.base_onbuild.get(&key) {
+            return known.clone();
+        }
+        let source = ImageSource::parse(reference, &self.request.base_dir);
+        let triggers = match crate::image::source::read_config(&source, platform) {
+            Ok(config) => Some(config.runtime.onbuild),
+            Err(e) => {
+                tracing::debug!("cannot read the config of `{reference}` while planning: {e}");
+                None
+            }
+        };
+        self.base_onbuild.insert(key, triggers.clone());
+        triggers
+    }
+
+    /// Lowers one `ONBUILD` trigger of `stage`'s base; its steps point at
+    /// the stage's `from`.
+    fn trigger(&self, stage: &Stage, trigger: &str) -> Result<LoweredTrigger, Diagnostic> {
+        let names: Vec<&str> = self.project.stages.keys().map(String::as_str).collect();
+        let at = stage.from.span.clone();
+        match crate::dockerfile::lower_trigger(trigger, &names) {
+            Ok(lowered) => {
+                let mut relocate = |t: Template| Template::new(t.value, at.clone());
+                Ok(LoweredTrigger {
+                    steps: lowered
+                        .steps
+                        .into_iter()
+                        .map(|step| step.map(&mut relocate))
+                        .collect(),
+                    config: lowered.config,
+                })
+            }
+            Err(errors) => {
+                let first = errors.errors.first();
+                let message = first.map_or_else(String::new, |e| e.message.clone());
+                let help = first
+                    .and_then(|e| e.help.clone())
+                    .unwrap_or_else(|| "rebuild the base image with a valid trigger".to_owned());
+                Err(self
+                    .project
+                    .source
+                    .error(
+                        at,
+                        format!(
+                            "the base of stage `{}` has an ONBUILD trigger imgbuild cannot run, `{trigger}`: {message}",
+                            stage.name.value
+                        ),
+                    )
+                    .with_help(help))
+            }
+        }
+    }
+
+    /// `spec` (`[ip:][host:]port[-port][/proto]`) as the `PORT/proto` entries
+    /// Docker stores: one per port of a range, protocol lowercased, `tcp` by
+    /// default. `at` is the template it came from, for errors.
+    fn exposed_ports(&self, spec: &str, at: &Template) -> Result<Vec<String>, Diagnostic> {
+        expose_ports(spec).map_err(|why| {
+            self.project
+                .source
+                .error(at.span.clone(), format!("invalid port `{spec}`: {why}"))
+                .with_help(
+                    "write a port or range with an optional protocol: `80`, `8000-8010`, `53/udp`",
+                )
+        })
+    }
+
+    /// The proxy arguments given with `--arg`.
+    fn proxy_args(&self) -> IndexMap<String, Value> {
+        self.request
+            .args
+            .iter()
+            .filter(|(name, _)| PROXY_ARGS.contains(&name.as_str()))
+            .map(|(name, text)| {
+                (
+                    name.clone(),
+                    Value {
+                        text: text.clone(),
+                        reads_target: false,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// The value of an `arg` step, unset when `None`.
+    ///
+    /// With [`ArgScope::Everywhere`]: `--arg`, else the global or predefined
+    /// value, else its default. With [`ArgScope::Declared`], as `BuildKit`
+    /// does: `--arg`, else its default, else the global or predefined value,
+    /// else what the stage inherited.
     fn stage_arg(
         &self,
         scope: &mut Scope<'p>,
         name: &str,
         default: Option<&Template>,
-        target: &Platform,
+        globals: &IndexMap<String, Value>,
     ) -> Result<Option<Value>, Diagnostic> {
         if let Some(text) = self.request.args.get(name) {
             return Ok(Some(Value {
@@ -669,8 +944,14 @@ impl<'p> Resolver<'p> {
                 reads_target: false,
             }));
         }
-        if PREDEFINED_ARGS.contains(&name) || self.project.args.contains_key(name) {
-            return Ok(self.global_args(target)?.shift_remove(name));
+        let global = || globals.get(name).cloned();
+        let is_global = PREDEFINED_ARGS.contains(&name) || self.project.args.contains_key(name);
+        match self.project.arg_scope {
+            ArgScope::Everywhere if is_global => return Ok(global()),
+            ArgScope::Declared if default.is_none() => {
+                return Ok(global().or_else(|| scope.args.get(name).cloned()));
+            }
+            _ => {}
         }
         match default {
             Some(default) => {
@@ -814,6 +1095,34 @@ impl<'p> Resolver<'p> {
     }
 }
 
+/// `spec` (`[ip:][host:]port[-port][/proto]`) as the `PORT/proto` entries
+/// Docker stores, as `BuildKit` reads `EXPOSE`: the container port, one
+/// entry per port of a range, the protocol lowercased and `tcp` by default.
+fn expose_ports(spec: &str) -> Result<Vec<String>, String> {
+    let container = spec.rsplit(':').next().unwrap_or(spec);
+    let (ports, protocol) = container.split_once('/').unwrap_or((container, ""));
+    let protocol = match protocol.to_ascii_lowercase().as_str() {
+        "" => "tcp".to_owned(),
+        p @ ("tcp" | "udp" | "sctp") => p.to_owned(),
+        other => return Err(format!("unknown protocol `{other}`")),
+    };
+    let number = |text: &str| {
+        text.parse::<u16>()
+            .map_err(|_| format!("`{text}` is not a port number from 0 to 65535"))
+    };
+    let (first, last) = match ports.split_once('-') {
+        Some((a, b)) => (number(a)?, number(b)?),
+        None => {
+            let port = number(ports)?;
+            (port, port)
+        }
+    };
+    if last < first {
+        return Err(format!("the range `{ports}` ends before it starts"));
+    }
+    Ok((first..=last).map(|p| format!("{p}/{protocol}")).collect())
+}
+
 /// `path` made absolute against `workdir` and cleaned of `.` and `..`.
 fn join_path(workdir: &str, path: &str) -> String {
     let joined = if path.starts_with('/') {
@@ -848,6 +1157,20 @@ fn dest_path(workdir: &str, to: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exposed_ports_read_as_buildkit_does() {
+        let ports = |spec| expose_ports(spec).unwrap();
+        assert_eq!(ports("80"), ["80/tcp"]);
+        assert_eq!(ports("53/UDP"), ["53/udp"]);
+        assert_eq!(ports("8000-8002/tcp"), ["8000/tcp", "8001/tcp", "8002/tcp"]);
+        assert_eq!(ports("127.0.0.1:8080:80"), ["80/tcp"]);
+        assert_eq!(ports("8080:80/sctp"), ["80/sctp"]);
+        assert!(expose_ports("http").is_err());
+        assert!(expose_ports("80/icmp").is_err());
+        assert!(expose_ports("90-80").is_err());
+        assert!(expose_ports("70000").is_err());
+    }
 
     #[test]
     fn paths_join_and_clean() {

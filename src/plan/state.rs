@@ -3,18 +3,24 @@
 //! config the finished stage hands on. Shared by the scheduler, which runs
 //! steps, and the planner, which computes their cache keys.
 
+use indexmap::IndexMap;
+
 use crate::image::Image;
 use crate::image::config::{command_argv, healthcheck_json};
-use crate::ir::{Node, Step};
+use crate::ir::{ArgScope, Node, Step};
 
 /// The shell for string-form commands when none is set.
 pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
 
-/// Environment, workdir, user and shell as a step sees them.
+/// Environment, build arguments, workdir, user and shell as a step sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {
     /// Environment variables in order.
     pub env: Vec<(String, String)>,
+    /// Build arguments `run` steps get as environment variables, under `env`.
+    pub args: IndexMap<String, String>,
+    /// How arguments and environment variables combine.
+    arg_scope: ArgScope,
     /// Working directory.
     pub workdir: String,
     /// User, if set.
@@ -29,6 +35,8 @@ impl State {
         let base = &image.config.runtime;
         let mut state = Self {
             env: base.env.clone(),
+            args: node.args.clone(),
+            arg_scope: node.arg_scope,
             workdir: node
                 .start
                 .workdir
@@ -67,6 +75,16 @@ impl State {
             Step::Workdir { path } => path.clone_into(&mut self.workdir),
             Step::User { user } => self.user = Some(user.clone()),
             Step::Shell { argv } => argv.clone_into(&mut self.shell),
+            Step::Arg {
+                name,
+                default: Some(value),
+            } => {
+                self.args.insert(name.clone(), value.clone());
+                // Dockerfile rules: the argument hides an earlier variable.
+                if self.arg_scope == ArgScope::Declared {
+                    self.set_env(name, value);
+                }
+            }
             _ => {}
         }
     }
@@ -113,4 +131,6 @@ pub fn apply_config(node: &Node, image: &mut Image) {
     if let Some(s) = &c.shell {
         r.shell = Some(s.clone());
     }
+    // A base's triggers ran in this stage; only the stage's own remain.
+    r.onbuild.clone_from(&c.onbuild);
 }

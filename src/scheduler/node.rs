@@ -139,6 +139,7 @@ impl<'a> NodeRunner<'a> {
             }
             Base::Image(reference) => {
                 let mut base = self.base_image(node, reference)?;
+                check_onbuild(node, reference, &base)?;
                 let key = CacheKey::image(&base);
                 base.config.created.clone_from(&self.created);
                 (base, Some(key))
@@ -453,7 +454,14 @@ impl<'a> NodeRunner<'a> {
                 .map_err(|e| fail(e.to_string(), "fix the step"))?,
             ),
             Step::Workdir { path } => copy::mkdir_entries(path, target),
-            Step::Env { .. } | Step::User { .. } | Step::Shell { .. } | Step::Arg { .. } => None,
+            Step::Env { .. }
+            | Step::User { .. }
+            | Step::Shell { .. }
+            | Step::Arg { .. }
+            | Step::Label { .. }
+            | Step::Expose { .. }
+            | Step::Volume { .. }
+            | Step::Stopsignal { .. } => None,
             Step::Run(_) => unreachable!("handled above"),
         };
         match entries {
@@ -558,7 +566,7 @@ impl<'a> NodeRunner<'a> {
             }
         }
         let process = Process {
-            args: &node.args,
+            args: &state.args,
             env: &state.env,
             workdir: &state.workdir,
             user: state.user.as_deref(),
@@ -637,5 +645,87 @@ impl<'a> NodeRunner<'a> {
             empty_layer: false,
         });
         Ok(())
+    }
+}
+
+/// Checks that the base image's `ONBUILD` triggers are the ones the plan
+/// ran, since they can only be planned from a config read while planning.
+fn check_onbuild(node: &Node, reference: &str, base: &Image) -> Result<(), BuildError> {
+    let found = &base.config.runtime.onbuild;
+    match &node.base_onbuild {
+        Some(planned) if planned == found => Ok(()),
+        None if found.is_empty() => Ok(()),
+        planned => Err(BuildError::Base {
+            node: node.id.clone(),
+            message: if planned.is_none() {
+                format!(
+                    "base image `{reference}` has ONBUILD triggers ({}), which imgbuild could not read while planning",
+                    found.join("; ")
+                )
+            } else {
+                format!("base image `{reference}` changed while building: its ONBUILD triggers are not the ones planned")
+            },
+            help: "imgbuild runs a base's triggers as planned steps, so it must read the base's config when planning: use a local base (`oci-layout:`, `oci-archive:`, `docker-archive:`) that exists before the build starts".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use indexmap::IndexMap;
+
+    use super::*;
+    use crate::ir::{ArgScope, StageConfig};
+
+    fn node(base_onbuild: Option<Vec<String>>) -> Node {
+        Node {
+            id: "a@linux/amd64".into(),
+            stage: "a".into(),
+            platform: Platform::parse("linux/amd64").unwrap(),
+            target: None,
+            base: Base::Image("docker.io/library/base:1".into()),
+            args: IndexMap::new(),
+            arg_scope: ArgScope::Declared,
+            start: StageConfig::default(),
+            base_onbuild,
+            onbuild_steps: 0,
+            config: StageConfig::default(),
+            steps: Vec::new(),
+        }
+    }
+
+    fn image(onbuild: &[&str]) -> Image {
+        let mut config =
+            ImageConfig::scratch(Platform::parse("linux/amd64").unwrap(), DEFAULT_CREATED);
+        config.runtime.onbuild = onbuild.iter().map(|t| (*t).to_owned()).collect();
+        Image {
+            config,
+            layers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn base_triggers_must_be_the_planned_ones() {
+        let reference = "docker.io/library/base:1";
+        check_onbuild(&node(None), reference, &image(&[])).unwrap();
+        check_onbuild(
+            &node(Some(vec!["RUN make".into()])),
+            reference,
+            &image(&["RUN make"]),
+        )
+        .unwrap();
+        let unknown = check_onbuild(&node(None), reference, &image(&["RUN make"])).unwrap_err();
+        assert!(
+            unknown.to_string().contains(
+                "has ONBUILD triggers (RUN make), which imgbuild could not read while planning"
+            ),
+            "{unknown}"
+        );
+        let changed =
+            check_onbuild(&node(Some(Vec::new())), reference, &image(&["RUN make"])).unwrap_err();
+        assert!(
+            changed.to_string().contains("changed while building"),
+            "{changed}"
+        );
     }
 }

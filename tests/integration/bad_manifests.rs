@@ -382,3 +382,37 @@ bad_manifest!(
     8,
     "--arg NAME=VALUE"
 );
+
+bad_manifest!(
+    unknown_arg_scope,
+    "[build]\narg_scope = \"declard\"\n[stages.a]\nfrom = \"scratch\"\n",
+    "unknown `arg_scope` `declard`",
+    2,
+    13,
+    "did you mean `declared`?"
+);
+
+bad_manifest!(
+    onbuild_trigger_that_is_not_an_instruction,
+    "[stages.a]\nfrom = \"scratch\"\nonbuild = [\"RUN make\", \"FROM alpine\"]\n",
+    "invalid `onbuild` trigger: FROM isn't allowed as an ONBUILD trigger",
+    3,
+    24,
+    "a trigger runs inside the stage"
+);
+
+bad_manifest!(
+    invalid_port_in_an_expose_step,
+    "[stages.a]\nfrom = \"scratch\"\nsteps = [{ expose = [80, \"http\"] }]\n",
+    "invalid port `http`",
+    3,
+    26
+);
+
+bad_manifest!(
+    predefined_arg_default_in_everywhere_scope,
+    "[stages.a]\nfrom = \"scratch\"\nsteps = [{ arg = \"TARGETARCH\", default = \"x\" }]\n",
+    "`TARGETARCH` takes its value from the platform",
+    3,
+    42
+);

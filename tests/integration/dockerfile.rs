@@ -6,13 +6,13 @@ use std::process::Command;
 use crate::util::{Output, can_run, imgbuild_in};
 
 /// A temporary directory holding `Dockerfile` with `text`.
-fn dockerfile_dir(text: &str) -> tempfile::TempDir {
+pub(crate) fn dockerfile_dir(text: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("Dockerfile"), text).expect("write Dockerfile");
     dir
 }
 
-fn plan(text: &str, args: &[&str]) -> Output {
+pub(crate) fn plan(text: &str, args: &[&str]) -> Output {
     let dir = dockerfile_dir(text);
     let mut all = vec!["plan", "-f", "Dockerfile"];
     all.extend_from_slice(args);
@@ -162,11 +162,17 @@ fn unknown_flag() {
 }
 
 #[test]
-fn onbuild_is_refused() {
+fn forbidden_onbuild_triggers_are_refused() {
     assert_bad(
-        "FROM scratch\n\nONBUILD RUN make\n",
-        "`ONBUILD` is not supported yet",
+        "FROM scratch\n\nONBUILD FROM alpine\n",
+        "FROM isn't allowed as an ONBUILD trigger",
         3,
+        1,
+    );
+    assert_bad(
+        "FROM scratch\nONBUILD ONBUILD RUN make\n",
+        "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+        2,
         1,
     );
 }
@@ -317,4 +323,43 @@ fn dockerfile_builds_the_same_layers_as_the_manifest() {
     let from_manifest = layer_digests(dir.path(), "imgbuild.toml");
     assert!(from_dockerfile.len() >= 3, "{from_dockerfile:?}");
     assert_eq!(from_dockerfile, from_manifest);
+}
+
+/// `RUN` sees an argument from its `ARG` line on, and of an `ARG` and an
+/// `ENV` of the same name the later one, as in `BuildKit`.
+#[test]
+fn run_sees_args_from_their_line_on() {
+    if !can_run() {
+        return;
+    }
+    let dir = dockerfile_dir(&format!(
+        r#"FROM oci-layout:{}
+ENV A=env
+RUN echo "before: ${{B-unset}} $A" > /before
+ARG B=arg
+ARG A=arg
+RUN echo "after: $B $A" > /after
+ENV B=env-again
+RUN echo "last: $B $A" > /last
+"#,
+        crate::run::busybox().display()
+    ));
+    let store = tempfile::tempdir().unwrap();
+    let out = imgbuild_in(
+        dir.path(),
+        &[
+            "--store",
+            store.path().to_str().unwrap(),
+            "apply",
+            "-f",
+            "Dockerfile",
+            "--output",
+            "type=local,dest=rootfs",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let read = |name: &str| std::fs::read_to_string(dir.path().join("rootfs").join(name)).unwrap();
+    assert_eq!(read("before"), "before: unset env\n");
+    assert_eq!(read("after"), "after: arg arg\n");
+    assert_eq!(read("last"), "last: env-again arg\n");
 }

@@ -11,6 +11,8 @@ mod convert;
 mod dockerfile;
 mod examples;
 mod inspect;
+mod lint;
+mod onbuild;
 mod plan;
 mod prune;
 mod run;

@@ -286,3 +286,131 @@ fn shared_build_platform_node_has_no_target_args() {
         assert!(tools["args"].get("BUILDARCH").is_some(), "{tools}");
     }
 }
+
+/// `arg_scope = "declared"` gives a manifest a Dockerfile's argument rules.
+#[test]
+fn declared_arg_scope_follows_dockerfile_rules() {
+    let manifest = r#"
+[build]
+arg_scope = "declared"
+
+[args]
+VERSION = "1.36"
+
+[stages.base]
+from = "docker.io/library/busybox:${VERSION}"
+steps = [
+  { label = { before = "${VERSION:-unset}" } },
+  { arg = "VERSION" },
+  { label = { version = "$VERSION" } },
+  { arg = "TARGETARCH", default = "riscv64" },
+]
+
+[stages.app]
+from = "stage:base"
+steps = [{ label = { inherited = "$VERSION-$TARGETARCH" } }]
+
+[images.app]
+stage = "app"
+"#;
+    let plan = plan_json(manifest, &[]);
+    let nodes = plan["nodes"].as_array().unwrap();
+    let base = &nodes[0];
+    assert_eq!(base["base"]["name"], "docker.io/library/busybox:1.36");
+    let labels = &nodes[1]["config"]["labels"];
+    assert_eq!(labels["before"], "unset", "{labels}");
+    assert_eq!(labels["version"], "1.36", "{labels}");
+    assert_eq!(labels["inherited"], "1.36-riscv64", "{labels}");
+    assert_eq!(nodes[1]["args"]["VERSION"], "1.36");
+    // The default manifest rules are unchanged: every [args] entry everywhere.
+    let everywhere = manifest.replace("arg_scope = \"declared\"", "");
+    let everywhere = everywhere.replace(", default = \"riscv64\"", "");
+    let plan = plan_json(&everywhere, &[]);
+    let labels = &plan["nodes"][1]["config"]["labels"];
+    assert_eq!(labels["before"], "1.36", "{labels}");
+}
+
+/// An `arg` step takes effect from its position: `run` steps before it do
+/// not get it, expanded fields before it do not see it.
+#[test]
+fn arg_steps_take_effect_where_they_are() {
+    let plan = plan_json(
+        r#"
+[stages.a]
+from = "scratch"
+steps = [
+  { label = { before = "${MODE:-none}" } },
+  { arg = "MODE", default = "fast" },
+  { label = { after = "$MODE" } },
+  { expose = ["80", "8000-8001/udp"] },
+  { volume = ["/data"] },
+  { stopsignal = "SIGINT" },
+]
+
+[images.a]
+stage = "a"
+"#,
+        &[],
+    );
+    let node = &plan["nodes"][0];
+    assert!(node["args"].get("MODE").is_none(), "{}", node["args"]);
+    assert_eq!(node["config"]["labels"]["before"], "none");
+    assert_eq!(node["config"]["labels"]["after"], "fast");
+    assert_eq!(
+        node["config"]["expose"],
+        serde_json::json!(["80/tcp", "8000/udp", "8001/udp"])
+    );
+    assert_eq!(node["config"]["volumes"], serde_json::json!(["/data"]));
+    assert_eq!(node["config"]["stopsignal"], "SIGINT");
+    let kinds: Vec<&str> = node["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["label", "arg", "label", "expose", "volume", "stopsignal"]
+    );
+}
+
+/// A manifest stage stores `onbuild` triggers, and a stage starting from it runs them.
+#[test]
+fn manifest_onbuild_triggers_are_stored_and_run() {
+    let plan = plan_json(
+        r#"
+[stages.toolchain]
+from = "scratch"
+onbuild = ["LABEL from-trigger=yes", "ENV TRIGGERED=1"]
+
+[stages.app]
+from = "stage:toolchain"
+steps = [{ label = { own = "yes" } }]
+
+[images.app]
+stage = "app"
+"#,
+        &[],
+    );
+    let nodes = plan["nodes"].as_array().unwrap();
+    assert_eq!(
+        nodes[0]["config"]["onbuild"],
+        serde_json::json!(["LABEL from-trigger=yes", "ENV TRIGGERED=1"])
+    );
+    let app = &nodes[1];
+    assert!(app["config"].get("onbuild").is_none(), "{}", app["config"]);
+    assert_eq!(app["config"]["labels"]["from-trigger"], "yes");
+    assert_eq!(app["config"]["env"]["TRIGGERED"], "1");
+    let steps = app["steps"].as_array().unwrap();
+    let flagged: Vec<bool> = steps.iter().map(|s| s.get("onbuild").is_some()).collect();
+    assert_eq!(flagged, [true, true, false]);
+    let text = plan_manifest(
+        "[stages.t]\nfrom = \"scratch\"\nonbuild = [\"RUN make\"]\n[stages.a]\nfrom = \"stage:t\"\n[images.a]\nstage = \"a\"\n",
+        &[],
+    );
+    assert!(
+        text.stdout.contains("1. build   (onbuild) run make"),
+        "{}",
+        text.stdout
+    );
+}

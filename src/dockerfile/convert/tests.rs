@@ -78,6 +78,7 @@ fn requests(project: &Project) -> Vec<Request> {
                 platforms: platforms.clone(),
                 args,
                 host: Platform::parse("linux/amd64").unwrap(),
+                ..Request::default()
             });
         }
     }
@@ -302,6 +303,9 @@ fn comments_land_above_what_their_instruction_became() {
     );
     let expected = r#"# Header.
 
+[build]
+arg_scope = "declared"
+
 [args]
 # Above the arg.
 A = "1"
@@ -309,11 +313,11 @@ A = "1"
 # Above the stage.
 [stages.app]
 from = "scratch"
-# Above the label.
-labels = { a = "b" }
 steps = [
   # Above the env step.
   { env = { X = "1" } },
+  # Above the label.
+  { label = { a = "b" } },
   { file = '''
 # not a comment: file content
 ''', to = "/etc/EOF" },
@@ -347,9 +351,10 @@ fn long_settings_become_sub_tables() {
         "FROM scratch\n# Many labels.\nLABEL{labels}\nHEALTHCHECK --interval=30s --timeout=10s --start-period=1m --retries=3 CMD [\"/bin/check\", \"--all\", \"--verbose\"]\n"
     );
     let manifest = round_trip("Dockerfile", &text);
+    // A LABEL is a step (it sees the variables of its line): one inline table.
     assert!(
         manifest.contains(
-            "\n# Many labels.\n[stages.0.labels]\n\"org.example.label-0\" = \"value number 0\"\n"
+            "\n  # Many labels.\n  { label = { \"org.example.label-0\" = \"value number 0\", "
         ),
         "{manifest}"
     );
@@ -387,11 +392,11 @@ fn values_a_manifest_refuses_are_reported_at_their_dockerfile_line() {
 
 #[test]
 fn dockerfile_errors_are_reported_as_for_plan() {
-    let error = convert("Dockerfile", "FROM scratch\nONBUILD RUN make\n", ".")
+    let error = convert("Dockerfile", "FROM scratch\nONBUILD FROM alpine\n", ".")
         .expect_err("refused")
         .errors
         .remove(0);
-    let planned = super::super::parse_project("Dockerfile", "FROM scratch\nONBUILD RUN make\n")
+    let planned = super::super::parse_project("Dockerfile", "FROM scratch\nONBUILD FROM alpine\n")
         .expect_err("refused")
         .errors
         .remove(0);
@@ -418,4 +423,34 @@ fn a_manifest_that_builds_something_else_is_refused_at_the_instruction() {
     );
     assert_eq!(error.location(), "Dockerfile:3:1");
     assert!(error.help.unwrap().contains("bug in imgbuild"));
+}
+
+#[test]
+fn argument_scope_and_onbuild_round_trip() {
+    let text = r#"ARG VERSION
+ARG BASE=scratch
+FROM $BASE AS toolchain
+LABEL before="${VERSION:-unset}"
+ARG VERSION
+ARG TARGETARCH=riscv64
+ENV A=env
+ARG A=arg
+LABEL version="$VERSION" arch="$TARGETARCH" a="$A"
+EXPOSE 8000-8001/udp
+ONBUILD COPY . /src
+ONBUILD RUN make
+
+FROM toolchain AS app
+STOPSIGNAL ${SIGNAL:-SIGTERM}
+"#;
+    let manifest = round_trip("Dockerfile", text);
+    for expected in [
+        "arg_scope = \"declared\"\n",
+        "VERSION = {}\n",
+        "onbuild = [\"COPY . /src\", \"RUN make\"]\n",
+        "{ arg = \"TARGETARCH\", default = \"riscv64\" }",
+        "{ expose = [\"8000-8001/udp\"] }",
+    ] {
+        assert!(manifest.contains(expected), "{expected}:\n{manifest}");
+    }
 }
