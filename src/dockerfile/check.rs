@@ -924,7 +924,7 @@ impl Checker<'_> {
         if ignore.has_exceptions() {
             return;
         }
-        let path = clean(source);
+        let path = crate::context::ignore::clean(source);
         let excluded = if path == "." || path == "/" {
             ignore.ignores_everything()
         } else {
@@ -1017,31 +1017,6 @@ fn arg_pairs(inst: &Instruction) -> Vec<(String, Option<String>)> {
 
 fn is_remote(path: &str) -> bool {
     path.starts_with("http://") || path.starts_with("https://") || path.starts_with("git@")
-}
-
-/// Go's `filepath.Clean` for slash paths.
-fn clean(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|p| *p != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            part => parts.push(part),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
 }
 
 /// Whether an `ARG` or `ENV` name looks like it holds a secret, as
