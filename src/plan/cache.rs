@@ -584,6 +584,25 @@ impl<'a> NodeKeys<'a> {
     }
 }
 
+/// Adds what a cached step produced to `image`: its layer, if any, and its
+/// history line dated `created`.
+pub fn push_entry(image: &mut Image, entry: &crate::store::CacheEntry, created: &str) {
+    if let Some(layer) = &entry.layer {
+        image.layers.push(LayerRef {
+            media_type: layer.media_type.clone(),
+            digest: layer.digest.clone(),
+            size: layer.size,
+            diff_id: layer.diff_id.clone(),
+        });
+        image.config.diff_ids.push(layer.diff_id.clone());
+    }
+    image.config.history.push(crate::image::HistoryEntry {
+        created: created.to_owned(),
+        created_by: entry.created_by.clone(),
+        empty_layer: entry.layer.is_none(),
+    });
+}
+
 /// Where the last build of step `index` (0: the hidden workdir step) of
 /// `node` from the manifest `scope` is recorded.
 pub fn record_id(scope: &str, node: &str, index: usize) -> String {

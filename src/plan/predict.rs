@@ -18,7 +18,7 @@ use super::cache::{
 use super::state::apply_config;
 use super::{CacheStatus, Plan};
 use crate::image::source::{self, ImageSource};
-use crate::image::{DEFAULT_CREATED, HistoryEntry, Image, ImageConfig, LayerRef};
+use crate::image::{DEFAULT_CREATED, Image, ImageConfig};
 use crate::ir::{Base, BuildGraph, NodeId, Platform};
 use crate::store::Store;
 
@@ -219,20 +219,7 @@ fn lookup(
     }
     match query.store.cache_entry(&record.key) {
         Ok(Some(entry)) => {
-            if let Some(layer) = &entry.layer {
-                image.layers.push(LayerRef {
-                    media_type: layer.media_type.clone(),
-                    digest: layer.digest.clone(),
-                    size: layer.size,
-                    diff_id: layer.diff_id.clone(),
-                });
-                image.config.diff_ids.push(layer.diff_id.clone());
-            }
-            image.config.history.push(HistoryEntry {
-                created: DEFAULT_CREATED.to_owned(),
-                created_by: entry.created_by,
-                empty_layer: entry.layer.is_none(),
-            });
+            cache::push_entry(image, &entry, DEFAULT_CREATED);
             Ok(())
         }
         _ => {

@@ -171,20 +171,7 @@ impl<'a> NodeRunner<'a> {
         let Some(entry) = self.store.use_cache_entry(&record.key)? else {
             return Ok(false);
         };
-        if let Some(layer) = &entry.layer {
-            image.layers.push(LayerRef {
-                media_type: layer.media_type.clone(),
-                digest: layer.digest.clone(),
-                size: layer.size,
-                diff_id: layer.diff_id.clone(),
-            });
-            image.config.diff_ids.push(layer.diff_id.clone());
-        }
-        image.config.history.push(HistoryEntry {
-            created: self.created.clone(),
-            created_by: entry.created_by,
-            empty_layer: entry.layer.is_none(),
-        });
+        cache::push_entry(image, &entry, &self.created);
         cache::save_record(self.store, record_id, record);
         Ok(true)
     }
