@@ -687,25 +687,28 @@ fn killed_run_leaves_no_mount_behind() {
             .lines()
             .any(|l| l.contains(&tmp))
     };
-    let started = std::time::Instant::now();
-    while !mounted() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(30),
-            "the step never mounted its root"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(mounted(), "the killed build left its overlay mounted");
-    // The runtime it started outlives it until the step's command ends; a
-    // store is only cleaned of builds whose processes are all gone.
+    // The runtime's command line names the step's bundle under the store's
+    // tmp/; the process it starts outlives the build until its command ends.
     let runtime_alive = || {
         std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
             std::fs::read(p.path().join("cmdline"))
                 .is_ok_and(|c| c.windows(tmp.len()).any(|w| w == tmp.as_bytes()))
         })
     };
+    // Wait for the step itself: short-lived read-only views are mounted
+    // under tmp/ before it, and killing the build between them and the
+    // step's root would leave nothing to clean up.
+    let started = std::time::Instant::now();
+    while !(runtime_alive() && mounted()) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(mounted(), "the killed build left its overlay mounted");
     let started = std::time::Instant::now();
     while runtime_alive() {
         assert!(
