@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::BuildArgs;
+use super::{BuildArgs, RegistryArgs};
 use crate::context::{self, PatternMatcher};
 use crate::error::Error;
 use crate::exec::step::{Grants, SecretSource};
 use crate::export::{self, Output};
+use crate::image::base::PullPolicy;
 use crate::layer::{Compression, CompressionOptions};
 use crate::plan;
 use crate::printer::Printer;
@@ -34,9 +35,21 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub build: BuildArgs,
     /// Write the images here too (repeatable): `type=oci-layout,dest=DIR`,
-    /// `type=oci,dest=FILE`, `type=docker,dest=FILE` or `type=local,dest=DIR`.
+    /// `type=oci,dest=FILE`, `type=docker,dest=FILE`, `type=local,dest=DIR`,
+    /// or `type=registry[,name=REF]` (push).
     #[arg(short, long = "output", value_name = "SPEC")]
     pub outputs: Vec<String>,
+    /// Push every image to each of its tags (`--output type=registry`).
+    #[arg(long)]
+    pub push: bool,
+    /// When to ask registries for base images: `missing` uses the store's
+    /// copy of a tag when it has one, `always` resolves every tag again,
+    /// `never` uses only the store.
+    #[arg(long, value_enum, value_name = "POLICY", default_value = "missing")]
+    pub pull: PullPolicy,
+    /// How to reach registries.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// Layer compression.
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: CompressionArg,
@@ -101,15 +114,19 @@ fn grants(args: &ApplyArgs) -> Result<Grants, Error> {
 
 /// Builds, exports, and prints each image's digest.
 pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Result<(), Error> {
-    let outputs = args
+    let mut outputs = args
         .outputs
         .iter()
         .map(|o| Output::parse(o))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::Usage {
             message: e.to_string(),
-            help: "write e.g. `--output type=oci-layout,dest=out`".into(),
+            help: "write e.g. `--output type=oci-layout,dest=out` or `--output type=registry`"
+                .into(),
         })?;
+    if args.push && !outputs.contains(&Output::Registry { names: Vec::new() }) {
+        outputs.push(Output::Registry { names: Vec::new() });
+    }
     let level = args.compression_level;
     let compression = match args.compression {
         CompressionArg::Gzip => Compression::Gzip,
@@ -138,6 +155,19 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
 
     let project = args.build.load()?;
     let graph = plan::resolve_graph(&project, &args.build.request()?)?;
+    // An image with nowhere to be pushed is known before anything is built.
+    for output in &outputs {
+        if let Output::Registry { names } = output {
+            for image in &graph.images {
+                export::push_targets(&image.name, &image.tags, names, graph.images.len()).map_err(
+                    |e| Error::Usage {
+                        message: e.to_string(),
+                        help: "pushing needs a destination for every image".into(),
+                    },
+                )?;
+            }
+        }
+    }
 
     let manifest_dir = args
         .build
@@ -167,6 +197,8 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         grants: grants(args)?,
         host: crate::ir::Platform::host(),
         jobs: args.jobs.map(usize::from),
+        pull: args.pull,
+        registry: args.registry.options(),
     };
     // Stages build concurrently, so every line names its stage.
     let report = |event: Event<'_>| match event {
@@ -181,7 +213,16 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
     let images =
         scheduler::build(&store, &graph, &ignore, &options, &report).map_err(Error::Build)?;
     for output in &outputs {
-        export::export(&store, &images, output).map_err(Error::Export)?;
+        let pushed =
+            export::export(&store, &images, output, &options.registry).map_err(Error::Export)?;
+        for push in pushed {
+            printer.message(&format!(
+                "pushed {} ({} blobs uploaded, {} already there)",
+                push.pinned(),
+                push.blobs_uploaded,
+                push.blobs_skipped
+            ));
+        }
     }
     let mut lines = String::new();
     for image in &images {

@@ -5,6 +5,8 @@
 mod apply;
 mod doctor;
 mod plan;
+mod pull;
+mod push;
 pub mod schema;
 mod store;
 
@@ -49,6 +51,10 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Build the images, keep them in the store, and write any `--output`.
     Apply(apply::ApplyArgs),
+    /// Pull an image from a registry into the store.
+    Pull(pull::PullArgs),
+    /// Push an image from the store to a registry.
+    Push(push::PushArgs),
     /// Inspect and repair the content store.
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -134,6 +140,41 @@ impl BuildArgs {
     }
 }
 
+/// How to reach registries; shared by `apply`, `pull` and `push`.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Speak plain HTTP, without TLS, to this registry (repeatable): for a
+    /// local registry such as `localhost:5000`. Others use HTTPS, verified
+    /// with the system's root certificates.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure: Vec<String>,
+    /// Read registry credentials from this file only (Docker's
+    /// `config.json` format), instead of `~/.docker/config.json` and
+    /// Podman's `auth.json`.
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    /// The registry options these flags describe.
+    pub fn options(&self) -> crate::registry::RegistryOptions {
+        crate::registry::RegistryOptions {
+            insecure: self
+                .insecure
+                .iter()
+                .map(|host| {
+                    let host = host
+                        .strip_prefix("http://")
+                        .or_else(|| host.strip_prefix("https://"))
+                        .unwrap_or(host);
+                    host.trim_end_matches('/').to_owned()
+                })
+                .collect(),
+            auth_file: self.authfile.clone(),
+        }
+    }
+}
+
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
@@ -163,6 +204,8 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Plan(args) => plan::run(args, printer),
         Command::Apply(args) => apply::run(args, cli.store.as_deref(), printer),
+        Command::Pull(args) => pull::run(args, cli.store.as_deref(), printer),
+        Command::Push(args) => push::run(args, cli.store.as_deref(), printer),
         Command::Store(command) => store::run(command, cli.store.as_deref(), printer),
         Command::Doctor { runtime } => {
             doctor::run(cli.store.as_deref(), runtime.as_deref(), printer)

@@ -92,6 +92,10 @@ pub struct BuildOptions {
     pub host: Platform,
     /// How many nodes may run at once (`--jobs`); None: one per core.
     pub jobs: Option<usize>,
+    /// When to ask registries for base images (`--pull`).
+    pub pull: image::base::PullPolicy,
+    /// How to reach registries (`--insecure-registry`, `--authfile`).
+    pub registry: crate::registry::RegistryOptions,
 }
 
 /// What the build reports as it goes.

@@ -10,10 +10,11 @@ use crate::copy::{self, CopySpec, Origin, Target};
 use crate::exec::rootfs::{View, read_only_view};
 use crate::exec::step::{Process, StepError};
 use crate::exec::{self, Executor, OciRuntime, Stream};
+use crate::image::base::BaseResolver;
 use crate::image::config::{command_argv, healthcheck_json};
-use crate::image::source::{self, ImageSource};
+use crate::image::source::ImageSource;
 use crate::image::{DEFAULT_CREATED, HistoryEntry, Image, ImageConfig, LayerRef};
-use crate::ir::{Base, BuildGraph, Mount, Node, NodeId, Platform, Run, Step};
+use crate::ir::{Base, BuildGraph, Mount, Node, NodeId, Run, Step};
 use crate::layer::{self, Entry, WriteOptions};
 use crate::plan::summary;
 use crate::store::{Digest, Store};
@@ -27,7 +28,7 @@ pub struct NodeRunner<'a> {
     ignore: &'a PatternMatcher,
     options: &'a BuildOptions,
     created: String,
-    imported: Mutex<HashMap<(String, Platform), Image>>,
+    bases: BaseResolver,
     executor: Mutex<Option<Arc<dyn Executor>>>,
 }
 
@@ -41,7 +42,7 @@ impl<'a> NodeRunner<'a> {
             created: options
                 .source_date_epoch
                 .map_or_else(|| DEFAULT_CREATED.to_owned(), rfc3339),
-            imported: Mutex::new(HashMap::new()),
+            bases: BaseResolver::new(store, options.pull, options.registry.clone()),
             executor: Mutex::new(None),
         }
     }
@@ -50,30 +51,25 @@ impl<'a> NodeRunner<'a> {
         self.options.source_date_epoch.unwrap_or(0)
     }
 
-    /// Imports (once per build) the image `reference` for `platform`.
+    /// Resolves (once per build) the image `reference` for the node's platform.
     fn base_image(&self, node: &Node, reference: &str) -> Result<Image, BuildError> {
-        let key = (reference.to_owned(), node.platform.clone());
-        if let Some(image) = self.imported.lock().expect("not poisoned").get(&key) {
-            return Ok(image.clone());
-        }
         let source = ImageSource::parse(reference, &self.options.manifest_dir);
-        let image = source::import(self.store, &source, &node.platform).map_err(|e| match e {
-            crate::image::ImageError::Source { message, help } => BuildError::Base {
-                node: node.id.clone(),
-                message,
-                help,
-            },
-            other => BuildError::Base {
-                node: node.id.clone(),
-                message: format!("cannot load base image `{reference}`: {other}"),
-                help: "check the image source".into(),
-            },
-        })?;
-        self.imported
-            .lock()
-            .expect("not poisoned")
-            .insert(key, image.clone());
-        Ok(image)
+        let base = self
+            .bases
+            .resolve(&source, &node.platform)
+            .map_err(|e| match e {
+                crate::image::ImageError::Source { message, help } => BuildError::Base {
+                    node: node.id.clone(),
+                    message,
+                    help,
+                },
+                other => BuildError::Base {
+                    node: node.id.clone(),
+                    message: format!("cannot load base image `{reference}`: {other}"),
+                    help: "check the image source".into(),
+                },
+            })?;
+        Ok(base.image)
     }
 
     /// Each layer of `image` extracted once into the store, bottom first,

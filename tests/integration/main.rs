@@ -9,5 +9,8 @@ mod book;
 mod dockerfile;
 mod examples;
 mod plan;
+mod registry;
 mod run;
 mod schema;
+#[path = "../support/registry.rs"]
+mod test_registry;
