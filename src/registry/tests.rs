@@ -737,3 +737,61 @@ fn anonymous_bearer_token_flow_and_retry_on_503() {
         .collect();
     assert_eq!(manifests.len(), 2, "one 503, then success: {log:#?}");
 }
+
+#[test]
+fn base_resolver_plans_without_layers_then_pulls() {
+    use crate::image::base::{BaseResolver, PullPolicy};
+    use crate::image::source::ImageSource;
+    let Some(reg) = TestRegistry::start(None) else {
+        return;
+    };
+    let host = reg.host();
+    let dir = tempfile::tempdir().unwrap();
+    let src = Store::open(dir.path().join("src")).unwrap();
+    let image = make_image(&src);
+    let reference = format!("{host}/team/app:v1");
+    connect(&reg, None)
+        .push(&src, &image.index, INDEX_MEDIA_TYPE, &reference)
+        .unwrap();
+
+    let store = Store::open(dir.path().join("fresh")).unwrap();
+    let auth_file = reg.dir().join("empty-auth.json");
+    std::fs::write(&auth_file, "{}").unwrap();
+    let resolver = BaseResolver::new(
+        &store,
+        PullPolicy::Missing,
+        RegistryOptions {
+            insecure: vec![host.clone()],
+            auth_file: Some(auth_file),
+        },
+    );
+    let source = ImageSource::Registry(reference.clone());
+    let arm = platform("linux/arm64");
+    // For a plan: the manifest digest, and no layer downloaded.
+    assert_eq!(
+        resolver.resolve_manifest(&source, &arm).unwrap(),
+        image.manifests[1]
+    );
+    assert!(!store.has_blob(&image.blobs[0]), "no layer for a plan");
+    let pinned = format!("{host}/team/app@{}", image.index);
+    assert_eq!(
+        resolver.resolved_references(),
+        [(reference.clone(), pinned.clone())]
+    );
+    assert_eq!(
+        store.tag(&reference).unwrap().unwrap().digest,
+        image.index,
+        "the pulled tag is in the store"
+    );
+    // For a build: the same manifest, with its layers.
+    let base = resolver.resolve(&source, &arm).unwrap();
+    assert_eq!(base.manifest_digest, image.manifests[1]);
+    assert_eq!(base.pinned.as_deref(), Some(pinned.as_str()));
+    assert_eq!(base.name, reference);
+    assert_eq!(base.image.layers.len(), 2);
+    assert_eq!(base.image.config.platform, arm);
+    for blob in [&image.blobs[0], &image.blobs[2], &image.blobs[4]] {
+        assert!(store.has_blob(blob), "{blob}");
+    }
+    assert!(store.verify(false).unwrap().is_clean());
+}
