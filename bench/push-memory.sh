@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Peak memory of `imgbuild push` for an image with one 512 MiB layer,
-# measured with `/usr/bin/time -v` against a local `docker-registry`.
-# Layers stream from the store in 4 MiB chunks, so the peak must stay far
-# below the layer's size; the script fails above 100 MB.
+# measured with `/usr/bin/time -v` against a local `docker-registry`. The
+# push gzips the layer (the store keeps it uncompressed), then uploads it in
+# 4 MiB chunks, both streaming, so the peak must stay far below the layer's
+# size; the script fails above 100 MB.
 # Needs docker-registry and time (Debian packages). IMGBUILD_BIN picks the
 # binary (default: a release build).
 set -euo pipefail
@@ -50,7 +51,6 @@ tags = ["$host/bench/big:1"]
 TOML
 echo '{}' > "$work/auth.json"
 "$bin" --store "$work/store" -q apply -f "$work/project/imgbuild.toml" --compression none >/dev/null
-layer_mb=$(du -sm "$work/store/blobs/sha256" | cut -f1)
 
 start=$(date +%s.%N)
 /usr/bin/time -v "$bin" --store "$work/store" -q push --insecure-registry "$host" \
@@ -59,8 +59,8 @@ start=$(date +%s.%N)
 end=$(date +%s.%N)
 peak_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.log")
 seconds=$(echo "$end - $start" | bc -l)
-printf 'pushed %s MB of blobs in %.1f s; peak RSS %d kB (%.1f MB), limit %d MB\n' \
-  "$layer_mb" "$seconds" "$peak_kb" "$(echo "$peak_kb / 1000" | bc -l)" $((limit_kb / 1000))
+printf 'push of a 512 MiB layer (gzip and upload): %.1f s; peak RSS %d kB (%.1f MB), limit %d MB\n' \
+  "$seconds" "$peak_kb" "$(echo "$peak_kb / 1000" | bc -l)" $((limit_kb / 1000))
 if [ "$peak_kb" -ge "$limit_kb" ]; then
   echo "FAIL: peak RSS above the limit" >&2
   exit 1

@@ -9,6 +9,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_BUILD_FAILED: u8 = 1;
 /// Exit code: bad input or usage (a manifest error, an unknown flag or target).
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code of `plan --detailed-exitcode` when some step would be built.
+pub const EXIT_WOULD_BUILD: u8 = 3;
 
 /// Any error imgbuild reports; each module's own error converts into it.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -61,6 +63,15 @@ pub enum Error {
     #[error("the store has corrupt blobs or leftovers")]
     #[diagnostic(help("run `imgbuild store verify --repair`"))]
     StoreDirty,
+    /// A check the user asked for failed (`inspect --fail-on-waste`).
+    #[error("{message}")]
+    #[diagnostic(help("{help}"))]
+    CheckFailed {
+        /// What failed.
+        message: String,
+        /// What to do.
+        help: String,
+    },
     /// Writing output failed.
     #[error("cannot write output: {0}")]
     Output(#[source] std::io::Error),
@@ -84,6 +95,7 @@ impl Error {
             | Error::Store(_)
             | Error::Export(_)
             | Error::StoreDirty
+            | Error::CheckFailed { .. }
             | Error::DoctorFailed => EXIT_BUILD_FAILED,
         }
     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod exec;
 pub mod export;
 pub mod image;
+pub mod inspect;
 pub mod ir;
 pub mod layer;
 pub mod manifest;

@@ -5,28 +5,14 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::{BuildArgs, RegistryArgs};
-use crate::context::{self, PatternMatcher};
+use super::BuildArgs;
+use super::session::Session;
 use crate::error::Error;
 use crate::exec::step::{Grants, SecretSource};
 use crate::export::{self, Output};
-use crate::image::base::PullPolicy;
 use crate::layer::{Compression, CompressionOptions};
-use crate::plan;
 use crate::printer::Printer;
 use crate::scheduler::{self, BuildOptions, Event};
-use crate::store::Store;
-
-/// Layer compression.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CompressionArg {
-    /// gzip (zlib-rs), what every registry and runtime reads.
-    Gzip,
-    /// zstd: smaller and faster; needs a recent runtime.
-    Zstd,
-    /// Uncompressed tar.
-    None,
-}
 
 /// Flags of `imgbuild apply`.
 #[derive(Debug, Clone, Args)]
@@ -42,26 +28,19 @@ pub struct ApplyArgs {
     /// Push every image to each of its tags (`--output type=registry`).
     #[arg(long)]
     pub push: bool,
-    /// When to ask registries for base images: `missing` uses the store's
-    /// copy of a tag when it has one, `always` resolves every tag again,
-    /// `never` uses only the store.
-    #[arg(long, value_enum, value_name = "POLICY", default_value = "missing")]
-    pub pull: PullPolicy,
-    /// How to reach registries.
-    #[command(flatten)]
-    pub registry: RegistryArgs,
-    /// Layer compression.
-    #[arg(long, value_enum, default_value = "gzip")]
-    pub compression: CompressionArg,
-    /// Compression level (gzip 0-9, zstd 1-22).
-    #[arg(long, value_name = "N")]
-    pub compression_level: Option<u32>,
     /// A secret for `secret` mounts (repeatable): `id=ID,src=FILE` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
     pub secrets: Vec<String>,
     /// Forward an SSH agent to `ssh` mounts (repeatable): `default` (`$SSH_AUTH_SOCK`) or `ID=SOCKET`.
     #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
     pub ssh: Vec<String>,
+    /// Compression of the layers of OCI layouts, OCI archives and pushed
+    /// images (the store keeps them uncompressed).
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: CompressionArg,
+    /// Compression level (gzip 0-9, zstd 1-22).
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<u32>,
     /// The OCI runtime for `run` steps, a name or a path. Default: the first
     /// of crun, runc and youki that works on this machine.
     #[arg(long, value_name = "NAME|PATH")]
@@ -69,6 +48,40 @@ pub struct ApplyArgs {
     /// How many stages may build at once. Default: one per core.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+}
+
+/// Layer compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    /// gzip (zlib-rs), what every registry and runtime reads.
+    Gzip,
+    /// zstd: smaller and faster; needs a recent runtime.
+    Zstd,
+    /// Uncompressed tar.
+    None,
+}
+
+/// Reads `--compression` and `--compression-level`.
+fn compression(args: &ApplyArgs) -> Result<CompressionOptions, Error> {
+    let level = args.compression_level;
+    let compression = match args.compression {
+        CompressionArg::Gzip => Compression::Gzip,
+        CompressionArg::Zstd => Compression::Zstd,
+        CompressionArg::None => Compression::None,
+    };
+    let valid_level = match compression {
+        Compression::Gzip => level.is_none_or(|l| l <= 9),
+        Compression::Zstd => level.is_none_or(|l| (1..=22).contains(&l)),
+        Compression::None => level.is_none(),
+    };
+    if !valid_level {
+        return Err(Error::Usage {
+            message: format!("invalid `--compression-level` for {:?}", args.compression)
+                .to_lowercase(),
+            help: "gzip takes 0 to 9, zstd 1 to 22, none takes no level".into(),
+        });
+    }
+    Ok(CompressionOptions { compression, level })
 }
 
 /// Reads `--secret` and `--ssh` values.
@@ -127,94 +140,78 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
     if args.push && !outputs.contains(&Output::Registry { names: Vec::new() }) {
         outputs.push(Output::Registry { names: Vec::new() });
     }
-    let level = args.compression_level;
-    let compression = match args.compression {
-        CompressionArg::Gzip => Compression::Gzip,
-        CompressionArg::Zstd => Compression::Zstd,
-        CompressionArg::None => Compression::None,
-    };
-    let valid_level = match compression {
-        Compression::Gzip => level.is_none_or(|l| l <= 9),
-        Compression::Zstd => level.is_none_or(|l| (1..=22).contains(&l)),
-        Compression::None => level.is_none(),
-    };
-    if !valid_level {
+    let compression = compression(args)?;
+    let session = Session::prepare(&args.build, store_dir)?;
+    // Refused before building, not after: a docker archive holds one platform per image.
+    if outputs
+        .iter()
+        .any(|o| matches!(o, Output::DockerArchive(_)))
+        && let Some(image) = session.graph.images.iter().find(|i| i.nodes.len() > 1)
+    {
         return Err(Error::Usage {
-            message: format!("invalid `--compression-level` for {:?}", args.compression)
-                .to_lowercase(),
-            help: "gzip takes 0 to 9, zstd 1 to 22, none takes no level".into(),
+            message: format!(
+                "image `{}` has {} platforms, and a docker archive (`type=docker`) holds one",
+                image.name,
+                image.nodes.len()
+            ),
+            help:
+                "pass one `--platform`, or use `type=oci` or `type=oci-layout`, which hold an index"
+                    .into(),
         });
     }
-    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(text) if !text.is_empty() => Some(text.parse::<i64>().map_err(|_| Error::Usage {
-            message: format!("SOURCE_DATE_EPOCH=`{text}` is not a number of seconds"),
-            help: "set it to a Unix timestamp, e.g. `$(git log -1 --format=%ct)`".into(),
-        })?),
-        _ => None,
-    };
-
-    let project = args.build.load()?;
-    let graph = plan::resolve_graph(&project, &args.build.request()?)?;
     // An image with nowhere to be pushed is known before anything is built.
     for output in &outputs {
         if let Output::Registry { names } = output {
-            for image in &graph.images {
-                export::push_targets(&image.name, &image.tags, names, graph.images.len()).map_err(
-                    |e| Error::Usage {
-                        message: e.to_string(),
-                        help: "pushing needs a destination for every image".into(),
-                    },
-                )?;
+            for image in &session.graph.images {
+                export::push_targets(&image.name, &image.tags, names, session.graph.images.len())
+                    .map_err(|e| Error::Usage {
+                    message: e.to_string(),
+                    help: "pushing needs a destination for every image".into(),
+                })?;
             }
         }
     }
-
-    let manifest_dir = args
-        .build
-        .file
-        .parent()
-        .map(Path::to_path_buf)
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
-    let context = match &args.build.context {
-        Some(dir) => dir.clone(),
-        None => manifest_dir.join(&project.context.value),
-    };
-    let dockerfile = args
-        .build
-        .is_dockerfile()
-        .then_some(args.build.file.as_path());
-    let ignore = load_ignore(&context, dockerfile)?;
-    let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
-        .map_err(Error::Store)?;
-    let _lock = store.lock_shared().map_err(Error::Store)?;
+    let _lock = session.store.lock_shared().map_err(Error::Store)?;
     let options = BuildOptions {
-        context,
-        manifest_dir,
-        compression: CompressionOptions { compression, level },
-        source_date_epoch,
+        context: session.context.root().to_owned(),
+        manifest_dir: session.manifest_dir.clone(),
+        source_date_epoch: session.source_date_epoch,
         runtime: args.runtime.clone(),
         grants: grants(args)?,
         host: crate::ir::Platform::host(),
         jobs: args.jobs.map(usize::from),
-        pull: args.pull,
-        registry: args.registry.options(),
+        no_cache: session.no_cache.clone(),
+        scope: session.scope.clone(),
+        bases: std::sync::Arc::clone(&session.bases),
     };
     // Stages build concurrently, so every line names its stage.
     let report = |event: Event<'_>| match event {
         Event::NodeStarted { node } => printer.message(&format!("[{node}] start")),
-        Event::Output { node, line } => printer.message(&format!("[{node}]   | {line}")),
+        Event::StepStarted { .. } => {}
+        Event::Output { node, line, .. } => printer.message(&format!("[{node}]   | {line}")),
         Event::StepDone {
             node,
             step,
             summary,
-        } => printer.message(&format!("[{node}] {step:>2}. {summary}")),
+            cached,
+            ..
+        } => {
+            let cached = if cached { " (cached)" } else { "" };
+            printer.message(&format!("[{node}] {step:>2}. {summary}{cached}"));
+        }
     };
-    let images =
-        scheduler::build(&store, &graph, &ignore, &options, &report).map_err(Error::Build)?;
+    let images = scheduler::build(
+        &session.store,
+        &session.graph,
+        &session.context,
+        &options,
+        &report,
+    )
+    .map_err(Error::Build)?;
+    let registry = args.build.registry.options();
     for output in &outputs {
-        let pushed =
-            export::export(&store, &images, output, &options.registry).map_err(Error::Export)?;
+        let pushed = export::export(&session.store, &images, output, compression, &registry)
+            .map_err(Error::Export)?;
         for push in pushed {
             printer.message(&format!(
                 "pushed {} ({} blobs uploaded, {} already there)",
@@ -234,23 +231,4 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         lines.push('\n');
     }
     printer.result(&lines).map_err(Error::Output)
-}
-
-/// Reads the ignore file: for a Dockerfile, `<Dockerfile>.dockerignore` next
-/// to it wins over `<context>/.dockerignore`.
-fn load_ignore(context: &Path, dockerfile: Option<&Path>) -> Result<PatternMatcher, Error> {
-    let patterns = match context::find_ignore_file(context, dockerfile) {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::Usage {
-                message: format!("cannot read `{}`: {e}", path.display()),
-                help: "check the file's permissions".into(),
-            })?;
-            context::parse_dockerignore(&text)
-        }
-        None => Vec::new(),
-    };
-    PatternMatcher::new(&patterns).map_err(|e| Error::Usage {
-        message: format!("invalid pattern in .dockerignore: {e}"),
-        help: "patterns follow Docker's .dockerignore syntax".into(),
-    })
 }

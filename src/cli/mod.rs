@@ -1,13 +1,17 @@
 //! The command line: clap definitions, dispatch, and error rendering.
 //!
-//! Exit codes: 0 success, 1 build failed, 2 bad input or usage.
+//! Exit codes: 0 success, 1 build failed, 2 bad input or usage, 3 from
+//! `plan --detailed-exitcode` when something would be built.
 
 mod apply;
+mod convert;
 mod doctor;
+mod inspect;
 mod plan;
 mod pull;
 mod push;
 pub mod schema;
+mod session;
 mod store;
 
 use std::path::PathBuf;
@@ -26,7 +30,7 @@ use crate::printer::Printer;
 #[command(
     name = "imgbuild",
     version,
-    after_help = "Exit codes: 0 success, 1 build failed, 2 bad input or usage."
+    after_help = "Exit codes: 0 success, 1 build failed, 2 bad input or usage, 3 `plan --detailed-exitcode`: something would be built."
 )]
 pub struct Cli {
     /// What to do.
@@ -55,6 +59,11 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// Push an image from the store to a registry.
     Push(push::PushArgs),
+    /// Show what an image holds: layers, files, and space wasted on files
+    /// that later layers delete or replace.
+    Inspect(inspect::InspectArgs),
+    /// Write a Dockerfile as an `imgbuild.toml` manifest that builds the same images.
+    Convert(convert::ConvertArgs),
     /// Inspect and repair the content store.
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -101,6 +110,20 @@ pub struct BuildArgs {
     /// or the Dockerfile's directory.
     #[arg(value_name = "CONTEXT")]
     pub context: Option<PathBuf>,
+    /// Build every step again, ignoring the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Build the steps of this stage again, ignoring the cache (repeatable).
+    #[arg(long, value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
+    /// When to ask registries what a base image's tag is: `missing` uses
+    /// the store's copy of a tag when it has one, `always` asks the
+    /// registry, `never` uses only the store.
+    #[arg(long, value_enum, value_name = "POLICY", default_value = "missing")]
+    pub pull: crate::image::base::PullPolicy,
+    /// How to reach registries.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 impl BuildArgs {
@@ -140,7 +163,7 @@ impl BuildArgs {
     }
 }
 
-/// How to reach registries; shared by `apply`, `pull` and `push`.
+/// How to reach registries; shared by `plan`, `apply`, `pull` and `push`.
 #[derive(Debug, Clone, Args)]
 pub struct RegistryArgs {
     /// Speak plain HTTP, without TLS, to this registry (repeatable): for a
@@ -202,18 +225,24 @@ pub fn main() -> ExitCode {
         Printer::Default
     };
     let result = match &cli.command {
-        Command::Plan(args) => plan::run(args, printer),
-        Command::Apply(args) => apply::run(args, cli.store.as_deref(), printer),
-        Command::Pull(args) => pull::run(args, cli.store.as_deref(), printer),
-        Command::Push(args) => push::run(args, cli.store.as_deref(), printer),
-        Command::Store(command) => store::run(command, cli.store.as_deref(), printer),
-        Command::Doctor { runtime } => {
-            doctor::run(cli.store.as_deref(), runtime.as_deref(), printer)
+        Command::Plan(args) => plan::run(args, cli.store.as_deref(), printer),
+        Command::Apply(args) => apply::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
+        Command::Pull(args) => pull::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
+        Command::Push(args) => push::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
+        Command::Store(command) => {
+            store::run(command, cli.store.as_deref(), printer).map(|()| EXIT_OK)
         }
-        Command::Schema => schema::run(printer),
+        Command::Doctor { runtime } => {
+            doctor::run(cli.store.as_deref(), runtime.as_deref(), printer).map(|()| EXIT_OK)
+        }
+        Command::Schema => schema::run(printer).map(|()| EXIT_OK),
+        Command::Inspect(args) => {
+            inspect::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK)
+        }
+        Command::Convert(args) => convert::run(args, printer).map(|()| EXIT_OK),
     };
     match result {
-        Ok(()) => ExitCode::from(EXIT_OK),
+        Ok(code) => ExitCode::from(code),
         Err(error) => {
             eprint!("{}", render_error(&error));
             ExitCode::from(error.exit_code())

@@ -6,6 +6,8 @@ use clap::Args;
 
 use super::RegistryArgs;
 use crate::error::Error;
+use crate::export;
+use crate::layer::CompressionOptions;
 use crate::printer::Printer;
 use crate::registry::{self, Registry};
 use crate::store::Store;
@@ -57,6 +59,22 @@ pub fn run(args: &PushArgs, store_dir: Option<&Path>, printer: Printer) -> Resul
                 format!("tags in the store: {}", tags.join(", "))
             },
         });
+    };
+    // Built images keep their layers uncompressed in the store: push them
+    // gzipped, as `apply --push` does. Images whose layers are compressed
+    // already (pulled ones) go as they are, with their own digests.
+    let image = export::stored_image(&store, &args.image, &descriptor).map_err(Error::Export)?;
+    let gzipped =
+        export::compressed(&store, &image, CompressionOptions::default()).map_err(Error::Export)?;
+    let unchanged = image
+        .platforms
+        .iter()
+        .zip(&gzipped.platforms)
+        .all(|((_, _, a), (_, _, b))| a.layers == b.layers);
+    let descriptor = if unchanged {
+        descriptor
+    } else {
+        gzipped.descriptor
     };
     let client = Registry::new(args.registry.options())?;
     let report = client.push(

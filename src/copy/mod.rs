@@ -597,8 +597,25 @@ fn walk_dir(
     into: &str,
     exclude: &PatternMatcher,
 ) -> Result<Vec<Entry>, CopyError> {
-    let root = origin.root().join(path);
     let mut entries = Vec::new();
+    walk_under(origin, path, exclude, |rel, full, meta| {
+        entries.push(entry_for(full, &join(into, rel), meta, false)?);
+        Ok(())
+    })?;
+    Ok(entries)
+}
+
+/// Calls `visit` with the path relative to `path`, the full path and the
+/// (not followed) metadata of everything under the directory `path` of
+/// `origin` that neither `exclude` nor the context's ignore file leaves out,
+/// parents before children, names sorted.
+fn walk_under(
+    origin: &Origin<'_>,
+    path: &str,
+    exclude: &PatternMatcher,
+    mut visit: impl FnMut(&str, &Path, &fs::Metadata) -> Result<(), CopyError>,
+) -> Result<(), CopyError> {
+    let root = origin.root().join(path);
     let mut walker = walkdir::WalkDir::new(&root)
         .min_depth(1)
         .sort_by_file_name()
@@ -625,9 +642,9 @@ fn walk_dir(
             continue;
         }
         let meta = fs::symlink_metadata(item.path()).map_err(io(item.path()))?;
-        entries.push(entry_for(item.path(), &join(into, &rel), &meta, false)?);
+        visit(&rel, item.path(), &meta)?;
     }
-    Ok(entries)
+    Ok(())
 }
 
 /// The entries of a `file` step: `content` at `to`.
@@ -687,4 +704,90 @@ pub fn mkdir_entries(path: &str, target: Target<'_>) -> Option<Vec<Entry>> {
         xattrs: Vec::new(),
     });
     Some(layer.finish(None))
+}
+
+/// A file, directory or symlink that a `copy`, `add` or bind mount reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// Its path relative to the origin's root, symlinks in named sources resolved.
+    pub path: String,
+    /// Its path on disk.
+    pub full: PathBuf,
+    /// What it is.
+    pub kind: SelectedKind,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner user id.
+    pub uid: u32,
+    /// Owner group id.
+    pub gid: u32,
+}
+
+/// The kind of a [`Selected`] path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelectedKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link with its target.
+    Symlink(String),
+}
+
+/// Every path of `origin` that the sources of `spec` name, as [`copy_entries`]
+/// reads them (wildcards, symlinks in named sources, directories walked with
+/// the step's excludes and the context's ignore file), sorted by path. URLs
+/// are left out: a download is pinned by its checksum. The cache key of a
+/// step covers exactly these paths.
+pub fn selected_paths(
+    spec: &CopySpec<'_>,
+    origin: &Origin<'_>,
+) -> Result<Vec<Selected>, CopyError> {
+    let exclude =
+        PatternMatcher::new(spec.exclude).map_err(|e| CopyError::Exclude(e.to_string()))?;
+    let mut out = Vec::new();
+    let mut push = |path: String, full: PathBuf, meta: &fs::Metadata| -> Result<(), CopyError> {
+        let kind = if meta.file_type().is_symlink() {
+            SelectedKind::Symlink(
+                fs::read_link(&full)
+                    .map_err(io(&full))?
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        } else if meta.is_dir() {
+            SelectedKind::Dir
+        } else {
+            SelectedKind::File
+        };
+        out.push(Selected {
+            path,
+            full,
+            kind,
+            mode: meta.permissions().mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        });
+        Ok(())
+    };
+    for source in spec.sources {
+        if spec.add && (source.starts_with("http://") || source.starts_with("https://")) {
+            continue;
+        }
+        for (path, _) in expand_source(origin, source)? {
+            let full = origin.root().join(&path);
+            // A named source is followed when it is a symlink, as copy does.
+            let meta = fs::metadata(&full).map_err(io(&full))?;
+            let is_dir = meta.is_dir();
+            push(path.clone(), full.clone(), &meta)?;
+            if !is_dir {
+                continue;
+            }
+            walk_under(origin, &path, &exclude, |rel, item, meta| {
+                push(join(&path, rel), item.to_owned(), meta)
+            })?;
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.dedup_by(|a, b| a.path == b.path);
+    Ok(out)
 }

@@ -70,8 +70,27 @@ const FLAGS: [(&str, &[&str]); 5] = [
     ),
 ];
 
+/// Where one instruction landed in the project: the stage it belongs to
+/// (`None` before the first `FROM`) and the steps it added to that stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// Index of the stage in [`Project::stages`].
+    pub stage: Option<usize>,
+    /// The steps the instruction added; empty for `FROM` and stage settings.
+    pub steps: std::ops::Range<usize>,
+}
+
 /// Lowers `dockerfile`, parsed from `source`, or returns every error found.
 pub fn lower(dockerfile: &Dockerfile, source: Arc<SourceFile>) -> Result<Project, Diagnostics> {
+    lower_placed(dockerfile, source).map(|(project, _)| project)
+}
+
+/// Like [`lower`], and also says where each instruction landed, one
+/// [`Placement`] per instruction, so `convert` can put comments in place.
+pub fn lower_placed(
+    dockerfile: &Dockerfile,
+    source: Arc<SourceFile>,
+) -> Result<(Project, Vec<Placement>), Diagnostics> {
     let mut lower = Lowerer {
         source: Arc::clone(&source),
         escape: dockerfile.directives.escape,
@@ -79,8 +98,20 @@ pub fn lower(dockerfile: &Dockerfile, source: Arc<SourceFile>) -> Result<Project
         args: IndexMap::new(),
         stages: Vec::new(),
     };
+    let mut placements = Vec::with_capacity(dockerfile.instructions.len());
     for inst in &dockerfile.instructions {
+        let stages_before = lower.stages.len();
+        let steps_before = lower.stages.last().map_or(0, |s| s.steps.len());
         lower.instruction(inst);
+        let start = if lower.stages.len() == stages_before {
+            steps_before
+        } else {
+            0
+        };
+        placements.push(Placement {
+            stage: lower.stages.len().checked_sub(1),
+            steps: start..lower.stages.last().map_or(0, |s| s.steps.len()),
+        });
     }
     if lower.stages.is_empty() && lower.errors.is_empty() {
         lower.errors.push(
@@ -131,7 +162,7 @@ pub fn lower(dockerfile: &Dockerfile, source: Arc<SourceFile>) -> Result<Project
         groups,
     };
     Diagnostics::check(ir::check(&project))?;
-    Ok(project)
+    Ok((project, placements))
 }
 
 struct Lowerer {

@@ -1,12 +1,13 @@
 //! Dockerfile importer: reads a Dockerfile into an owned AST with `BuildKit`'s
 //! parser semantics ([`parse()`]), expands shell words the way `BuildKit`
 //! does ([`shell::ShellLex`]), and lowers the AST to the same IR as the TOML
-//! front end ([`load`]).
+//! front end ([`load`]). [`convert`] writes a Dockerfile as a manifest.
 //!
 //! Conformance with `BuildKit` is tested against its own test data
 //! (`../shared/conformance/buildkit`, or `$IMGBUILD_CONFORMANCE_DIR`);
 //! the tests print a skip message when that data is absent.
 
+mod convert;
 mod lower;
 mod mount;
 pub mod parse;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use crate::diagnostic::{Diagnostics, SourceFile};
 use crate::ir::Project;
 
+pub use convert::convert;
 pub use parse::{
     Directives, Dockerfile, Heredoc, Instruction, InstructionArgs, parse, parse_for_build,
 };
@@ -79,12 +81,18 @@ pub fn load(path: &Path) -> Result<Project, Error> {
 
 /// Parses and lowers Dockerfile `text`, naming it `name` in errors.
 pub fn parse_project(name: &str, text: &str) -> Result<Project, Diagnostics> {
+    let (source, dockerfile) = parse_source(name, text)?;
+    lower::lower(&dockerfile, source)
+}
+
+/// Parses Dockerfile `text` for building, naming it `name` in errors.
+fn parse_source(name: &str, text: &str) -> Result<(Arc<SourceFile>, Dockerfile), Diagnostics> {
     let source = Arc::new(SourceFile::new(name, text));
     let dockerfile = parse_for_build(text).map_err(|e| {
         let offset = offset_of(text, e.line, e.column);
         Diagnostics::from(source.error(offset..offset, e.message).with_help(e.help))
     })?;
-    lower::lower(&dockerfile, source)
+    Ok((source, dockerfile))
 }
 
 /// The byte offset of 1-based `line` and `column` in `text`.

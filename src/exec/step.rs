@@ -489,7 +489,10 @@ fn run_in(
                     env.push((var.clone(), String::from_utf8_lossy(&value).into_owned()));
                 }
                 if let Some(target) = target {
-                    let file = secret_dir()?.join(format!("{}-{n}", std::process::id()));
+                    // Named after this step's temporary directory: steps of
+                    // concurrent stages must not share (and remove) one file.
+                    let step = temp.file_name().unwrap_or_default().to_string_lossy();
+                    let file = secret_dir()?.join(format!("{step}-{n}"));
                     fs::write(&file, &value)
                         .map_err(|e| io_setup("write a secret to", &file, &e))?;
                     secret_files.push(file.clone());
@@ -523,7 +526,9 @@ fn run_in(
                             "this is a bug in imgbuild",
                         )
                     })?,
-                    None => context.to_owned(),
+                    // The runtime resolves relative sources against the bundle.
+                    None => std::path::absolute(context)
+                        .map_err(|e| io_setup("resolve", context, &e))?,
                 };
                 let mut path = inside(&root, source.as_deref().unwrap_or("/"))?;
                 if !path.exists() {

@@ -3,7 +3,11 @@
 //! registry (`--push`).
 
 mod archive;
+mod compress;
 mod push;
+
+pub use compress::compressed;
+pub use push::{Pushed, stored_image, targets as push_targets};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -36,8 +40,6 @@ pub enum Output {
         names: Vec<String>,
     },
 }
-
-pub use push::{Pushed, targets as push_targets};
 
 /// Why an output could not be written or parsed.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -136,19 +138,29 @@ impl Output {
     }
 }
 
-/// Writes `images` to `output`; `registry` says how to reach registries.
-/// Returns what was pushed (nothing for outputs other than registries).
+/// Writes `images` to `output`; OCI layouts, archives and registries get
+/// their uncompressed layers compressed with `compression`; `registry`
+/// says how to reach registries. Returns what was pushed (nothing for
+/// outputs other than registries).
 pub fn export(
     store: &Store,
     images: &[BuiltImage],
     output: &Output,
+    compression: layer::CompressionOptions,
     registry: &RegistryOptions,
 ) -> Result<Vec<Pushed>, ExportError> {
+    let compress = |images: &[BuiltImage]| -> Result<Vec<BuiltImage>, ExportError> {
+        images
+            .iter()
+            .map(|image| compressed(store, image, compression))
+            .collect()
+    };
     match output {
-        Output::OciLayout(dir) => write_layout(store, images, dir, false)?,
+        Output::OciLayout(dir) => write_layout(store, &compress(images)?, dir, false)?,
         Output::OciArchive(file) => {
             let staging = staging_dir(store)?;
-            let result = write_layout(store, images, &staging, false)
+            let result = compress(images)
+                .and_then(|images| write_layout(store, &images, &staging, false))
                 .and_then(|()| archive::tar_dir(&staging, file));
             let _ = fs::remove_dir_all(&staging);
             result?;
@@ -161,7 +173,13 @@ pub fn export(
             result?;
         }
         Output::Local(dir) => write_local(store, images, dir)?,
-        Output::Registry { names } => return push::push(store, images, names, registry),
+        Output::Registry { names } => {
+            // Every image has somewhere to go before anything is compressed or sent.
+            for image in images {
+                push::targets(&image.name, &image.tags, names, images.len())?;
+            }
+            return push::push(store, &compress(images)?, names, registry);
+        }
     }
     Ok(Vec::new())
 }

@@ -127,24 +127,33 @@ impl BaseResolver {
             })
     }
 
-    /// The digest of the manifest `source` has for `platform`, fetching no
-    /// layers from a registry (local sources are imported whole): for
-    /// planning. The tag is resolved as [`BaseResolver::resolve`] does, and
-    /// only once.
-    pub fn resolve_manifest(
+    /// Like [`BaseResolver::resolve`], but a registry image's layers are
+    /// not downloaded, only its index, manifest and config: what a plan
+    /// needs to know the image (its digest, its config, its layers'
+    /// digests). Local sources are imported whole. The tag is resolved as
+    /// `resolve` does, and only once.
+    pub fn resolve_metadata(
         &self,
         source: &ImageSource,
         platform: &Platform,
-    ) -> Result<Digest, ImageError> {
+    ) -> Result<ResolvedBase, ImageError> {
         match source {
             ImageSource::Registry(reference) => {
                 let key = (source.clone(), platform.clone());
                 if let Some(base) = self.bases.get(&key) {
-                    return Ok(base.manifest_digest);
+                    return Ok(base);
                 }
-                Ok(self.pull(reference, platform, false)?.2)
+                let (name, pinned, manifest_digest) = self.pull(reference, platform, false)?;
+                let image = read_image(&self.store, &manifest_digest)?;
+                source::check_platform(&image.config, platform, &name)?;
+                Ok(ResolvedBase {
+                    name,
+                    pinned: Some(pinned),
+                    manifest_digest,
+                    image,
+                })
             }
-            local => Ok(self.resolve(local, platform)?.manifest_digest),
+            local => self.resolve(local, platform),
         }
     }
 
@@ -173,26 +182,26 @@ impl BaseResolver {
         Ok(registry)
     }
 
-    /// Fetches what a registry image needs for `platform` (its layers too
-    /// with `blobs`); returns the normalised and pinned references and the
-    /// manifest digest.
+    /// Fetches a registry image's index, manifest and config for
+    /// `platform`, and its layers too with `layers`; returns the normalised
+    /// and pinned references and the manifest digest.
     fn pull(
         &self,
         reference: &str,
         platform: &Platform,
-        blobs: bool,
+        layers: bool,
     ) -> Result<(String, String, Digest), ImageError> {
         let name = Registry::normalize(reference).map_err(ImageError::from)?;
         let top = self.top(&name, reference)?;
         let pinned = top.pinned();
         let manifest_digest = if self.policy == PullPolicy::Never {
-            self.local_manifest(&name, &top.digest, platform, blobs)?
+            self.local_manifest(&name, &top.digest, platform, layers)?
         } else {
             let registry = self.registry()?;
-            if blobs {
+            if layers {
                 registry.pull(&self.store, &pinned, platform)
             } else {
-                registry.pull_manifest(&self.store, &pinned, platform)
+                registry.pull_metadata(&self.store, &pinned, platform)
             }
             .map_err(ImageError::from)?
         };
@@ -255,31 +264,34 @@ impl BaseResolver {
     }
 
     /// The manifest for `platform` under `top`, from the store alone
-    /// (`--pull=never`); with `blobs`, its config and layers must be there too.
+    /// (`--pull=never`); its config must be there too, and with `layers`
+    /// its layers.
     fn local_manifest(
         &self,
         name: &str,
         top: &Digest,
         platform: &Platform,
-        blobs: bool,
+        layers: bool,
     ) -> Result<Digest, ImageError> {
         let manifest = select_platform(&self.store, top, platform)?;
         if !self.store.has_blob(&manifest) {
             return Err(not_in_store(&format!("{name} for {platform}")));
         }
-        if blobs {
-            let doc = read_json(&self.store, &manifest)?;
-            let digests = doc
-                .get("layers")
-                .and_then(serde_json::Value::as_array)
-                .into_iter()
-                .flatten()
-                .chain(doc.get("config"))
-                .filter_map(|d| d.get("digest").and_then(serde_json::Value::as_str));
-            for digest in digests {
-                if !self.store.has_blob(&Digest::parse(digest)?) {
-                    return Err(not_in_store(&format!("{name} for {platform}")));
-                }
+        let doc = read_json(&self.store, &manifest)?;
+        let layer_entries = doc
+            .get("layers")
+            .and_then(serde_json::Value::as_array)
+            .filter(|_| layers)
+            .into_iter()
+            .flatten();
+        let digests = doc
+            .get("config")
+            .into_iter()
+            .chain(layer_entries)
+            .filter_map(|d| d.get("digest").and_then(serde_json::Value::as_str));
+        for digest in digests {
+            if !self.store.has_blob(&Digest::parse(digest)?) {
+                return Err(not_in_store(&format!("{name} for {platform}")));
             }
         }
         Ok(manifest)

@@ -45,6 +45,15 @@ impl<T> Located<T> {
     }
 }
 
+/// A located value serializes as the value alone: the span says where it was
+/// written, not what it is, so projects read from different files compare
+/// equal when they say the same thing.
+impl<T: Serialize> Serialize for Located<T> {
+    fn serialize<Ser: serde::Serializer>(&self, serializer: Ser) -> Result<Ser::Ok, Ser::Error> {
+        self.value.serialize(serializer)
+    }
+}
+
 /// A string as written in the source: it may contain `${VARIABLES}`.
 pub type Template = Located<String>;
 

@@ -212,3 +212,18 @@ pub(crate) fn decompressing_reader<'r, R: Read + 'r>(
         }
     })
 }
+
+/// Compresses the tar stream `input` into `out` with `options`; the same
+/// input and options always give the same bytes.
+pub fn compress_stream(
+    mut input: impl Read,
+    options: &CompressionOptions,
+    out: impl Write,
+) -> Result<(), LayerError> {
+    let mut compressor = Compressor::new(options, out)?;
+    io::copy(&mut input, &mut compressor).map_err(LayerError::Write)?;
+    compressor
+        .finish()
+        .and_then(|mut w| w.flush())
+        .map_err(LayerError::Write)
+}

@@ -21,6 +21,8 @@ mod tests;
 use std::io;
 use std::path::PathBuf;
 
+pub use compress::compress_stream;
+pub(crate) use compress::decompressing_reader;
 pub use entry::{Entry, EntryKind, FileSource};
 pub use extract::{ExtractOptions, Extracted, extract_layer};
 pub use scan::entries_from_dir;

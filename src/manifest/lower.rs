@@ -1030,8 +1030,9 @@ pub(crate) fn parse_duration(text: &str) -> Option<u64> {
     Some(total.round() as u64)
 }
 
-/// Parses a size in bytes: `1024`, `64k`, `64m`, `1g` (`kb`, `mib`, … too).
-pub(crate) fn parse_size(text: &str) -> Option<u64> {
+/// Parses a size in bytes: `1024`, `64k`, `64m`, `1g` (`kb`, `mib`, … too;
+/// binary multiples).
+pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim().to_ascii_lowercase();
     let digits_end = text
         .find(|c: char| !c.is_ascii_digit())

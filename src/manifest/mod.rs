@@ -1,9 +1,14 @@
-//! The TOML front end: reads `imgbuild.toml`, checks it, and lowers it to the IR.
+//! The TOML front end: reads `imgbuild.toml`, checks it, and lowers it to the
+//! IR; [`emit`] writes a project back out as a manifest.
 
+pub mod emit;
 mod lower;
 
-pub(crate) use lower::{parse_duration, parse_octal, parse_size};
+pub use lower::parse_size;
+pub(crate) use lower::{parse_duration, parse_octal};
 pub mod schema;
+
+pub use emit::{Anchor, Comments, Emitted, emit};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -6,9 +6,12 @@
 //! that can run concurrently. `imgbuild plan` prints it; `--json` prints it
 //! as the document described in the book's "Plan JSON" chapter.
 
+pub mod cache;
 pub mod expand;
+mod predict;
 mod render;
 mod resolve;
+pub mod state;
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -16,6 +19,7 @@ use serde::Serialize;
 use crate::diagnostic::Diagnostics;
 use crate::ir::{self, Base, EdgeKind, Platform, Project, StageConfig, Step};
 
+pub use predict::{CacheQuery, predict};
 pub use render::{render_text, summary};
 
 /// Arguments imgbuild sets from the platforms; they cannot be declared or overridden.
@@ -180,12 +184,12 @@ pub struct PlanStep {
     /// The step itself.
     #[serde(flatten)]
     pub step: Step<String>,
-    /// Cache state: `null` until the build cache exists.
+    /// Cache state; `null` when the plan was made without a store.
     pub cache: Option<CacheStatus>,
 }
 
 /// Whether a step's result is already in the cache.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum CacheStatus {
     /// The result is in the cache; the step will not run.

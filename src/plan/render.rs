@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Plan, PlanNode};
+use super::{CacheStatus, Plan, PlanNode};
 use crate::ir::{Base, Command, Copy, Mount, Step};
 
 /// One line describing `step`.
@@ -198,6 +198,25 @@ pub fn render_text(plan: &Plan) -> String {
         plan.waves.len(),
         plural(plan.waves.len()),
     );
+    let statuses: Vec<&CacheStatus> = plan
+        .nodes
+        .iter()
+        .flat_map(|n| &n.steps)
+        .filter_map(|s| s.cache.as_ref())
+        .collect();
+    if !statuses.is_empty() {
+        let cached = statuses
+            .iter()
+            .filter(|s| matches!(s, CacheStatus::Cached))
+            .count();
+        let _ = writeln!(
+            out,
+            "Cache: {cached} of {} step{} cached, {} to build",
+            statuses.len(),
+            plural(statuses.len()),
+            statuses.len() - cached
+        );
+    }
     let _ = writeln!(out, "\nImages");
     for image in &plan.images {
         let platforms: Vec<String> = image
@@ -244,11 +263,20 @@ fn render_node(out: &mut String, node: &PlanNode) {
     };
     let _ = writeln!(out, "    from {base}");
     for step in &node.steps {
-        let _ = writeln!(out, "    {:>2}. {}", step.index, step.summary);
+        let (status, reason) = match &step.cache {
+            None => ("", None),
+            Some(CacheStatus::Cached) => ("cached  ", None),
+            Some(CacheStatus::Build { reason }) => ("build   ", Some(reason)),
+        };
+        let _ = writeln!(out, "    {:>2}. {status}{}", step.index, step.summary);
+        let indent = " ".repeat(8 + status.len());
         if let Step::Run(run) = &step.step {
             for mount in &run.mounts {
-                let _ = writeln!(out, "          {}", mount_summary(mount));
+                let _ = writeln!(out, "{indent}{}", mount_summary(mount));
             }
+        }
+        if let Some(reason) = reason {
+            let _ = writeln!(out, "{indent}because {reason}");
         }
     }
 }

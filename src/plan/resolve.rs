@@ -399,6 +399,16 @@ impl<'p> Resolver<'p> {
         if crate::image::source::ImageSource::is_local(reference) {
             return Ok(());
         }
+        if reference.trim().is_empty() && at.value.contains('$') {
+            return Err(self
+                .project
+                .source
+                .error(
+                    at.span.clone(),
+                    format!("the base image `{}` expands to nothing", at.value),
+                )
+                .with_help("set the argument it uses: `--arg NAME=VALUE` (`--build-arg` for a Dockerfile), or give it a default"));
+        }
         reference::validate(reference).map_err(|why| {
             self.project
                 .source

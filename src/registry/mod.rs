@@ -408,9 +408,9 @@ impl Registry {
         self.pull_platform(store, reference, platform, true)
     }
 
-    /// Like [`Registry::pull`], but only the index and the platform's
-    /// manifest: enough to know the manifest digest, for planning.
-    pub fn pull_manifest(
+    /// Like [`Registry::pull`], but only the index, the platform's manifest
+    /// and its config, no layer: enough to describe the image, for planning.
+    pub fn pull_metadata(
         &self,
         store: &Store,
         reference: &str,
@@ -424,7 +424,7 @@ impl Registry {
         store: &Store,
         reference: &str,
         platform: &Platform,
-        with_blobs: bool,
+        layers: bool,
     ) -> Result<Digest, RegistryError> {
         let r = parse_reference(reference)?;
         let name = r.whole();
@@ -466,12 +466,11 @@ impl Registry {
             } else {
                 (node, digest)
             };
-            if with_blobs {
-                for desc in manifest.blobs() {
-                    let digest = desc.digest();
-                    if !store.has_blob(&digest) {
-                        self.pull_blob(store, &r, &name, &digest, desc.size).await?;
-                    }
+            let blobs = manifest.blobs().take(if layers { usize::MAX } else { 1 });
+            for desc in blobs {
+                let digest = desc.digest();
+                if !store.has_blob(&digest) {
+                    self.pull_blob(store, &r, &name, &digest, desc.size).await?;
                 }
             }
             Ok(manifest_digest)

@@ -767,12 +767,13 @@ fn base_resolver_plans_without_layers_then_pulls() {
     );
     let source = ImageSource::Registry(reference.clone());
     let arm = platform("linux/arm64");
-    // For a plan: the manifest digest, and no layer downloaded.
-    assert_eq!(
-        resolver.resolve_manifest(&source, &arm).unwrap(),
-        image.manifests[1]
-    );
+    // For a plan: the manifest and config, and no layer downloaded.
+    let planned = resolver.resolve_metadata(&source, &arm).unwrap();
+    assert_eq!(planned.manifest_digest, image.manifests[1]);
+    assert_eq!(planned.image.layers.len(), 2);
+    assert!(store.has_blob(&image.blobs[4]), "the arm64 config");
     assert!(!store.has_blob(&image.blobs[0]), "no layer for a plan");
+    assert!(!store.has_blob(&image.blobs[2]), "no layer for a plan");
     let pinned = format!("{host}/team/app@{}", image.index);
     assert_eq!(
         resolver.resolved_references(),
@@ -789,7 +790,7 @@ fn base_resolver_plans_without_layers_then_pulls() {
     assert_eq!(base.pinned.as_deref(), Some(pinned.as_str()));
     assert_eq!(base.name, reference);
     assert_eq!(base.image.layers.len(), 2);
-    assert_eq!(base.image.config.platform, arm);
+    assert_eq!(base.image, planned.image);
     for blob in [&image.blobs[0], &image.blobs[2], &image.blobs[4]] {
         assert!(store.has_blob(blob), "{blob}");
     }

@@ -1,20 +1,23 @@
 //! Runs a build graph: every node's steps, in dependency order, then the
 //! images assembled from the nodes' results.
 //!
-//! Nodes run one after another, wave by wave; concurrent scheduling comes
-//! with the build cache. `run` steps are refused until the executor exists.
+//! The nodes of a wave need only earlier waves, so they run concurrently on
+//! a rayon pool (`--jobs`). Every step's cache key is computed as it comes
+//! (see `plan::cache`); a step whose key is in the cache is not run, its
+//! layer is reused.
 
 mod node;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use rayon::prelude::*;
 
-use crate::context::PatternMatcher;
 use crate::image::{self, Descriptor, Image, ImageError};
 use crate::ir::{BuildGraph, NodeId, Platform};
-use crate::layer::{CompressionOptions, LayerError};
+use crate::layer::LayerError;
+use crate::plan::cache::{CacheKey, ContextFiles, KeySettings, NoCache};
 use crate::store::{Store, StoreError};
 
 /// Why a build failed.
@@ -80,8 +83,6 @@ pub struct BuildOptions {
     pub context: PathBuf,
     /// The directory relative paths in the manifest are relative to.
     pub manifest_dir: PathBuf,
-    /// Layer compression.
-    pub compression: CompressionOptions,
     /// `SOURCE_DATE_EPOCH`: clamps file times and sets creation times.
     pub source_date_epoch: Option<i64>,
     /// The OCI runtime for `run` steps (`--runtime`); None finds one.
@@ -92,10 +93,35 @@ pub struct BuildOptions {
     pub host: Platform,
     /// How many nodes may run at once (`--jobs`); None: one per core.
     pub jobs: Option<usize>,
-    /// When to ask registries for base images (`--pull`).
-    pub pull: image::base::PullPolicy,
-    /// How to reach registries (`--insecure-registry`, `--authfile`).
-    pub registry: crate::registry::RegistryOptions,
+    /// Stages that ignore the cache.
+    pub no_cache: NoCache,
+    /// Identifies the manifest in the cache's records of past builds.
+    pub scope: String,
+    /// Resolves base images, each tag once per build; shared with the plan.
+    pub bases: std::sync::Arc<image::base::BaseResolver>,
+}
+
+impl BuildOptions {
+    /// The settings every cache key includes.
+    pub fn key_settings(&self) -> KeySettings {
+        key_settings(self.source_date_epoch)
+    }
+}
+
+/// The settings every cache key includes: `SOURCE_DATE_EPOCH`, which
+/// clamps file times. (Layers are stored uncompressed; compression happens
+/// on export, so it is in no key.)
+pub fn key_settings(source_date_epoch: Option<i64>) -> KeySettings {
+    KeySettings { source_date_epoch }
+}
+
+/// A built node: its image and its cache key.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The image the node produced.
+    pub image: Image,
+    /// The key of its last step (what a stage based on it chains on).
+    pub key: Option<CacheKey>,
 }
 
 /// What the build reports as it goes.
@@ -106,14 +132,25 @@ pub enum Event<'a> {
         /// Its id.
         node: &'a str,
     },
+    /// A step starts running (it was not in the cache).
+    StepStarted {
+        /// The node id.
+        node: &'a str,
+        /// Step number from 1.
+        step: usize,
+        /// Its summary.
+        summary: &'a str,
+    },
     /// A line of a `run` step's output.
     Output {
         /// The node id.
         node: &'a str,
+        /// Step number from 1.
+        step: usize,
         /// The line.
         line: &'a str,
     },
-    /// A step ran.
+    /// A step is done: it ran, or its result came from the cache.
     StepDone {
         /// The node id.
         node: &'a str,
@@ -121,6 +158,10 @@ pub enum Event<'a> {
         step: usize,
         /// Its summary.
         summary: &'a str,
+        /// Whether the cache had it.
+        cached: bool,
+        /// How long it ran (zero when cached).
+        elapsed: Duration,
     },
 }
 
@@ -141,12 +182,12 @@ pub struct BuiltImage {
 pub fn build(
     store: &Store,
     graph: &BuildGraph,
-    ignore: &PatternMatcher,
+    context: &ContextFiles,
     options: &BuildOptions,
     report: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<Vec<BuiltImage>, BuildError> {
-    let mut results: HashMap<NodeId, Image> = HashMap::new();
-    let runner = node::NodeRunner::new(store, ignore, options);
+    let mut results: HashMap<NodeId, Built> = HashMap::new();
+    let runner = node::NodeRunner::new(store, context, options);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.jobs.unwrap_or(0))
         .thread_name(|i| format!("imgbuild-node-{i}"))
@@ -158,7 +199,7 @@ pub fn build(
     for wave in graph.waves() {
         // The nodes of a wave need only earlier waves: run them all at once.
         // A failure lets the rest of the wave finish, then stops the build.
-        let built: Vec<(NodeId, Result<Image, BuildError>)> = pool.install(|| {
+        let built: Vec<(NodeId, Result<Built, BuildError>)> = pool.install(|| {
             wave.par_iter()
                 .map(|&id| (id, runner.run(graph, id, &results, report)))
                 .collect()
@@ -166,8 +207,8 @@ pub fn build(
         let mut failures = Vec::new();
         for (id, result) in built {
             match result {
-                Ok(image) => {
-                    results.insert(id, image);
+                Ok(built) => {
+                    results.insert(id, built);
                 }
                 Err(e) => failures.push(e),
             }
@@ -184,7 +225,7 @@ pub fn build(
             resolved.annotations.clone().into_iter().collect();
         let mut platforms = Vec::new();
         for (platform, id) in &resolved.nodes {
-            let mut built = results[id].clone();
+            let mut built = results[id].image.clone();
             built.config.runtime.labels.extend(resolved.labels.clone());
             let descriptor = image::write_image(store, &built, &annotations)?;
             platforms.push((platform.clone(), descriptor, built));

@@ -3,46 +3,48 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use super::{BuildError, BuildOptions, Event, rfc3339};
+use super::{BuildError, BuildOptions, Built, Event, rfc3339};
 use crate::context::PatternMatcher;
 use crate::copy::{self, CopySpec, Origin, Target};
 use crate::exec::rootfs::{View, read_only_view};
 use crate::exec::step::{Process, StepError};
 use crate::exec::{self, Executor, OciRuntime, Stream};
-use crate::image::base::BaseResolver;
-use crate::image::config::{command_argv, healthcheck_json};
 use crate::image::source::ImageSource;
 use crate::image::{DEFAULT_CREATED, HistoryEntry, Image, ImageConfig, LayerRef};
 use crate::ir::{Base, BuildGraph, Mount, Node, NodeId, Run, Step};
 use crate::layer::{self, Entry, WriteOptions};
+use crate::plan::cache::{
+    self, CacheKey, ContextFiles, InputDigest, InputSpec, KeySettings, NodeKeys, StepRecord,
+};
+use crate::plan::state::{State, apply_config};
 use crate::plan::summary;
-use crate::store::{Digest, Store};
-
-/// The shell for string-form commands when none is set.
-const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
+use crate::store::{CacheEntry, CachedLayer, Digest, Store};
 
 /// Runs nodes against one store.
 pub struct NodeRunner<'a> {
     store: &'a Store,
     ignore: &'a PatternMatcher,
+    context: &'a ContextFiles,
     options: &'a BuildOptions,
+    settings: KeySettings,
     created: String,
-    bases: BaseResolver,
     executor: Mutex<Option<Arc<dyn Executor>>>,
 }
 
 impl<'a> NodeRunner<'a> {
     /// A runner for one build.
-    pub fn new(store: &'a Store, ignore: &'a PatternMatcher, options: &'a BuildOptions) -> Self {
+    pub fn new(store: &'a Store, context: &'a ContextFiles, options: &'a BuildOptions) -> Self {
         Self {
             store,
-            ignore,
+            ignore: context.ignore(),
+            context,
             options,
+            settings: options.key_settings(),
             created: options
                 .source_date_epoch
                 .map_or_else(|| DEFAULT_CREATED.to_owned(), rfc3339),
-            bases: BaseResolver::new(store, options.pull, options.registry.clone()),
             executor: Mutex::new(None),
         }
     }
@@ -55,6 +57,7 @@ impl<'a> NodeRunner<'a> {
     fn base_image(&self, node: &Node, reference: &str) -> Result<Image, BuildError> {
         let source = ImageSource::parse(reference, &self.options.manifest_dir);
         let base = self
+            .options
             .bases
             .resolve(&source, &node.platform)
             .map_err(|e| match e {
@@ -111,171 +114,349 @@ impl<'a> NodeRunner<'a> {
         &self,
         graph: &BuildGraph,
         id: NodeId,
-        results: &HashMap<NodeId, Image>,
+        results: &HashMap<NodeId, Built>,
         report: &(dyn Fn(Event<'_>) + Sync),
-    ) -> Result<Image, BuildError> {
+    ) -> Result<Built, BuildError> {
         let node = graph.node(id);
         report(Event::NodeStarted { node: &node.id });
-        let mut image = match &node.base {
-            Base::Scratch => Image {
-                config: ImageConfig::scratch(node.platform.clone(), &self.created),
-                layers: Vec::new(),
-            },
+        let (mut image, base_key) = match &node.base {
+            Base::Scratch => (
+                Image {
+                    config: ImageConfig::scratch(node.platform.clone(), &self.created),
+                    layers: Vec::new(),
+                },
+                Some(CacheKey::scratch(&node.platform.to_string())),
+            ),
             Base::Stage(parent) => {
-                results[&graph.find(parent).expect("a stage base is a node")].clone()
+                let built = &results[&graph.find(parent).expect("a stage base is a node")];
+                (built.image.clone(), built.key)
             }
             Base::Image(reference) => {
                 let mut base = self.base_image(node, reference)?;
+                let key = CacheKey::image(&base);
                 base.config.created.clone_from(&self.created);
-                base
+                (base, Some(key))
             }
         };
         let scratch = self.store.temp_path("build");
-        let result = self.run_steps(graph, node, &mut image, results, &scratch, report);
+        let result = self.run_steps(graph, node, &mut image, base_key, results, &scratch, report);
         let _ = std::fs::remove_dir_all(&scratch);
-        result?;
+        let key = result?;
         apply_config(node, &mut image);
-        Ok(image)
+        Ok(Built { image, key })
     }
 
+    /// Takes a step's result from the cache when it is there (and the
+    /// stage is not `--no-cache`); returns whether it was.
+    fn use_cached(
+        &self,
+        node: &Node,
+        image: &mut Image,
+        record: Option<&StepRecord>,
+        record_id: &str,
+    ) -> Result<bool, BuildError> {
+        let Some(record) = record else {
+            return Ok(false);
+        };
+        if self.options.no_cache.applies(&node.stage) {
+            return Ok(false);
+        }
+        let Some(entry) = self.store.use_cache_entry(&record.key)? else {
+            return Ok(false);
+        };
+        if let Some(layer) = &entry.layer {
+            image.layers.push(LayerRef {
+                media_type: layer.media_type.clone(),
+                digest: layer.digest.clone(),
+                size: layer.size,
+                diff_id: layer.diff_id.clone(),
+            });
+            image.config.diff_ids.push(layer.diff_id.clone());
+        }
+        image.config.history.push(HistoryEntry {
+            created: self.created.clone(),
+            created_by: entry.created_by,
+            empty_layer: entry.layer.is_none(),
+        });
+        cache::save_record(self.store, record_id, record);
+        Ok(true)
+    }
+
+    /// Stores what a step that just ran added to `image` (which had
+    /// `layers_before` layers) under its key.
+    fn store_result(
+        &self,
+        image: &Image,
+        layers_before: usize,
+        record: Option<&StepRecord>,
+        record_id: &str,
+    ) -> Result<(), BuildError> {
+        let Some(record) = record else {
+            return Ok(());
+        };
+        if record.uncacheable.is_none() {
+            let layer = (image.layers.len() > layers_before)
+                .then(|| image.layers.last())
+                .flatten()
+                .map(|l| CachedLayer {
+                    media_type: l.media_type.clone(),
+                    digest: l.digest.clone(),
+                    size: l.size,
+                    diff_id: l.diff_id.clone(),
+                });
+            let created_by = image
+                .config
+                .history
+                .last()
+                .map(|h| h.created_by.clone())
+                .unwrap_or_default();
+            self.store
+                .put_cache_entry(&record.key, &CacheEntry { layer, created_by })?;
+        }
+        cache::save_record(self.store, record_id, record);
+        Ok(())
+    }
+
+    /// The content digests of what `step` reads, or None when they cannot be
+    /// taken (the step then runs uncached and reports the problem itself).
+    fn inputs(
+        &self,
+        graph: &BuildGraph,
+        node: &Node,
+        step: &Step<String>,
+        results: &HashMap<NodeId, Built>,
+    ) -> Option<Vec<InputDigest>> {
+        let mut digests = Vec::new();
+        for spec in InputSpec::of(step) {
+            let digest = match spec.from.as_deref() {
+                None => spec.digest_context(self.context).ok()?,
+                Some(from) => {
+                    let (source, label) = match from.strip_prefix("stage:") {
+                        Some(stage) => {
+                            let id = graph.find(stage)?;
+                            (
+                                results.get(&id)?.image.clone(),
+                                format!("stage {}", graph.node(id).stage),
+                            )
+                        }
+                        None => (self.base_image(node, from).ok()?, from.to_owned()),
+                    };
+                    match spec.recall(self.store, &source.layers) {
+                        Some(digest) => digest,
+                        None => {
+                            let digest = self.digest_image_input(&spec, &source, &label)?;
+                            spec.remember(self.store, &source.layers, &digest);
+                            digest
+                        }
+                    }
+                }
+            };
+            digests.push(digest);
+        }
+        Some(digests)
+    }
+
+    /// Hashes what `spec` reads from `source`'s filesystem.
+    fn digest_image_input(
+        &self,
+        spec: &InputSpec,
+        source: &Image,
+        label: &str,
+    ) -> Option<InputDigest> {
+        if let Some(view) = self.rootfs(source).ok()? {
+            return spec.digest_rootfs(view.path(), label).ok();
+        }
+        let empty = self.store.temp_path("empty");
+        std::fs::create_dir_all(&empty).ok()?;
+        let digest = spec.digest_rootfs(&empty, label).ok();
+        let _ = std::fs::remove_dir_all(&empty);
+        digest
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn run_steps(
         &self,
         graph: &BuildGraph,
         node: &Node,
         image: &mut Image,
-        results: &HashMap<NodeId, Image>,
+        base_key: Option<CacheKey>,
+        results: &HashMap<NodeId, Built>,
         scratch: &Path,
         report: &(dyn Fn(Event<'_>) + Sync),
-    ) -> Result<(), BuildError> {
-        if let Some(dir) = &node.start.workdir
-            && image.config.runtime.working_dir.as_deref() != Some(dir)
-        {
+    ) -> Result<Option<CacheKey>, BuildError> {
+        let scope = &self.options.scope;
+        let mut keys = NodeKeys::new(&self.settings, node, image, base_key);
+        if let Some(record) = keys.start_workdir(image) {
             // The stage's own workdir exists before its first step, as WORKDIR makes it.
-            self.mkdir(image, dir, &format!("workdir {dir}"))?;
+            let dir = node.start.workdir.as_deref().expect("a start workdir");
+            let record_id = cache::record_id(scope, &node.id, 0);
+            if !self.use_cached(node, image, record.as_ref(), &record_id)? {
+                let before = image.layers.len();
+                self.mkdir(image, dir, &format!("workdir {dir}"))?;
+                self.store_result(image, before, record.as_ref(), &record_id)?;
+            }
         }
-        let mut state = State::new(node, image);
         for (i, step) in node.steps.iter().enumerate() {
             let text = summary(step);
-            state.apply(step);
-            if let Step::Run(run) = step {
-                self.run_step(
-                    graph,
-                    node,
-                    image,
-                    results,
-                    &state,
-                    run,
-                    &text,
-                    i + 1,
-                    report,
-                )?;
+            let inputs = self.inputs(graph, node, step, results);
+            let record = keys.step(step, inputs);
+            let record_id = cache::record_id(scope, &node.id, i + 1);
+            if self.use_cached(node, image, record.as_ref(), &record_id)? {
                 report(Event::StepDone {
                     node: &node.id,
                     step: i + 1,
                     summary: &text,
+                    cached: true,
+                    elapsed: Duration::ZERO,
                 });
                 continue;
             }
-            let fail = |message: String, help: &str| BuildError::Step {
-                node: node.id.clone(),
-                step: i + 1,
-                summary: text.clone(),
-                message,
-                help: help.to_owned(),
-            };
-            let target_root = self.rootfs(image)?;
-            // Views read by the step live until its layer is written.
-            let mut from_view: Option<Option<View>> = None;
-            let target = Target {
-                root: target_root.as_ref().map(View::path),
-                mtime: self.mtime(),
-            };
-            let entries: Option<Vec<Entry>> = match step {
-                Step::Copy(c) | Step::Add(c) => {
-                    let spec = CopySpec {
-                        add: matches!(step, Step::Add(_)),
-                        sources: &c.sources,
-                        to: &c.to,
-                        chown: c.chown.as_deref(),
-                        chmod: c.chmod.as_deref(),
-                        parents: c.parents,
-                        exclude: &c.exclude,
-                        checksum: c.checksum.as_deref(),
-                    };
-                    let from_name = match c.from.as_deref() {
-                        None => String::new(),
-                        Some(from) => {
-                            let source = match from.strip_prefix("stage:") {
-                                Some(stage) => results
-                                    [&graph.find(stage).expect("a copy source is a node")]
-                                    .clone(),
-                                None => self.base_image(node, from)?,
-                            };
-                            from_view = Some(self.rootfs(&source)?);
-                            from.trim_start_matches("stage:").to_owned()
-                        }
-                    };
-                    let empty = scratch.join("empty");
-                    let origin = match &from_view {
-                        None => Origin::Context {
-                            root: &self.options.context,
-                            ignore: self.ignore,
-                        },
-                        Some(root) => {
-                            let root = match root {
-                                Some(root) => root.path(),
-                                None => {
-                                    std::fs::create_dir_all(&empty)
-                                        .map_err(|e| fail(e.to_string(), "check the store"))?;
-                                    empty.as_path()
-                                }
-                            };
-                            Origin::Rootfs {
-                                root,
-                                name: &from_name,
-                            }
-                        }
-                    };
-                    Some(copy::copy_entries(&spec, &origin, target, scratch).map_err(|e| {
-                        let help = match &e {
-                            copy::CopyError::NotFound { .. } => "check the path and the context's .dockerignore",
-                            copy::CopyError::DestinationNotDirectory(_) => "end `to` with `/`",
-                            copy::CopyError::Fetch { .. } => "check the URL and the network; or put the file in the context",
-                            copy::CopyError::Checksum { .. } => "the file changed upstream, or the checksum is wrong: compare with `sha256sum`",
-                            _ => "fix the step",
-                        };
-                        fail(e.to_string(), help)
-                    })?)
-                }
-                Step::File(f) => Some(
-                    copy::file_entries(
-                        &f.to,
-                        &f.content,
-                        f.chown.as_deref(),
-                        f.chmod.as_deref(),
-                        target,
-                    )
-                    .map_err(|e| fail(e.to_string(), "fix the step"))?,
-                ),
-                Step::Workdir { path } => copy::mkdir_entries(path, target),
-                Step::Env { .. } | Step::User { .. } | Step::Shell { .. } | Step::Arg { .. } => {
-                    None
-                }
-                Step::Run(_) => unreachable!("handled above"),
-            };
-            match entries {
-                Some(entries) => self.add_layer(image, &entries, &text)?,
-                None => image.config.history.push(HistoryEntry {
-                    created: self.created.clone(),
-                    created_by: format!("imgbuild: {text}"),
-                    empty_layer: true,
-                }),
-            }
-            report(Event::StepDone {
+            report(Event::StepStarted {
                 node: &node.id,
                 step: i + 1,
                 summary: &text,
             });
+            let started = Instant::now();
+            let before = image.layers.len();
+            self.run_step_uncached(
+                graph,
+                node,
+                image,
+                results,
+                &keys.state,
+                step,
+                &text,
+                i + 1,
+                scratch,
+                report,
+            )?;
+            self.store_result(image, before, record.as_ref(), &record_id)?;
+            report(Event::StepDone {
+                node: &node.id,
+                step: i + 1,
+                summary: &text,
+                cached: false,
+                elapsed: started.elapsed(),
+            });
+        }
+        Ok(keys.key())
+    }
+
+    /// Runs one step that the cache does not have.
+    #[allow(clippy::too_many_arguments)]
+    fn run_step_uncached(
+        &self,
+        graph: &BuildGraph,
+        node: &Node,
+        image: &mut Image,
+        results: &HashMap<NodeId, Built>,
+        state: &State,
+        step: &Step<String>,
+        text: &str,
+        number: usize,
+        scratch: &Path,
+        report: &(dyn Fn(Event<'_>) + Sync),
+    ) -> Result<(), BuildError> {
+        if let Step::Run(run) = step {
+            return self.run_step(
+                graph, node, image, results, state, run, text, number, report,
+            );
+        }
+        let fail = |message: String, help: &str| BuildError::Step {
+            node: node.id.clone(),
+            step: number,
+            summary: text.to_owned(),
+            message,
+            help: help.to_owned(),
+        };
+        // A linked copy does not look at what is below it.
+        let linked = matches!(step, Step::Copy(c) | Step::Add(c) if c.link);
+        let target_root = if linked { None } else { self.rootfs(image)? };
+        // Views read by the step live until its layer is written.
+        let mut from_view: Option<Option<View>> = None;
+        let target = Target {
+            root: target_root.as_ref().map(View::path),
+            mtime: self.mtime(),
+        };
+        let entries: Option<Vec<Entry>> = match step {
+            Step::Copy(c) | Step::Add(c) => {
+                let spec = CopySpec {
+                    add: matches!(step, Step::Add(_)),
+                    sources: &c.sources,
+                    to: &c.to,
+                    chown: c.chown.as_deref(),
+                    chmod: c.chmod.as_deref(),
+                    parents: c.parents,
+                    exclude: &c.exclude,
+                    checksum: c.checksum.as_deref(),
+                };
+                let from_name = match c.from.as_deref() {
+                    None => String::new(),
+                    Some(from) => {
+                        let source = match from.strip_prefix("stage:") {
+                            Some(stage) => results
+                                [&graph.find(stage).expect("a copy source is a node")]
+                                .image
+                                .clone(),
+                            None => self.base_image(node, from)?,
+                        };
+                        from_view = Some(self.rootfs(&source)?);
+                        from.trim_start_matches("stage:").to_owned()
+                    }
+                };
+                let empty = scratch.join("empty");
+                let origin = match &from_view {
+                    None => Origin::Context {
+                        root: &self.options.context,
+                        ignore: self.ignore,
+                    },
+                    Some(root) => {
+                        let root = match root {
+                            Some(root) => root.path(),
+                            None => {
+                                std::fs::create_dir_all(&empty)
+                                    .map_err(|e| fail(e.to_string(), "check the store"))?;
+                                empty.as_path()
+                            }
+                        };
+                        Origin::Rootfs {
+                            root,
+                            name: &from_name,
+                        }
+                    }
+                };
+                Some(copy::copy_entries(&spec, &origin, target, scratch).map_err(|e| {
+                    let help = match &e {
+                        copy::CopyError::NotFound { .. } => "check the path and the context's .dockerignore",
+                        copy::CopyError::DestinationNotDirectory(_) => "end `to` with `/`",
+                        copy::CopyError::Fetch { .. } => "check the URL and the network; or put the file in the context",
+                        copy::CopyError::Checksum { .. } => "the file changed upstream, or the checksum is wrong: compare with `sha256sum`",
+                        _ => "fix the step",
+                    };
+                    fail(e.to_string(), help)
+                })?)
+            }
+            Step::File(f) => Some(
+                copy::file_entries(
+                    &f.to,
+                    &f.content,
+                    f.chown.as_deref(),
+                    f.chmod.as_deref(),
+                    target,
+                )
+                .map_err(|e| fail(e.to_string(), "fix the step"))?,
+            ),
+            Step::Workdir { path } => copy::mkdir_entries(path, target),
+            Step::Env { .. } | Step::User { .. } | Step::Shell { .. } | Step::Arg { .. } => None,
+            Step::Run(_) => unreachable!("handled above"),
+        };
+        match entries {
+            Some(entries) => self.add_layer(image, &entries, text)?,
+            None => image.config.history.push(HistoryEntry {
+                created: self.created.clone(),
+                created_by: format!("imgbuild: {text}"),
+                empty_layer: true,
+            }),
         }
         Ok(())
     }
@@ -305,7 +486,7 @@ impl<'a> NodeRunner<'a> {
         graph: &BuildGraph,
         node: &Node,
         image: &mut Image,
-        results: &HashMap<NodeId, Image>,
+        results: &HashMap<NodeId, Built>,
         state: &State,
         run: &Run<String>,
         text: &str,
@@ -349,9 +530,9 @@ impl<'a> NodeRunner<'a> {
                 && !sources.contains_key(from)
             {
                 let source = match from.strip_prefix("stage:") {
-                    Some(stage) => {
-                        results[&graph.find(stage).expect("a mount source is a node")].clone()
-                    }
+                    Some(stage) => results[&graph.find(stage).expect("a mount source is a node")]
+                        .image
+                        .clone(),
                     None => self.base_image(node, from)?,
                 };
                 let path = match self.rootfs(&source)? {
@@ -381,6 +562,7 @@ impl<'a> NodeRunner<'a> {
         let mut output = |_: Stream, line: &str| {
             report(Event::Output {
                 node: &node.id,
+                step,
                 line,
             });
         };
@@ -424,7 +606,11 @@ impl<'a> NodeRunner<'a> {
         text: &str,
     ) -> Result<(), BuildError> {
         let options = WriteOptions {
-            compression: self.options.compression,
+            // Stored uncompressed: compressing is for images leaving the machine.
+            compression: crate::layer::CompressionOptions {
+                compression: crate::layer::Compression::None,
+                level: None,
+            },
             source_date_epoch: self.options.source_date_epoch,
         };
         let mut writer = self.store.blob_writer()?;
@@ -445,105 +631,5 @@ impl<'a> NodeRunner<'a> {
             empty_layer: false,
         });
         Ok(())
-    }
-}
-
-/// Environment, workdir, user and shell as a step sees them.
-struct State {
-    env: Vec<(String, String)>,
-    workdir: String,
-    user: Option<String>,
-    shell: Vec<String>,
-}
-
-impl State {
-    /// The state before the first step of `node` on `image`.
-    fn new(node: &Node, image: &Image) -> Self {
-        let base = &image.config.runtime;
-        let mut state = Self {
-            env: base.env.clone(),
-            workdir: node
-                .start
-                .workdir
-                .clone()
-                .or_else(|| base.working_dir.clone())
-                .unwrap_or_else(|| "/".into()),
-            user: node.start.user.clone().or_else(|| base.user.clone()),
-            shell: node
-                .start
-                .shell
-                .clone()
-                .or_else(|| base.shell.clone())
-                .unwrap_or_else(|| DEFAULT_SHELL.map(str::to_owned).to_vec()),
-        };
-        for (name, value) in &node.start.env {
-            state.set_env(name, value);
-        }
-        state
-    }
-
-    fn set_env(&mut self, name: &str, value: &str) {
-        match self.env.iter_mut().find(|(k, _)| k == name) {
-            Some(entry) => value.clone_into(&mut entry.1),
-            None => self.env.push((name.to_owned(), value.to_owned())),
-        }
-    }
-
-    /// Takes in the effect of a config step.
-    fn apply(&mut self, step: &Step<String>) {
-        match step {
-            Step::Env { vars } => {
-                for (name, value) in vars {
-                    self.set_env(name, value);
-                }
-            }
-            Step::Workdir { path } => path.clone_into(&mut self.workdir),
-            Step::User { user } => self.user = Some(user.clone()),
-            Step::Shell { argv } => argv.clone_into(&mut self.shell),
-            _ => {}
-        }
-    }
-}
-
-/// Applies the node's resolved config on top of what its base had.
-fn apply_config(node: &Node, image: &mut Image) {
-    let c = &node.config;
-    let r = &mut image.config.runtime;
-    let shell: Vec<String> = c
-        .shell
-        .clone()
-        .or_else(|| r.shell.clone())
-        .unwrap_or_else(|| DEFAULT_SHELL.map(str::to_owned).to_vec());
-    for (name, value) in &c.env {
-        r.set_env(name, value);
-    }
-    if let Some(dir) = &c.workdir {
-        r.working_dir = Some(dir.clone());
-    }
-    if let Some(user) = &c.user {
-        r.user = Some(user.clone());
-    }
-    if let Some(entrypoint) = &c.entrypoint {
-        let argv = command_argv(entrypoint, &shell);
-        if r.entrypoint.as_ref() != Some(&argv) {
-            r.entrypoint = Some(argv);
-            r.cmd = None;
-        }
-    }
-    if let Some(cmd) = &c.cmd {
-        r.cmd = Some(command_argv(cmd, &shell));
-    }
-    r.labels
-        .extend(c.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-    r.exposed_ports.extend(c.expose.iter().cloned());
-    r.volumes.extend(c.volumes.iter().cloned());
-    if let Some(signal) = &c.stopsignal {
-        r.stop_signal = Some(signal.clone());
-    }
-    if let Some(check) = &c.healthcheck {
-        r.healthcheck = Some(healthcheck_json(check));
-    }
-    if let Some(s) = &c.shell {
-        r.shell = Some(s.clone());
     }
 }

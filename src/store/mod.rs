@@ -9,6 +9,8 @@
 //! ROOT/lock                flock target for builds (shared) and gc/verify (exclusive)
 //! ROOT/index.lock          flock target serialising index.json updates
 //! ROOT/meta/NAME           small metadata files for other modules
+//! ROOT/build-cache/         the build cache index (see the `cache` module)
+//! ROOT/cache/               the directories of `cache` mounts
 //! ```
 //!
 //! Everything is written to `ROOT/tmp` first and renamed into place, so
@@ -16,6 +18,7 @@
 //! temp entries, which the next [`Store::open`] (or `verify --repair`) removes.
 
 mod blob;
+mod cache;
 mod digest;
 mod error;
 mod fsutil;
@@ -31,6 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use blob::BlobWriter;
+pub use cache::{CacheEntry, CacheTable, CachedLayer};
 pub use digest::{Digest, Hasher};
 pub use error::StoreError;
 pub use lock::StoreLock;

@@ -625,6 +625,17 @@ fn two_platforms_make_an_index() {
         std::fs::read_to_string(project.path().join("fs/linux_arm64/arch")).unwrap(),
         "${TARGETARCH}"
     );
+    // A docker archive holds one platform: refused before anything builds.
+    let refused = project.apply(&["--no-cache", "--output", "type=docker,dest=img.tar"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("has 2 platforms, and a docker archive"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("start"), "{}", refused.stderr);
     let layout = project.path().join("layout");
     if have("skopeo") {
         let raw: serde_json::Value = serde_json::from_str(&run_tool(

@@ -373,3 +373,12 @@ bad_manifest!(
     6,
     12
 );
+
+bad_manifest!(
+    base_image_that_expands_to_nothing,
+    "[args]\nBASE = \"\"\n[stages.app]\nfrom = \"${BASE}\"\n[images.app]\nstage = \"app\"\n",
+    "the base image `${BASE}` expands to nothing",
+    4,
+    8,
+    "--arg NAME=VALUE"
+);

@@ -60,6 +60,23 @@ fn digest_of(out: &Output) -> String {
     ok(out).stdout.split_whitespace().nth(1).unwrap().to_owned()
 }
 
+/// The digest `apply --push` printed for `repository` (`pushed REPO@DIGEST`):
+/// that of the pushed image, whose layers are compressed, unlike the
+/// store's copy whose digest `apply` prints on stdout.
+fn pushed_digest(out: &Output, repository: &str) -> String {
+    let prefix = format!("pushed {repository}@");
+    let line = ok(out)
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` in:\n{}", out.stderr));
+    line[prefix.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 /// A two-platform image whose `/arch` says its architecture.
 fn two_platform_manifest(tags: &[String]) -> String {
     format!(
@@ -102,7 +119,8 @@ fn push_two_platforms_then_pull_back_by_tag_and_digest() {
         &store,
         &["apply", "--push", "--insecure-registry", &host],
     );
-    let index = digest_of(&out);
+    let built = digest_of(&out);
+    let index = pushed_digest(&out, &format!("{host}/team/multi"));
     // Two layers and two configs, uploaded once for both tags.
     assert_eq!(registry.blob_uploads(), 4, "{:#?}", registry.requests());
     for tag in &tags {
@@ -136,7 +154,8 @@ fn push_two_platforms_then_pull_back_by_tag_and_digest() {
             &host,
         ],
     );
-    assert_eq!(digest_of(&again), index);
+    assert_eq!(digest_of(&again), built);
+    assert_eq!(pushed_digest(&again, &format!("{host}/team/multi")), index);
     assert_eq!(registry.blob_uploads(), 4, "{:#?}", registry.requests());
 
     if have("skopeo") {
@@ -249,11 +268,14 @@ fn build_from_a_registry_base_then_offline() {
         ),
         &[],
     );
-    let base_index = digest_of(&imgbuild(
-        base.path(),
-        &base.path().join("store"),
-        &["apply", "--push", "--insecure-registry", &host],
-    ));
+    let base_index = pushed_digest(
+        &imgbuild(
+            base.path(),
+            &base.path().join("store"),
+            &["apply", "--push", "--insecure-registry", &host],
+        ),
+        &format!("{host}/base"),
+    );
 
     let app_manifest = |from: &str| {
         format!(
@@ -304,6 +326,12 @@ fn build_from_a_registry_base_then_offline() {
     // The tag is now in the store: with the registry gone, `missing` (the
     // default) builds the same image, and so does the pinned reference.
     registry.kill();
+    let plan = imgbuild(app.path(), &store, &["plan"]);
+    assert!(
+        ok(&plan).stdout.contains("cached  file /app.txt"),
+        "{}",
+        plan.stdout
+    );
     assert_eq!(digest_of(&apply(app.path(), &[])), built);
     let pinned = project(&app_manifest(&format!("{host}/base@{base_index}")), &[]);
     assert_eq!(digest_of(&apply(pinned.path(), &[])), built);
@@ -491,11 +519,7 @@ fn registry_dying_mid_push_leaves_nothing_broken() {
     );
     write_noise(&dir.path().join("big"), 192 << 20);
     let store = dir.path().join("store");
-    let built = digest_of(&imgbuild(
-        dir.path(),
-        &store,
-        &["apply", "--compression", "none"],
-    ));
+    ok(&imgbuild(dir.path(), &store, &["apply"]));
 
     let mut pushing = command(
         dir.path(),
@@ -545,13 +569,18 @@ fn registry_dying_mid_push_leaves_nothing_broken() {
         &store,
         &["push", "--insecure-registry", &host, &tag],
     );
-    assert_eq!(ok(&out).stdout.trim(), format!("{host}/big/app@{built}"));
+    let pushed = ok(&out).stdout.trim().to_owned();
+    assert!(
+        pushed.starts_with(&format!("{host}/big/app@sha256:")),
+        "{pushed}"
+    );
     let fresh = dir.path().join("fresh");
-    ok(&imgbuild(
+    let out = imgbuild(
         dir.path(),
         &fresh,
         &["pull", "--insecure-registry", &host, &tag],
-    ));
+    );
+    assert_eq!(ok(&out).stdout.trim(), pushed);
     ok(&imgbuild(dir.path(), &fresh, &["store", "verify"]));
 }
 
@@ -599,7 +628,7 @@ fn book_registry_example_runs() {
         store.path(),
         &["apply", "--push", "--insecure-registry", &host],
     );
-    let index = digest_of(&out);
+    let index = pushed_digest(&out, &format!("{host}/hello"));
     assert!(
         out.stderr.contains(&format!(
             "pushed {host}/hello@{index} (3 blobs uploaded, 1 already there)"

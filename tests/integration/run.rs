@@ -90,7 +90,8 @@ tags = ["busybox:latest"]
     layout
 }
 
-fn busybox() -> &'static Path {
+/// The amd64 busybox base image, built once per test run.
+pub fn busybox() -> &'static Path {
     static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
     LAYOUT.get_or_init(|| fixture("amd64", Path::new("/bin/busybox")))
 }
@@ -356,8 +357,8 @@ fn cache_bind_and_tmpfs_mounts() {
             "{path} reached the layer"
         );
     }
-    // The cache persists across builds.
-    let root = project.rootfs(&[]);
+    // The cache mount persists across builds (this one ignores the build cache).
+    let root = project.rootfs(&["--no-cache"]);
     assert_eq!(read(&root, "count.txt").trim(), "2");
 }
 
@@ -745,4 +746,41 @@ stage = "{me}"
     let project = Project::with_stages(&format!("{}{}", stage("a", "b"), stage("b", "a")));
     let out = project.apply(&["--jobs", "2"]);
     assert_eq!(out.code, 0, "the stages did not overlap:\n{}", out.stderr);
+}
+
+/// Concurrent stages each keep their own secret file until they finish, and
+/// a read-only bind of the context works when the context path is relative.
+#[test]
+fn concurrent_stages_keep_their_secrets_and_binds() {
+    if !can_run() {
+        return;
+    }
+    let stage = |me: &str, other: &str| {
+        format!(
+            r#"[stages.{me}]
+from = "oci-layout:{}"
+steps = [{{ run = "touch /sync/{me}; i=0; while [ ! -e /sync/{other} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; sleep 0.5; cat /run/secrets/token /data/input.txt > /out.txt", mounts = [
+  {{ type = "cache", id = "rendezvous-secrets", target = "/sync" }},
+  {{ type = "secret", id = "token" }},
+  {{ type = "bind", source = "data", target = "/data" }},
+] }}]
+[images.{me}]
+stage = "{me}"
+"#,
+            busybox().display()
+        )
+    };
+    let project = Project::with_stages(&format!("{}{}", stage("a", "b"), stage("b", "a")));
+    std::fs::create_dir(project.path().join("data")).unwrap();
+    std::fs::write(project.path().join("data/input.txt"), "input\n").unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let token = secrets.path().join("token");
+    std::fs::write(&token, "token\n").unwrap();
+    let out = project.apply(&[
+        "--jobs",
+        "2",
+        "--secret",
+        &format!("id=token,src={}", token.display()),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
 }

@@ -20,6 +20,7 @@ pub fn imgbuild_in(dir: &Path, args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_imgbuild"))
         .args(args)
         .current_dir(dir)
+        .env("IMGBUILD_STORE", shared_store())
         .env("NO_COLOR", "1")
         .env_remove("IMGBUILD_LOG")
         .output()
@@ -29,6 +30,12 @@ pub fn imgbuild_in(dir: &Path, args: &[&str]) -> Output {
         stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
         stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
     }
+}
+
+/// A store for runs that name none (`--store` wins over it): one per test
+/// process, so no test reads or fills the user's own store.
+fn shared_store() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("store-{}", std::process::id()))
 }
 
 /// Runs `imgbuild ARGS` in the repository root.

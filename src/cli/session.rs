@@ -1,0 +1,147 @@
+//! What `plan` and `apply` share: the project resolved into a graph, the
+//! context, the store and the settings every cache key depends on. Both go
+//! through here so they compute the same keys.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::BuildArgs;
+use crate::context::{self, PatternMatcher};
+use crate::diagnostic::suggest;
+use crate::error::Error;
+use crate::image::base::BaseResolver;
+use crate::ir::{BuildGraph, Project};
+use crate::plan::cache::{ContextFiles, NoCache};
+use crate::plan::{self, CacheQuery};
+use crate::scheduler::key_settings;
+use crate::store::Store;
+
+/// A loaded and resolved build, ready to plan or apply.
+pub struct Session {
+    /// The manifest or Dockerfile.
+    pub project: Project,
+    /// Its graph for the request.
+    pub graph: BuildGraph,
+    /// The directory relative paths are relative to.
+    pub manifest_dir: PathBuf,
+    /// The build context.
+    pub context: ContextFiles,
+    /// The store.
+    pub store: Store,
+    /// `SOURCE_DATE_EPOCH`.
+    pub source_date_epoch: Option<i64>,
+    /// Stages that ignore the cache.
+    pub no_cache: NoCache,
+    /// The manifest's identity in the cache's records.
+    pub scope: String,
+    /// Resolves base images, each tag once for the plan and the build.
+    pub bases: Arc<BaseResolver>,
+}
+
+impl Session {
+    /// Loads, resolves and checks everything `build` names.
+    pub fn prepare(build: &BuildArgs, store_dir: Option<&Path>) -> Result<Session, Error> {
+        let source_date_epoch = source_date_epoch()?;
+        let project = build.load()?;
+        let graph = plan::resolve_graph(&project, &build.request()?)?;
+        let no_cache = no_cache(build, &project)?;
+        let manifest_dir = build
+            .file
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        let context_dir = match &build.context {
+            Some(dir) => dir.clone(),
+            None => manifest_dir.join(&project.context.value),
+        };
+        let dockerfile = build.is_dockerfile().then_some(build.file.as_path());
+        let ignore = load_ignore(&context_dir, dockerfile)?;
+        let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
+            .map_err(Error::Store)?;
+        let context = ContextFiles::new(&context_dir, ignore, Some(&store));
+        let scope = std::path::absolute(&build.file)
+            .unwrap_or_else(|_| build.file.clone())
+            .display()
+            .to_string();
+        let bases = Arc::new(BaseResolver::new(
+            &store,
+            build.pull,
+            build.registry.options(),
+        ));
+        Ok(Session {
+            project,
+            graph,
+            manifest_dir,
+            context,
+            store,
+            source_date_epoch,
+            no_cache,
+            scope,
+            bases,
+        })
+    }
+
+    /// How `plan` asks the cache about this build.
+    pub fn cache_query(&self) -> CacheQuery<'_> {
+        CacheQuery {
+            store: &self.store,
+            context: &self.context,
+            manifest_dir: &self.manifest_dir,
+            settings: key_settings(self.source_date_epoch),
+            scope: self.scope.clone(),
+            no_cache: self.no_cache.clone(),
+            bases: &self.bases,
+        }
+    }
+}
+
+fn source_date_epoch() -> Result<Option<i64>, Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) if !text.is_empty() => {
+            Ok(Some(text.parse::<i64>().map_err(|_| Error::Usage {
+                message: format!("SOURCE_DATE_EPOCH=`{text}` is not a number of seconds"),
+                help: "set it to a Unix timestamp, e.g. `$(git log -1 --format=%ct)`".into(),
+            })?))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn no_cache(build: &BuildArgs, project: &Project) -> Result<NoCache, Error> {
+    if build.no_cache {
+        return Ok(NoCache::Everywhere);
+    }
+    if build.no_cache_filter.is_empty() {
+        return Ok(NoCache::Nowhere);
+    }
+    for stage in &build.no_cache_filter {
+        if !project.stages.contains_key(stage) {
+            let names: Vec<&str> = project.stages.keys().map(String::as_str).collect();
+            return Err(Error::Usage {
+                message: format!("`--no-cache-filter {stage}`: there is no stage `{stage}`"),
+                help: suggest("stage", stage, &names),
+            });
+        }
+    }
+    Ok(NoCache::Stages(build.no_cache_filter.clone()))
+}
+
+/// Reads the ignore file: for a Dockerfile, `<Dockerfile>.dockerignore` next
+/// to it wins over `<context>/.dockerignore`.
+fn load_ignore(context: &Path, dockerfile: Option<&Path>) -> Result<PatternMatcher, Error> {
+    let patterns = match context::find_ignore_file(context, dockerfile) {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::Usage {
+                message: format!("cannot read `{}`: {e}", path.display()),
+                help: "check the file's permissions".into(),
+            })?;
+            context::parse_dockerignore(&text)
+        }
+        None => Vec::new(),
+    };
+    PatternMatcher::new(&patterns).map_err(|e| Error::Usage {
+        message: format!("invalid pattern in .dockerignore: {e}"),
+        help: "patterns follow Docker's .dockerignore syntax".into(),
+    })
+}

@@ -1,0 +1,1134 @@
+//! Writes an [`ir::Project`](crate::ir::Project) as `imgbuild.toml` text.
+//!
+//! The output is for people to read and edit: `[build]` and `[args]` first,
+//! then one `[stages.NAME]` table per stage with its settings and one step
+//! per line as an inline table, then `[images.*]` and `[groups]`. Scripts
+//! and file contents with several lines are multi-line literal strings
+//! (`'''`), or escaped multi-line strings when a literal cannot hold them.
+//! [`Comments`] go above the part of the manifest they describe.
+//!
+//! Every field of the IR is written: the IR types are destructured without
+//! `..`, so a new field does not compile until it is written here. The one
+//! field left out is derived again when the manifest is read: a `run`
+//! step's interpreter comes from its script's `#!` line. The output is
+//! deterministic: the same project and comments give the same bytes.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use indexmap::IndexMap;
+
+use crate::ir::{
+    Command, Copy, File, Group, Healthcheck, Image, Located, Mount, Network, Project, Run, Sharing,
+    Span, Stage, StageConfig, StagePlatform, Step, Template,
+};
+
+/// Lines longer than this are broken where the format allows.
+const WIDTH: usize = 100;
+
+/// Indentation of a step in `steps = [ ... ]`.
+const STEP_INDENT: &str = "  ";
+
+/// Indentation of a mount on its own line inside a step.
+const MOUNT_INDENT: &str = "      ";
+
+/// A part of the manifest a comment can be written above.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Anchor {
+    /// A key of `[args]`.
+    Arg(String),
+    /// The `[stages.NAME]` table.
+    Stage(String),
+    /// A stage setting such as `cmd` or `labels`, by stage and key.
+    Setting {
+        /// The stage's name.
+        stage: String,
+        /// The setting's key in the stage table.
+        key: &'static str,
+    },
+    /// A step, by stage and position from 0.
+    Step {
+        /// The stage's name.
+        stage: String,
+        /// The step's position in the stage, from 0.
+        index: usize,
+    },
+    /// The `[images.NAME]` table.
+    Image(String),
+    /// A key of `[groups]`.
+    Group(String),
+}
+
+/// Comment lines to write into a manifest, by what they describe.
+///
+/// A line is a comment as written (`# text`); an empty line separates two
+/// paragraphs. Lines whose anchor does not appear in the manifest (a
+/// setting a later instruction cleared, say) are written at the end of the
+/// stage they belong to, or else of the file, so no comment is lost.
+#[derive(Debug, Clone, Default)]
+pub struct Comments {
+    /// Lines at the top of the file.
+    pub header: Vec<String>,
+    /// Lines above a part of the manifest.
+    pub above: IndexMap<Anchor, Vec<String>>,
+    /// Lines at the end of the file.
+    pub footer: Vec<String>,
+}
+
+impl Comments {
+    /// Adds `lines` above `anchor`, after any already there.
+    pub fn add(&mut self, anchor: Anchor, lines: impl IntoIterator<Item = String>) {
+        let entry = self.above.entry(anchor).or_default();
+        let lines: Vec<String> = lines.into_iter().collect();
+        if !entry.is_empty() && !lines.is_empty() {
+            entry.push(String::new());
+        }
+        entry.extend(lines);
+    }
+}
+
+/// A written manifest and where its values came from.
+#[derive(Debug, Clone)]
+pub struct Emitted {
+    /// The manifest text.
+    pub text: String,
+    /// For each value written from a located IR value, its byte range in
+    /// `text` and the span it had in the project's source, so an error about
+    /// the manifest can point back at the source.
+    pub origins: Vec<(Range<usize>, Span)>,
+}
+
+impl Emitted {
+    /// The source span of the innermost value written at `offset` in the
+    /// text, or of the nearest one before it.
+    pub fn origin_of(&self, offset: usize) -> Option<Span> {
+        let containing = self
+            .origins
+            .iter()
+            .filter(|(range, _)| range.start <= offset && offset < range.end.max(range.start + 1))
+            .min_by_key(|(range, _)| range.len());
+        containing
+            .or_else(|| {
+                self.origins
+                    .iter()
+                    .filter(|(range, _)| range.start <= offset)
+                    .max_by_key(|(range, _)| range.start)
+            })
+            .map(|(_, span)| span.clone())
+    }
+}
+
+/// Writes `project` as a manifest with `comments` in place.
+pub fn emit(project: &Project, comments: &Comments) -> Emitted {
+    let mut w = Writer {
+        out: String::new(),
+        origins: Vec::new(),
+        comments,
+        used: HashSet::new(),
+    };
+    w.project(project);
+    Emitted {
+        text: w.out,
+        origins: w.origins,
+    }
+}
+
+/// `text` as a TOML string: a literal string (`'...'`) when it holds quotes
+/// or backslashes a literal can hold, a multi-line string when it has
+/// newlines, else a basic string (`"..."`) with escapes.
+pub fn toml_string(text: &str) -> String {
+    if text.contains('\n') {
+        return multi_line_string(text);
+    }
+    let literal_ok = !text.contains('\'') && text.chars().all(|c| c == '\t' || !is_control(c));
+    if literal_ok && text.contains(['"', '\\']) {
+        format!("'{text}'")
+    } else {
+        basic_string(text)
+    }
+}
+
+/// `key` as a TOML key: bare when it can be, else quoted.
+pub fn toml_key(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        key.to_owned()
+    } else {
+        basic_string(key)
+    }
+}
+
+/// A TOML control character: not allowed raw in any string but tab and newline.
+fn is_control(c: char) -> bool {
+    c.is_ascii_control()
+}
+
+fn basic_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        push_escaped(&mut out, c);
+    }
+    out.push('"');
+    out
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\u{8}' => out.push_str("\\b"),
+        '\t' => out.push_str("\\t"),
+        '\n' => out.push_str("\\n"),
+        '\u{c}' => out.push_str("\\f"),
+        '\r' => out.push_str("\\r"),
+        c if is_control(c) => {
+            let _ = write!(out, "\\u{:04X}", u32::from(c));
+        }
+        c => out.push(c),
+    }
+}
+
+/// Text with newlines: `'''` followed by a newline (which TOML drops) and
+/// the text as is; or, when a literal cannot hold it (`'''` inside, a
+/// trailing `'`, control characters), the same with `"""` and escapes.
+fn multi_line_string(text: &str) -> String {
+    let literal_ok = !text.contains("'''")
+        && !text.ends_with('\'')
+        && text
+            .chars()
+            .all(|c| c == '\n' || c == '\t' || !is_control(c));
+    if literal_ok {
+        return format!("'''\n{text}'''");
+    }
+    let mut out = String::from("\"\"\"\n");
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c => push_escaped(&mut out, c),
+        }
+    }
+    out.push_str("\"\"\"");
+    out
+}
+
+/// A duration in nanoseconds as the manifest writes it, in the largest unit
+/// that holds it exactly: `30s`, `1500ms`, `2h`.
+fn duration(nanos: u64) -> String {
+    const UNITS: [(&str, u64); 6] = [
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+        ("ns", 1),
+    ];
+    if nanos == 0 {
+        return "0s".to_owned();
+    }
+    let (unit, size) = UNITS
+        .iter()
+        .find(|(_, size)| nanos.is_multiple_of(*size))
+        .expect("every duration is a whole number of nanoseconds");
+    format!("{}{unit}", nanos / size)
+}
+
+/// A position in the output, to undo a layout that turned out too wide.
+struct Mark {
+    len: usize,
+    origins: usize,
+}
+
+struct Writer<'c> {
+    out: String,
+    origins: Vec<(Range<usize>, Span)>,
+    comments: &'c Comments,
+    used: HashSet<&'c Anchor>,
+}
+
+impl Writer<'_> {
+    fn push(&mut self, text: &str) {
+        self.out.push_str(text);
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            len: self.out.len(),
+            origins: self.origins.len(),
+        }
+    }
+
+    fn rollback(&mut self, mark: &Mark) {
+        self.out.truncate(mark.len);
+        self.origins.truncate(mark.origins);
+    }
+
+    /// The width of the line being written, in characters.
+    fn column(&self) -> usize {
+        let start = self.out.rfind('\n').map_or(0, |i| i + 1);
+        self.out[start..].chars().count()
+    }
+
+    /// Whether everything written since `mark` stays on lines within [`WIDTH`].
+    fn fits_since(&self, mark: &Mark) -> bool {
+        let line_start = self.out[..mark.len].rfind('\n').map_or(0, |i| i + 1);
+        self.out[line_start..]
+            .lines()
+            .all(|line| line.chars().count() <= WIDTH)
+    }
+
+    fn string(&mut self, text: &str) {
+        let encoded = toml_string(text);
+        self.push(&encoded);
+    }
+
+    /// Writes a located string and records where it came from.
+    fn template(&mut self, template: &Template) {
+        let start = self.out.len();
+        self.string(&template.value);
+        self.origin(start, &template.span);
+    }
+
+    fn origin(&mut self, start: usize, span: &Span) {
+        let end = self.out.len();
+        self.origins.push((start..end, span.clone()));
+    }
+
+    fn key(&mut self, key: &str) {
+        let key = toml_key(key);
+        self.push(&key);
+    }
+
+    /// Writes the comment lines of `anchor`, each line indented by `indent`.
+    fn comments(&mut self, anchor: &Anchor, indent: &str) {
+        let comments = self.comments;
+        if let Some((anchor, lines)) = comments.above.get_key_value(anchor)
+            && self.used.insert(anchor)
+        {
+            self.comment_lines(lines, indent);
+        }
+    }
+
+    fn comment_lines(&mut self, lines: &[String], indent: &str) {
+        let mut blank = true;
+        for (i, line) in lines.iter().enumerate() {
+            let line = comment_text(line);
+            if line.is_empty() {
+                // A paragraph break: one blank line, never first or last.
+                if !blank && i + 1 < lines.len() {
+                    self.push("\n");
+                    blank = true;
+                }
+                continue;
+            }
+            self.push(indent);
+            self.push(&line);
+            self.push("\n");
+            blank = false;
+        }
+    }
+
+    /// Ends a table: one blank line before the next.
+    fn blank_line(&mut self) {
+        if !self.out.is_empty() && !self.out.ends_with("\n\n") {
+            self.push("\n");
+        }
+    }
+
+    fn project(&mut self, project: &Project) {
+        let Project {
+            source: _,
+            context,
+            platforms,
+            args,
+            stages,
+            images,
+            groups,
+        } = project;
+        let comments = self.comments;
+        if !comments.header.is_empty() {
+            self.comment_lines(&comments.header, "");
+            self.blank_line();
+        }
+        if context.value != "." || !platforms.is_empty() {
+            self.push("[build]\n");
+            if context.value != "." {
+                self.push("context = ");
+                self.template(context);
+                self.push("\n");
+            }
+            if !platforms.is_empty() {
+                self.push("platforms = ");
+                let texts: Vec<Located<String>> = platforms
+                    .iter()
+                    .map(|p| Located::new(p.value.to_string(), p.span.clone()))
+                    .collect();
+                self.array(&texts, "");
+                self.push("\n");
+            }
+            self.blank_line();
+        }
+        if !args.is_empty() {
+            self.push("[args]\n");
+            for (name, default) in args {
+                self.comments(&Anchor::Arg(name.clone()), "");
+                self.key(name);
+                self.push(" = ");
+                self.template(default);
+                self.push("\n");
+            }
+            self.blank_line();
+        }
+        for stage in stages.values() {
+            self.stage(stage);
+            self.blank_line();
+        }
+        for image in images.values() {
+            self.image(image);
+            self.blank_line();
+        }
+        if !groups.is_empty() {
+            let first = groups.keys().next().expect("groups is not empty");
+            self.comments(&Anchor::Group(first.clone()), "");
+            self.push("[groups]\n");
+            for (i, group) in groups.values().enumerate() {
+                self.group(group, i > 0);
+            }
+            self.blank_line();
+        }
+        let unused: Vec<&Vec<String>> = comments
+            .above
+            .iter()
+            .filter(|(anchor, _)| !self.used.contains(anchor))
+            .map(|(_, lines)| lines)
+            .collect();
+        for lines in unused {
+            self.comment_lines(lines, "");
+        }
+        self.comment_lines(&comments.footer, "");
+        while self.out.ends_with("\n\n") {
+            self.out.pop();
+        }
+    }
+
+    fn stage(&mut self, stage: &Stage) {
+        let Stage {
+            name,
+            from,
+            platform,
+            config,
+            steps,
+        } = stage;
+        let stage_name = &name.value;
+        self.comments(&Anchor::Stage(stage_name.clone()), "");
+        let start = self.out.len();
+        let header = format!("stages.{}", toml_key(stage_name));
+        let _ = writeln!(self.out, "[{header}]");
+        self.origin(start, &name.span);
+        self.push("from = ");
+        self.template(from);
+        self.push("\n");
+        if let Some(platform) = platform {
+            self.push("platform = ");
+            let start = self.out.len();
+            match &platform.value {
+                StagePlatform::Build => self.string("build"),
+                StagePlatform::Fixed(text) => self.string(text),
+            }
+            self.origin(start, &platform.span);
+            self.push("\n");
+        }
+        let tables = self.config(stage_name, config);
+        if !steps.is_empty() {
+            self.push("steps = [\n");
+            for (index, step) in steps.iter().enumerate() {
+                self.comments(
+                    &Anchor::Step {
+                        stage: stage_name.clone(),
+                        index,
+                    },
+                    STEP_INDENT,
+                );
+                self.push(STEP_INDENT);
+                self.step(step);
+                self.push(",\n");
+            }
+            self.push("]\n");
+        }
+        for (key, table) in tables {
+            self.blank_line();
+            self.comments(
+                &Anchor::Setting {
+                    stage: stage_name.clone(),
+                    key,
+                },
+                "",
+            );
+            let _ = writeln!(self.out, "[{header}.{key}]");
+            self.push(&table);
+        }
+        // Comments on settings the stage does not end up with (a `CMD` an
+        // `ENTRYPOINT` cleared): keep them with the stage.
+        let comments = self.comments;
+        let leftover: Vec<&Anchor> = comments
+            .above
+            .keys()
+            .filter(|a| matches!(a, Anchor::Setting { stage, .. } if stage == stage_name))
+            .filter(|a| !self.used.contains(a))
+            .collect();
+        for anchor in leftover {
+            self.comments(anchor, "");
+        }
+    }
+
+    /// Writes the stage settings as keys; returns those too long for one
+    /// line, as `(key, table body)`, to write as sub-tables after the steps.
+    fn config(
+        &mut self,
+        stage: &str,
+        config: &StageConfig<Template>,
+    ) -> Vec<(&'static str, String)> {
+        let StageConfig {
+            workdir,
+            user,
+            env,
+            shell,
+            entrypoint,
+            cmd,
+            labels,
+            expose,
+            volumes,
+            healthcheck,
+            stopsignal,
+        } = config;
+        let mut tables = Vec::new();
+        let setting = |key: &'static str| Anchor::Setting {
+            stage: stage.to_owned(),
+            key,
+        };
+        if let Some(workdir) = workdir {
+            self.comments(&setting("workdir"), "");
+            self.push("workdir = ");
+            self.template(workdir);
+            self.push("\n");
+        }
+        if let Some(user) = user {
+            self.comments(&setting("user"), "");
+            self.push("user = ");
+            self.template(user);
+            self.push("\n");
+        }
+        if !env.is_empty() {
+            tables.extend(self.map_setting(&setting("env"), "env", env));
+        }
+        if let Some(shell) = shell {
+            self.comments(&setting("shell"), "");
+            self.push("shell = ");
+            self.string_array(shell, "");
+            self.push("\n");
+        }
+        if let Some(entrypoint) = entrypoint {
+            self.comments(&setting("entrypoint"), "");
+            self.push("entrypoint = ");
+            self.command(entrypoint);
+            self.push("\n");
+        }
+        if let Some(cmd) = cmd {
+            self.comments(&setting("cmd"), "");
+            self.push("cmd = ");
+            self.command(cmd);
+            self.push("\n");
+        }
+        if !labels.is_empty() {
+            tables.extend(self.map_setting(&setting("labels"), "labels", labels));
+        }
+        if !expose.is_empty() {
+            self.comments(&setting("expose"), "");
+            self.push("expose = ");
+            self.array(expose, "");
+            self.push("\n");
+        }
+        if !volumes.is_empty() {
+            self.comments(&setting("volumes"), "");
+            self.push("volumes = ");
+            self.array(volumes, "");
+            self.push("\n");
+        }
+        if let Some(check) = healthcheck {
+            let mark = self.mark();
+            self.push("healthcheck = ");
+            self.healthcheck(check, ", ");
+            if self.fits_since(&mark) {
+                self.rollback(&mark);
+                self.comments(&setting("healthcheck"), "");
+                self.push("healthcheck = ");
+                self.healthcheck(check, ", ");
+                self.push("\n");
+            } else {
+                self.rollback(&mark);
+                let mut table = String::new();
+                for line in healthcheck_lines(check) {
+                    table.push_str(&line);
+                    table.push('\n');
+                }
+                tables.push(("healthcheck", table));
+            }
+        }
+        if let Some(signal) = stopsignal {
+            self.comments(&setting("stopsignal"), "");
+            self.push("stopsignal = ");
+            self.template(signal);
+            self.push("\n");
+        }
+        tables
+    }
+
+    /// Writes `key = { ... }` when it fits on a line; else returns the body
+    /// of a `[stages.NAME.key]` sub-table, to write after the steps.
+    fn map_setting(
+        &mut self,
+        anchor: &Anchor,
+        key: &'static str,
+        map: &IndexMap<String, Template>,
+    ) -> Option<(&'static str, String)> {
+        let mark = self.mark();
+        self.push(key);
+        self.push(" = ");
+        self.inline_map(map);
+        if self.fits_since(&mark) {
+            self.rollback(&mark);
+            self.comments(anchor, "");
+            self.push(key);
+            self.push(" = ");
+            self.inline_map(map);
+            self.push("\n");
+            return None;
+        }
+        self.rollback(&mark);
+        let mut table = String::new();
+        for (name, value) in map {
+            let _ = writeln!(table, "{} = {}", toml_key(name), toml_string(&value.value));
+        }
+        Some((key, table))
+    }
+
+    fn inline_map(&mut self, map: &IndexMap<String, Template>) {
+        if map.is_empty() {
+            self.push("{}");
+            return;
+        }
+        self.push("{ ");
+        for (i, (name, value)) in map.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.key(name);
+            self.push(" = ");
+            self.template(value);
+        }
+        self.push(" }");
+    }
+
+    /// Writes an array of located strings: on one line when it fits, else
+    /// one element per line, indented one level more than `indent`.
+    fn array(&mut self, items: &[Template], indent: &str) {
+        let mark = self.mark();
+        self.push("[");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.template(item);
+        }
+        self.push("]");
+        if self.fits_since(&mark) || items.len() < 2 {
+            return;
+        }
+        self.rollback(&mark);
+        self.push("[\n");
+        for item in items {
+            self.push(indent);
+            self.push("  ");
+            self.template(item);
+            self.push(",\n");
+        }
+        self.push(indent);
+        self.push("]");
+    }
+
+    fn string_array(&mut self, items: &[String], indent: &str) {
+        let items: Vec<Template> = items
+            .iter()
+            .map(|s| Located::new(s.clone(), 0..0))
+            .collect();
+        let start = self.origins.len();
+        self.array(&items, indent);
+        // These strings have no source position of their own.
+        self.origins.truncate(start);
+    }
+
+    fn command(&mut self, command: &Command) {
+        match command {
+            Command::Shell(text) => self.string(text),
+            Command::Exec(argv) => self.string_array(argv, ""),
+        }
+    }
+
+    /// Writes a health check as an inline table.
+    fn healthcheck(&mut self, check: &Healthcheck, separator: &str) {
+        self.push("{ ");
+        let lines = healthcheck_lines(check);
+        self.push(&lines.join(separator));
+        self.push(" }");
+    }
+
+    fn step(&mut self, step: &Step<Template>) {
+        match step {
+            Step::Run(run) => self.run(run),
+            Step::Copy(copy) => self.copy("copy", copy),
+            Step::Add(copy) => self.copy("add", copy),
+            Step::File(file) => self.file(file),
+            Step::Env { vars } => {
+                self.push("{ env = ");
+                self.inline_map(vars);
+                self.push(" }");
+            }
+            Step::Workdir { path } => {
+                self.push("{ workdir = ");
+                self.template(path);
+                self.push(" }");
+            }
+            Step::User { user } => {
+                self.push("{ user = ");
+                self.template(user);
+                self.push(" }");
+            }
+            Step::Shell { argv } => {
+                self.push("{ shell = ");
+                self.string_array(argv, STEP_INDENT);
+                self.push(" }");
+            }
+            Step::Arg { name, default } => {
+                self.push("{ arg = ");
+                self.string(name);
+                if let Some(default) = default {
+                    self.push(", default = ");
+                    self.template(default);
+                }
+                self.push(" }");
+            }
+        }
+    }
+
+    fn run(&mut self, run: &Run<Template>) {
+        let Run {
+            command,
+            // Derived from the script's `#!` line when the manifest is read.
+            interpreter: _,
+            mounts,
+            network,
+        } = run;
+        self.push("{ run = ");
+        match command {
+            Command::Shell(text) => self.string(text),
+            Command::Exec(argv) => self.string_array(argv, STEP_INDENT),
+        }
+        match network {
+            Network::Default => {}
+            Network::None => self.push(", network = \"none\""),
+            Network::Host => self.push(", network = \"host\""),
+        }
+        if mounts.is_empty() {
+            self.push(" }");
+            return;
+        }
+        let mark = self.mark();
+        self.push(", mounts = [");
+        for (i, mount) in mounts.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.mount(mount);
+        }
+        self.push("] }");
+        // Room for the `,` that ends the step.
+        if mounts.len() == 1 && self.column() < WIDTH && self.fits_since(&mark) {
+            return;
+        }
+        self.rollback(&mark);
+        self.push(", mounts = [\n");
+        for mount in mounts {
+            self.push(MOUNT_INDENT);
+            self.mount(mount);
+            self.push(",\n");
+        }
+        self.push(STEP_INDENT);
+        self.push("] }");
+    }
+
+    fn mount(&mut self, mount: &Mount<Template>) {
+        self.push("{ type = ");
+        match mount {
+            Mount::Cache {
+                target,
+                id,
+                sharing,
+                from,
+                source,
+                mode,
+                uid,
+                gid,
+                readonly,
+            } => {
+                self.push("\"cache\"");
+                self.option("target", Some(target));
+                self.option("id", id.as_ref());
+                match sharing {
+                    Sharing::Shared => {}
+                    Sharing::Private => self.push(", sharing = \"private\""),
+                    Sharing::Locked => self.push(", sharing = \"locked\""),
+                }
+                self.option("from", from.as_ref());
+                self.option("source", source.as_ref());
+                self.mode(*mode);
+                self.number("uid", uid.map(u64::from));
+                self.number("gid", gid.map(u64::from));
+                self.flag("readonly", *readonly);
+            }
+            Mount::Secret {
+                id,
+                target,
+                env,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
+                self.push("\"secret\"");
+                self.option("id", id.as_ref());
+                self.option("target", target.as_ref());
+                self.option("env", env.as_ref());
+                self.flag("required", *required);
+                self.mode(*mode);
+                self.number("uid", uid.map(u64::from));
+                self.number("gid", gid.map(u64::from));
+            }
+            Mount::Bind {
+                target,
+                source,
+                from,
+                rw,
+            } => {
+                self.push("\"bind\"");
+                self.option("target", Some(target));
+                self.option("source", source.as_ref());
+                self.option("from", from.as_ref());
+                self.flag("rw", *rw);
+            }
+            Mount::Tmpfs { target, size } => {
+                self.push("\"tmpfs\"");
+                self.option("target", Some(target));
+                self.number("size", *size);
+            }
+            Mount::Ssh {
+                id,
+                target,
+                required,
+                mode,
+                uid,
+                gid,
+            } => {
+                self.push("\"ssh\"");
+                self.option("id", id.as_ref());
+                self.option("target", target.as_ref());
+                self.flag("required", *required);
+                self.mode(*mode);
+                self.number("uid", uid.map(u64::from));
+                self.number("gid", gid.map(u64::from));
+            }
+        }
+        self.push(" }");
+    }
+
+    /// Writes `, key = "value"` when there is a value.
+    fn option(&mut self, key: &str, value: Option<&Template>) {
+        if let Some(value) = value {
+            self.push(", ");
+            self.push(key);
+            self.push(" = ");
+            self.template(value);
+        }
+    }
+
+    /// Writes `, key = true` when `on`.
+    fn flag(&mut self, key: &str, on: bool) {
+        if on {
+            let _ = write!(self.out, ", {key} = true");
+        }
+    }
+
+    /// Writes `, key = N`; a number too large for a TOML integer as a string.
+    fn number(&mut self, key: &str, value: Option<u64>) {
+        match value {
+            Some(n) if i64::try_from(n).is_ok() => {
+                let _ = write!(self.out, ", {key} = {n}");
+            }
+            Some(n) => {
+                let _ = write!(self.out, ", {key} = \"{n}\"");
+            }
+            None => {}
+        }
+    }
+
+    fn mode(&mut self, mode: Option<u32>) {
+        if let Some(mode) = mode {
+            let _ = write!(self.out, ", mode = 0o{mode:o}");
+        }
+    }
+
+    fn copy(&mut self, action: &str, copy: &Copy<Template>) {
+        let Copy {
+            sources,
+            to,
+            from,
+            chown,
+            chmod,
+            link,
+            parents,
+            exclude,
+            checksum,
+        } = copy;
+        self.push("{ ");
+        self.push(action);
+        self.push(" = ");
+        match sources.as_slice() {
+            [one] => self.template(one),
+            many => self.array(many, STEP_INDENT),
+        }
+        self.option("from", from.as_ref());
+        self.option("to", Some(to));
+        self.option("chown", chown.as_ref());
+        self.option("chmod", chmod.as_ref());
+        self.flag("link", *link);
+        self.flag("parents", *parents);
+        if !exclude.is_empty() {
+            self.push(", exclude = ");
+            self.array(exclude, STEP_INDENT);
+        }
+        self.option("checksum", checksum.as_ref());
+        self.push(" }");
+    }
+
+    fn file(&mut self, file: &File<Template>) {
+        let File {
+            to,
+            content,
+            chown,
+            chmod,
+        } = file;
+        self.push("{ file = ");
+        self.string(content);
+        self.option("to", Some(to));
+        self.option("chown", chown.as_ref());
+        self.option("chmod", chmod.as_ref());
+        self.push(" }");
+    }
+
+    fn image(&mut self, image: &Image) {
+        let Image {
+            name,
+            stage,
+            tags,
+            platforms,
+            labels,
+            annotations,
+        } = image;
+        self.comments(&Anchor::Image(name.value.clone()), "");
+        let start = self.out.len();
+        let _ = writeln!(self.out, "[images.{}]", toml_key(&name.value));
+        self.origin(start, &name.span);
+        self.push("stage = ");
+        self.template(stage);
+        self.push("\n");
+        if !tags.is_empty() {
+            self.push("tags = ");
+            self.array(tags, "");
+            self.push("\n");
+        }
+        if !platforms.is_empty() {
+            self.push("platforms = ");
+            let texts: Vec<Template> = platforms
+                .iter()
+                .map(|p| Located::new(p.value.to_string(), p.span.clone()))
+                .collect();
+            self.array(&texts, "");
+            self.push("\n");
+        }
+        if !labels.is_empty() {
+            self.push("labels = ");
+            self.inline_map(labels);
+            self.push("\n");
+        }
+        if !annotations.is_empty() {
+            self.push("annotations = ");
+            self.inline_map(annotations);
+            self.push("\n");
+        }
+    }
+
+    fn group(&mut self, group: &Group, comments: bool) {
+        let Group { name, members } = group;
+        if comments {
+            self.comments(&Anchor::Group(name.value.clone()), "");
+        }
+        let start = self.out.len();
+        self.key(&name.value);
+        self.origin(start, &name.span);
+        self.push(" = ");
+        self.array(members, "");
+        self.push("\n");
+    }
+}
+
+/// The `key = value` pairs of a health check, in the manifest's words.
+fn healthcheck_lines(check: &Healthcheck) -> Vec<String> {
+    let Healthcheck {
+        test,
+        interval,
+        timeout,
+        start_period,
+        start_interval,
+        retries,
+    } = check;
+    let mut lines = Vec::new();
+    match test {
+        Some(Command::Shell(text)) => lines.push(format!("test = {}", toml_string(text))),
+        Some(Command::Exec(argv)) => {
+            let items: Vec<String> = argv.iter().map(|a| toml_string(a)).collect();
+            lines.push(format!("test = [{}]", items.join(", ")));
+        }
+        None => lines.push("disable = true".to_owned()),
+    }
+    for (key, value) in [
+        ("interval", interval),
+        ("timeout", timeout),
+        ("start_period", start_period),
+        ("start_interval", start_interval),
+    ] {
+        if let Some(nanos) = value {
+            lines.push(format!("{key} = \"{}\"", duration(*nanos)));
+        }
+    }
+    if let Some(retries) = retries {
+        lines.push(format!("retries = {retries}"));
+    }
+    lines
+}
+
+/// A comment line made safe for TOML: it starts with `#` and holds no
+/// control characters but tabs. Empty stays empty (a paragraph break).
+fn comment_text(line: &str) -> String {
+    let line = line.trim();
+    if line.is_empty() {
+        return String::new();
+    }
+    let clean: String = line
+        .chars()
+        .map(|c| if c != '\t' && is_control(c) { ' ' } else { c })
+        .collect();
+    if clean.starts_with('#') {
+        clean
+    } else {
+        format!("# {clean}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `value = <encoded>` back with the toml crate.
+    fn decode(encoded: &str) -> String {
+        let doc = format!("value = {encoded}\n");
+        let table: toml::Table =
+            toml::from_str(&doc).unwrap_or_else(|e| panic!("{doc:?} does not parse: {e}"));
+        table["value"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn strings_read_back_as_written() {
+        // Every string of up to three characters from the ones TOML treats
+        // specially, plus longer cases: each must decode to itself.
+        let alphabet = [
+            "a", "'", "\"", "\\", "\n", "\r", "\t", "\u{0}", "\u{7f}", "\u{1b}", "é", "'''",
+            "\"\"\"", " ", "$",
+        ];
+        let mut cases = vec![String::new()];
+        for a in alphabet {
+            cases.push(a.to_owned());
+            for b in alphabet {
+                cases.push(format!("{a}{b}"));
+                for c in alphabet {
+                    cases.push(format!("{a}{b}{c}"));
+                }
+            }
+        }
+        cases.push("#!/bin/sh\necho \"hi\" 'there' \\\n  && ls\n".to_owned());
+        cases.push("\nleading newline\n".to_owned());
+        cases.push("line\r\nwith crlf\r\n".to_owned());
+        for case in &cases {
+            let encoded = toml_string(case);
+            assert_eq!(&decode(&encoded), case, "encoded as {encoded}");
+        }
+    }
+
+    #[test]
+    fn strings_pick_the_most_readable_form() {
+        assert_eq!(toml_string("plain"), "\"plain\"");
+        assert_eq!(toml_string("say \"hi\""), "'say \"hi\"'");
+        assert_eq!(toml_string("C:\\dir"), "'C:\\dir'");
+        assert_eq!(toml_string("it's \"x\""), "\"it's \\\"x\\\"\"");
+        assert_eq!(toml_string("a\nb\n"), "'''\na\nb\n'''");
+        assert_eq!(toml_string("a'''b\n"), "\"\"\"\na'''b\n\"\"\"");
+        assert_eq!(toml_string("tab\there"), "\"tab\\there\"");
+    }
+
+    #[test]
+    fn keys_are_bare_when_they_can_be() {
+        assert_eq!(toml_key("GO_VERSION"), "GO_VERSION");
+        assert_eq!(toml_key("0"), "0");
+        assert_eq!(toml_key("build.v2"), "\"build.v2\"");
+        assert_eq!(
+            toml_key("org.opencontainers.image.title"),
+            "\"org.opencontainers.image.title\""
+        );
+        assert_eq!(toml_key(""), "\"\"");
+    }
+
+    #[test]
+    fn durations_use_the_largest_exact_unit() {
+        for (nanos, text) in [
+            (0, "0s"),
+            (30_000_000_000, "30s"),
+            (90_000_000_000, "90s"),
+            (1_500_000_000, "1500ms"),
+            (7_200_000_000_000, "2h"),
+            (5, "5ns"),
+        ] {
+            assert_eq!(duration(nanos), text);
+            assert_eq!(super::super::parse_duration(text), Some(nanos));
+        }
+    }
+
+    #[test]
+    fn comments_are_made_safe() {
+        assert_eq!(comment_text("  # hello  "), "# hello");
+        assert_eq!(comment_text("#x\u{7}y"), "#x y");
+        assert_eq!(comment_text("bare"), "# bare");
+        assert_eq!(comment_text(""), "");
+    }
+}

@@ -1,0 +1,859 @@
+//! Cache keys: what a step's result depends on, and why a step rebuilds.
+//!
+//! `BuildKit`'s model (its `docs/dev/solver.md`): a step's key is blake3 over
+//! a version, the build settings that shape every layer
+//! (`SOURCE_DATE_EPOCH`), the platform, the step's definition after
+//! expansion, what it sees of the stage's state (for `run`: environment,
+//! workdir, user, shell and build arguments), its parent's key, and the
+//! content digest of exactly the paths it reads from the context or from
+//! another stage or image (mode, type, link target and content; uid and gid
+//! too outside the context, whose owners `copy` resets; never mtime).
+//! Secret values and cache-mount contents are never part of a key; secret
+//! ids and targets are, as part of the definition. A `copy` with `link`
+//! has no parent in its key: its layer does not depend on what is below it.
+//!
+//! The same [`NodeKeys`] walk serves `plan`, which predicts every key it
+//! can, and the scheduler, which computes them as it builds, so the two
+//! agree. Each step's last [`StepRecord`] is kept in the store, so a
+//! rebuild can be explained by comparing records.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use indexmap::IndexMap;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::PROXY_ARGS;
+use super::state::State;
+use crate::context::{self, ContentHash, PatternMatcher, StatCache};
+use crate::copy::{self, CopySpec, Origin, Selected, SelectedKind};
+use crate::image::{Image, LayerRef};
+use crate::ir::{Mount, Node, Step};
+use crate::store::{CacheTable, Store};
+
+/// Bumped whenever what a key covers changes; old entries then miss.
+pub const KEY_VERSION: u32 = 1;
+
+/// Record files larger than this many input files keep only the digest.
+const MAX_RECORDED_FILES: usize = 100_000;
+
+/// A blake3 cache key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheKey(pub [u8; 32]);
+
+impl fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CacheKey({self})")
+    }
+}
+
+impl CacheKey {
+    /// blake3 over `parts`, each length-prefixed so boundaries count.
+    pub fn of(parts: &[&[u8]]) -> CacheKey {
+        let mut hasher = blake3::Hasher::new();
+        for part in parts {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        CacheKey(*hasher.finalize().as_bytes())
+    }
+
+    /// The key of an empty `scratch` base on `platform`.
+    pub fn scratch(platform: &str) -> CacheKey {
+        CacheKey::of(&[b"scratch", platform.as_bytes()])
+    }
+
+    /// The key of a base image: its config and layer blobs.
+    pub fn image(image: &Image) -> CacheKey {
+        let mut parts: Vec<Vec<u8>> = vec![b"image".to_vec(), image.config.to_json()];
+        parts.extend(
+            image
+                .layers
+                .iter()
+                .map(|l| l.digest.as_str().as_bytes().to_vec()),
+        );
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        CacheKey::of(&refs)
+    }
+
+    /// The key the step after a `link` step chains on.
+    fn after_link(parent: Option<CacheKey>, link: CacheKey) -> Option<CacheKey> {
+        parent.map(|p| CacheKey::of(&[b"link", &p.0, &link.0]))
+    }
+}
+
+/// Which stages ignore the cache (`--no-cache`, `--no-cache-filter`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum NoCache {
+    /// Use the cache everywhere.
+    #[default]
+    Nowhere,
+    /// Rebuild every step.
+    Everywhere,
+    /// Rebuild the steps of these stages.
+    Stages(Vec<String>),
+}
+
+impl NoCache {
+    /// Whether steps of `stage` ignore the cache.
+    pub fn applies(&self, stage: &str) -> bool {
+        match self {
+            NoCache::Nowhere => false,
+            NoCache::Everywhere => true,
+            NoCache::Stages(stages) => stages.iter().any(|s| s == stage),
+        }
+    }
+
+    /// Why a step of `stage` rebuilds, if it ignores the cache.
+    pub fn reason(&self, stage: &str) -> Option<String> {
+        match self {
+            NoCache::Nowhere => None,
+            NoCache::Everywhere => Some("--no-cache".to_owned()),
+            NoCache::Stages(_) => self
+                .applies(stage)
+                .then(|| format!("--no-cache-filter {stage}")),
+        }
+    }
+}
+
+/// Build settings that shape every layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySettings {
+    /// `SOURCE_DATE_EPOCH`, which clamps file times.
+    pub source_date_epoch: Option<i64>,
+}
+
+/// The content digest of what a step reads from one place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputDigest {
+    /// Where from: `context`, `stage NAME` or an image reference.
+    pub label: String,
+    /// blake3 over every file's path and digest.
+    pub digest: String,
+    /// Each path read and its digest, to name what changed.
+    pub files: Vec<(String, String)>,
+}
+
+/// A `run` or `copy` step's view of the stage state, in its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRecord {
+    /// Environment (for `run`).
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub workdir: String,
+    /// User (for `run`).
+    pub user: Option<String>,
+    /// Shell (for `run`).
+    pub shell: Vec<String>,
+}
+
+/// Everything one step's key is computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The key, hex.
+    pub key: String,
+    /// The parent's key, hex; none for `link` steps.
+    pub parent: Option<String>,
+    /// Build settings.
+    pub settings: KeySettings,
+    /// The platform the step runs on.
+    pub platform: String,
+    /// The step, expanded, as JSON.
+    pub definition: String,
+    /// Build arguments (`run` steps see them; proxy arguments excluded).
+    pub args: IndexMap<String, String>,
+    /// For other steps: the stage's arguments, not in the key (an argument
+    /// reaches them only through the expanded definition), to name one that
+    /// changed the definition.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub stage_args: IndexMap<String, String>,
+    /// What the step sees of the stage state.
+    pub state: Option<StateRecord>,
+    /// What it reads.
+    pub inputs: Vec<InputDigest>,
+    /// Why it can never be cached, if so.
+    pub uncacheable: Option<String>,
+}
+
+impl StepRecord {
+    fn seal(mut self) -> StepRecord {
+        let material = serde_json::json!({
+            "version": KEY_VERSION,
+            "parent": self.parent,
+            "settings": self.settings,
+            "platform": self.platform,
+            "definition": self.definition,
+            "args": self.args,
+            "state": self.state,
+            "inputs": self.inputs.iter().map(|i| (&i.label, &i.digest)).collect::<Vec<_>>(),
+        });
+        let mut bytes = serde_json::to_vec(&material).expect("key material serializes");
+        if self.uncacheable.is_some() {
+            // Never equal to any other key, so never found in the cache.
+            let nonce = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+            bytes.extend_from_slice(nonce.as_bytes());
+        }
+        self.key = CacheKey::of(&[&bytes]).to_string();
+        self
+    }
+
+    /// The key.
+    pub fn cache_key(&self) -> CacheKey {
+        let mut out = [0u8; 32];
+        for (o, pair) in out.iter_mut().zip(self.key.as_bytes().chunks_exact(2)) {
+            let hex = std::str::from_utf8(pair).unwrap_or("00");
+            *o = u8::from_str_radix(hex, 16).unwrap_or(0);
+        }
+        CacheKey(out)
+    }
+}
+
+/// What a step reads from one place: a copy's sources or a bind mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InputSpec {
+    /// `stage:NODE`, an image reference, or none for the context.
+    pub from: Option<String>,
+    /// Sources as written.
+    pub sources: Vec<String>,
+    /// Patterns left out.
+    pub exclude: Vec<String>,
+    /// `add` semantics (URLs skipped).
+    pub add: bool,
+}
+
+impl InputSpec {
+    /// The inputs of `step`.
+    pub fn of(step: &Step<String>) -> Vec<InputSpec> {
+        match step {
+            Step::Copy(c) | Step::Add(c) => vec![InputSpec {
+                from: c.from.clone(),
+                sources: c.sources.clone(),
+                exclude: c.exclude.clone(),
+                add: matches!(step, Step::Add(_)),
+            }],
+            Step::Run(run) => run
+                .mounts
+                .iter()
+                .filter_map(|m| match m {
+                    Mount::Bind { source, from, .. } => Some(InputSpec {
+                        from: from.clone(),
+                        sources: vec![source.clone().unwrap_or_else(|| "/".into())],
+                        exclude: Vec::new(),
+                        add: false,
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn copy_spec(&self) -> CopySpec<'_> {
+        CopySpec {
+            add: self.add,
+            sources: &self.sources,
+            to: "/",
+            chown: None,
+            chmod: None,
+            parents: false,
+            exclude: &self.exclude,
+            checksum: None,
+        }
+    }
+
+    /// Digest of what this reads from the build context.
+    pub fn digest_context(&self, context: &ContextFiles) -> Result<InputDigest, String> {
+        let origin = Origin::Context {
+            root: &context.root,
+            ignore: &context.ignore,
+        };
+        let selected =
+            copy::selected_paths(&self.copy_spec(), &origin).map_err(|e| e.to_string())?;
+        digest_selected(&selected, "context", Some(context.hashes()?))
+    }
+
+    /// Digest of what this reads from the filesystem at `root`.
+    pub fn digest_rootfs(&self, root: &Path, label: &str) -> Result<InputDigest, String> {
+        let origin = Origin::Rootfs { root, name: label };
+        let selected =
+            copy::selected_paths(&self.copy_spec(), &origin).map_err(|e| e.to_string())?;
+        digest_selected(&selected, label, None)
+    }
+
+    /// Where the digest of this input read from an image with `layers` is memoised.
+    pub fn memo_key(&self, layers: &[LayerRef]) -> String {
+        let diff_ids: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
+        let spec = serde_json::to_vec(&(&self.sources, &self.exclude, self.add))
+            .expect("an input spec serializes");
+        CacheKey::of(&[b"input", diff_ids.join(",").as_bytes(), &spec]).to_string()
+    }
+
+    /// The memoised digest of this input read from an image with `layers`.
+    pub fn recall(&self, store: &Store, layers: &[LayerRef]) -> Option<InputDigest> {
+        let bytes = store
+            .cache_read(CacheTable::Inputs, &self.memo_key(layers))
+            .ok()??;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Memoises `digest` as this input read from an image with `layers`.
+    pub fn remember(&self, store: &Store, layers: &[LayerRef], digest: &InputDigest) {
+        let bytes = serde_json::to_vec(digest).expect("an input digest serializes");
+        // Best effort: a lost memo only costs hashing again.
+        let _ = store.cache_write(CacheTable::Inputs, &self.memo_key(layers), &bytes);
+    }
+}
+
+/// Why `step` can never be cached, if so: an `add` of a URL without a checksum.
+pub fn uncacheable(step: &Step<String>) -> Option<String> {
+    match step {
+        Step::Add(c) if c.checksum.is_none() => c
+            .sources
+            .iter()
+            .find(|s| s.starts_with("http://") || s.starts_with("https://"))
+            .map(|url| format!("it downloads {url} without a `checksum` to pin it")),
+        _ => None,
+    }
+}
+
+/// Hashes `selected`, taking file hashes from `known` (the context's) where present.
+fn digest_selected(
+    selected: &[Selected],
+    label: &str,
+    known: Option<&HashMap<String, ContentHash>>,
+) -> Result<InputDigest, String> {
+    let from_context = known.is_some();
+    let files: Vec<(String, String)> = selected
+        .par_iter()
+        .map(|s| {
+            let content = match &s.kind {
+                SelectedKind::File => match known.and_then(|k| k.get(&s.path)) {
+                    Some(hash) => hash.0,
+                    None => hash_file(&s.full)?,
+                },
+                SelectedKind::Dir => [0; 32],
+                SelectedKind::Symlink(target) => *blake3::hash(target.as_bytes()).as_bytes(),
+            };
+            let kind: &[u8] = match s.kind {
+                SelectedKind::File => b"f",
+                SelectedKind::Dir => b"d",
+                SelectedKind::Symlink(_) => b"l",
+            };
+            let owner = if from_context {
+                String::new()
+            } else {
+                format!("{}:{}", s.uid, s.gid)
+            };
+            let digest = CacheKey::of(&[kind, &s.mode.to_le_bytes(), owner.as_bytes(), &content]);
+            Ok((s.path.clone(), digest.to_string()))
+        })
+        .collect::<Result<_, String>>()?;
+    let mut hasher = blake3::Hasher::new();
+    for (path, digest) in &files {
+        hasher.update(path.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(digest.as_bytes());
+    }
+    let digest = hasher.finalize().to_hex().to_string();
+    Ok(InputDigest {
+        label: label.to_owned(),
+        digest,
+        files: if files.len() > MAX_RECORDED_FILES {
+            Vec::new()
+        } else {
+            files
+        },
+    })
+}
+
+fn hash_file(path: &Path) -> Result<[u8; 32], String> {
+    let mut hasher = blake3::Hasher::new();
+    hasher
+        .update_mmap_rayon(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(*hasher.finalize().as_bytes())
+}
+
+/// The build context's file hashes, taken once per process on first use,
+/// with a stat cache kept in the store so unchanged files are not re-read.
+pub struct ContextFiles {
+    root: PathBuf,
+    ignore: PatternMatcher,
+    stat_cache: Option<PathBuf>,
+    hashes: OnceLock<Result<HashMap<String, ContentHash>, String>>,
+}
+
+impl ContextFiles {
+    /// The context at `root` with its ignore patterns; `store` keeps the stat cache.
+    pub fn new(root: &Path, ignore: PatternMatcher, store: Option<&Store>) -> ContextFiles {
+        let root = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
+        let stat_cache = store.map(|s| {
+            let id = blake3::hash(root.as_os_str().as_encoded_bytes()).to_hex();
+            s.meta_path(&format!("stat-cache-{}.json", &id[..16]))
+        });
+        ContextFiles {
+            root,
+            ignore,
+            stat_cache,
+            hashes: OnceLock::new(),
+        }
+    }
+
+    /// The context directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The ignore patterns.
+    pub fn ignore(&self) -> &PatternMatcher {
+        &self.ignore
+    }
+
+    fn hashes(&self) -> Result<&HashMap<String, ContentHash>, String> {
+        self.hashes
+            .get_or_init(|| self.take_hashes().map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn take_hashes(&self) -> Result<HashMap<String, ContentHash>, context::ContextError> {
+        let entries = context::walk(&self.root, &self.ignore)?;
+        let mut cache = self
+            .stat_cache
+            .as_deref()
+            .map(StatCache::load)
+            .unwrap_or_default();
+        let before = cache.len();
+        let report = context::hash_entries(&self.root, &entries, &mut cache)?;
+        if let Some(path) = &self.stat_cache
+            && (report.files_read > 0 || cache.len() != before)
+        {
+            // Best effort: a lost stat cache only costs reading files again.
+            let _ = cache.save(path);
+        }
+        Ok(entries
+            .into_iter()
+            .zip(report.hashes)
+            .filter_map(|(e, h)| Some((e.path, h?)))
+            .collect())
+    }
+}
+
+/// Walks one node's steps computing their keys, as `plan` and the scheduler both do.
+pub struct NodeKeys<'a> {
+    settings: &'a KeySettings,
+    node: &'a Node,
+    /// The state the next step sees.
+    pub state: State,
+    parent: Option<CacheKey>,
+}
+
+impl<'a> NodeKeys<'a> {
+    /// Starts `node` on `base` (its image so far), whose key is `base_key`
+    /// (none when it cannot be known yet).
+    pub fn new(
+        settings: &'a KeySettings,
+        node: &'a Node,
+        base: &Image,
+        base_key: Option<CacheKey>,
+    ) -> NodeKeys<'a> {
+        NodeKeys {
+            settings,
+            node,
+            state: State::new(node, base),
+            parent: base_key,
+        }
+    }
+
+    /// The key of the last step so far: the node's key once every step is walked.
+    pub fn key(&self) -> Option<CacheKey> {
+        self.parent
+    }
+
+    /// The record of the hidden first step that creates the stage's
+    /// `workdir`, when `base` lacks it; advances past it.
+    pub fn start_workdir(&mut self, base: &Image) -> Option<Option<StepRecord>> {
+        let dir = self.node.start.workdir.as_ref()?;
+        if base.config.runtime.working_dir.as_deref() == Some(dir) {
+            return None;
+        }
+        let definition = serde_json::json!({ "start_workdir": dir }).to_string();
+        Some(self.advance(definition, IndexMap::new(), None, Vec::new(), None, false))
+    }
+
+    /// The record of `step` reading `inputs` (none when some input is not
+    /// known yet); advances past it.
+    pub fn step(
+        &mut self,
+        step: &Step<String>,
+        inputs: Option<Vec<InputDigest>>,
+    ) -> Option<StepRecord> {
+        self.state.apply(step);
+        let Some(inputs) = inputs else {
+            self.parent = None;
+            return None;
+        };
+        let definition = serde_json::to_string(step).expect("a step serializes");
+        let stage_args: IndexMap<String, String> = self
+            .node
+            .args
+            .iter()
+            .filter(|(k, _)| !PROXY_ARGS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let (args, state) = match step {
+            Step::Run(_) => (
+                stage_args.clone(),
+                Some(StateRecord {
+                    env: self.state.env.clone(),
+                    workdir: self.state.workdir.clone(),
+                    user: self.state.user.clone(),
+                    shell: self.state.shell.clone(),
+                }),
+            ),
+            Step::Copy(_) | Step::Add(_) | Step::File(_) | Step::Workdir { .. } => (
+                IndexMap::new(),
+                Some(StateRecord {
+                    env: Vec::new(),
+                    workdir: self.state.workdir.clone(),
+                    user: None,
+                    shell: Vec::new(),
+                }),
+            ),
+            _ => (IndexMap::new(), None),
+        };
+        let link = matches!(step, Step::Copy(c) | Step::Add(c) if c.link);
+        let stage_args = if args.is_empty() {
+            stage_args
+        } else {
+            IndexMap::new()
+        };
+        let mut record = self.advance(definition, args, state, inputs, uncacheable(step), link)?;
+        record.stage_args = stage_args;
+        Some(record)
+    }
+
+    fn advance(
+        &mut self,
+        definition: String,
+        args: IndexMap<String, String>,
+        state: Option<StateRecord>,
+        inputs: Vec<InputDigest>,
+        uncacheable: Option<String>,
+        link: bool,
+    ) -> Option<StepRecord> {
+        if !link && self.parent.is_none() {
+            return None;
+        }
+        let record = StepRecord {
+            key: String::new(),
+            parent: if link {
+                None
+            } else {
+                self.parent.map(|p| p.to_string())
+            },
+            settings: self.settings.clone(),
+            platform: self.node.platform.to_string(),
+            definition,
+            args,
+            stage_args: IndexMap::new(),
+            state,
+            inputs,
+            uncacheable,
+        }
+        .seal();
+        let key = record.cache_key();
+        self.parent = if link {
+            CacheKey::after_link(self.parent, key)
+        } else {
+            Some(key)
+        };
+        Some(record)
+    }
+}
+
+/// Where the last build of step `index` (0: the hidden workdir step) of
+/// `node` from the manifest `scope` is recorded.
+pub fn record_id(scope: &str, node: &str, index: usize) -> String {
+    CacheKey::of(&[
+        b"record",
+        scope.as_bytes(),
+        node.as_bytes(),
+        &index.to_le_bytes(),
+    ])
+    .to_string()
+}
+
+/// The last recorded build of a step.
+pub fn last_record(store: &Store, id: &str) -> Option<StepRecord> {
+    let bytes = store.cache_read(CacheTable::Records, id).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Records `record` as the last build of a step, unless it already is.
+pub fn save_record(store: &Store, id: &str, record: &StepRecord) {
+    if last_record(store, id).is_some_and(|old| old == *record) {
+        return;
+    }
+    let bytes = serde_json::to_vec(record).expect("a record serializes");
+    // Best effort: a lost record only makes a later reason vaguer.
+    let _ = store.cache_write(CacheTable::Records, id, &bytes);
+}
+
+/// Why a step whose key is `new` rebuilds, given its last build `old` and,
+/// when its parent key changed, `parent` saying why.
+pub fn rebuild_reason(old: Option<&StepRecord>, new: &StepRecord, parent: &str) -> String {
+    if let Some(why) = &new.uncacheable {
+        return format!("never cached: {why}");
+    }
+    let Some(old) = old else {
+        return "not built before".to_owned();
+    };
+    if old.key == new.key {
+        return "its cached result is gone (pruned)".to_owned();
+    }
+    if old.settings != new.settings {
+        return format!(
+            "SOURCE_DATE_EPOCH changed from {} to {}",
+            show(old.settings.source_date_epoch),
+            show(new.settings.source_date_epoch)
+        );
+    }
+    if let Some(reason) = changed_args(&old.args, &new.args) {
+        return reason;
+    }
+    if old.definition != new.definition {
+        return changed_args(&old.stage_args, &new.stage_args)
+            .unwrap_or_else(|| "the step changed".to_owned());
+    }
+    if old.state != new.state
+        && let (Some(a), Some(b)) = (&old.state, &new.state)
+    {
+        return changed_state(a, b);
+    }
+    if let Some(reason) = changed_inputs(&old.inputs, &new.inputs) {
+        return reason;
+    }
+    if old.parent != new.parent {
+        return parent.to_owned();
+    }
+    "its inputs changed".to_owned()
+}
+
+fn show(value: Option<i64>) -> String {
+    value.map_or_else(|| "unset".to_owned(), |v| v.to_string())
+}
+
+fn changed_args(old: &IndexMap<String, String>, new: &IndexMap<String, String>) -> Option<String> {
+    let mut changes = Vec::new();
+    for (name, value) in new {
+        match old.get(name) {
+            Some(before) if before != value => {
+                changes.push(format!("arg {name} changed from {before} to {value}"));
+            }
+            None => changes.push(format!("arg {name} set to {value}")),
+            Some(_) => {}
+        }
+    }
+    for name in old.keys().filter(|k| !new.contains_key(*k)) {
+        changes.push(format!("arg {name} removed"));
+    }
+    (!changes.is_empty()).then(|| changes.join(", "))
+}
+
+fn changed_state(old: &StateRecord, new: &StateRecord) -> String {
+    let old_env: BTreeMap<&str, &str> = old
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let new_env: BTreeMap<&str, &str> = new
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut names: Vec<&str> = new_env
+        .iter()
+        .filter(|(k, v)| old_env.get(*k) != Some(v))
+        .map(|(k, _)| *k)
+        .chain(
+            old_env
+                .keys()
+                .filter(|k| !new_env.contains_key(*k))
+                .copied(),
+        )
+        .collect();
+    names.dedup();
+    if !names.is_empty() {
+        return format!("env {} changed", names.join(", "));
+    }
+    if old.workdir != new.workdir {
+        return format!("workdir changed from {} to {}", old.workdir, new.workdir);
+    }
+    if old.user != new.user {
+        return "user changed".to_owned();
+    }
+    "shell changed".to_owned()
+}
+
+fn changed_inputs(old: &[InputDigest], new: &[InputDigest]) -> Option<String> {
+    let files = |inputs: &[InputDigest]| -> BTreeMap<String, String> {
+        inputs
+            .iter()
+            .flat_map(|i| {
+                i.files.iter().map(move |(path, digest)| {
+                    let place = if i.label == "context" {
+                        path.clone()
+                    } else {
+                        format!("{path} in {}", i.label)
+                    };
+                    (place, digest.clone())
+                })
+            })
+            .collect()
+    };
+    if old
+        .iter()
+        .map(|i| &i.digest)
+        .eq(new.iter().map(|i| &i.digest))
+    {
+        return None;
+    }
+    let (before, after) = (files(old), files(new));
+    let mut changes: Vec<String> = Vec::new();
+    for (path, digest) in &after {
+        match before.get(path) {
+            Some(old) if old != digest => changes.push(format!("{path} changed")),
+            None => changes.push(format!("{path} added")),
+            Some(_) => {}
+        }
+    }
+    changes.extend(
+        before
+            .keys()
+            .filter(|p| !after.contains_key(*p))
+            .map(|p| format!("{p} removed")),
+    );
+    Some(match changes.len() {
+        0 => "its input files changed".to_owned(),
+        1..=3 => changes.join(", "),
+        n => format!("{} and {} more", changes[..3].join(", "), n - 3),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(
+        parent: &str,
+        definition: &str,
+        args: &[(&str, &str)],
+        files: &[(&str, &str)],
+    ) -> StepRecord {
+        StepRecord {
+            key: String::new(),
+            parent: Some(parent.to_owned()),
+            settings: KeySettings {
+                source_date_epoch: None,
+            },
+            platform: "linux/amd64".into(),
+            definition: definition.to_owned(),
+            args: args
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            stage_args: IndexMap::new(),
+            state: None,
+            inputs: vec![InputDigest {
+                label: "context".into(),
+                digest: files.iter().map(|(p, d)| [*p, *d].concat()).collect(),
+                files: files
+                    .iter()
+                    .map(|(p, d)| ((*p).to_owned(), (*d).to_owned()))
+                    .collect(),
+            }],
+            uncacheable: None,
+        }
+        .seal()
+    }
+
+    #[test]
+    fn keys_cover_every_part() {
+        let base = record("p", "d", &[("A", "1")], &[("a", "1")]);
+        assert_eq!(base.key, record("p", "d", &[("A", "1")], &[("a", "1")]).key);
+        for other in [
+            record("q", "d", &[("A", "1")], &[("a", "1")]),
+            record("p", "e", &[("A", "1")], &[("a", "1")]),
+            record("p", "d", &[("A", "2")], &[("a", "1")]),
+            record("p", "d", &[("A", "1")], &[("a", "2")]),
+        ] {
+            assert_ne!(base.key, other.key);
+        }
+        assert_eq!(base.cache_key().to_string(), base.key);
+    }
+
+    #[test]
+    fn reasons_name_what_changed() {
+        let old = record(
+            "p",
+            "d",
+            &[("VERSION", "1")],
+            &[("src/main.rs", "1"), ("a", "1")],
+        );
+        let new = record(
+            "p",
+            "d",
+            &[("VERSION", "2")],
+            &[("src/main.rs", "1"), ("a", "1")],
+        );
+        assert_eq!(
+            rebuild_reason(Some(&old), &new, "parent step rebuilds"),
+            "arg VERSION changed from 1 to 2"
+        );
+        let new = record(
+            "p",
+            "d",
+            &[("VERSION", "1")],
+            &[("src/main.rs", "2"), ("a", "1")],
+        );
+        assert_eq!(rebuild_reason(Some(&old), &new, "-"), "src/main.rs changed");
+        let new = record(
+            "p2",
+            "d",
+            &[("VERSION", "1")],
+            &[("src/main.rs", "1"), ("a", "1")],
+        );
+        assert_eq!(
+            rebuild_reason(Some(&old), &new, "parent step rebuilds"),
+            "parent step rebuilds"
+        );
+        assert_eq!(rebuild_reason(None, &new, "-"), "not built before");
+        assert_eq!(
+            rebuild_reason(Some(&old), &old, "-"),
+            "its cached result is gone (pruned)"
+        );
+    }
+
+    #[test]
+    fn uncacheable_steps_never_repeat_a_key() {
+        let mut a = record("p", "d", &[], &[]);
+        a.uncacheable = Some("why".into());
+        let b = a.clone().seal();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let c = a.seal();
+        assert_ne!(b.key, c.key);
+    }
+}

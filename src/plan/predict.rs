@@ -1,0 +1,306 @@
+//! Predicts, for every step of a plan, whether the build will take it from
+//! the cache, and if not, why it rebuilds.
+//!
+//! It walks the nodes in the order the scheduler builds them, with the same
+//! [`NodeKeys`] walk, so a step it calls cached is one the build will not
+//! run. A step that reads a stage which rebuilds cannot be predicted (its
+//! key depends on the files the stage will produce): it is called a
+//! rebuild, and the build may still find it cached when the stage's files
+//! come out the same.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::cache::{
+    self, CacheKey, ContextFiles, InputDigest, InputSpec, KeySettings, NoCache, NodeKeys,
+    StepRecord,
+};
+use super::state::apply_config;
+use super::{CacheStatus, Plan};
+use crate::image::base::BaseResolver;
+use crate::image::source::ImageSource;
+use crate::image::{DEFAULT_CREATED, HistoryEntry, Image, ImageConfig, LayerRef};
+use crate::ir::{Base, BuildGraph, NodeId, Platform};
+use crate::store::Store;
+
+/// Ends the reason of every step whose key depends on files a rebuilt stage
+/// will produce.
+pub const UNCERTAIN: &str = "cached after all if the files it reads come out the same";
+
+/// What `plan` needs to ask the cache.
+pub struct CacheQuery<'a> {
+    /// The store holding the cache.
+    pub store: &'a Store,
+    /// The build context.
+    pub context: &'a ContextFiles,
+    /// The directory relative image paths are relative to.
+    pub manifest_dir: &'a Path,
+    /// Build settings.
+    pub settings: KeySettings,
+    /// Identifies the manifest in the cache's records.
+    pub scope: String,
+    /// Stages that ignore the cache.
+    pub no_cache: NoCache,
+    /// Resolves base images (registry images without their layers).
+    pub bases: &'a BaseResolver,
+}
+
+/// A node as the plan predicts it.
+struct Predicted {
+    image: Image,
+    /// Whether every layer is known (every step cached).
+    complete: bool,
+    key: Option<CacheKey>,
+    /// Whether an unknown key may still turn out cached (it waits on a rebuilt stage's files).
+    uncertain: bool,
+}
+
+/// Why a step's inputs cannot be digested now.
+struct Unknown {
+    why: String,
+    /// The files will exist after a stage rebuilds (rather than: an error).
+    uncertain: bool,
+}
+
+/// Fills in the cache state of every step of `plan`, made from `graph`.
+pub fn predict(plan: &mut Plan, graph: &BuildGraph, query: &CacheQuery<'_>) {
+    let mut predicted: HashMap<NodeId, Predicted> = HashMap::new();
+    let mut bases: HashMap<(String, Platform), Result<Image, String>> = HashMap::new();
+    for wave in graph.waves() {
+        for id in wave {
+            let node = graph.node(id);
+            let Some(plan_node) = plan.nodes.iter_mut().find(|n| n.id == node.id) else {
+                continue;
+            };
+            let mut import = |reference: &str, platform: &Platform| -> Result<Image, String> {
+                bases
+                    .entry((reference.to_owned(), platform.clone()))
+                    .or_insert_with(|| {
+                        let source = ImageSource::parse(reference, query.manifest_dir);
+                        query
+                            .bases
+                            .resolve_metadata(&source, platform)
+                            .map(|base| base.image)
+                            .map_err(|e| e.to_string())
+                    })
+                    .clone()
+            };
+            let mut uncertain = false;
+            let (mut image, base_key, mut parent_note) = match &node.base {
+                Base::Scratch => (
+                    scratch(&node.platform),
+                    Some(CacheKey::scratch(&node.platform.to_string())),
+                    "the platform changed".to_owned(),
+                ),
+                Base::Stage(parent) => {
+                    let parent_id = graph.find(parent).expect("a stage base is a node");
+                    let p = &predicted[&parent_id];
+                    let name = &graph.node(parent_id).stage;
+                    uncertain = p.uncertain;
+                    let note = if p.key.is_none() && p.uncertain {
+                        format!("stage `{name}` may rebuild: {UNCERTAIN}")
+                    } else if p.complete {
+                        format!("stage `{name}` changed")
+                    } else {
+                        format!("stage `{name}` rebuilds")
+                    };
+                    (p.image.clone(), p.key, note)
+                }
+                Base::Image(reference) => match import(reference, &node.platform) {
+                    Ok(image) => {
+                        let key = CacheKey::image(&image);
+                        (
+                            image,
+                            Some(key),
+                            format!("base image `{reference}` changed"),
+                        )
+                    }
+                    Err(e) => (
+                        scratch(&node.platform),
+                        None,
+                        format!("base image `{reference}` cannot be loaded: {e}"),
+                    ),
+                },
+            };
+            let mut complete = base_key.is_some()
+                && !matches!(&node.base, Base::Stage(p) if !predicted[&graph.find(p).expect("a node")].complete);
+            let no_cache = query.no_cache.reason(&node.stage);
+            let mut keys = NodeKeys::new(&query.settings, node, &image, base_key);
+            let start = image.clone();
+            if let Some(record) = keys.start_workdir(&start) {
+                let id = cache::record_id(&query.scope, &node.id, 0);
+                if let Err(reason) = lookup(
+                    query,
+                    &mut image,
+                    record.as_ref(),
+                    &id,
+                    &parent_note,
+                    no_cache.as_deref(),
+                ) {
+                    complete = false;
+                    parent_note = reason;
+                }
+            }
+            for (i, step) in node.steps.iter().enumerate() {
+                let inputs =
+                    step_inputs(query, graph, &predicted, &mut import, step, &node.platform);
+                let (inputs, unknown) = match inputs {
+                    Ok(inputs) => (Some(inputs), None),
+                    Err(unknown) => {
+                        uncertain |= unknown.uncertain;
+                        (None, Some(unknown.why))
+                    }
+                };
+                let record = keys.step(step, inputs);
+                let id = cache::record_id(&query.scope, &node.id, i + 1);
+                let status = match (&record, unknown) {
+                    (None, Some(why)) => Err(why),
+                    (None, None) => Err(parent_note.clone()),
+                    (Some(_), _) => lookup(
+                        query,
+                        &mut image,
+                        record.as_ref(),
+                        &id,
+                        &parent_note,
+                        no_cache.as_deref(),
+                    ),
+                };
+                plan_node.steps[i].cache = Some(match status {
+                    Ok(()) => CacheStatus::Cached,
+                    Err(reason) => {
+                        complete = false;
+                        parent_note = if record.is_none() && uncertain {
+                            format!("an earlier step may rebuild: {UNCERTAIN}")
+                        } else {
+                            "parent step rebuilds".to_owned()
+                        };
+                        CacheStatus::Build { reason }
+                    }
+                });
+                if record.is_some() && plan_node.steps[i].cache == Some(CacheStatus::Cached) {
+                    // Cached under a new chain (a linked step): say why the chain moved.
+                    let why = if complete {
+                        "parent step changed"
+                    } else {
+                        "an earlier step rebuilds"
+                    };
+                    why.clone_into(&mut parent_note);
+                }
+            }
+            apply_config(node, &mut image);
+            predicted.insert(
+                id,
+                Predicted {
+                    image,
+                    complete,
+                    key: keys.key(),
+                    uncertain,
+                },
+            );
+        }
+    }
+}
+
+fn scratch(platform: &Platform) -> Image {
+    Image {
+        config: ImageConfig::scratch(platform.clone(), DEFAULT_CREATED),
+        layers: Vec::new(),
+    }
+}
+
+/// Looks a step up: `Ok` (and its layer added to `image`) when cached,
+/// otherwise why it rebuilds.
+fn lookup(
+    query: &CacheQuery<'_>,
+    image: &mut Image,
+    record: Option<&StepRecord>,
+    record_id: &str,
+    parent_note: &str,
+    no_cache: Option<&str>,
+) -> Result<(), String> {
+    let Some(record) = record else {
+        return Err(parent_note.to_owned());
+    };
+    if let Some(why) = no_cache {
+        return Err(why.to_owned());
+    }
+    match query.store.cache_entry(&record.key) {
+        Ok(Some(entry)) => {
+            if let Some(layer) = &entry.layer {
+                image.layers.push(LayerRef {
+                    media_type: layer.media_type.clone(),
+                    digest: layer.digest.clone(),
+                    size: layer.size,
+                    diff_id: layer.diff_id.clone(),
+                });
+                image.config.diff_ids.push(layer.diff_id.clone());
+            }
+            image.config.history.push(HistoryEntry {
+                created: DEFAULT_CREATED.to_owned(),
+                created_by: entry.created_by,
+                empty_layer: entry.layer.is_none(),
+            });
+            Ok(())
+        }
+        _ => {
+            let old = cache::last_record(query.store, record_id);
+            Err(cache::rebuild_reason(old.as_ref(), record, parent_note))
+        }
+    }
+}
+
+/// The digests of what `step` reads, or why they cannot be known yet.
+fn step_inputs(
+    query: &CacheQuery<'_>,
+    graph: &BuildGraph,
+    predicted: &HashMap<NodeId, Predicted>,
+    import: &mut impl FnMut(&str, &Platform) -> Result<Image, String>,
+    step: &crate::ir::Step<String>,
+    platform: &Platform,
+) -> Result<Vec<InputDigest>, Unknown> {
+    let error = |why: String| Unknown {
+        why,
+        uncertain: false,
+    };
+    let uncertain = |why: String| Unknown {
+        why: format!("{why}: {UNCERTAIN}"),
+        uncertain: true,
+    };
+    let mut digests = Vec::new();
+    for spec in InputSpec::of(step) {
+        let digest = match spec.from.as_deref() {
+            None => spec
+                .digest_context(query.context)
+                .map_err(|e| error(format!("its sources cannot be read: {e}")))?,
+            Some(from) => match from.strip_prefix("stage:") {
+                Some(stage) => {
+                    let id = graph.find(stage).expect("a copy source is a node");
+                    let name = &graph.node(id).stage;
+                    let source = &predicted[&id];
+                    if !source.complete {
+                        return Err(uncertain(format!(
+                            "it reads stage `{name}`, which rebuilds"
+                        )));
+                    }
+                    spec.recall(query.store, &source.image.layers)
+                        .ok_or_else(|| {
+                            uncertain(format!(
+                                "it reads stage `{name}`, whose files were not hashed yet"
+                            ))
+                        })?
+                }
+                None => {
+                    let image = import(from, platform)
+                        .map_err(|e| error(format!("image `{from}` cannot be loaded: {e}")))?;
+                    spec.recall(query.store, &image.layers).ok_or_else(|| {
+                        uncertain(format!(
+                            "it reads image `{from}`, whose files were not hashed yet"
+                        ))
+                    })?
+                }
+            },
+        };
+        digests.push(digest);
+    }
+    Ok(digests)
+}
