@@ -19,6 +19,7 @@ pub mod layer;
 pub mod manifest;
 pub mod plan;
 pub mod printer;
+pub mod progress;
 pub mod registry;
 pub mod scheduler;
 pub mod store;

@@ -12,7 +12,8 @@ use crate::exec::step::{Grants, SecretSource};
 use crate::export::{self, Output};
 use crate::layer::{Compression, CompressionOptions};
 use crate::printer::Printer;
-use crate::scheduler::{self, BuildOptions, Event};
+use crate::progress::{Progress, ProgressMode};
+use crate::scheduler::{self, BuildOptions};
 
 /// Flags of `imgbuild apply`.
 #[derive(Debug, Clone, Args)]
@@ -48,6 +49,15 @@ pub struct ApplyArgs {
     /// How many stages may build at once. Default: one per core.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+    /// How to show the build's progress on stderr; `-q` means `quiet`.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "MODE",
+        default_value = "auto",
+        env = "IMGBUILD_PROGRESS"
+    )]
+    pub progress: ProgressMode,
 }
 
 /// Layer compression.
@@ -184,35 +194,40 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         scope: session.scope.clone(),
         bases: std::sync::Arc::clone(&session.bases),
     };
-    // Stages build concurrently, so every line names its stage.
-    let report = |event: Event<'_>| match event {
-        Event::NodeStarted { node } => printer.message(&format!("[{node}] start")),
-        Event::StepStarted { .. } => {}
-        Event::Output { node, line, .. } => printer.message(&format!("[{node}]   | {line}")),
-        Event::StepDone {
-            node,
-            step,
-            summary,
-            cached,
-            ..
-        } => {
-            let cached = if cached { " (cached)" } else { "" };
-            printer.message(&format!("[{node}] {step:>2}. {summary}{cached}"));
-        }
-    };
-    let images = scheduler::build(
+    let progress =
+        Progress::new(args.progress, printer, &session.graph).map_err(|e| Error::Usage {
+            message: e.to_string(),
+            help: "use `--progress plain` when stderr is a file or a pipe".into(),
+        })?;
+    let built = scheduler::build(
         &session.store,
         &session.graph,
         &session.context,
         &options,
-        &report,
-    )
-    .map_err(Error::Build)?;
+        &|event| progress.event(&event),
+    );
+    let images = match built {
+        Ok(images) => images,
+        Err(e) => {
+            progress.fail(&e);
+            return Err(Error::Build(e));
+        }
+    };
     let registry = args.build.registry.options();
+    let mut pushed = Vec::new();
     for output in &outputs {
-        let pushed = export::export(&session.store, &images, output, compression, &registry)
-            .map_err(Error::Export)?;
-        for push in pushed {
+        match export::export(&session.store, &images, output, compression, &registry) {
+            Ok(done) => pushed.extend(done),
+            Err(e) => {
+                progress.fail(&e);
+                return Err(Error::Export(e));
+            }
+        }
+    }
+    progress.finish(&images);
+    // After the build's display, which JSON progress keeps to JSON lines.
+    if args.progress != ProgressMode::Json {
+        for push in &pushed {
             printer.message(&format!(
                 "pushed {} ({} blobs uploaded, {} already there)",
                 push.pinned(),

@@ -739,3 +739,185 @@ fn add_fetches_urls_and_checks_checksums() {
     );
     assert!(missing.stderr.contains("404"), "{}", missing.stderr);
 }
+
+/// A two-stage project without `run` steps, for the progress tests.
+fn progress_project() -> Project {
+    let project = Project::new(
+        r#"
+[stages.base]
+from = "scratch"
+steps = [
+  { file = "one\n", to = "/one.txt" },
+  { copy = "two.txt", to = "/two.txt" },
+]
+
+[stages.app]
+from = "stage:base"
+steps = [{ file = "three\n", to = "/three.txt" }]
+
+[images.app]
+stage = "app"
+tags = ["localhost/progress:1"]
+"#,
+    );
+    project.file("two.txt", "two\n");
+    project
+}
+
+/// Every stderr line of `out` as JSON.
+fn json_events(out: &Output) -> Vec<serde_json::Value> {
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
+#[test]
+fn progress_json_reports_steps_and_the_cache() {
+    let project = progress_project();
+    let host = imgbuild::ir::Platform::host();
+    let first = project.apply(&["--progress=json"]);
+    let events = json_events(&first);
+    let done: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "step_done")
+        .collect();
+    let steps: Vec<(String, u64, bool)> = done
+        .iter()
+        .map(|e| {
+            (
+                e["node"].as_str().unwrap().to_owned(),
+                e["step"].as_u64().unwrap(),
+                e["cached"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (format!("base@{host}"), 1, false),
+            (format!("base@{host}"), 2, false),
+            (format!("app@{host}"), 1, false),
+        ],
+        "{}",
+        first.stderr
+    );
+    assert_eq!(done[0]["summary"], "file /one.txt (4 bytes)");
+    assert!(done.iter().all(|e| e["elapsed_ms"].is_u64()));
+    let started = events
+        .iter()
+        .filter(|e| e["event"] == "step_started")
+        .count();
+    assert_eq!(started, 3, "every step ran: {}", first.stderr);
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary", "the summary comes last");
+    assert_eq!(summary["success"], true);
+    assert_eq!(summary["built"], 3);
+    assert_eq!(summary["cached"], 0);
+    let digest = digest_of(&first);
+    assert_eq!(summary["images"][0]["name"], "app");
+    assert_eq!(summary["images"][0]["digest"], digest.as_str());
+    assert_eq!(summary["images"][0]["tags"][0], "localhost/progress:1");
+    assert_eq!(
+        first.stdout,
+        format!("app {digest} localhost/progress:1\n"),
+        "stdout stays the result"
+    );
+
+    let second = project.apply(&["--progress=json"]);
+    let events = json_events(&second);
+    let done: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "step_done")
+        .collect();
+    assert_eq!(done.len(), 3, "{}", second.stderr);
+    for event in &done {
+        assert_eq!(event["cached"], true, "{event}");
+        assert_eq!(event["elapsed_ms"], 0, "{event}");
+    }
+    assert!(!events.iter().any(|e| e["event"] == "step_started"));
+    let summary = events.last().unwrap();
+    assert_eq!(
+        (&summary["built"], &summary["cached"]),
+        (&0.into(), &3.into())
+    );
+    assert_eq!(second.stdout, first.stdout);
+}
+
+#[test]
+fn progress_plain_numbers_steps_and_marks_cached_ones() {
+    let project = progress_project();
+    let host = imgbuild::ir::Platform::host();
+    let first = project.apply(&["--progress", "plain"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let header = format!("#1 [base@{host} 1/2] file /one.txt (4 bytes)\n#1 DONE ");
+    assert!(first.stderr.starts_with(&header), "{}", first.stderr);
+    assert!(
+        first
+            .stderr
+            .contains(&format!("[app@{host} 1/1] file /three.txt (6 bytes)\n")),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first.stderr.contains("\n3 steps built, 0 cached in "),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first.stderr.contains(&format!(
+            "  app  {}  localhost/progress:1\n",
+            digest_of(&first)
+        )),
+        "{}",
+        first.stderr
+    );
+    let second = project.apply(&["--progress", "plain"]);
+    let header = format!("#1 [base@{host} 1/2] file /one.txt (4 bytes)\n#1 CACHED\n");
+    assert!(second.stderr.starts_with(&header), "{}", second.stderr);
+    assert_eq!(
+        second.stderr.matches(" CACHED\n").count(),
+        3,
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains("\n0 steps built, 3 cached in "),
+        "{}",
+        second.stderr
+    );
+    // Not on a terminal, `auto` is `plain`.
+    let auto = project.apply(&[]);
+    assert!(auto.stderr.starts_with(&header), "{}", auto.stderr);
+}
+
+#[test]
+fn progress_quiet_and_tty_without_a_terminal() {
+    let project = progress_project();
+    let store = project.path().join(".store");
+    let quiet = imgbuild_in(
+        project.path(),
+        &[
+            "-q",
+            "--store",
+            store.to_str().unwrap(),
+            "apply",
+            "--progress=json",
+        ],
+    );
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert_eq!(quiet.stderr, "", "-q silences every progress mode");
+    assert!(quiet.stdout.starts_with("app sha256:"), "{}", quiet.stdout);
+    let none = project.apply(&["--progress=quiet"]);
+    assert_eq!((none.code, none.stderr.as_str()), (0, ""));
+    let tty = project.apply(&["--progress=tty"]);
+    assert_eq!(tty.code, 2, "{}", tty.stderr);
+    assert!(
+        tty.stderr
+            .contains("`--progress tty` needs standard error to be a terminal"),
+        "{}",
+        tty.stderr
+    );
+    assert_eq!(tty.stdout, "");
+}

@@ -74,27 +74,40 @@ impl Project {
 
     /// `apply`: stage -> for each step whether it ran (`ran`) or came from the cache.
     fn apply(&self, args: &[&str]) -> (BTreeMap<String, Vec<&'static str>>, String) {
-        let out = self.run("apply", args);
+        let mut all = vec!["--progress", "json"];
+        all.extend_from_slice(args);
+        let out = self.run("apply", &all);
         assert_eq!(out.code, 0, "{}", out.stderr);
-        let mut steps: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
+        let mut steps: BTreeMap<String, BTreeMap<u64, &'static str>> = BTreeMap::new();
         for line in out.stderr.lines() {
-            // `[stage@platform]  N. summary` or `... (cached)`
-            let Some((node, rest)) = line.strip_prefix('[').and_then(|l| l.split_once("] ")) else {
+            let Ok(event) = serde_json::from_str::<Value>(line) else {
                 continue;
             };
-            let rest = rest.trim_start();
-            if !rest.starts_with(|c: char| c.is_ascii_digit()) {
+            if event["event"] != "step_done" {
                 continue;
             }
-            let stage = node.split('@').next().unwrap().to_owned();
-            let state = if rest.ends_with(" (cached)") {
+            let stage = event["node"]
+                .as_str()
+                .unwrap()
+                .split('@')
+                .next()
+                .unwrap()
+                .to_owned();
+            let state = if event["cached"] == true {
                 "cached"
             } else {
                 "ran"
             };
-            steps.entry(stage).or_default().push(state);
+            steps
+                .entry(stage)
+                .or_default()
+                .insert(event["step"].as_u64().unwrap(), state);
         }
         let digest = out.stdout.split_whitespace().nth(1).unwrap().to_owned();
+        let steps = steps
+            .into_iter()
+            .map(|(stage, by_step)| (stage, by_step.into_values().collect()))
+            .collect();
         (steps, digest)
     }
 }

@@ -23,6 +23,7 @@ pub fn imgbuild_in(dir: &Path, args: &[&str]) -> Output {
         .env("IMGBUILD_STORE", shared_store())
         .env("NO_COLOR", "1")
         .env_remove("IMGBUILD_LOG")
+        .env_remove("IMGBUILD_PROGRESS")
         .output()
         .expect("imgbuild runs");
     Output {
