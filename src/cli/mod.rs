@@ -6,8 +6,10 @@
 mod apply;
 mod convert;
 mod doctor;
+mod du;
 mod inspect;
 mod plan;
+mod prune;
 mod pull;
 mod push;
 pub mod schema;
@@ -64,6 +66,20 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Write a Dockerfile as an `imgbuild.toml` manifest that builds the same images.
     Convert(convert::ConvertArgs),
+    /// Show what the content store holds and how much disk it uses.
+    ///
+    /// One row per kind of content, with what `prune` and `prune --all` would
+    /// free. With `-v`, also every build cache entry, least recently used
+    /// (next to be evicted by `prune --keep-storage`) first.
+    Du(du::DuArgs),
+    /// Remove build cache and whatever no tagged image or cache entry needs.
+    ///
+    /// Removes cache entries whose blobs are gone, blobs nothing references,
+    /// snapshots nothing needs and leftovers of killed builds. Tagged images,
+    /// usable cache entries and cache mounts stay, unless `--all` (everything
+    /// but tagged images) or `--keep-storage` (least recently used cache
+    /// entries first) says otherwise. Waits while a build uses the store.
+    Prune(prune::PruneArgs),
     /// Inspect and repair the content store.
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -229,6 +245,12 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => apply::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
         Command::Pull(args) => pull::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
         Command::Push(args) => push::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
+        Command::Du(args) => {
+            du::run(args, cli.store.as_deref(), cli.verbose > 0, printer).map(|()| EXIT_OK)
+        }
+        Command::Prune(args) => {
+            prune::run(args, cli.store.as_deref(), cli.verbose > 0, printer).map(|()| EXIT_OK)
+        }
         Command::Store(command) => {
             store::run(command, cli.store.as_deref(), printer).map(|()| EXIT_OK)
         }

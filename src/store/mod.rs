@@ -10,8 +10,12 @@
 //! ROOT/index.lock          flock target serialising index.json updates
 //! ROOT/meta/NAME           small metadata files for other modules
 //! ROOT/build-cache/         the build cache index (see the `cache` module)
-//! ROOT/cache/               the directories of `cache` mounts
+//! ROOT/cache/ID-HEX12/     a `cache` mount's directory (made by `exec::step`)
+//! ROOT/cache/ID-HEX12.lock its flock target, for `sharing = locked|private`
 //! ```
+//!
+//! `gc` measures all of it (`imgbuild du`) and removes what nothing needs
+//! (`imgbuild prune`).
 //!
 //! Everything is written to `ROOT/tmp` first and renamed into place, so
 //! readers never see partial content, and a killed process leaves at most
@@ -22,6 +26,7 @@ mod cache;
 mod digest;
 mod error;
 mod fsutil;
+mod gc;
 mod lock;
 mod meta;
 mod snapshot;
@@ -37,6 +42,9 @@ pub use blob::BlobWriter;
 pub use cache::{CacheEntry, CacheTable, CachedLayer};
 pub use digest::{Digest, Hasher};
 pub use error::StoreError;
+pub use gc::{
+    EntryRemoval, EntryUsage, PruneOptions, PruneReport, RemovedEntry, Usage, UsageKind, UsageRow,
+};
 pub use lock::StoreLock;
 pub use tags::{
     Descriptor, DescriptorPlatform, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME_ANNOTATION,

@@ -229,6 +229,12 @@ impl Store {
         Ok(true)
     }
 
+    /// Every manifest `index.json` lists, tagged or not: the roots of what
+    /// garbage collection keeps.
+    pub(super) fn index_manifests(&self) -> Result<Vec<Descriptor>, StoreError> {
+        Ok(self.read_index()?.manifests)
+    }
+
     /// The descriptor tagged `tag`, if any.
     pub fn tag(&self, tag: &str) -> Result<Option<Descriptor>, StoreError> {
         Ok(self

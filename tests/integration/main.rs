@@ -12,6 +12,7 @@ mod dockerfile;
 mod examples;
 mod inspect;
 mod plan;
+mod prune;
 mod registry;
 mod run;
 mod schema;
