@@ -45,12 +45,21 @@ pub enum Error {
     Store(crate::store::StoreError),
     /// An output could not be written.
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Export(crate::export::ExportError),
     /// The build checks found something and the file makes that an error
     /// (`# check=error=true`); the findings are printed already.
     #[error("the build checks failed")]
     #[diagnostic(help("fix what the checks found, or skip those checks with `# check=skip=RULE`"))]
     ChecksFailed,
+    /// A registry operation failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// An image could not be read or pulled.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Image(#[from] crate::image::ImageError),
     /// `doctor` found something that keeps `run` steps from working.
     #[error("this machine cannot run `run` steps yet")]
     #[diagnostic(help("fix the lines marked FAIL above"))]
@@ -77,11 +86,17 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Manifest(_) | Error::Dockerfile(_) | Error::Plan(_) | Error::Usage { .. } => {
+            Error::Manifest(_)
+            | Error::Dockerfile(_)
+            | Error::Plan(_)
+            | Error::Usage { .. }
+            | Error::Registry(crate::registry::RegistryError::InvalidReference { .. }) => {
                 EXIT_BAD_INPUT
             }
             Error::Output(_)
             | Error::ChecksFailed
+            | Error::Registry(_)
+            | Error::Image(_)
             | Error::Build(_)
             | Error::Store(_)
             | Error::Export(_)
