@@ -104,17 +104,7 @@ impl BaseResolver {
     ) -> Result<ResolvedBase, ImageError> {
         self.bases
             .get_or_try((source.clone(), platform.clone()), || match source {
-                ImageSource::Registry(reference) => {
-                    let (name, pinned, manifest_digest) = self.pull(reference, platform, true)?;
-                    let image = read_image(&self.store, &manifest_digest)?;
-                    source::check_platform(&image.config, platform, &name)?;
-                    Ok(ResolvedBase {
-                        name,
-                        pinned: Some(pinned),
-                        manifest_digest,
-                        image,
-                    })
-                }
+                ImageSource::Registry(reference) => self.registry_base(reference, platform, true),
                 local => {
                     let (manifest_digest, image) = source::import(&self.store, local, platform)?;
                     Ok(ResolvedBase {
@@ -143,18 +133,29 @@ impl BaseResolver {
                 if let Some(base) = self.bases.get(&key) {
                     return Ok(base);
                 }
-                let (name, pinned, manifest_digest) = self.pull(reference, platform, false)?;
-                let image = read_image(&self.store, &manifest_digest)?;
-                source::check_platform(&image.config, platform, &name)?;
-                Ok(ResolvedBase {
-                    name,
-                    pinned: Some(pinned),
-                    manifest_digest,
-                    image,
-                })
+                self.registry_base(reference, platform, false)
             }
             local => self.resolve(local, platform),
         }
+    }
+
+    /// Pulls a registry image for `platform` (with its layers when
+    /// `layers`) and reads it from the store.
+    fn registry_base(
+        &self,
+        reference: &str,
+        platform: &Platform,
+        layers: bool,
+    ) -> Result<ResolvedBase, ImageError> {
+        let (name, pinned, manifest_digest) = self.pull(reference, platform, layers)?;
+        let image = read_image(&self.store, &manifest_digest)?;
+        source::check_platform(&image.config, platform, &name)?;
+        Ok(ResolvedBase {
+            name,
+            pinned: Some(pinned),
+            manifest_digest,
+            image,
+        })
     }
 
     /// Every registry reference resolved so far, normalised, with the

@@ -651,25 +651,7 @@ fn registry_dying_mid_push_leaves_nothing_broken() {
 /// The TOML blocks of a book page that define an image.
 fn book_manifests(page: &str) -> Vec<String> {
     let text = std::fs::read_to_string(repo().join("book/src").join(page)).unwrap();
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        match &mut current {
-            None if line.starts_with("```toml") => current = Some(String::new()),
-            Some(block) if line.starts_with("```") => {
-                if block.contains("[images.") {
-                    blocks.push(block.clone());
-                }
-                current = None;
-            }
-            Some(block) => {
-                block.push_str(line);
-                block.push('\n');
-            }
-            None => {}
-        }
-    }
-    blocks
+    crate::book::manifests(&text)
 }
 
 #[test]
