@@ -1,18 +1,17 @@
 //! Runs a build graph: every node's steps, in dependency order, then the
 //! images assembled from the nodes' results.
 //!
-//! The nodes of a wave need only earlier waves, so they run concurrently on
-//! a rayon pool (`--jobs`). Every step's cache key is computed as it comes
-//! (see `plan::cache`); a step whose key is in the cache is not run, its
-//! layer is reused.
+//! A node starts as soon as the nodes it depends on are built, not when
+//! a whole wave is: nodes run concurrently on a rayon pool (`--jobs`).
+//! Every step's cache key is computed as it comes (see `plan::cache`); a
+//! step whose key is in the cache is not run, its layer is reused.
 
 mod node;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
-
-use rayon::prelude::*;
 
 use crate::image::{self, Descriptor, Image, ImageError};
 use crate::ir::{BuildGraph, NodeId, Platform};
@@ -58,7 +57,7 @@ pub enum BuildError {
         /// What to do.
         help: String,
     },
-    /// Several nodes of one wave failed.
+    /// Several nodes failed (the ones running when the first failed).
     #[error("{} stages failed", errors.len())]
     Several {
         /// Each failure.
@@ -186,7 +185,6 @@ pub fn build(
     options: &BuildOptions,
     report: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<Vec<BuiltImage>, BuildError> {
-    let mut results: HashMap<NodeId, Built> = HashMap::new();
     let runner = node::NodeRunner::new(store, context, options);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.jobs.unwrap_or(0))
@@ -196,29 +194,7 @@ pub fn build(
             message: format!("cannot start build threads: {e}"),
             help: "lower `--jobs`".into(),
         })?;
-    for wave in graph.waves() {
-        // The nodes of a wave need only earlier waves: run them all at once.
-        // A failure lets the rest of the wave finish, then stops the build.
-        let built: Vec<(NodeId, Result<Built, BuildError>)> = pool.install(|| {
-            wave.par_iter()
-                .map(|&id| (id, runner.run(graph, id, &results, report)))
-                .collect()
-        });
-        let mut failures = Vec::new();
-        for (id, result) in built {
-            match result {
-                Ok(built) => {
-                    results.insert(id, built);
-                }
-                Err(e) => failures.push(e),
-            }
-        }
-        match failures.len() {
-            0 => {}
-            1 => return Err(failures.remove(0)),
-            _ => return Err(BuildError::Several { errors: failures }),
-        }
-    }
+    let results = Nodes::new(graph, &runner, report).run(&pool)?;
     let mut images = Vec::new();
     for resolved in &graph.images {
         let annotations: BTreeMap<String, String> =
@@ -250,6 +226,125 @@ pub fn build(
         });
     }
     Ok(images)
+}
+
+/// The nodes of one build as they run: each starts when its last
+/// dependency is built. A failure lets the running nodes finish and starts
+/// no other.
+struct Nodes<'a> {
+    graph: &'a BuildGraph,
+    runner: &'a node::NodeRunner<'a>,
+    report: &'a (dyn Fn(Event<'_>) + Sync),
+    /// The nodes that depend on each node.
+    dependents: HashMap<NodeId, Vec<NodeId>>,
+    state: Mutex<NodesState>,
+}
+
+#[derive(Default)]
+struct NodesState {
+    /// What each built node produced.
+    built: HashMap<NodeId, Built>,
+    /// How many of each node's dependencies are not built yet.
+    waiting: HashMap<NodeId, usize>,
+    failures: Vec<(NodeId, BuildError)>,
+}
+
+impl<'a> Nodes<'a> {
+    fn new(
+        graph: &'a BuildGraph,
+        runner: &'a node::NodeRunner<'a>,
+        report: &'a (dyn Fn(Event<'_>) + Sync),
+    ) -> Self {
+        let mut dependents: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
+        let mut state = NodesState::default();
+        for (id, _) in graph.nodes() {
+            let mut dependencies: Vec<NodeId> =
+                graph.dependencies(id).into_iter().map(|(d, _)| d).collect();
+            dependencies.dedup();
+            state.waiting.insert(id, dependencies.len());
+            for dependency in dependencies {
+                dependents.entry(dependency).or_default().push(id);
+            }
+        }
+        Self {
+            graph,
+            runner,
+            report,
+            dependents,
+            state: Mutex::new(state),
+        }
+    }
+
+    /// Runs every node; returns what each produced, or the failures, in
+    /// node order.
+    fn run(self, pool: &rayon::ThreadPool) -> Result<HashMap<NodeId, Built>, BuildError> {
+        let mut ready: Vec<NodeId> = self
+            .lock()
+            .waiting
+            .iter()
+            .filter(|(_, waiting)| **waiting == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        ready.sort_by(|a, b| self.graph.node(*a).id.cmp(&self.graph.node(*b).id));
+        pool.install(|| {
+            rayon::scope(|scope| {
+                for id in ready {
+                    self.start(scope, id);
+                }
+            });
+        });
+        let state = self
+            .state
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut failures = state.failures;
+        failures.sort_by(|a, b| self.graph.node(a.0).id.cmp(&self.graph.node(b.0).id));
+        let mut errors: Vec<BuildError> = failures.into_iter().map(|(_, e)| e).collect();
+        match errors.len() {
+            0 => Ok(state.built),
+            1 => Err(errors.remove(0)),
+            _ => Err(BuildError::Several { errors }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, NodesState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs node `id` on the pool, then starts the nodes it was the last
+    /// dependency of.
+    fn start<'s>(&'s self, scope: &rayon::Scope<'s>, id: NodeId) {
+        scope.spawn(move |scope| {
+            let built = self.lock().built.clone();
+            let result = self.runner.run(self.graph, id, &built, self.report);
+            let mut ready = Vec::new();
+            {
+                let mut state = self.lock();
+                match result {
+                    Ok(built) => {
+                        state.built.insert(id, built);
+                        for &dependent in self.dependents.get(&id).into_iter().flatten() {
+                            let waiting = state
+                                .waiting
+                                .get_mut(&dependent)
+                                .expect("every node is counted");
+                            *waiting -= 1;
+                            if *waiting == 0 {
+                                ready.push(dependent);
+                            }
+                        }
+                    }
+                    Err(e) => state.failures.push((id, e)),
+                }
+                if !state.failures.is_empty() {
+                    return;
+                }
+            }
+            for dependent in ready {
+                self.start(scope, dependent);
+            }
+        });
+    }
 }
 
 /// RFC 3339 UTC time of a Unix timestamp.

@@ -751,6 +751,75 @@ stage = "{me}"
     assert_eq!(out.code, 0, "the stages did not overlap:\n{}", out.stderr);
 }
 
+/// A stage starts when the stages it needs are built, not when every stage
+/// of an earlier wave is: `late` (after `quick`) runs while `slow`, which
+/// waits for it, is still running.
+#[test]
+fn a_stage_starts_when_its_own_dependencies_are_built() {
+    if !can_run() {
+        return;
+    }
+    let busybox = busybox().display().to_string();
+    let manifest = format!(
+        r#"[stages.slow]
+from = "oci-layout:{busybox}"
+steps = [{{ run = "i=0; while [ ! -e /sync/late ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; test -e /sync/late", mounts = [{{ type = "cache", id = "dataflow", target = "/sync" }}] }}]
+[stages.quick]
+from = "oci-layout:{busybox}"
+steps = [{{ file = "quick\n", to = "/quick" }}]
+[stages.late]
+from = "quick"
+steps = [{{ run = "touch /sync/late", mounts = [{{ type = "cache", id = "dataflow", target = "/sync" }}] }}]
+[images.slow]
+stage = "slow"
+[images.late]
+stage = "late"
+"#
+    );
+    let project = Project::with_stages(&manifest);
+    let out = project.apply(&["--jobs", "2"]);
+    assert_eq!(
+        out.code, 0,
+        "`late` did not run while `slow` waited for it:\n{}",
+        out.stderr
+    );
+}
+
+/// Two stages fail at once: both are reported, and no stage that needs one
+/// of them starts.
+#[test]
+fn failures_of_concurrent_stages_are_all_reported() {
+    if !can_run() {
+        return;
+    }
+    let busybox = busybox().display().to_string();
+    let stage = |name: &str, code: u8| {
+        format!(
+            r#"[stages.{name}]
+from = "oci-layout:{busybox}"
+steps = [{{ run = "touch /sync/{name}; i=0; while [ ! -e /sync/a ] || [ ! -e /sync/b ]; do [ $i -lt 300 ] || break; sleep 0.1; i=$((i+1)); done; exit {code}", mounts = [{{ type = "cache", id = "failures", target = "/sync" }}] }}]
+"#
+        )
+    };
+    let manifest = format!(
+        "{}{}[stages.after]\nfrom = \"a\"\nsteps = [{{ run = \"true\" }}]\n[images.after]\nstage = \"after\"\n[images.b]\nstage = \"b\"\n",
+        stage("a", 3),
+        stage("b", 4)
+    );
+    let project = Project::with_stages(&manifest);
+    let out = project.apply(&["--jobs", "2", "--progress", "plain"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("2 stages failed"), "{}", out.stderr);
+    for code in ["exited with code 3", "exited with code 4"] {
+        assert!(out.stderr.contains(code), "{code}:\n{}", out.stderr);
+    }
+    assert!(
+        !out.stderr.contains("after@"),
+        "a stage after a failed one started:\n{}",
+        out.stderr
+    );
+}
+
 /// Concurrent stages each keep their own secret file until they finish, and
 /// a read-only bind of the context works when the context path is relative.
 #[test]
