@@ -47,9 +47,11 @@ pub enum Error {
     #[error(transparent)]
     Export(crate::export::ExportError),
     /// The build checks found something and the file makes that an error
-    /// (`# check=error=true`); the findings are printed already.
+    /// (`# check=error=true`, `[lint] error = true`); the findings are printed already.
     #[error("the build checks failed")]
-    #[diagnostic(help("fix what the checks found, or skip those checks with `# check=skip=RULE`"))]
+    #[diagnostic(help(
+        "fix what the checks found, or skip those rules: `# check=skip=RULE` in a Dockerfile, `[lint] skip = [\"RULE\"]` in a manifest"
+    ))]
     ChecksFailed,
     /// `doctor` found something that keeps `run` steps from working.
     #[error("this machine cannot run `run` steps yet")]
