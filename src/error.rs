@@ -45,6 +45,7 @@ pub enum Error {
     Store(crate::store::StoreError),
     /// An output could not be written.
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Export(crate::export::ExportError),
     /// The build checks found something and the file makes that an error
     /// (`# check=error=true`, `[lint] error = true`); the findings are printed already.
@@ -53,6 +54,14 @@ pub enum Error {
         "fix what the checks found, or skip those rules: `# check=skip=RULE` in a Dockerfile, `[lint] skip = [\"RULE\"]` in a manifest"
     ))]
     ChecksFailed,
+    /// A registry operation failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// An image could not be read or pulled.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Image(#[from] crate::image::ImageError),
     /// `doctor` found something that keeps `run` steps from working.
     #[error("this machine cannot run `run` steps yet")]
     #[diagnostic(help("fix the lines marked FAIL above"))]
@@ -79,11 +88,17 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Manifest(_) | Error::Dockerfile(_) | Error::Plan(_) | Error::Usage { .. } => {
+            Error::Manifest(_)
+            | Error::Dockerfile(_)
+            | Error::Plan(_)
+            | Error::Usage { .. }
+            | Error::Registry(crate::registry::RegistryError::InvalidReference { .. }) => {
                 EXIT_BAD_INPUT
             }
             Error::Output(_)
             | Error::ChecksFailed
+            | Error::Registry(_)
+            | Error::Image(_)
             | Error::Build(_)
             | Error::Store(_)
             | Error::Export(_)

@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod plan;
 pub mod printer;
 pub mod progress;
+pub mod registry;
 pub mod scheduler;
 pub mod store;
 

@@ -22,9 +22,13 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub build: BuildArgs,
     /// Write the images here too (repeatable): `type=oci-layout,dest=DIR`,
-    /// `type=oci,dest=FILE`, `type=docker,dest=FILE` or `type=local,dest=DIR`.
+    /// `type=oci,dest=FILE`, `type=docker,dest=FILE`, `type=local,dest=DIR`,
+    /// or `type=registry[,name=REF]` (push).
     #[arg(short, long = "output", value_name = "SPEC")]
     pub outputs: Vec<String>,
+    /// Push every image to each of its tags (`--output type=registry`).
+    #[arg(long)]
+    pub push: bool,
     /// A secret for `secret` mounts (repeatable): `id=ID,src=FILE` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
     pub secrets: Vec<String>,
@@ -133,15 +137,19 @@ fn grants(args: &ApplyArgs) -> Result<Grants, Error> {
 
 /// Builds, exports, and prints each image's digest.
 pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Result<(), Error> {
-    let outputs = args
+    let mut outputs = args
         .outputs
         .iter()
         .map(|o| Output::parse(o))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::Usage {
             message: e.to_string(),
-            help: "write e.g. `--output type=oci-layout,dest=out`".into(),
+            help: "write e.g. `--output type=oci-layout,dest=out` or `--output type=registry`"
+                .into(),
         })?;
+    if args.push && !outputs.contains(&Output::Registry { names: Vec::new() }) {
+        outputs.push(Output::Registry { names: Vec::new() });
+    }
     let compression = compression(args)?;
     let session = Session::prepare(&args.build, store_dir, printer)?;
     // Refused before building, not after: a docker archive holds one platform per image.
@@ -161,6 +169,18 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
                     .into(),
         });
     }
+    // An image with nowhere to be pushed is known before anything is built.
+    for output in &outputs {
+        if let Output::Registry { names } = output {
+            for image in &session.graph.images {
+                export::push_targets(&image.name, &image.tags, names, session.graph.images.len())
+                    .map_err(|e| Error::Usage {
+                    message: e.to_string(),
+                    help: "pushing needs a destination for every image".into(),
+                })?;
+            }
+        }
+    }
     let _lock = session.store.lock_shared().map_err(Error::Store)?;
     let options = BuildOptions {
         context: session.context.root().to_owned(),
@@ -172,6 +192,7 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         jobs: args.jobs.map(usize::from),
         no_cache: session.no_cache.clone(),
         scope: session.scope.clone(),
+        bases: std::sync::Arc::clone(&session.bases),
     };
     let progress =
         Progress::new(args.progress, printer, &session.graph).map_err(|e| Error::Usage {
@@ -192,13 +213,29 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
             return Err(Error::Build(e));
         }
     };
+    let registry = args.build.registry.options();
+    let mut pushed = Vec::new();
     for output in &outputs {
-        if let Err(e) = export::export(&session.store, &images, output, compression) {
-            progress.fail(&e);
-            return Err(Error::Export(e));
+        match export::export(&session.store, &images, output, compression, &registry) {
+            Ok(done) => pushed.extend(done),
+            Err(e) => {
+                progress.fail(&e);
+                return Err(Error::Export(e));
+            }
         }
     }
     progress.finish(&images);
+    // After the build's display, which JSON progress keeps to JSON lines.
+    if args.progress != ProgressMode::Json {
+        for push in &pushed {
+            printer.message(&format!(
+                "pushed {} ({} blobs uploaded, {} already there)",
+                push.pinned(),
+                push.blobs_uploaded,
+                push.blobs_skipped
+            ));
+        }
+    }
     let mut lines = String::new();
     for image in &images {
         let _ = write!(lines, "{} {}", image.name, image.descriptor.digest);

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::printer::Printer;
-use crate::store::{EntryUsage, Store, Usage};
+use crate::store::{CacheItemKind, EntryUsage, Store, Usage};
 
 /// Flags of `imgbuild du`.
 #[derive(Debug, Clone, Args)]
@@ -76,7 +76,8 @@ pub fn table(usage: &Usage) -> String {
     out
 }
 
-/// Every cache entry, least recently used (next to be evicted) first.
+/// Every cache entry and compressed layer, least recently used (next to be
+/// evicted) first.
 fn entries_table(entries: &[EntryUsage]) -> String {
     if entries.is_empty() {
         return "no cache entries\n".to_owned();
@@ -86,10 +87,17 @@ fn entries_table(entries: &[EntryUsage]) -> String {
         "CACHE ENTRY", "SIZE", "SHARED", "LAST USED"
     );
     for entry in entries {
-        let created_by = match (&entry.created_by, entry.usable) {
+        let what = match (&entry.description, entry.kind) {
             (None, _) => "(unreadable; prune removes it)".to_owned(),
-            (Some(text), false) => format!("{} (blob gone; prune removes it)", shorten(text)),
-            (Some(text), true) => shorten(text),
+            (Some(text), CacheItemKind::Step) => shorten(text),
+            (Some(media_type), CacheItemKind::CompressedLayer) => {
+                format!("(compressed copy of a layer: {media_type})")
+            }
+        };
+        let created_by = if entry.usable || entry.description.is_none() {
+            what
+        } else {
+            format!("{what} (blob gone; prune removes it)")
         };
         let _ = writeln!(
             out,
@@ -123,14 +131,23 @@ fn to_json(store: &Store, usage: &Usage) -> Value {
         .entries
         .iter()
         .map(|e| {
-            json!({
+            // A step says what made it; a compressed layer, its media type.
+            let (kind, what, text) = match e.kind {
+                CacheItemKind::Step => ("step", "created_by", &e.description),
+                CacheItemKind::CompressedLayer => {
+                    ("compressed_layer", "media_type", &e.description)
+                }
+            };
+            let mut entry = json!({
+                "kind": kind,
                 "key": e.key,
                 "size": e.size,
                 "shared": e.shared,
                 "usable": e.usable,
                 "last_used": timestamp(e.last_used),
-                "created_by": e.created_by,
-            })
+            });
+            entry[what] = json!(text);
+            entry
         })
         .collect();
     json!({

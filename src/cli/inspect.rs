@@ -137,7 +137,7 @@ fn load(store: &Store, image: &str, platform: Option<&Platform>) -> Result<Vec<R
     if ImageSource::is_local(image) {
         let platform = platform.cloned().unwrap_or_else(Platform::host);
         let source = ImageSource::parse(image, Path::new("."));
-        let loaded = source::import(store, &source, &platform).map_err(|e| {
+        let (_, loaded) = source::import(store, &source, &platform).map_err(|e| {
             usage(
                 format!("cannot read `{image}`: {e}"),
                 "check the path and tag",

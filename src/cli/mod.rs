@@ -11,6 +11,8 @@ mod inspect;
 mod lint;
 mod plan;
 mod prune;
+mod pull;
+mod push;
 pub mod schema;
 mod session;
 mod store;
@@ -60,6 +62,10 @@ pub enum Command {
     /// Run the build checks (a Dockerfile's are `BuildKit`'s) and print what
     /// they find.
     Lint(lint::LintArgs),
+    /// Pull an image from a registry into the store.
+    Pull(pull::PullArgs),
+    /// Push an image from the store to a registry.
+    Push(push::PushArgs),
     /// Show what an image holds: layers, files, and space wasted on files
     /// that later layers delete or replace.
     Inspect(inspect::InspectArgs),
@@ -131,6 +137,14 @@ pub struct BuildArgs {
     /// Build the steps of this stage again, ignoring the cache (repeatable).
     #[arg(long, value_name = "STAGE")]
     pub no_cache_filter: Vec<String>,
+    /// When to ask registries what a base image's tag is: `missing` uses
+    /// the store's copy of a tag when it has one, `always` asks the
+    /// registry, `never` uses only the store.
+    #[arg(long, value_enum, value_name = "POLICY", default_value = "missing")]
+    pub pull: crate::image::base::PullPolicy,
+    /// How to reach registries.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 impl BuildArgs {
@@ -238,6 +252,41 @@ impl BuildArgs {
     }
 }
 
+/// How to reach registries; shared by `plan`, `apply`, `pull` and `push`.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Speak plain HTTP, without TLS, to this registry (repeatable): for a
+    /// local registry such as `localhost:5000`. Others use HTTPS, verified
+    /// with the system's root certificates.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure: Vec<String>,
+    /// Read registry credentials from this file only (Docker's
+    /// `config.json` format), instead of `~/.docker/config.json` and
+    /// Podman's `auth.json`.
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    /// The registry options these flags describe.
+    pub fn options(&self) -> crate::registry::RegistryOptions {
+        crate::registry::RegistryOptions {
+            insecure: self
+                .insecure
+                .iter()
+                .map(|host| {
+                    let host = host
+                        .strip_prefix("http://")
+                        .or_else(|| host.strip_prefix("https://"))
+                        .unwrap_or(host);
+                    host.trim_end_matches('/').to_owned()
+                })
+                .collect(),
+            auth_file: self.authfile.clone(),
+        }
+    }
+}
+
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
@@ -267,6 +316,8 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Plan(args) => plan::run(args, cli.store.as_deref(), printer),
         Command::Apply(args) => apply::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
+        Command::Pull(args) => pull::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
+        Command::Push(args) => push::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
         Command::Du(args) => {
             du::run(args, cli.store.as_deref(), cli.verbose > 0, printer).map(|()| EXIT_OK)
         }

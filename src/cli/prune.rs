@@ -8,7 +8,7 @@ use clap::Args;
 use super::du::human_size;
 use crate::error::Error;
 use crate::printer::Printer;
-use crate::store::{EntryRemoval, PruneOptions, PruneReport, Store};
+use crate::store::{CacheItemKind, EntryRemoval, PruneOptions, PruneReport, Store};
 
 /// Flags of `imgbuild prune`.
 #[derive(Debug, Clone, Args)]
@@ -90,11 +90,15 @@ pub fn render(report: &PruneReport, verbose: bool) -> String {
                 EntryRemoval::All => "--all",
                 EntryRemoval::Evicted => "least recently used",
             };
-            let created_by = entry.created_by.as_deref().unwrap_or("(unreadable)");
-            let first_line = created_by.lines().next().unwrap_or_default();
+            let what = entry.description.as_deref().unwrap_or("(unreadable)");
+            let first_line = what.lines().next().unwrap_or_default();
+            let kind = match entry.kind {
+                CacheItemKind::Step => "cache entry",
+                CacheItemKind::CompressedLayer => "compressed layer",
+            };
             let _ = writeln!(
                 out,
-                "removed cache entry {} ({why}): {first_line}",
+                "removed {kind} {} ({why}): {first_line}",
                 &entry.key[..12]
             );
         }

@@ -3,11 +3,13 @@
 //! through here so they compute the same keys.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::BuildArgs;
 use crate::context::{self, PatternMatcher};
 use crate::diagnostic::suggest;
 use crate::error::Error;
+use crate::image::base::BaseResolver;
 use crate::ir::{BuildGraph, Project};
 use crate::plan::cache::{ContextFiles, NoCache};
 use crate::plan::{self, CacheQuery};
@@ -33,6 +35,8 @@ pub struct Session {
     pub no_cache: NoCache,
     /// The manifest's identity in the cache's records.
     pub scope: String,
+    /// Resolves base images, each tag once for the plan and the build.
+    pub bases: Arc<BaseResolver>,
 }
 
 impl Session {
@@ -45,15 +49,21 @@ impl Session {
     ) -> Result<Session, Error> {
         let source_date_epoch = source_date_epoch()?;
         let project = build.load()?;
-        let request = build.request()?;
+        let mut request = build.request()?;
         let manifest_dir = build.file_dir();
         let context_dir = build.context_dir(&project);
         let ignore = load_ignore(&context_dir, build.dockerfile())?;
         build.run_checks(&request, &ignore, printer)?;
-        let graph = plan::resolve_graph(&project, &request)?;
-        let no_cache = no_cache(build, &project)?;
         let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
             .map_err(Error::Store)?;
+        let bases = Arc::new(BaseResolver::new(
+            &store,
+            build.pull,
+            build.registry.options(),
+        ));
+        request.bases = Some(Arc::clone(&bases));
+        let graph = plan::resolve_graph(&project, &request)?;
+        let no_cache = no_cache(build, &project)?;
         let context = ContextFiles::new(&context_dir, ignore, Some(&store));
         let scope = std::path::absolute(&build.file)
             .unwrap_or_else(|_| build.file.clone())
@@ -68,6 +78,7 @@ impl Session {
             source_date_epoch,
             no_cache,
             scope,
+            bases,
         })
     }
 
@@ -80,6 +91,7 @@ impl Session {
             settings: key_settings(self.source_date_epoch),
             scope: self.scope.clone(),
             no_cache: self.no_cache.clone(),
+            bases: &self.bases,
         }
     }
 }

@@ -1,10 +1,13 @@
 //! Outputs of `imgbuild apply --output`: an OCI layout directory, an OCI
-//! archive, a docker archive (`docker load`), or the final filesystem.
+//! archive, a docker archive (`docker load`), the final filesystem, or a
+//! registry (`--push`).
 
 mod archive;
 mod compress;
+mod push;
 
 pub use compress::compressed;
+pub use push::{Pushed, stored_image, targets as push_targets};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -15,6 +18,7 @@ use serde_json::{Value, json};
 use crate::image::canonical::to_canonical_json;
 use crate::image::{self, REF_NAME};
 use crate::layer;
+use crate::registry::{RegistryError, RegistryOptions};
 use crate::scheduler::BuiltImage;
 use crate::store::{Digest, Store, StoreError};
 
@@ -29,10 +33,16 @@ pub enum Output {
     DockerArchive(PathBuf),
     /// `type=local,dest=DIR`: the final filesystem.
     Local(PathBuf),
+    /// `type=registry[,name=REF]...`: push to the image's tags, or to the
+    /// names given (`--push` is `type=registry`).
+    Registry {
+        /// Where to push; empty: every tag of each image.
+        names: Vec<String>,
+    },
 }
 
 /// Why an output could not be written or parsed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ExportError {
     /// A malformed `--output` value.
     #[error("invalid `--output {spec}`: {why}")]
@@ -61,7 +71,12 @@ pub enum ExportError {
     Layer(#[from] layer::LayerError),
     /// Reading an image failed.
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Image(#[from] image::ImageError),
+    /// Pushing to a registry failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Registry(#[from] RegistryError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
@@ -71,8 +86,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
     }
 }
 
+/// The types `--output` takes, for messages.
+const TYPES: &str = "oci-layout, oci, docker, local or registry";
+
 impl Output {
-    /// Parses `type=TYPE,dest=PATH`.
+    /// Parses `type=TYPE,dest=PATH`, or `type=registry[,name=REF]...`.
     pub fn parse(spec: &str) -> Result<Self, ExportError> {
         let bad = |why: &str| ExportError::Spec {
             spec: spec.to_owned(),
@@ -80,16 +98,33 @@ impl Output {
         };
         let mut kind = None;
         let mut dest = None;
+        let mut names = Vec::new();
         for field in spec.split(',') {
             match field.split_once('=') {
                 Some(("type", v)) => kind = Some(v),
                 Some(("dest", v)) if !v.is_empty() => dest = Some(PathBuf::from(v)),
+                Some(("name", v)) if !v.is_empty() => names.push(v.to_owned()),
                 _ => {
                     return Err(bad(&format!(
-                        "unknown field `{field}`; expected `type=...` and `dest=...`"
+                        "unknown field `{field}`; expected `type=...` and `dest=...` (or `name=...` for a registry)"
                     )));
                 }
             }
+        }
+        if kind == Some("registry") {
+            if dest.is_some() {
+                return Err(bad(
+                    "a registry output takes `name=REF`, not `dest=`; without `name`, each image goes to its tags",
+                ));
+            }
+            for name in &names {
+                crate::ir::reference::validate(name)
+                    .map_err(|why| bad(&format!("invalid `name={name}`: {why}")))?;
+            }
+            return Ok(Output::Registry { names });
+        }
+        if !names.is_empty() {
+            return Err(bad("only `type=registry` takes `name=`"));
         }
         let dest = dest.ok_or_else(|| bad("missing `dest=PATH`"))?;
         match kind {
@@ -97,22 +132,23 @@ impl Output {
             Some("oci") => Ok(Output::OciArchive(dest)),
             Some("docker") => Ok(Output::DockerArchive(dest)),
             Some("local") => Ok(Output::Local(dest)),
-            Some(other) => Err(bad(&format!(
-                "unknown type `{other}`; use oci-layout, oci, docker or local"
-            ))),
-            None => Err(bad("missing `type=`; use oci-layout, oci, docker or local")),
+            Some(other) => Err(bad(&format!("unknown type `{other}`; use {TYPES}"))),
+            None => Err(bad(&format!("missing `type=`; use {TYPES}"))),
         }
     }
 }
 
-/// Writes `images` to `output`; OCI layouts and archives get their
-/// uncompressed layers compressed with `compression`.
+/// Writes `images` to `output`; OCI layouts, archives and registries get
+/// their uncompressed layers compressed with `compression`; `registry`
+/// says how to reach registries. Returns what was pushed (nothing for
+/// outputs other than registries).
 pub fn export(
     store: &Store,
     images: &[BuiltImage],
     output: &Output,
     compression: layer::CompressionOptions,
-) -> Result<(), ExportError> {
+    registry: &RegistryOptions,
+) -> Result<Vec<Pushed>, ExportError> {
     let compress = |images: &[BuiltImage]| -> Result<Vec<BuiltImage>, ExportError> {
         images
             .iter()
@@ -120,24 +156,32 @@ pub fn export(
             .collect()
     };
     match output {
-        Output::OciLayout(dir) => write_layout(store, &compress(images)?, dir, false),
+        Output::OciLayout(dir) => write_layout(store, &compress(images)?, dir, false)?,
         Output::OciArchive(file) => {
             let staging = staging_dir(store)?;
             let result = compress(images)
                 .and_then(|images| write_layout(store, &images, &staging, false))
                 .and_then(|()| archive::tar_dir(&staging, file));
             let _ = fs::remove_dir_all(&staging);
-            result
+            result?;
         }
         Output::DockerArchive(file) => {
             let staging = staging_dir(store)?;
             let result = write_layout(store, images, &staging, true)
                 .and_then(|()| archive::tar_dir(&staging, file));
             let _ = fs::remove_dir_all(&staging);
-            result
+            result?;
         }
-        Output::Local(dir) => write_local(store, images, dir),
+        Output::Local(dir) => write_local(store, images, dir)?,
+        Output::Registry { names } => {
+            // Every image has somewhere to go before anything is compressed or sent.
+            for image in images {
+                push::targets(&image.name, &image.tags, names, images.len())?;
+            }
+            return push::push(store, &compress(images)?, names, registry);
+        }
     }
+    Ok(Vec::new())
 }
 
 fn staging_dir(store: &Store) -> Result<PathBuf, ExportError> {

@@ -1,5 +1,6 @@
 //! OCI images: configs, manifests and indexes, written to the store.
 
+pub mod base;
 pub mod canonical;
 pub mod config;
 pub mod source;
@@ -31,7 +32,7 @@ pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distributio
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// Why an image could not be read or written.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ImageError {
     /// A document is malformed.
     #[error("{0}")]
@@ -41,6 +42,7 @@ pub enum ImageError {
     Store(#[from] store::StoreError),
     /// An image source failed.
     #[error("{message}")]
+    #[diagnostic(help("{help}"))]
     Source {
         /// What went wrong, naming the source.
         message: String,

@@ -1,7 +1,9 @@
-//! Base images from local sources: `scratch`, `oci-layout:DIR[:TAG]`,
-//! `oci-archive:FILE[:TAG]` and `docker-archive:FILE` (what `docker save`
-//! writes). Importing copies and verifies every blob into the store.
+//! Where base images come from: registry references, and local sources
+//! (`oci-layout:DIR[:TAG]`, `oci-archive:FILE[:TAG]` and `docker-archive:FILE`,
+//! what `docker save` writes). Importing a local source copies and verifies
+//! every blob into the store; [`super::base`] pulls registry images.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -12,7 +14,7 @@ use crate::ir::Platform;
 use crate::store::{Digest, Store};
 
 /// Where a base image comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ImageSource {
     /// An OCI image layout directory, optionally a tag in it.
     OciLayout {
@@ -71,6 +73,27 @@ impl ImageSource {
     }
 }
 
+impl std::fmt::Display for ImageSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let with_tag = |f: &mut std::fmt::Formatter<'_>, tag: &Option<String>| match tag {
+            Some(tag) => write!(f, ":{tag}"),
+            None => Ok(()),
+        };
+        match self {
+            ImageSource::OciLayout { dir, tag } => {
+                write!(f, "oci-layout:{}", dir.display())?;
+                with_tag(f, tag)
+            }
+            ImageSource::OciArchive { file, tag } => {
+                write!(f, "oci-archive:{}", file.display())?;
+                with_tag(f, tag)
+            }
+            ImageSource::DockerArchive { file } => write!(f, "docker-archive:{}", file.display()),
+            ImageSource::Registry(reference) => f.write_str(reference),
+        }
+    }
+}
+
 fn source_error(message: String, help: &str) -> ImageError {
     ImageError::Source {
         message,
@@ -78,12 +101,14 @@ fn source_error(message: String, help: &str) -> ImageError {
     }
 }
 
-/// Imports the image `source` names for `platform` into `store`.
-pub fn import(
+/// Imports the image a local `source` names for `platform` into `store`;
+/// returns its manifest digest and the image. A docker archive has no
+/// manifest: one is written, as for a built image.
+pub(crate) fn import(
     store: &Store,
     source: &ImageSource,
     platform: &Platform,
-) -> Result<Image, ImageError> {
+) -> Result<(Digest, Image), ImageError> {
     match source {
         ImageSource::OciLayout { dir, tag } => import_layout(store, dir, tag.as_deref(), platform),
         ImageSource::OciArchive { file, tag } => {
@@ -96,12 +121,13 @@ pub fn import(
             let unpacked = unpack_archive(store, file)?;
             let result = import_docker(store, &unpacked, file, platform);
             let _ = fs::remove_dir_all(&unpacked);
-            result
+            let image = result?;
+            let manifest = super::write_image(store, &image, &BTreeMap::new())?;
+            Ok((manifest.digest, image))
         }
-        ImageSource::Registry(reference) => Err(source_error(
-            format!("cannot pull `{reference}`: pulling from registries is not supported yet"),
-            "use a local base: `oci-layout:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or `docker-archive:FILE` (e.g. from `skopeo copy docker://IMAGE oci:DIR:TAG`)",
-        )),
+        ImageSource::Registry(reference) => Err(ImageError::Invalid(format!(
+            "`{reference}` is a registry image, not a local source; it is pulled, not imported"
+        ))),
     }
 }
 
@@ -162,7 +188,7 @@ fn import_layout(
     dir: &Path,
     tag: Option<&str>,
     platform: &Platform,
-) -> Result<Image, ImageError> {
+) -> Result<(Digest, Image), ImageError> {
     let index = read_json_file(&dir.join("index.json"))?;
     let top = tagged_manifest(&index, tag, &dir.display().to_string())?;
     import_blob(store, dir, &top)?;
@@ -194,7 +220,7 @@ fn import_layout(
     }
     let image = read_image(store, &manifest)?;
     check_platform(&image.config, platform, &dir.display().to_string())?;
-    Ok(image)
+    Ok((manifest, image))
 }
 
 /// The digest of the manifest (or index) tagged `tag` in an OCI layout's
@@ -251,7 +277,8 @@ fn tagged_manifest(index: &Value, tag: Option<&str>, name: &str) -> Result<Diges
 
 /// Reads the config of the image `source` names for `platform` without
 /// importing anything: what planning needs to know of a local base (its
-/// `OnBuild` triggers). A registry source cannot be read this way.
+/// `OnBuild` triggers). A registry source is read by
+/// [`super::base::BaseResolver::resolve_metadata`] instead.
 pub fn read_config(source: &ImageSource, platform: &Platform) -> Result<ImageConfig, ImageError> {
     match source {
         ImageSource::OciLayout { dir, tag } => {
@@ -287,7 +314,7 @@ pub fn read_config(source: &ImageSource, platform: &Platform) -> Result<ImageCon
         }
         ImageSource::Registry(reference) => Err(source_error(
             format!("cannot read `{reference}` without pulling it"),
-            "pulling from registries is not supported yet; use a local base",
+            "registry images are read through the base resolver",
         )),
     }
 }
@@ -378,7 +405,12 @@ impl Files {
     }
 }
 
-fn check_platform(config: &ImageConfig, platform: &Platform, name: &str) -> Result<(), ImageError> {
+/// Refuses an image whose config is for another platform than the stage's.
+pub(crate) fn check_platform(
+    config: &ImageConfig,
+    platform: &Platform,
+    name: &str,
+) -> Result<(), ImageError> {
     if &config.platform == platform {
         Ok(())
     } else {

@@ -65,6 +65,9 @@ pub struct Request {
     /// The directory relative paths of local base images start from (the
     /// manifest's or Dockerfile's).
     pub base_dir: std::path::PathBuf,
+    /// Reads registry base images' configs while planning (their `ONBUILD`
+    /// triggers); without it only local bases are read.
+    pub bases: Option<std::sync::Arc<crate::image::base::BaseResolver>>,
 }
 
 impl Default for Request {
@@ -75,6 +78,7 @@ impl Default for Request {
             args: IndexMap::new(),
             host: Platform::host(),
             base_dir: std::path::PathBuf::from("."),
+            bases: None,
         }
     }
 }
@@ -159,6 +163,11 @@ pub struct PlanNode {
     pub wave: usize,
     /// What it starts from.
     pub base: Base,
+    /// For a registry base named by tag: the reference pinned to the digest
+    /// the tag resolves to now, what a manifest can write to pin it. Filled
+    /// in by [`predict`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_pinned: Option<String>,
     /// The nodes it needs, each with why.
     pub depends_on: Vec<PlanDependency>,
     /// Build arguments that `run` steps see as environment variables.
@@ -223,6 +232,7 @@ impl Plan {
                     target_platform: node.target.clone(),
                     wave,
                     base: node.base.clone(),
+                    base_pinned: None,
                     depends_on: graph
                         .dependencies(id)
                         .into_iter()

@@ -17,7 +17,8 @@ use super::cache::{
 };
 use super::state::apply_config;
 use super::{CacheStatus, Plan};
-use crate::image::source::{self, ImageSource};
+use crate::image::base::{BaseResolver, ResolvedBase};
+use crate::image::source::ImageSource;
 use crate::image::{DEFAULT_CREATED, Image, ImageConfig};
 use crate::ir::{Base, BuildGraph, NodeId, Platform};
 use crate::store::Store;
@@ -40,6 +41,8 @@ pub struct CacheQuery<'a> {
     pub scope: String,
     /// Stages that ignore the cache.
     pub no_cache: NoCache,
+    /// Resolves base images (registry images without their layers).
+    pub bases: &'a BaseResolver,
 }
 
 /// A node as the plan predicts it.
@@ -62,19 +65,22 @@ struct Unknown {
 /// Fills in the cache state of every step of `plan`, made from `graph`.
 pub fn predict(plan: &mut Plan, graph: &BuildGraph, query: &CacheQuery<'_>) {
     let mut predicted: HashMap<NodeId, Predicted> = HashMap::new();
-    let mut bases: HashMap<(String, Platform), Result<Image, String>> = HashMap::new();
+    let mut bases: HashMap<(String, Platform), Result<ResolvedBase, String>> = HashMap::new();
     for wave in graph.waves() {
         for id in wave {
             let node = graph.node(id);
             let Some(plan_node) = plan.nodes.iter_mut().find(|n| n.id == node.id) else {
                 continue;
             };
-            let mut import = |reference: &str, platform: &Platform| -> Result<Image, String> {
+            let mut resolve = |reference: &str, platform: &Platform| {
                 bases
                     .entry((reference.to_owned(), platform.clone()))
                     .or_insert_with(|| {
                         let source = ImageSource::parse(reference, query.manifest_dir);
-                        source::import(query.store, &source, platform).map_err(|e| e.to_string())
+                        query
+                            .bases
+                            .resolve_metadata(&source, platform)
+                            .map_err(|e| e.to_string())
                     })
                     .clone()
             };
@@ -99,8 +105,10 @@ pub fn predict(plan: &mut Plan, graph: &BuildGraph, query: &CacheQuery<'_>) {
                     };
                     (p.image.clone(), p.key, note)
                 }
-                Base::Image(reference) => match import(reference, &node.platform) {
-                    Ok(image) => {
+                Base::Image(reference) => match resolve(reference, &node.platform) {
+                    Ok(base) => {
+                        plan_node.base_pinned = base.pinned.filter(|_| !reference.contains('@'));
+                        let image = base.image;
                         let key = CacheKey::image(&image);
                         (
                             image,
@@ -114,6 +122,9 @@ pub fn predict(plan: &mut Plan, graph: &BuildGraph, query: &CacheQuery<'_>) {
                         format!("base image `{reference}` cannot be loaded: {e}"),
                     ),
                 },
+            };
+            let mut import = |reference: &str, platform: &Platform| {
+                resolve(reference, platform).map(|base| base.image)
             };
             let mut complete = base_key.is_some()
                 && !matches!(&node.base, Base::Stage(p) if !predicted[&graph.find(p).expect("a node")].complete);

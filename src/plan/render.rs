@@ -270,7 +270,10 @@ fn render_node(out: &mut String, node: &PlanNode) {
     let base = match &node.base {
         Base::Scratch => "scratch".to_owned(),
         Base::Stage(id) => format!("stage {id}"),
-        Base::Image(image) => image.clone(),
+        Base::Image(image) => match &node.base_pinned {
+            Some(pinned) => format!("{image} = {pinned}"),
+            None => image.clone(),
+        },
     };
     let _ = writeln!(out, "    from {base}");
     for step in &node.steps {

@@ -833,18 +833,25 @@ impl<'p> Resolver<'p> {
     }
 
     /// The `ONBUILD` triggers of base image `reference` on `platform`, read
-    /// from a local base's config; `None` when it cannot be read now (a
-    /// registry image, or a local one that is missing), so the build checks.
+    /// from its config (a registry image's through the request's resolver,
+    /// without its layers); `None` when it cannot be read now, so the build
+    /// checks.
     fn image_onbuild(&mut self, reference: &str, platform: &Platform) -> Option<Vec<String>> {
-        if !ImageSource::is_local(reference) {
-            return None;
-        }
         let key = (reference.to_owned(), platform.clone());
         if let Some(known) = self.base_onbuild.get(&key) {
             return known.clone();
         }
         let source = ImageSource::parse(reference, &self.request.base_dir);
-        let triggers = match crate::image::source::read_config(&source, platform) {
+        let config = if ImageSource::is_local(reference) {
+            crate::image::source::read_config(&source, platform)
+        } else if let Some(bases) = &self.request.bases {
+            bases
+                .resolve_metadata(&source, platform)
+                .map(|base| base.image.config)
+        } else {
+            return None;
+        };
+        let triggers = match config {
             Ok(config) => Some(config.runtime.onbuild),
             Err(e) => {
                 tracing::debug!("cannot read the config of `{reference}` while planning: {e}");

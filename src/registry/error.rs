@@ -8,16 +8,20 @@ use crate::store::{Digest, StoreError};
 
 /// What `imgbuild` suggests when the registry refuses the credentials.
 pub(crate) fn login_help(host: &str) -> String {
-    format!("run `docker login {host}`, or check ~/.docker/config.json")
+    format!(
+        "log in with `docker login {host}` (or `podman login {host}`), or check the credentials for {host} in ~/.docker/config.json; a push also needs write access to the repository"
+    )
 }
 
-/// An error from talking to a registry.
-#[derive(Debug, thiserror::Error)]
+/// An error from talking to a registry. The message names the image; the
+/// help says what to do.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum RegistryError {
     /// The reference cannot be parsed.
-    #[error(
-        "invalid image reference {reference:?}: {reason}; write it as [HOST[:PORT]/]NAME[:TAG][@sha256:DIGEST]"
-    )]
+    #[error("invalid image reference {reference:?}: {reason}")]
+    #[diagnostic(help(
+        "write it as [HOST[:PORT]/]NAME[:TAG][@sha256:DIGEST], e.g. docker.io/library/alpine:3.20"
+    ))]
     InvalidReference {
         /// The reference as given.
         reference: String,
@@ -25,7 +29,8 @@ pub enum RegistryError {
         reason: String,
     },
     /// The registry refused the credentials (HTTP 401 or 403), or none were found.
-    #[error("not authorized to access {reference}: {help}")]
+    #[error("the registry refused access to {reference}")]
+    #[diagnostic(help("{help}"))]
     Unauthorized {
         /// The image.
         reference: String,
@@ -33,7 +38,10 @@ pub enum RegistryError {
         help: String,
     },
     /// The image (or one of its parts) does not exist in the registry (HTTP 404).
-    #[error("{what} of {reference} not found in the registry; check the name and the tag")]
+    #[error("{what} of {reference} not found in the registry")]
+    #[diagnostic(help(
+        "check the name and the tag; some registries answer this for private images when no credentials are given"
+    ))]
     NotFound {
         /// The image.
         reference: String,
@@ -42,9 +50,10 @@ pub enum RegistryError {
     },
     /// The registry could not be reached (connection refused or reset, timeout),
     /// even after retrying.
-    #[error(
-        "cannot reach the registry of {reference}: {source}; check the network, any proxy settings and that the registry is running, then retry"
-    )]
+    #[error("cannot reach the registry of {reference}: {}", chain(source))]
+    #[diagnostic(help(
+        "check the network, any proxy settings and that the registry is running, then retry; a registry that speaks plain HTTP needs `--insecure-registry HOST:PORT`"
+    ))]
     Network {
         /// The image.
         reference: String,
@@ -52,9 +61,10 @@ pub enum RegistryError {
         #[source]
         source: Box<OciDistributionError>,
     },
-    /// The registry answered with a server error (5xx), even after retrying,
-    /// or an unexpected status.
-    #[error("the registry of {reference} failed with HTTP {status}: {message}; retry later")]
+    /// The registry answered with a server error (5xx, 429), even after
+    /// retrying, or an unexpected status.
+    #[error("the registry of {reference} failed with HTTP {status}: {message}")]
+    #[diagnostic(help("retry later; each request was already tried 3 times"))]
     Server {
         /// The image.
         reference: String,
@@ -64,9 +74,10 @@ pub enum RegistryError {
         message: String,
     },
     /// Content does not hash to the digest it is supposed to have.
-    #[error(
-        "digest mismatch for {reference}: expected {expected}, got {actual}; the registry (or a proxy) served damaged content, or the local store is damaged (run `imgbuild store verify --repair`)"
-    )]
+    #[error("digest mismatch for {reference}: expected {expected}, got {actual}")]
+    #[diagnostic(help(
+        "the registry (or a proxy) served damaged content, or the local store is damaged: run `imgbuild store verify --repair`"
+    ))]
     DigestMismatch {
         /// The image.
         reference: String,
@@ -76,9 +87,10 @@ pub enum RegistryError {
         actual: String,
     },
     /// The image index has no manifest for the requested platform.
-    #[error(
-        "{reference} has no image for platform {platform}; available: {available}; pick one of those platforms"
-    )]
+    #[error("{reference} has no image for {platform}; it has: {available}")]
+    #[diagnostic(help(
+        "build for one of those platforms (`--platform`), or set the stage's `platform`"
+    ))]
     NoPlatform {
         /// The image.
         reference: String,
@@ -89,6 +101,9 @@ pub enum RegistryError {
     },
     /// A manifest or index cannot be understood.
     #[error("cannot use {digest} of {reference}: {why}")]
+    #[diagnostic(help(
+        "the image is not a valid OCI or Docker v2 image; push it again with a current tool"
+    ))]
     InvalidManifest {
         /// The image.
         reference: String,
@@ -98,7 +113,8 @@ pub enum RegistryError {
         why: String,
     },
     /// The registry rejected a request for another reason (a protocol error).
-    #[error("the registry of {reference} rejected the request: {source}")]
+    #[error("the registry of {reference} rejected the request: {}", chain(source))]
+    #[diagnostic(help("check the reference; `-vv` logs every request"))]
     Protocol {
         /// The image.
         reference: String,
@@ -107,10 +123,8 @@ pub enum RegistryError {
         source: Box<OciDistributionError>,
     },
     /// Reading the credentials (config file or credential helper) failed.
-    #[error(
-        "cannot read the credentials for {registry} from {}: {why}; fix that file or run `docker login {registry}`",
-        path.display()
-    )]
+    #[error("cannot read the credentials for {registry} from {}: {why}", path.display())]
+    #[diagnostic(help("fix that file, or run `docker login {registry}` again"))]
     Credentials {
         /// The registry host.
         registry: String,
@@ -121,6 +135,7 @@ pub enum RegistryError {
     },
     /// The local content store failed.
     #[error("cannot transfer {reference}: {source}")]
+    #[diagnostic(help("`imgbuild store verify` checks the store"))]
     Store {
         /// The image.
         reference: String,
@@ -130,6 +145,7 @@ pub enum RegistryError {
     },
     /// The I/O runtime could not be started, or a local file could not be read.
     #[error("registry client: {context}: {source}")]
+    #[diagnostic(help("check the file's permissions and the system's limits"))]
     Io {
         /// What was being done.
         context: String,
@@ -137,6 +153,22 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// An error and its causes on one line (`a: b: c`), for messages whose
+/// cause would otherwise only say "error sending request".
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let next = e.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 impl RegistryError {
@@ -253,10 +285,10 @@ impl RegistryError {
                 actual,
             },
             OciDistributionError::RequestError(e) => {
-                if let Some(status) = e.status() {
-                    if let Some(err) = by_status(status.as_u16(), e.to_string()) {
-                        return err;
-                    }
+                if let Some(status) = e.status()
+                    && let Some(err) = by_status(status.as_u16(), e.to_string())
+                {
+                    return err;
                 }
                 if e.is_builder() {
                     RegistryError::Protocol {

@@ -34,6 +34,7 @@ use oci_client::{Client, Reference};
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
+use crate::ir::Platform;
 use crate::store::{Digest, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Store};
 
 pub use error::RegistryError;
@@ -78,6 +79,38 @@ pub struct PushReport {
     pub blobs_uploaded: usize,
     /// Blobs the registry already had.
     pub blobs_skipped: usize,
+}
+
+/// What a reference resolved to: its index or manifest, now in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The reference, normalised (`docker.io/library/alpine:latest`).
+    pub name: String,
+    /// The media type of the index or manifest.
+    pub media_type: String,
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl Resolved {
+    /// The reference pinned to what it resolved to: `NAME@sha256:…`, the
+    /// tag dropped (as `docker pull` and `BuildKit` write it).
+    pub fn pinned(&self) -> String {
+        pin(&self.name, &self.digest)
+    }
+}
+
+/// `NAME@DIGEST` from a normalised reference, dropping any tag or old digest.
+pub fn pin(name: &str, digest: &Digest) -> String {
+    let repository = name.split('@').next().unwrap_or(name);
+    let last_slash = repository.rfind('/').map_or(0, |i| i + 1);
+    let repository = match repository[last_slash..].rfind(':') {
+        Some(colon) => &repository[..last_slash + colon],
+        None => repository,
+    };
+    format!("{repository}@{digest}")
 }
 
 /// A blocking registry client; owns a current-thread tokio runtime.
@@ -173,7 +206,7 @@ struct Desc {
     digest: String,
     size: u64,
     #[serde(default)]
-    platform: Option<Platform>,
+    platform: Option<EntryPlatform>,
 }
 
 impl Desc {
@@ -182,16 +215,16 @@ impl Desc {
     }
 }
 
-/// A platform in an index.
+/// A platform in an index entry, as written there.
 #[derive(Debug, Deserialize)]
-struct Platform {
+struct EntryPlatform {
     os: String,
     architecture: String,
     #[serde(default)]
     variant: Option<String>,
 }
 
-impl std::fmt::Display for Platform {
+impl std::fmt::Display for EntryPlatform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;
         if let Some(v) = &self.variant {
@@ -253,20 +286,10 @@ where
     }
 }
 
-/// Whether `desc` matches the wanted platform. Docker's defaults apply: an
-/// `arm64` entry without a variant is `v8`.
-fn platform_matches(desc: &Desc, os: &str, arch: &str, variant: Option<&str>) -> bool {
-    let Some(p) = &desc.platform else {
-        return false;
-    };
-    if p.os != os || p.architecture != arch {
-        return false;
-    }
-    match (variant, p.variant.as_deref()) {
-        (None, _) => true,
-        (Some(want), Some(have)) => want == have,
-        (Some(want), None) => arch == "arm64" && want == "v8",
-    }
+/// The platform an index entry is for, normalised like the build's own
+/// platforms (so `arm64/v8` is `arm64`); None if it has none or an unknown one.
+fn entry_platform(desc: &Desc) -> Option<Platform> {
+    Platform::parse(&desc.platform.as_ref()?.to_string()).ok()
 }
 
 /// The digest error inside an error of a verifying download stream, if that
@@ -296,6 +319,17 @@ impl Registry {
     /// A client with its own runtime. Nothing is contacted yet; credentials
     /// are read when a registry is first used.
     pub fn new(options: RegistryOptions) -> Result<Self, RegistryError> {
+        // TLS uses rustls with the ring provider; installing it fails only
+        // when a provider is already installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // A credentials file named explicitly must be there: a typo would
+        // otherwise mean anonymous access and a puzzling refusal later.
+        if let Some(file) = &options.auth_file {
+            std::fs::metadata(file).map_err(|source| RegistryError::Io {
+                context: format!("read the credentials file {}", file.display()),
+                source,
+            })?;
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -334,14 +368,14 @@ impl Registry {
         Ok(parse_reference(reference)?.whole())
     }
 
-    /// Resolves a tag (or digest) to the digest of its index or manifest,
-    /// without downloading layers. Returns the media type and the digest.
-    pub fn resolve(&self, reference: &str) -> Result<(String, Digest), RegistryError> {
+    /// Resolves a tag (or digest) to its index or manifest, which it puts in
+    /// the store, without downloading anything else. A reference pinned by a
+    /// digest the store has is answered from the store.
+    pub fn resolve(&self, store: &Store, reference: &str) -> Result<Resolved, RegistryError> {
         let r = parse_reference(reference)?;
         let name = r.whole();
         self.runtime.block_on(async {
-            self.authenticate(&r).await?;
-            let (bytes, digest) = self.fetch_manifest(&r, &name).await?;
+            let (bytes, digest) = self.manifest_into_store(store, &r, &name).await?;
             let (node, is_index) = Node::parse(&name, &digest, &bytes, None)?;
             let media_type = node.media_type.unwrap_or_else(|| {
                 if is_index {
@@ -351,22 +385,46 @@ impl Registry {
                 }
                 .to_owned()
             });
-            Ok((media_type, digest))
+            Ok(Resolved {
+                name,
+                media_type,
+                size: bytes.len() as u64,
+                digest,
+            })
         })
     }
 
-    /// Pulls `reference` for `os/arch[/variant]` into the store: the index
-    /// (if any), the platform's manifest, config and layers, verifying every
+    /// Pulls `reference` for `platform` into the store: the index (if any),
+    /// the platform's manifest, its config and layers, verifying every
     /// digest and skipping blobs the store has. A reference pinned by digest
-    /// is used as is (and needs no network when the store has everything).
-    /// Returns the manifest digest.
+    /// is never resolved again (and needs no network when the store has
+    /// everything). Returns the platform's manifest digest.
     pub fn pull(
         &self,
         store: &Store,
         reference: &str,
-        os: &str,
-        arch: &str,
-        variant: Option<&str>,
+        platform: &Platform,
+    ) -> Result<Digest, RegistryError> {
+        self.pull_platform(store, reference, platform, true)
+    }
+
+    /// Like [`Registry::pull`], but only the index, the platform's manifest
+    /// and its config, no layer: enough to describe the image, for planning.
+    pub fn pull_metadata(
+        &self,
+        store: &Store,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<Digest, RegistryError> {
+        self.pull_platform(store, reference, platform, false)
+    }
+
+    fn pull_platform(
+        &self,
+        store: &Store,
+        reference: &str,
+        platform: &Platform,
+        layers: bool,
     ) -> Result<Digest, RegistryError> {
         let r = parse_reference(reference)?;
         let name = r.whole();
@@ -377,7 +435,7 @@ impl Registry {
                 let entries = node.manifests.as_deref().unwrap_or_default();
                 let Some(entry) = entries
                     .iter()
-                    .find(|d| platform_matches(d, os, arch, variant))
+                    .find(|d| entry_platform(d).as_ref() == Some(platform))
                 else {
                     let available: Vec<String> = entries
                         .iter()
@@ -385,10 +443,7 @@ impl Registry {
                         .collect();
                     return Err(RegistryError::NoPlatform {
                         reference: name,
-                        platform: match variant {
-                            Some(v) => format!("{os}/{arch}/{v}"),
-                            None => format!("{os}/{arch}"),
-                        },
+                        platform: platform.to_string(),
                         available: if available.is_empty() {
                             "none".to_owned()
                         } else {
@@ -411,7 +466,8 @@ impl Registry {
             } else {
                 (node, digest)
             };
-            for desc in manifest.blobs() {
+            let blobs = manifest.blobs().take(if layers { usize::MAX } else { 1 });
+            for desc in blobs {
                 let digest = desc.digest();
                 if !store.has_blob(&digest) {
                     self.pull_blob(store, &r, &name, &digest, desc.size).await?;
@@ -518,14 +574,14 @@ impl Registry {
             });
         }
         let actual = Digest::of(&bytes);
-        if let Some(expected) = r.digest() {
-            if expected != actual.as_str() {
-                return Err(RegistryError::DigestMismatch {
-                    reference: name.to_owned(),
-                    expected: expected.to_owned(),
-                    actual: actual.to_string(),
-                });
-            }
+        if let Some(expected) = r.digest()
+            && expected != actual.as_str()
+        {
+            return Err(RegistryError::DigestMismatch {
+                reference: name.to_owned(),
+                expected: expected.to_owned(),
+                actual: actual.to_string(),
+            });
         }
         Ok((bytes.to_vec(), actual))
     }

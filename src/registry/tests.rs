@@ -1,149 +1,41 @@
-//! Tests against a local `docker-registry` (Debian's build of distribution)
-//! on 127.0.0.1. They skip (with a message) when it cannot be installed,
-//! unless `IMGBUILD_REQUIRE_TOOLS` is set.
+//! Tests against a local `docker-registry` (Debian's build of the CNCF
+//! distribution registry) on 127.0.0.1; they skip with a message when it is
+//! not installed, unless `IMGBUILD_REQUIRE_TOOLS` is set.
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::*;
 use crate::store::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Store};
 
-const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+#[path = "../../tests/support/registry.rs"]
+mod support;
+
+use support::TestRegistry;
+
 const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 
-/// Installs `docker-registry` if needed; `false` (after a message) if it
-/// cannot be had and the tools are not required.
-fn have_registry() -> bool {
-    if Path::new(REGISTRY_BIN).exists() {
-        return true;
-    }
-    let installed = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "docker-registry"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if installed && Path::new(REGISTRY_BIN).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("IMGBUILD_REQUIRE_TOOLS").is_none(),
-        "IMGBUILD_REQUIRE_TOOLS is set but docker-registry cannot be installed"
-    );
-    eprintln!(
-        "SKIP: docker-registry is not installed and `apt-get install docker-registry` failed"
-    );
-    false
+fn platform(text: &str) -> Platform {
+    Platform::parse(text).unwrap()
 }
 
-/// A `docker-registry` process on 127.0.0.1 with its own storage; killed on drop.
-struct TestRegistry {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl TestRegistry {
-    /// Starts a registry; with `htpasswd`, it requires that user and password.
-    fn start(htpasswd: Option<(&str, &str)>) -> Option<TestRegistry> {
-        if !have_registry() {
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let storage = dir.path().join("storage");
-        std::fs::create_dir(&storage).unwrap();
-        let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            storage.display()
-        );
-        if let Some((user, password)) = htpasswd {
-            let hash = bcrypt::hash_with_result(password, 4)
-                .unwrap()
-                .format_for_version(bcrypt::Version::TwoY);
-            let file = dir.path().join("htpasswd");
-            std::fs::write(&file, format!("{user}:{hash}\n")).unwrap();
-            config += "auth:\n  htpasswd:\n    realm: test\n    path: ";
-            config += &file.display().to_string();
-            config += "\n";
-        }
-        std::fs::write(dir.path().join("config.yml"), config).unwrap();
-        let mut registry = TestRegistry {
-            dir,
-            port,
-            child: None,
-        };
-        registry.restart();
-        Some(registry)
-    }
-
-    /// (Re)starts the process on the same port and storage; waits until it listens.
-    fn restart(&mut self) {
-        assert!(self.child.is_none(), "still running");
-        let log = std::fs::File::create(self.dir.path().join("registry.log")).unwrap();
-        let child = Command::new(REGISTRY_BIN)
-            .arg("serve")
-            .arg(self.dir.path().join("config.yml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "docker-registry exited with {status}: {}",
-                    std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap()
-                );
-            }
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Kills the process (SIGKILL) and reaps it.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn client(&self, auth_file: Option<PathBuf>) -> Registry {
-        // An auth file that does not exist means anonymous access, whatever
-        // the developer's own ~/.docker/config.json says.
-        let auth_file = auth_file.unwrap_or_else(|| self.dir.path().join("no-auth.json"));
-        Registry::new(RegistryOptions {
-            insecure: vec![self.host()],
-            auth_file: Some(auth_file),
-        })
-        .unwrap()
-    }
-
-    fn storage(&self) -> PathBuf {
-        self.dir.path().join("storage")
-    }
-}
-
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// A client for `registry` over plain HTTP, with the credentials in
+/// `auth_file`; without one, anonymous whatever the developer's own
+/// ~/.docker/config.json says.
+fn connect(registry: &TestRegistry, auth_file: Option<PathBuf>) -> Registry {
+    let auth_file = auth_file.unwrap_or_else(|| {
+        let empty = registry.dir().join("no-auth.json");
+        std::fs::write(&empty, "{}").unwrap();
+        empty
+    });
+    Registry::new(RegistryOptions {
+        insecure: vec![registry.host()],
+        auth_file: Some(auth_file),
+    })
+    .unwrap()
 }
 
 /// An image made by hand in a store.
@@ -240,40 +132,45 @@ fn normalizes_like_docker() {
 
 #[test]
 fn platform_selection() {
-    let desc = |arch: &str, variant: Option<&str>| Desc {
+    let desc = |os: &str, arch: &str, variant: Option<&str>| Desc {
         media_type: MANIFEST_MEDIA_TYPE.to_owned(),
         digest: String::new(),
         size: 0,
-        platform: Some(Platform {
-            os: "linux".to_owned(),
+        platform: Some(EntryPlatform {
+            os: os.to_owned(),
             architecture: arch.to_owned(),
             variant: variant.map(str::to_owned),
         }),
     };
-    assert!(platform_matches(
-        &desc("arm64", None),
-        "linux",
-        "arm64",
-        Some("v8")
-    ));
-    assert!(platform_matches(
-        &desc("arm64", Some("v8")),
-        "linux",
-        "arm64",
-        None
-    ));
-    assert!(!platform_matches(
-        &desc("arm", Some("v6")),
-        "linux",
-        "arm",
-        Some("v7")
-    ));
-    assert!(!platform_matches(
-        &desc("amd64", None),
-        "windows",
-        "amd64",
-        None
-    ));
+    let matches = |d: &Desc, p: &str| entry_platform(d) == Some(platform(p));
+    assert!(matches(&desc("linux", "arm64", None), "linux/arm64/v8"));
+    assert!(matches(&desc("linux", "arm64", Some("v8")), "linux/arm64"));
+    assert!(matches(&desc("linux", "arm", Some("v7")), "linux/arm/v7"));
+    assert!(!matches(&desc("linux", "arm", Some("v6")), "linux/arm/v7"));
+    assert!(!matches(&desc("windows", "amd64", None), "linux/amd64"));
+    assert!(!matches(&desc("linux", "amd64", None), "linux/arm64"));
+}
+
+#[test]
+fn pinning_drops_the_tag() {
+    let d = Digest::of(b"x");
+    assert_eq!(
+        pin("docker.io/library/alpine:3.20", &d),
+        format!("docker.io/library/alpine@{d}")
+    );
+    assert_eq!(
+        pin("127.0.0.1:5000/team/app:v1", &d),
+        format!("127.0.0.1:5000/team/app@{d}")
+    );
+    assert_eq!(
+        pin("127.0.0.1:5000/app", &d),
+        format!("127.0.0.1:5000/app@{d}")
+    );
+    let other = Digest::of(b"y");
+    assert_eq!(
+        pin(&format!("ghcr.io/o/app@{other}"), &d),
+        format!("ghcr.io/o/app@{d}")
+    );
 }
 
 #[test]
@@ -285,7 +182,7 @@ fn push_and_pull_back() {
     let dir = tempfile::tempdir().unwrap();
     let src = Store::open(dir.path().join("src")).unwrap();
     let image = make_image(&src);
-    let client = reg.client(None);
+    let client = connect(&reg, None);
     let reference = format!("{host}/team/app:v1");
 
     let first = client
@@ -296,21 +193,32 @@ fn push_and_pull_back() {
     // skipped the second time it is seen.
     assert_eq!((first.blobs_uploaded, first.blobs_skipped), (5, 1));
 
+    // The registry's own access log agrees: one upload per blob.
+    assert_eq!(reg.blob_uploads(), 5, "{:#?}", reg.requests());
+
     let second = client
         .push(&src, &image.index, INDEX_MEDIA_TYPE, &reference)
         .unwrap();
     assert_eq!((second.blobs_uploaded, second.blobs_skipped), (0, 6));
+    assert_eq!(reg.blob_uploads(), 5, "no upload the second time");
 
-    let (media_type, digest) = client.resolve(&reference).unwrap();
+    let scratch = Store::open(dir.path().join("scratch")).unwrap();
+    let resolved = client.resolve(&scratch, &reference).unwrap();
     assert_eq!(
-        (media_type.as_str(), &digest),
+        (resolved.media_type.as_str(), &resolved.digest),
         (INDEX_MEDIA_TYPE, &image.index)
     );
+    assert_eq!(resolved.name, reference);
+    assert_eq!(
+        resolved.pinned(),
+        format!("{host}/team/app@{}", image.index)
+    );
+    assert!(scratch.has_blob(&image.index), "the index is stored");
 
     // By tag, arm64.
     let by_tag = Store::open(dir.path().join("by-tag")).unwrap();
     let got = client
-        .pull(&by_tag, &reference, "linux", "arm64", None)
+        .pull(&by_tag, &reference, &platform("linux/arm64"))
         .unwrap();
     assert_eq!(got, image.manifests[1]);
     for d in [
@@ -332,7 +240,7 @@ fn push_and_pull_back() {
     let by_digest = Store::open(dir.path().join("by-digest")).unwrap();
     let pinned = format!("{host}/team/app@{}", image.index);
     let got = client
-        .pull(&by_digest, &pinned, "linux", "amd64", None)
+        .pull(&by_digest, &pinned, &platform("linux/amd64"))
         .unwrap();
     assert_eq!(got, image.manifests[0]);
     for d in [
@@ -354,26 +262,30 @@ fn push_and_pull_back() {
     assert_eq!((report.blobs_uploaded, report.blobs_skipped), (0, 3));
     let one = Store::open(dir.path().join("one")).unwrap();
     assert_eq!(
-        client.pull(&one, &single, "linux", "amd64", None).unwrap(),
+        client
+            .pull(&one, &single, &platform("linux/amd64"))
+            .unwrap(),
         image.manifests[0]
     );
+    let resolved = client.resolve(&scratch, &single).unwrap();
     assert_eq!(
-        client.resolve(&single).unwrap(),
-        (MANIFEST_MEDIA_TYPE.to_owned(), image.manifests[0].clone())
+        (resolved.media_type.as_str(), &resolved.digest),
+        (MANIFEST_MEDIA_TYPE, &image.manifests[0])
     );
 
     // Errors name the image.
     let missing = format!("{host}/team/app:nope");
     let err = client
-        .pull(&one, &missing, "linux", "amd64", None)
+        .pull(&one, &missing, &platform("linux/amd64"))
         .unwrap_err();
     assert!(matches!(err, RegistryError::NotFound { .. }), "{err}");
     assert!(err.to_string().contains("team/app:nope"), "{err}");
     let err = client
-        .pull(&one, &reference, "linux", "s390x", None)
+        .pull(&one, &reference, &platform("linux/s390x"))
         .unwrap_err();
     assert!(matches!(err, RegistryError::NoPlatform { .. }), "{err}");
     assert!(err.to_string().contains("linux/arm64/v8"), "{err}");
+    assert!(err.to_string().contains("linux/s390x"), "{err}");
 
     // Pushing by digest, and a digest that is not the one pushed.
     let by_digest = format!("{host}/team/other@{}", image.manifests[1]);
@@ -381,7 +293,10 @@ fn push_and_pull_back() {
         .push(&src, &image.manifests[1], MANIFEST_MEDIA_TYPE, &by_digest)
         .unwrap();
     assert_eq!(report.digest, image.manifests[1]);
-    assert_eq!(client.resolve(&by_digest).unwrap().1, image.manifests[1]);
+    assert_eq!(
+        client.resolve(&scratch, &by_digest).unwrap().digest,
+        image.manifests[1]
+    );
     let err = client
         .push(&src, &image.manifests[0], MANIFEST_MEDIA_TYPE, &by_digest)
         .unwrap_err();
@@ -391,8 +306,12 @@ fn push_and_pull_back() {
     );
 
     // A second registry client (no cached state) sees the same.
-    let again = reg.client(None);
-    assert_eq!(again.resolve(&reference).unwrap().1, image.index);
+    let again = connect(&reg, None);
+    let fresh = Store::open(dir.path().join("fresh")).unwrap();
+    assert_eq!(
+        again.resolve(&fresh, &reference).unwrap().digest,
+        image.index
+    );
 
     if Path::new("/usr/bin/skopeo").exists() {
         let out = Command::new("skopeo")
@@ -441,19 +360,9 @@ fn credentials_are_checked() {
     let image = make_image(&src);
     let reference = format!("{host}/private/app:v1");
 
-    let auth_file = |name: &str, user: &str, password: &str| {
-        let path = dir.path().join(name);
-        let mut f = std::fs::File::create(&path).unwrap();
-        write!(
-            f,
-            r#"{{"auths":{{"{host}":{{"username":"{user}","password":"{password}"}}}}}}"#
-        )
-        .unwrap();
-        path
-    };
-    let good = reg.client(Some(auth_file("good.json", "alice", "right-password")));
-    let bad = reg.client(Some(auth_file("bad.json", "alice", "wrong")));
-    let anonymous = reg.client(None);
+    let good = connect(&reg, Some(reg.auth_file("good", "alice", "right-password")));
+    let bad = connect(&reg, Some(reg.auth_file("bad", "alice", "wrong")));
+    let anonymous = connect(&reg, None);
 
     let report = good
         .push(&src, &image.manifests[0], MANIFEST_MEDIA_TYPE, &reference)
@@ -469,17 +378,18 @@ fn credentials_are_checked() {
             "{who}: {err}"
         );
         let text = err.to_string();
-        assert!(text.contains(&format!("docker login {host}")), "{text}");
         assert!(text.contains("private/app"), "{text}");
+        let help = miette::Diagnostic::help(&err).unwrap().to_string();
+        assert!(help.contains(&format!("docker login {host}")), "{help}");
         let store = Store::open(dir.path().join(who.replace(' ', "-"))).unwrap();
         let err = client
-            .pull(&store, &reference, "linux", "amd64", None)
+            .pull(&store, &reference, &platform("linux/amd64"))
             .unwrap_err();
         assert!(
             matches!(err, RegistryError::Unauthorized { .. }),
             "{who}: {err}"
         );
-        let err = client.resolve(&reference).unwrap_err();
+        let err = client.resolve(&store, &reference).unwrap_err();
         assert!(
             matches!(err, RegistryError::Unauthorized { .. }),
             "{who}: {err}"
@@ -488,7 +398,7 @@ fn credentials_are_checked() {
 
     let store = Store::open(dir.path().join("pulled")).unwrap();
     assert_eq!(
-        good.pull(&store, &reference, "linux", "amd64", None)
+        good.pull(&store, &reference, &platform("linux/amd64"))
             .unwrap(),
         image.manifests[0]
     );
@@ -523,26 +433,6 @@ fn image_with_layer(store: &Store, layer: &Digest) -> Digest {
     make_manifest(store, "amd64", std::slice::from_ref(layer)).0
 }
 
-/// Whether the registry's storage holds a partial upload with data.
-fn upload_in_progress(storage: &Path) -> bool {
-    fn walk(dir: &Path) -> bool {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return false;
-        };
-        entries.flatten().any(|e| {
-            let path = e.path();
-            if path.is_dir() {
-                walk(&path)
-            } else {
-                path.file_name().is_some_and(|n| n == "data")
-                    && path.to_string_lossy().contains("_uploads")
-                    && e.metadata().is_ok_and(|m| m.len() > 0)
-            }
-        })
-    }
-    walk(storage)
-}
-
 #[test]
 fn registry_killed_mid_push_then_retry_succeeds() {
     let Some(mut reg) = TestRegistry::start(None) else {
@@ -555,11 +445,11 @@ fn registry_killed_mid_push_then_retry_succeeds() {
     let manifest = image_with_layer(&src, &layer);
     let reference = format!("{host}/big/app:v1");
 
-    let client = reg.client(None);
+    let client = connect(&reg, None);
     let outcome = std::thread::scope(|s| {
         let pushing = s.spawn(|| client.push(&src, &manifest, MANIFEST_MEDIA_TYPE, &reference));
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !upload_in_progress(&reg.storage()) && !pushing.is_finished() {
+        while !reg.upload_in_progress() && !pushing.is_finished() {
             assert!(Instant::now() < deadline, "the upload never started");
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -590,7 +480,7 @@ fn registry_killed_mid_push_then_retry_succeeds() {
     let back = Store::open(dir.path().join("back")).unwrap();
     assert_eq!(
         client
-            .pull(&back, &reference, "linux", "amd64", None)
+            .pull(&back, &reference, &platform("linux/amd64"))
             .unwrap(),
         manifest
     );
@@ -622,7 +512,7 @@ fn push_512mib_blob_in_bounded_memory() {
     let layer = write_big_blob(&src, 512 << 20);
     let manifest = image_with_layer(&src, &layer);
     let before = peak_rss_kib();
-    let client = reg.client(None);
+    let client = connect(&reg, None);
     let started = Instant::now();
     let report = client
         .push(
@@ -682,15 +572,6 @@ fn retries_transient_errors_only() {
     assert_eq!(ok.unwrap(), 7);
 }
 
-/// Finds the registry's copy of a blob (`…/blobs/sha256/XX/HEX/data`).
-fn registry_blob(storage: &Path, digest: &Digest) -> PathBuf {
-    storage
-        .join("docker/registry/v2/blobs/sha256")
-        .join(&digest.hex()[..2])
-        .join(digest.hex())
-        .join("data")
-}
-
 #[test]
 fn damaged_blob_in_registry_is_refused() {
     let Some(reg) = TestRegistry::start(None) else {
@@ -699,20 +580,20 @@ fn damaged_blob_in_registry_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let src = Store::open(dir.path().join("src")).unwrap();
     let image = make_image(&src);
-    let client = reg.client(None);
+    let client = connect(&reg, None);
     let reference = format!("{}/damaged/app:v1", reg.host());
     client
         .push(&src, &image.manifests[0], MANIFEST_MEDIA_TYPE, &reference)
         .unwrap();
     // Flip bytes of the amd64 layer (same size) in the registry's storage.
-    let data = registry_blob(&reg.storage(), &image.blobs[1]);
+    let data = reg.blob_data(image.blobs[1].hex());
     let mut bytes = std::fs::read(&data).unwrap();
     bytes[0] ^= 0xff;
     std::fs::write(&data, bytes).unwrap();
 
     let dest = Store::open(dir.path().join("dest")).unwrap();
     let err = client
-        .pull(&dest, &reference, "linux", "amd64", None)
+        .pull(&dest, &reference, &platform("linux/amd64"))
         .unwrap_err();
     assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
     assert!(err.to_string().contains("damaged/app"), "{err}");
@@ -721,4 +602,197 @@ fn damaged_blob_in_registry_is_refused() {
         "nothing damaged enters the store"
     );
     assert!(dest.verify(false).unwrap().is_clean());
+}
+
+/// A fake registry that speaks Docker Hub's anonymous token flow: `/v2/`
+/// and the manifest answer 401 with a Bearer challenge until the request
+/// carries the token `/token` hands out; the first authorised manifest
+/// request fails with 503. Returns the port and the request log
+/// (`METHOD PATH AUTHORIZATION`); stops when `stop` is set.
+fn token_registry(
+    manifest: &'static [u8],
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let requests = std::sync::Arc::clone(&log);
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut failed_once = false;
+        while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+            let mut stream = match listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                Err(e) => panic!("accept: {e}"),
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut authorization = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("authorization")
+                {
+                    authorization = value.trim().to_owned();
+                }
+            }
+            let mut words = request_line.split_whitespace();
+            let method = words.next().unwrap_or_default().to_owned();
+            let path = words.next().unwrap_or_default().to_owned();
+            requests
+                .lock()
+                .unwrap()
+                .push(format!("{method} {path} {authorization}"));
+            let authorised = authorization == "Bearer t0k";
+            let (status, headers, body): (&str, String, &[u8]) = if path.starts_with("/token?") {
+                (
+                    "200 OK",
+                    "Content-Type: application/json\r\n".to_owned(),
+                    br#"{"token":"t0k","expires_in":300}"#,
+                )
+            } else if authorised && path == "/v2/lib/app/manifests/v1" && !failed_once {
+                failed_once = true;
+                ("503 Service Unavailable", String::new(), b"try again")
+            } else if authorised && path == "/v2/lib/app/manifests/v1" {
+                (
+                    "200 OK",
+                    format!(
+                        "Content-Type: {MANIFEST_MEDIA_TYPE}\r\nDocker-Content-Digest: {}\r\n",
+                        Digest::of(manifest)
+                    ),
+                    manifest,
+                )
+            } else {
+                (
+                    "401 Unauthorized",
+                    format!(
+                        "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake-registry\",scope=\"repository:lib/app:pull\"\r\nContent-Type: application/json\r\n"
+                    ),
+                    br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+                )
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body);
+        }
+    });
+    (port, log)
+}
+
+#[test]
+fn anonymous_bearer_token_flow_and_retry_on_503() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const MANIFEST: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let (port, log) = token_registry(MANIFEST, std::sync::Arc::clone(&stop));
+    let host = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let auth_file = dir.path().join("auth.json");
+    std::fs::write(&auth_file, "{}").unwrap();
+    let client = Registry::new(RegistryOptions {
+        insecure: vec![host.clone()],
+        auth_file: Some(auth_file),
+    })
+    .unwrap();
+    let store = Store::open(dir.path().join("store")).unwrap();
+    let resolved = client
+        .resolve(&store, &format!("{host}/lib/app:v1"))
+        .unwrap();
+    stop.store(true, Ordering::SeqCst);
+    assert_eq!(resolved.digest, Digest::of(MANIFEST));
+    assert_eq!(resolved.media_type, MANIFEST_MEDIA_TYPE);
+    assert!(store.has_blob(&resolved.digest));
+    let log = log.lock().unwrap().clone();
+    let tokens: Vec<&String> = log.iter().filter(|r| r.contains("/token?")).collect();
+    assert!(!tokens.is_empty(), "{log:#?}");
+    assert!(
+        tokens
+            .iter()
+            .all(|r| r.contains("scope=repository%3Alib%2Fapp%3Apull")
+                && r.contains("service=fake-registry")
+                && r.ends_with(' ')),
+        "anonymous token requests for the repository: {log:#?}"
+    );
+    let manifests: Vec<&String> = log
+        .iter()
+        .filter(|r| r.starts_with("GET /v2/lib/app/manifests/v1 Bearer t0k"))
+        .collect();
+    assert_eq!(manifests.len(), 2, "one 503, then success: {log:#?}");
+}
+
+#[test]
+fn base_resolver_plans_without_layers_then_pulls() {
+    use crate::image::base::{BaseResolver, PullPolicy};
+    use crate::image::source::ImageSource;
+    let Some(reg) = TestRegistry::start(None) else {
+        return;
+    };
+    let host = reg.host();
+    let dir = tempfile::tempdir().unwrap();
+    let src = Store::open(dir.path().join("src")).unwrap();
+    let image = make_image(&src);
+    let reference = format!("{host}/team/app:v1");
+    connect(&reg, None)
+        .push(&src, &image.index, INDEX_MEDIA_TYPE, &reference)
+        .unwrap();
+
+    let store = Store::open(dir.path().join("fresh")).unwrap();
+    let auth_file = reg.dir().join("empty-auth.json");
+    std::fs::write(&auth_file, "{}").unwrap();
+    let resolver = BaseResolver::new(
+        &store,
+        PullPolicy::Missing,
+        RegistryOptions {
+            insecure: vec![host.clone()],
+            auth_file: Some(auth_file),
+        },
+    );
+    let source = ImageSource::Registry(reference.clone());
+    let arm = platform("linux/arm64");
+    // For a plan: the manifest and config, and no layer downloaded.
+    let planned = resolver.resolve_metadata(&source, &arm).unwrap();
+    assert_eq!(planned.manifest_digest, image.manifests[1]);
+    assert_eq!(planned.image.layers.len(), 2);
+    assert!(store.has_blob(&image.blobs[4]), "the arm64 config");
+    assert!(!store.has_blob(&image.blobs[0]), "no layer for a plan");
+    assert!(!store.has_blob(&image.blobs[2]), "no layer for a plan");
+    let pinned = format!("{host}/team/app@{}", image.index);
+    assert_eq!(
+        resolver.resolved_references(),
+        [(reference.clone(), pinned.clone())]
+    );
+    assert_eq!(
+        store.tag(&reference).unwrap().unwrap().digest,
+        image.index,
+        "the pulled tag is in the store"
+    );
+    // For a build: the same manifest, with its layers.
+    let base = resolver.resolve(&source, &arm).unwrap();
+    assert_eq!(base.manifest_digest, image.manifests[1]);
+    assert_eq!(base.pinned.as_deref(), Some(pinned.as_str()));
+    assert_eq!(base.name, reference);
+    assert_eq!(base.image.layers.len(), 2);
+    assert_eq!(base.image, planned.image);
+    for blob in [&image.blobs[0], &image.blobs[2], &image.blobs[4]] {
+        assert!(store.has_blob(blob), "{blob}");
+    }
+    assert!(store.verify(false).unwrap().is_clean());
 }

@@ -97,6 +97,8 @@ pub struct BuildOptions {
     pub no_cache: NoCache,
     /// Identifies the manifest in the cache's records of past builds.
     pub scope: String,
+    /// Resolves base images, each tag once per build; shared with the plan.
+    pub bases: std::sync::Arc<image::base::BaseResolver>,
 }
 
 impl BuildOptions {

@@ -11,9 +11,9 @@ use crate::copy::{self, CopySpec, Origin, Target};
 use crate::exec::rootfs::{View, read_only_view};
 use crate::exec::step::{Process, StepError};
 use crate::exec::{self, Executor, OciRuntime, Stream};
-use crate::image::source::{self, ImageSource};
+use crate::image::source::ImageSource;
 use crate::image::{DEFAULT_CREATED, HistoryEntry, Image, ImageConfig, LayerRef};
-use crate::ir::{Base, BuildGraph, Mount, Node, NodeId, Platform, Run, Step};
+use crate::ir::{Base, BuildGraph, Mount, Node, NodeId, Run, Step};
 use crate::layer::{self, Entry, WriteOptions};
 use crate::plan::cache::{
     self, CacheKey, ContextFiles, InputDigest, InputSpec, KeySettings, NodeKeys, StepRecord,
@@ -30,7 +30,6 @@ pub struct NodeRunner<'a> {
     options: &'a BuildOptions,
     settings: KeySettings,
     created: String,
-    imported: Mutex<HashMap<(String, Platform), Image>>,
     executor: Mutex<Option<Arc<dyn Executor>>>,
 }
 
@@ -46,7 +45,6 @@ impl<'a> NodeRunner<'a> {
             created: options
                 .source_date_epoch
                 .map_or_else(|| DEFAULT_CREATED.to_owned(), rfc3339),
-            imported: Mutex::new(HashMap::new()),
             executor: Mutex::new(None),
         }
     }
@@ -55,30 +53,26 @@ impl<'a> NodeRunner<'a> {
         self.options.source_date_epoch.unwrap_or(0)
     }
 
-    /// Imports (once per build) the image `reference` for `platform`.
+    /// Resolves (once per build) the image `reference` for the node's platform.
     fn base_image(&self, node: &Node, reference: &str) -> Result<Image, BuildError> {
-        let key = (reference.to_owned(), node.platform.clone());
-        if let Some(image) = self.imported.lock().expect("not poisoned").get(&key) {
-            return Ok(image.clone());
-        }
         let source = ImageSource::parse(reference, &self.options.manifest_dir);
-        let image = source::import(self.store, &source, &node.platform).map_err(|e| match e {
-            crate::image::ImageError::Source { message, help } => BuildError::Base {
-                node: node.id.clone(),
-                message,
-                help,
-            },
-            other => BuildError::Base {
-                node: node.id.clone(),
-                message: format!("cannot load base image `{reference}`: {other}"),
-                help: "check the image source".into(),
-            },
-        })?;
-        self.imported
-            .lock()
-            .expect("not poisoned")
-            .insert(key, image.clone());
-        Ok(image)
+        let base = self
+            .options
+            .bases
+            .resolve(&source, &node.platform)
+            .map_err(|e| match e {
+                crate::image::ImageError::Source { message, help } => BuildError::Base {
+                    node: node.id.clone(),
+                    message,
+                    help,
+                },
+                other => BuildError::Base {
+                    node: node.id.clone(),
+                    message: format!("cannot load base image `{reference}`: {other}"),
+                    help: "check the image source".into(),
+                },
+            })?;
+        Ok(base.image)
     }
 
     /// Each layer of `image` extracted once into the store, bottom first,
@@ -662,7 +656,7 @@ mod tests {
     use indexmap::IndexMap;
 
     use super::*;
-    use crate::ir::{ArgScope, StageConfig};
+    use crate::ir::{ArgScope, Platform, StageConfig};
 
     fn node(base_onbuild: Option<Vec<String>>) -> Node {
         Node {

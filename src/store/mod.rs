@@ -43,7 +43,8 @@ pub use cache::{CacheEntry, CacheTable, CachedLayer};
 pub use digest::{Digest, Hasher};
 pub use error::StoreError;
 pub use gc::{
-    EntryRemoval, EntryUsage, PruneOptions, PruneReport, RemovedEntry, Usage, UsageKind, UsageRow,
+    CacheItemKind, EntryRemoval, EntryUsage, PruneOptions, PruneReport, RemovedEntry, Usage,
+    UsageKind, UsageRow,
 };
 pub use lock::StoreLock;
 pub use tags::{

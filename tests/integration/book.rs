@@ -4,7 +4,7 @@
 use crate::util::{plan_manifest, repo};
 
 /// The TOML code blocks of a Markdown file that define an image.
-fn manifests(markdown: &str) -> Vec<String> {
+pub fn manifests(markdown: &str) -> Vec<String> {
     blocks(markdown, "```toml", "[images.")
 }
 

@@ -15,5 +15,8 @@ mod lint;
 mod onbuild;
 mod plan;
 mod prune;
+mod registry;
 mod run;
 mod schema;
+#[path = "../support/registry.rs"]
+mod test_registry;

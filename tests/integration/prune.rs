@@ -109,12 +109,13 @@ fn cached(n: usize) -> Vec<String> {
     vec!["cached".to_owned(); n]
 }
 
-/// (key, shared) of each cache entry `du --json` lists.
+/// (key, shared) of each step cache entry `du --json` lists.
 fn entries(du: &serde_json::Value) -> Vec<(String, bool)> {
     du["cache_entries"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|e| e["kind"] == "step")
         .map(|e| {
             (
                 e["key"].as_str().unwrap().to_owned(),
@@ -328,6 +329,68 @@ fn du_lists_cache_entries_with_v() {
     assert_eq!(entry["usable"], true);
     assert!(entry["created_by"].as_str().is_some(), "{entry}");
     assert!(json["store"].as_str().unwrap().ends_with("/store"));
+}
+
+/// Keys of the compressed layers `du --json` lists, usable ones only.
+fn variants(du: &serde_json::Value) -> Vec<String> {
+    du["cache_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "compressed_layer" && e["usable"] == true)
+        .map(|e| e["key"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn exports_keep_their_compressed_layers_until_prune_all() {
+    let site = Site::new();
+    std::fs::write(site.dir.path().join("index.html"), "<h1>one</h1>\n").unwrap();
+    site.ok(&["apply", "--output", "type=oci-layout,dest=out"]);
+    let du = site.du();
+    let compressed = variants(&du);
+    assert_eq!(compressed.len(), 2, "one per layer: {du:#}");
+    assert!(
+        du["cache_entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "compressed_layer")
+            .all(|e| e["media_type"] == "application/vnd.oci.image.layer.v1.tar+gzip"),
+        "{du:#}"
+    );
+
+    site.ok(&["prune"]);
+    assert_eq!(variants(&site.du()), compressed, "plain prune keeps them");
+    // The next export uses them: they are not written again.
+    let written = || -> Vec<SystemTime> {
+        compressed
+            .iter()
+            .map(|key| {
+                let path = site.store().join("build-cache/variants").join(key);
+                std::fs::metadata(path).unwrap().modified().unwrap()
+            })
+            .collect()
+    };
+    let before = written();
+    site.ok(&["apply", "--output", "type=oci-layout,dest=out2"]);
+    assert_eq!(written(), before);
+    assert_eq!(variants(&site.du()), compressed);
+
+    site.ok(&["prune", "--all"]);
+    let du = site.du();
+    assert!(variants(&du).is_empty());
+    assert_eq!(du["kinds"]["build_cache"]["count"], 0);
+    site.assert_image_valid();
+    // Exports still work, compressing again.
+    site.ok(&["apply", "--output", "type=oci-layout,dest=out3"]);
+    if have("skopeo") {
+        let layout = site.dir.path().join("out3");
+        run_tool(
+            "skopeo",
+            &["inspect", &format!("oci:{}:latest", layout.display())],
+        );
+    }
 }
 
 #[test]

@@ -10,7 +10,10 @@
 //!   reaches through indexes, manifests and configs, and its configs'
 //!   `diff_ids` keep their snapshots;
 //! - every usable cache entry keeps its layer blob and that layer's snapshot;
-//! - nothing keeps a cache entry but `prune` choosing not to remove it.
+//! - every usable compressed variant (`build-cache/variants/`, written by
+//!   exports) keeps its compressed blob;
+//! - nothing keeps a cache entry or variant but `prune` choosing not to
+//!   remove it.
 //!
 //! Sizes are disk usage (allocated blocks, each hard-linked file once), as
 //! `du` counts them, not apparent file lengths.
@@ -29,7 +32,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 pub use prune::{EntryRemoval, PruneOptions, PruneReport, RemovedEntry};
-pub use usage::{EntryUsage, Usage, UsageKind, UsageRow};
+pub use usage::{CacheItemKind, EntryUsage, Usage, UsageKind, UsageRow};
 
 use super::digest::is_hex64;
 use super::tmp::{self, SweepMode};
@@ -42,11 +45,11 @@ enum Item {
     Blob(Digest),
     /// `snapshots/HEX/` (HEX = the `diff_id`'s hex).
     Snapshot(Digest),
-    /// `build-cache/entries/KEY`.
-    Entry(String),
+    /// `build-cache/entries/KEY` or `build-cache/variants/KEY`.
+    Entry(CacheItemKind, String),
     /// Everything in `build-cache/records/`.
     Records,
-    /// Everything in `build-cache/inputs/` and `variants/`.
+    /// Everything in `build-cache/inputs/`.
     Inputs,
     /// A cache mount `cache/NAME/` and its lock file `cache/NAME.lock`.
     Mount(String),
@@ -56,23 +59,91 @@ enum Item {
     Other,
 }
 
-/// A cache entry as found on disk.
+impl CacheItemKind {
+    fn table(self) -> CacheTable {
+        match self {
+            CacheItemKind::Step => CacheTable::Entries,
+            CacheItemKind::CompressedLayer => CacheTable::Variants,
+        }
+    }
+}
+
+/// A cache entry or compressed variant as found on disk.
 #[derive(Debug, Clone)]
 struct EntryFile {
+    kind: CacheItemKind,
     key: String,
-    /// The file's modification time: the entry's last use.
+    /// The file's modification time: its last use (or when it was written).
     last_used: SystemTime,
-    /// `None` when the file cannot be read as an entry.
-    entry: Option<CacheEntry>,
-    /// Readable and its layer blob (if any) is in the store: a build can use it.
+    /// When readable: a step's image history line, a variant's media type.
+    description: Option<String>,
+    /// The blob the file names, and for a step's layer its `diff_id`.
+    blob: Option<(Digest, Option<Digest>)>,
+    /// Readable and its blob (if any) is in the store: a build or export can use it.
     usable: bool,
 }
 
 impl EntryFile {
-    /// The layer blob and `diff_id` this entry keeps, if it is usable and has a layer.
-    fn layer(&self) -> Option<(&Digest, &Digest)> {
-        let layer = self.entry.as_ref()?.layer.as_ref()?;
-        self.usable.then_some((&layer.digest, &layer.diff_id))
+    /// Reads `key` of `kind`'s table.
+    fn read(
+        store: &Store,
+        kind: CacheItemKind,
+        key: String,
+        last_used: SystemTime,
+    ) -> Result<EntryFile, StoreError> {
+        let bytes = store.cache_read(kind.table(), &key)?;
+        let (description, blob) = match kind {
+            CacheItemKind::Step => {
+                match bytes.and_then(|b| serde_json::from_slice::<CacheEntry>(&b).ok()) {
+                    Some(entry) => (
+                        Some(entry.created_by),
+                        Some(entry.layer.map(|l| (l.digest, Some(l.diff_id)))),
+                    ),
+                    None => (None, None),
+                }
+            }
+            // Written by `export::compress`: {"media_type", "digest", "size"}.
+            CacheItemKind::CompressedLayer => {
+                let doc = bytes.and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+                let digest = doc
+                    .as_ref()
+                    .and_then(|d| d.get("digest")?.as_str())
+                    .and_then(|d| Digest::parse(d).ok());
+                match digest {
+                    Some(digest) => {
+                        let media_type = doc
+                            .as_ref()
+                            .and_then(|d| d.get("media_type")?.as_str())
+                            .unwrap_or_default();
+                        (Some(media_type.to_owned()), Some(Some((digest, None))))
+                    }
+                    None => (None, None),
+                }
+            }
+        };
+        // `blob`: None = unreadable; Some(None) = readable, keeps no blob.
+        let usable = blob
+            .as_ref()
+            .is_some_and(|b| b.as_ref().is_none_or(|(d, _)| store.has_blob(d)));
+        Ok(EntryFile {
+            kind,
+            key,
+            last_used,
+            description,
+            blob: blob.flatten(),
+            usable,
+        })
+    }
+
+    /// The blob (and `diff_id`, for a step's layer) this keeps, if it is usable.
+    fn layer(&self) -> Option<(&Digest, Option<&Digest>)> {
+        let (blob, diff_id) = self.blob.as_ref().filter(|_| self.usable)?;
+        Some((blob, diff_id.as_ref()))
+    }
+
+    /// Its item, for sizes.
+    fn item(&self) -> Item {
+        Item::Entry(self.kind, self.key.clone())
     }
 }
 
@@ -91,7 +162,7 @@ struct Inventory {
     tagged: BTreeSet<Digest>,
     /// Layer `diff_ids` of the configs reachable from `index.json`.
     tagged_diff_ids: BTreeSet<Digest>,
-    /// Cache entries, least recently used first.
+    /// Cache entries and compressed variants, least recently used first.
     entries: Vec<EntryFile>,
     /// Snapshot directories present, by `diff_id`.
     snapshots: BTreeSet<Digest>,
@@ -129,23 +200,12 @@ impl Inventory {
             .collect();
 
         let mut entries = Vec::new();
-        for (key, _, last_used) in store.cache_keys(CacheTable::Entries)? {
-            let entry = store
-                .cache_read(CacheTable::Entries, &key)?
-                .and_then(|bytes| serde_json::from_slice::<CacheEntry>(&bytes).ok());
-            let usable = entry.as_ref().is_some_and(|e| {
-                e.layer
-                    .as_ref()
-                    .is_none_or(|layer| store.has_blob(&layer.digest))
-            });
-            entries.push(EntryFile {
-                key,
-                last_used,
-                entry,
-                usable,
-            });
+        for kind in [CacheItemKind::Step, CacheItemKind::CompressedLayer] {
+            for (key, _, last_used) in store.cache_keys(kind.table())? {
+                entries.push(EntryFile::read(store, kind, key, last_used)?);
+            }
         }
-        entries.sort_by(|a, b| a.last_used.cmp(&b.last_used).then(a.key.cmp(&b.key)));
+        entries.sort_by(|a, b| (a.last_used, a.kind, &a.key).cmp(&(b.last_used, b.kind, &b.key)));
 
         let leftovers: HashSet<String> = tmp::sweep(
             &store.tmp_dir(),
@@ -185,13 +245,15 @@ impl Inventory {
         self.sizes.get(item).copied().unwrap_or(0)
     }
 
-    /// The disk usage of an entry: its file, plus its layer blob and that
+    /// The disk usage of an entry: its file, plus its blob and that
     /// layer's snapshot when present.
     fn entry_size(&self, entry: &EntryFile) -> u64 {
-        let mut size = self.size(&Item::Entry(entry.key.clone()));
-        if let Some(layer) = entry.entry.as_ref().and_then(|e| e.layer.as_ref()) {
-            size += self.size(&Item::Blob(layer.digest.clone()));
-            size += self.size(&Item::Snapshot(layer.diff_id.clone()));
+        let mut size = self.size(&entry.item());
+        if let Some((blob, diff_id)) = &entry.blob {
+            size += self.size(&Item::Blob(blob.clone()));
+            if let Some(diff_id) = diff_id {
+                size += self.size(&Item::Snapshot(diff_id.clone()));
+            }
         }
         size
     }
@@ -210,7 +272,7 @@ fn names_in(dir: &Path, dirs: Option<bool>) -> impl Iterator<Item = String> {
 
 /// Whether `name` (in `ROOT/cache`) is a cache mount directory: `exec::step`
 /// names them `ID-HEX12` (the id made file-safe, then 12 hex digits of its
-/// digest), which the index tables' names never match.
+/// digest).
 fn is_mount_name(name: &str) -> bool {
     let Some((id, hex)) = name.rsplit_once('-') else {
         return false;
@@ -239,9 +301,14 @@ fn classify(relative: &Path, is_dir: bool) -> Item {
         ["snapshots", hex, rest @ ..] if is_hex64(hex) && (is_dir || !rest.is_empty()) => {
             Digest::from_hex(hex).map_or(Item::Other, Item::Snapshot)
         }
-        ["build-cache", "entries", key] if !is_dir => Item::Entry((*key).to_owned()),
+        ["build-cache", "entries", key] if !is_dir => {
+            Item::Entry(CacheItemKind::Step, (*key).to_owned())
+        }
+        ["build-cache", "variants", key] if !is_dir => {
+            Item::Entry(CacheItemKind::CompressedLayer, (*key).to_owned())
+        }
         ["build-cache", "records", _, ..] => Item::Records,
-        ["build-cache", "inputs" | "variants", _, ..] => Item::Inputs,
+        ["build-cache", "inputs", _, ..] => Item::Inputs,
         ["cache", name, rest @ ..] => {
             let mount = if rest.is_empty() && !is_dir {
                 name.strip_suffix(".lock").filter(|n| is_mount_name(n))

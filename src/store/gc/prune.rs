@@ -6,7 +6,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{EntryFile, Inventory, Item};
+use super::{CacheItemKind, EntryFile, Inventory, Item};
 use crate::store::error::IoContext;
 use crate::store::fsutil::remove_tree;
 use crate::store::tmp::{self, SweepMode};
@@ -15,9 +15,9 @@ use crate::store::{CacheTable, Digest, Store, StoreError};
 /// What [`Store::prune`] removes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PruneOptions {
-    /// Remove every cache entry (and the cache index's records and input
-    /// memos), every snapshot, every cache mount and every blob no tag
-    /// reaches, instead of only what nothing needs.
+    /// Remove every cache entry and compressed variant (and the cache
+    /// index's records and input memos), every snapshot, every cache mount
+    /// and every blob no tag reaches, instead of only what nothing needs.
     pub all: bool,
     /// Then remove least recently used cache entries (and what only they
     /// kept), and if need be snapshots, until the store uses at most this
@@ -28,7 +28,7 @@ pub struct PruneOptions {
 /// Why a cache entry was removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryRemoval {
-    /// It could not be used: unreadable, or its layer blob was gone.
+    /// It could not be used: unreadable, or its blob was gone.
     Unusable,
     /// `--all`.
     All,
@@ -36,13 +36,15 @@ pub enum EntryRemoval {
     Evicted,
 }
 
-/// A cache entry [`Store::prune`] removed.
+/// A cache entry or compressed variant [`Store::prune`] removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemovedEntry {
-    /// Its cache key.
+    /// A step's result or a compressed layer.
+    pub kind: CacheItemKind,
+    /// Its key.
     pub key: String,
-    /// Its image history line, when it was readable.
-    pub created_by: Option<String>,
+    /// When it was readable: a step's image history line, a variant's media type.
+    pub description: Option<String>,
     /// Why it was removed.
     pub why: EntryRemoval,
 }
@@ -50,7 +52,7 @@ pub struct RemovedEntry {
 /// What [`Store::prune`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PruneReport {
-    /// Cache entries, in the order they were removed.
+    /// Cache entries and compressed variants, in the order they were removed.
     pub entries: Vec<RemovedEntry>,
     /// Record and input-memo files of the cache index (only `--all` removes them).
     pub index_files: usize,
@@ -71,8 +73,8 @@ pub struct PruneReport {
 /// What one prune removes before any `keep_storage` eviction.
 #[derive(Debug, Default)]
 pub(super) struct Removals {
-    /// Cache entry keys.
-    pub entries: BTreeSet<String>,
+    /// Cache entries and variants, as indexes into [`Inventory::entries`].
+    pub entries: BTreeSet<usize>,
     /// Every record and input memo.
     pub index_files: bool,
     /// Blob digests.
@@ -88,16 +90,19 @@ pub(super) struct Removals {
 impl Removals {
     /// What plain prune (`all = false`) or `prune --all` removes from `inventory`.
     pub(super) fn plan(inventory: &Inventory, all: bool) -> Removals {
-        let entries: BTreeSet<String> = inventory
+        let entries: BTreeSet<usize> = inventory
             .entries
             .iter()
-            .filter(|e| all || !e.usable)
-            .map(|e| e.key.clone())
+            .enumerate()
+            .filter(|(_, e)| all || !e.usable)
+            .map(|(i, _)| i)
             .collect();
         let kept: Vec<&EntryFile> = inventory
             .entries
             .iter()
-            .filter(|e| !entries.contains(&e.key))
+            .enumerate()
+            .filter(|(i, _)| !entries.contains(i))
+            .map(|(_, e)| e)
             .collect();
         let kept_blobs: BTreeSet<&Digest> =
             kept.iter().filter_map(|e| e.layer()).map(|l| l.0).collect();
@@ -110,8 +115,7 @@ impl Removals {
         let snapshots = if all {
             inventory.snapshots.clone()
         } else {
-            let needed: BTreeSet<&Digest> =
-                kept.iter().filter_map(|e| e.layer()).map(|l| l.1).collect();
+            let needed: BTreeSet<&Digest> = kept.iter().filter_map(|e| e.layer()?.1).collect();
             inventory
                 .snapshots
                 .iter()
@@ -140,14 +144,14 @@ impl Removals {
 }
 
 impl Store {
-    /// Removes what nothing needs: cache entries that cannot be used (their
-    /// blob is gone), blobs that neither `index.json` nor a cache entry
-    /// references, snapshots no remaining tagged image or cache entry needs,
+    /// Removes what nothing needs: cache entries and compressed variants
+    /// that cannot be used (their blob is gone), blobs that neither
+    /// `index.json` nor a cache entry or variant references, snapshots no remaining tagged image or cache entry needs,
     /// and leftovers in `tmp/`. `options.all` removes every cache entry,
     /// snapshot and cache mount and every blob no tag reaches (plus the cache
     /// index's records and input memos); `options.keep_storage` then evicts
-    /// cache entries, least recently used first, then snapshots, until the
-    /// store is that small.
+    /// cache entries and variants, least recently used first, then
+    /// snapshots, until the store is that small.
     /// Tagged images are never touched.
     ///
     /// A cache entry is removed before its blob and snapshots are moved out
@@ -175,17 +179,11 @@ impl Store {
         };
 
         // Entries first: a later build must never find an entry without its blob.
-        for entry in &inventory.entries {
-            if removals.entries.contains(&entry.key) {
-                self.remove_entry(&inventory, entry, why, &mut report)?;
-            }
+        for &i in &removals.entries {
+            self.remove_entry(&inventory, &inventory.entries[i], why, &mut report)?;
         }
         if removals.index_files {
-            for table in [
-                CacheTable::Records,
-                CacheTable::Inputs,
-                CacheTable::Variants,
-            ] {
+            for table in [CacheTable::Records, CacheTable::Inputs] {
                 for (key, _, _) in self.cache_keys(table)? {
                     self.cache_remove(table, &key)?;
                     report.index_files += 1;
@@ -244,13 +242,17 @@ impl Store {
         let remaining: Vec<&EntryFile> = inventory
             .entries
             .iter()
-            .filter(|e| !removals.entries.contains(&e.key))
+            .enumerate()
+            .filter(|(i, _)| !removals.entries.contains(i))
+            .map(|(_, e)| e)
             .collect();
         let mut blob_refs: HashMap<&Digest, usize> = HashMap::new();
         let mut snapshot_refs: HashMap<&Digest, usize> = HashMap::new();
         for (blob, diff_id) in remaining.iter().filter_map(|e| e.layer()) {
             *blob_refs.entry(blob).or_default() += 1;
-            *snapshot_refs.entry(diff_id).or_default() += 1;
+            if let Some(diff_id) = diff_id {
+                *snapshot_refs.entry(diff_id).or_default() += 1;
+            }
         }
         for entry in remaining {
             if inventory.total.saturating_sub(report.reclaimed) <= limit {
@@ -265,6 +267,7 @@ impl Store {
             if *refs == 0 && !inventory.tagged.contains(blob) {
                 self.remove_blob(inventory, blob, report)?;
             }
+            let Some(diff_id) = diff_id else { continue };
             let refs = snapshot_refs.get_mut(diff_id).expect("counted above");
             *refs -= 1;
             if *refs == 0
@@ -292,11 +295,12 @@ impl Store {
         why: EntryRemoval,
         report: &mut PruneReport,
     ) -> Result<(), StoreError> {
-        self.cache_remove(CacheTable::Entries, &entry.key)?;
-        report.reclaimed += inventory.size(&Item::Entry(entry.key.clone()));
+        self.cache_remove(entry.kind.table(), &entry.key)?;
+        report.reclaimed += inventory.size(&entry.item());
         report.entries.push(RemovedEntry {
+            kind: entry.kind,
             key: entry.key.clone(),
-            created_by: entry.entry.as_ref().map(|e| e.created_by.clone()),
+            description: entry.description.clone(),
             why,
         });
         Ok(())

@@ -9,6 +9,7 @@ use crate::store::{CachedLayer, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 
 const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 fn key(n: u8) -> String {
     format!("{n:02x}").repeat(32)
@@ -79,10 +80,23 @@ fn put_entry(store: &Store, key: &str, layer: Option<&CachedLayer>, used_secs_ag
     set_last_use(store, key, used_secs_ago);
 }
 
+/// A compressed variant of a layer (as `export::compress` writes them).
+fn put_variant(store: &Store, key: &str, blob: &Digest, made_secs_ago: u64) {
+    let variant = serde_json::json!({"media_type": GZIP, "digest": blob, "size": 1});
+    store
+        .cache_write(CacheTable::Variants, key, variant.to_string().as_bytes())
+        .unwrap();
+    touch(store, CacheTable::Variants, key, made_secs_ago);
+}
+
 fn set_last_use(store: &Store, key: &str, secs_ago: u64) {
+    touch(store, CacheTable::Entries, key, secs_ago);
+}
+
+fn touch(store: &Store, table: CacheTable, key: &str, secs_ago: u64) {
     fs::File::options()
         .write(true)
-        .open(store.cache_dir(CacheTable::Entries).join(key))
+        .open(store.cache_dir(table).join(key))
         .unwrap()
         .set_modified(SystemTime::now() - Duration::from_secs(secs_ago))
         .unwrap();
@@ -119,6 +133,8 @@ struct Fixture {
     tagged_blobs: BTreeSet<Digest>,
     /// Entry 2's own layer.
     cached: CachedLayer,
+    /// The blob of the usable compressed variant.
+    compressed: Digest,
     /// An old manifest, config and a base image layer no one needs.
     unused: BTreeSet<Digest>,
     unused_snapshot: Digest,
@@ -164,6 +180,10 @@ fn fixture() -> Fixture {
     store
         .cache_write(CacheTable::Entries, &key(4), b"{not json")
         .unwrap();
+    // A compressed copy of entry 2's layer, and one whose blob is gone.
+    let compressed = store.write_blob(&[9u8; 10_000]).unwrap();
+    put_variant(&store, &key(0x21), &compressed, 250);
+    put_variant(&store, &key(0x22), &Digest::of(b"gone"), 40);
     store
         .cache_write(CacheTable::Records, &key(9), b"{}")
         .unwrap();
@@ -189,6 +209,7 @@ fn fixture() -> Fixture {
         tagged,
         tagged_blobs,
         cached,
+        compressed,
         unused,
         unused_snapshot: base_layer.diff_id,
         mount,
@@ -202,7 +223,11 @@ fn du_classifies_every_byte() {
     assert_consistent(&usage);
     let count = |kind| row(&usage, kind).count;
     assert_eq!(count(UsageKind::TaggedImages), Some(2));
-    assert_eq!(count(UsageKind::BuildCache), Some(5));
+    assert_eq!(
+        count(UsageKind::BuildCache),
+        Some(7),
+        "entries and variants"
+    );
     assert_eq!(count(UsageKind::UnusedBlobs), Some(3));
     assert_eq!(count(UsageKind::Snapshots), Some(4));
     assert_eq!(count(UsageKind::CacheMounts), Some(1));
@@ -229,14 +254,22 @@ fn du_classifies_every_byte() {
 
     // Least recently used first, with what each one holds.
     let keys: Vec<&str> = usage.entries.iter().map(|e| e.key.as_str()).collect();
-    assert_eq!(keys[..4], [key(1), key(2), key(5), key(3)]);
+    assert_eq!(
+        keys,
+        [key(1), key(0x21), key(2), key(5), key(3), key(0x22), key(4)]
+    );
     let by_key = |k: &str| usage.entries.iter().find(|e| e.key == k).unwrap();
     assert!(by_key(&key(1)).shared, "its blob is tagged");
     assert!(!by_key(&key(2)).shared);
     assert!(by_key(&key(2)).size >= 36_000, "blob and snapshot");
     assert!(!by_key(&key(3)).usable && !by_key(&key(4)).usable);
-    assert_eq!(by_key(&key(4)).created_by, None);
-    assert_eq!(by_key(&key(2)).created_by.as_deref(), Some("step 02"));
+    assert!(!by_key(&key(0x22)).usable);
+    assert_eq!(by_key(&key(4)).description, None);
+    assert_eq!(by_key(&key(2)).description.as_deref(), Some("step 02"));
+    let variant = by_key(&key(0x21));
+    assert_eq!(variant.kind, CacheItemKind::CompressedLayer);
+    assert_eq!(variant.description.as_deref(), Some(GZIP));
+    assert!(variant.usable && !variant.shared && variant.size >= 10_000);
 }
 
 #[test]
@@ -254,6 +287,7 @@ fn plain_prune_removes_only_what_nothing_needs() {
         removed,
         [
             (key(3).as_str(), EntryRemoval::Unusable),
+            (key(0x22).as_str(), EntryRemoval::Unusable),
             (key(4).as_str(), EntryRemoval::Unusable)
         ]
     );
@@ -273,7 +307,7 @@ fn plain_prune_removes_only_what_nothing_needs() {
         .tagged_blobs
         .iter()
         .cloned()
-        .chain([f.cached.digest.clone()])
+        .chain([f.cached.digest.clone(), f.compressed.clone()])
         .collect();
     assert_eq!(blobs_on_disk(&f.store), expected);
     for l in f.tagged.iter().chain([&f.cached]) {
@@ -282,6 +316,12 @@ fn plain_prune_removes_only_what_nothing_needs() {
     for k in [key(1), key(2), key(5)] {
         assert!(f.store.cache_entry(&k).unwrap().is_some(), "{k}");
     }
+    assert!(
+        f.store
+            .cache_read(CacheTable::Variants, &key(0x21))
+            .unwrap()
+            .is_some()
+    );
     assert!(f.mount.join("pkg/mod.zip").is_file());
     assert!(
         f.store
@@ -313,7 +353,7 @@ fn prune_all_keeps_only_tagged_images() {
             keep_storage: None,
         })
         .unwrap();
-    assert_eq!(report.entries.len(), 5);
+    assert_eq!(report.entries.len(), 7);
     assert!(report.entries.iter().all(|e| e.why == EntryRemoval::All));
     assert_eq!(report.index_files, 2);
     assert_eq!(report.snapshots.len(), 4);
@@ -367,6 +407,21 @@ fn keep_storage_evicts_least_recently_used_first() {
     assert!(report.blobs.is_empty(), "entry 1's blob is tagged");
     assert!(report.size <= limit);
     assert!(f.store.has_blob(&f.tagged[1].digest));
+
+    // Next, the compressed variant, with its blob.
+    let usage = f.store.disk_usage().unwrap();
+    let report = f
+        .store
+        .prune(&PruneOptions {
+            all: false,
+            keep_storage: Some(usage.total - 1),
+        })
+        .unwrap();
+    assert_eq!(report.entries.len(), 1);
+    assert_eq!(report.entries[0].key, key(0x21));
+    assert_eq!(report.entries[0].kind, CacheItemKind::CompressedLayer);
+    assert_eq!(report.blobs, std::slice::from_ref(&f.compressed));
+    assert!(report.snapshots.is_empty());
 
     // A use makes entry 5 the newest: entry 2 goes before it.
     set_last_use(&f.store, &key(5), 0);
@@ -490,11 +545,17 @@ fn items_are_classified_by_path() {
         (
             format!("build-cache/entries/{hex}"),
             false,
-            Item::Entry(hex.clone()),
+            Item::Entry(CacheItemKind::Step, hex.clone()),
+        ),
+        (
+            format!("build-cache/variants/{hex}"),
+            false,
+            Item::Entry(CacheItemKind::CompressedLayer, hex.clone()),
         ),
         ("build-cache/entries".to_owned(), true, Item::Other),
         (format!("build-cache/records/{hex}"), false, Item::Records),
         (format!("build-cache/inputs/{hex}"), false, Item::Inputs),
+        (format!("cache/entries/{hex}"), false, Item::Other),
         (
             "cache/go-0123456789ab".to_owned(),
             true,

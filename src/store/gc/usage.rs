@@ -13,8 +13,8 @@ use crate::store::{Digest, Store, StoreError};
 pub enum UsageKind {
     /// Blobs reachable from `index.json`: the tagged images.
     TaggedImages,
-    /// Cache entries, the cache index's other files, and the blobs only
-    /// cache entries reference.
+    /// Cache entries, compressed variants, the cache index's other files,
+    /// and the blobs only cache entries and variants reference.
     BuildCache,
     /// Blobs nothing references (old manifests and configs, imported base images).
     UnusedBlobs,
@@ -67,13 +67,22 @@ impl UsageKind {
     }
 }
 
+/// What a file of the build cache index that keeps a blob is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CacheItemKind {
+    /// A cache entry: what a step produced.
+    Step,
+    /// A compressed copy of an uncompressed layer, made by an export.
+    CompressedLayer,
+}
+
 /// The disk usage of one kind of content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UsageRow {
     /// The kind.
     pub kind: UsageKind,
-    /// How many: tags, cache entries, blobs, snapshots, mounts or temp
-    /// entries; `None` for [`UsageKind::Other`].
+    /// How many: tags, cache entries and variants, blobs, snapshots,
+    /// mounts or temp entries; `None` for [`UsageKind::Other`].
     pub count: Option<usize>,
     /// Bytes of disk used.
     pub size: u64,
@@ -83,22 +92,24 @@ pub struct UsageRow {
     pub reclaimable_all: u64,
 }
 
-/// One cache entry, for `du --verbose`.
+/// One cache entry or compressed variant, for `du --verbose`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryUsage {
-    /// The cache key (64 hex digits).
+    /// A step's result or a compressed layer.
+    pub kind: CacheItemKind,
+    /// Its key (64 hex digits).
     pub key: String,
-    /// Disk used by the entry, its layer blob and that layer's snapshot.
+    /// Disk used by the file, its blob and (for a step's layer) that layer's snapshot.
     pub size: u64,
-    /// Whether its layer blob is also a tagged image's or another entry's,
-    /// so evicting it frees less than `size`.
+    /// Whether its blob is also a tagged image's or another entry's, so
+    /// evicting it frees less than `size`.
     pub shared: bool,
-    /// Whether a build can use it (readable, and its blob is present).
+    /// Whether a build or export can use it (readable, and its blob is present).
     pub usable: bool,
-    /// When a build last used (or made) it.
+    /// When a build last used (or made) it; for a variant, when it was made.
     pub last_used: SystemTime,
-    /// Its image history line, when readable.
-    pub created_by: Option<String>,
+    /// When readable: a step's image history line, a variant's media type.
+    pub description: Option<String>,
 }
 
 /// What the store holds; see [`Store::disk_usage`].
@@ -108,7 +119,7 @@ pub struct Usage {
     pub rows: Vec<UsageRow>,
     /// Bytes of disk the whole store uses: the sum of the rows.
     pub total: u64,
-    /// Every cache entry, least recently used (next to be evicted) first.
+    /// Every cache entry and variant, least recently used (next to be evicted) first.
     pub entries: Vec<EntryUsage>,
 }
 
@@ -143,8 +154,8 @@ fn usage(inventory: &Inventory) -> Usage {
     let snapshot_size = |ids: &BTreeSet<Digest>| -> u64 {
         ids.iter().map(|d| size(Item::Snapshot(d.clone()))).sum()
     };
-    let entry_size = |keys: &mut dyn Iterator<Item = &String>| -> u64 {
-        keys.map(|k| size(Item::Entry(k.clone()))).sum()
+    let entry_size = |indexes: &mut dyn Iterator<Item = usize>| -> u64 {
+        indexes.map(|i| size(inventory.entries[i].item())).sum()
     };
 
     let cache_blobs: BTreeSet<&Digest> = inventory
@@ -163,11 +174,11 @@ fn usage(inventory: &Inventory) -> Usage {
             .iter()
             .filter(|d| inventory.tagged.contains(*d)),
     );
-    let cache_size = entry_size(&mut inventory.entries.iter().map(|e| &e.key))
+    let cache_size = entry_size(&mut (0..inventory.entries.len()))
         + index_size
         + blob_size(&mut cache_blobs.iter().copied());
     let cache_reclaimable = |r: &Removals| {
-        entry_size(&mut r.entries.iter())
+        entry_size(&mut r.entries.iter().copied())
             + if r.index_files { index_size } else { 0 }
             + blob_size(&mut r.blobs.iter().filter(|d| cache_blobs.contains(d)))
     };
@@ -255,12 +266,13 @@ fn usage(inventory: &Inventory) -> Usage {
                 inventory.tagged.contains(blob) || users.get(blob).is_some_and(|n| *n > 1)
             });
             EntryUsage {
+                kind: e.kind,
                 key: e.key.clone(),
                 size: inventory.entry_size(e),
                 shared,
                 usable: e.usable,
                 last_used: e.last_used,
-                created_by: e.entry.as_ref().map(|c| c.created_by.clone()),
+                description: e.description.clone(),
             }
         })
         .collect();
