@@ -48,9 +48,11 @@ pub enum Error {
     #[diagnostic(transparent)]
     Export(crate::export::ExportError),
     /// The build checks found something and the file makes that an error
-    /// (`# check=error=true`); the findings are printed already.
+    /// (`# check=error=true`, `[lint] error = true`); the findings are printed already.
     #[error("the build checks failed")]
-    #[diagnostic(help("fix what the checks found, or skip those checks with `# check=skip=RULE`"))]
+    #[diagnostic(help(
+        "fix what the checks found, or skip those rules: `# check=skip=RULE` in a Dockerfile, `[lint] skip = [\"RULE\"]` in a manifest"
+    ))]
     ChecksFailed,
     /// A registry operation failed.
     #[error(transparent)]

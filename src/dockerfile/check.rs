@@ -27,8 +27,8 @@ use super::shell::ShellLex;
 use crate::context::PatternMatcher;
 use crate::diagnostic::{SourceFile, closest};
 use crate::image::source::{self, ImageSource};
-use crate::ir::{Platform, reference};
-use crate::lint::{Finding, Report, Rule, RuleSet};
+use crate::ir::{Platform, Project, Span, reference};
+use crate::lint::{Finding, Report, Rule, RuleSet, practice};
 
 /// The `PATH` `BuildKit` sets when the base has none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -960,6 +960,30 @@ impl Checker<'_> {
     }
 }
 
+/// Runs the best-practice rules ([`crate::lint::practice`]) on `project`,
+/// lowered from `dockerfile`: under the file's `# check=` directive, and
+/// under the `# check=skip=` comment above an instruction for what that
+/// instruction wrote.
+pub fn practice(
+    project: &Project,
+    dockerfile: &Dockerfile,
+    options: &CheckOptions<'_>,
+) -> Vec<Finding> {
+    let local: Vec<(Span, RuleSet)> = dockerfile
+        .instructions
+        .iter()
+        .filter_map(|inst| Some((inst.span.clone(), local_rules(&inst.comments)?)))
+        .collect();
+    practice::check(
+        project,
+        &practice::Options {
+            syntax: practice::Syntax::Dockerfile,
+            args: options.args,
+            local: &local,
+        },
+    )
+}
+
 /// The rules a `check=` comment above an instruction skips, if it has one.
 fn local_rules(comments: &[String]) -> Option<RuleSet> {
     for comment in comments {
@@ -1023,7 +1047,7 @@ fn is_remote(path: &str) -> bool {
 /// `BuildKit` decides: a word such as `password`, `token` or `key` at
 /// either end or between underscores, unless `public`, `file` or `version`
 /// is one too.
-fn looks_secret(key: &str) -> bool {
+pub(crate) fn looks_secret(key: &str) -> bool {
     const DENY: [&str; 10] = [
         "apikey",
         "auth",

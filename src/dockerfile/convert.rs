@@ -151,6 +151,8 @@ fn definition(project: &Project) -> Vec<Part> {
         stages,
         images,
         groups,
+        checks: _,
+        source_map: _,
     } = project;
     let part = |what: String, stage: Option<&str>, json: String| Part {
         what,

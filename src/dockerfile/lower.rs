@@ -26,8 +26,9 @@ use super::word::{self, WordError, has_variable};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, suggest};
 use crate::ir::{
     self, ArgScope, Command, Copy, File, Group, Healthcheck, Image, Located, Network, Project, Run,
-    Span, Stage, StageConfig, StagePlatform, Step, Template,
+    SourceMap, Span, Stage, StageConfig, StagePlatform, Step, Template,
 };
+use crate::lint::RuleSet;
 use crate::manifest::parse_duration;
 use crate::plan::PREDEFINED_ARGS;
 
@@ -100,6 +101,7 @@ pub fn lower_placed(
         escape: dockerfile.directives.escape,
         errors: Vec::new(),
         args: IndexMap::new(),
+        arg_spans: IndexMap::new(),
         stages: Vec::new(),
     };
     let mut placements = Vec::with_capacity(dockerfile.instructions.len());
@@ -125,6 +127,26 @@ pub fn lower_placed(
         );
     }
     Diagnostics::check(lower.errors)?;
+    let mut source_map = SourceMap {
+        args: lower.arg_spans,
+        ..SourceMap::default()
+    };
+    for (inst, placement) in dockerfile.instructions.iter().zip(&placements) {
+        if let Some(stage) = placement.stage.and_then(|i| lower.stages.get(i)) {
+            let spans = source_map
+                .steps
+                .entry(stage.name.value.clone())
+                .or_default();
+            spans.extend(placement.steps.clone().map(|_| inst.span.clone()));
+        }
+    }
+    // An invalid `# check=` directive is the build checks' to report.
+    let checks = dockerfile
+        .directives
+        .check
+        .as_deref()
+        .and_then(|value| RuleSet::parse(value).ok())
+        .unwrap_or_default();
     let stages: IndexMap<String, Stage> = lower
         .stages
         .into_iter()
@@ -165,6 +187,8 @@ pub fn lower_placed(
         stages,
         images,
         groups,
+        checks,
+        source_map,
     };
     Diagnostics::check(ir::check(&project))?;
     Ok((project, placements))
@@ -201,6 +225,7 @@ pub fn lower_trigger(trigger: &str, stages: &[&str]) -> Result<LoweredTrigger, D
         escape: '\\',
         errors: Vec::new(),
         args: IndexMap::new(),
+        arg_spans: IndexMap::new(),
         stages: stages.iter().map(|name| placeholder(name)).collect(),
     };
     lower.stages.push(placeholder(""));
@@ -219,6 +244,8 @@ struct Lowerer {
     errors: Vec<Diagnostic>,
     /// Global `ARG`s, declared before the first `FROM`.
     args: IndexMap<String, Option<Template>>,
+    /// Where each global `ARG` name was written.
+    arg_spans: IndexMap<String, Span>,
     stages: Vec<Stage>,
 }
 
@@ -515,6 +542,7 @@ impl Lowerer {
             if default.is_none() && PREDEFINED_ARGS.contains(&name.value.as_str()) {
                 continue;
             }
+            self.arg_spans.insert(name.value.clone(), name.span);
             self.args.insert(name.value, default);
         }
     }

@@ -25,6 +25,7 @@ pub use graph::{BuildGraph, Edge, EdgeKind, Node, NodeId, ResolvedImage};
 pub use platform::{Platform, PlatformError};
 
 use crate::diagnostic::SourceFile;
+use crate::lint::RuleSet;
 
 /// A byte range in the project's source file.
 pub type Span = Range<usize>;
@@ -78,6 +79,34 @@ pub struct Project {
     pub images: IndexMap<String, Image>,
     /// Groups of images by name.
     pub groups: IndexMap<String, Group>,
+    /// Which lint rules run on the project and whether their findings are
+    /// errors: a manifest's `[lint]` table, a Dockerfile's `# check=`
+    /// directive.
+    pub checks: RuleSet,
+    /// Where the parts that carry no span of their own were written.
+    pub source_map: SourceMap,
+}
+
+/// Where a project's steps and argument names were written, for messages
+/// about them: steps and argument names hold no span of their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceMap {
+    /// Each stage's steps, by stage name: one span per step, in order.
+    pub steps: IndexMap<String, Vec<Span>>,
+    /// Each project argument's name.
+    pub args: IndexMap<String, Span>,
+}
+
+impl SourceMap {
+    /// Where step `index` of stage `stage` was written, if known.
+    pub fn step(&self, stage: &str, index: usize) -> Option<Span> {
+        self.steps.get(stage)?.get(index).cloned()
+    }
+
+    /// Where project argument `name` was declared, if known.
+    pub fn arg(&self, name: &str) -> Option<Span> {
+        self.args.get(name).cloned()
+    }
 }
 
 /// Which build arguments a stage sees, and for how long.

@@ -6,7 +6,11 @@
 //! (its [`RuleSet`]) and marks findings as errors when the file asks for it.
 //! The Dockerfile checks (`BuildKit`'s build checks) live in
 //! [`crate::dockerfile`]; `imgbuild lint`, `plan` and `apply` print the
-//! findings with [`render`].
+//! findings with [`render`]. The best-practice rules of [`practice`] run
+//! over the IR, so manifests and Dockerfiles get them alike; only
+//! `imgbuild lint` runs them.
+
+pub mod practice;
 
 use std::fmt::Write as _;
 
@@ -187,13 +191,27 @@ impl Report {
         line: usize,
         column: usize,
     ) {
+        self.add_with_help(rules, rule, message, rule.description, line, column);
+    }
+
+    /// Like [`Report::add_under`], with advice for this finding instead of
+    /// the rule's description.
+    pub fn add_with_help(
+        &mut self,
+        rules: &RuleSet,
+        rule: &Rule,
+        message: impl Into<String>,
+        help: impl Into<String>,
+        line: usize,
+        column: usize,
+    ) {
         if !rules.enabled(rule.name) {
             return;
         }
         self.findings.push(Finding {
             rule: rule.name,
             message: message.into(),
-            help: rule.description.to_owned(),
+            help: help.into(),
             url: rule.url,
             location: Location {
                 file: self.file.clone(),
@@ -252,7 +270,7 @@ pub fn render(findings: &[Finding]) -> String {
             rules.dedup();
             let _ = write!(
                 out,
-                " (`check=error=true`): lint violation found for rules: {}",
+                " (error=true): lint violation found for rules: {}",
                 rules.join(", ")
             );
         }
@@ -326,7 +344,7 @@ mod tests {
         assert!(has_errors(&findings));
         assert_eq!(
             render(&findings),
-            "f:2:1: SomeRule: here\n  help: Things should be some way\n  see: https://example.com/some-rule\n1 check failed (`check=error=true`): lint violation found for rules: SomeRule\n"
+            "f:2:1: SomeRule: here\n  help: Things should be some way\n  see: https://example.com/some-rule\n1 check failed (error=true): lint violation found for rules: SomeRule\n"
         );
     }
 }

@@ -349,6 +349,8 @@ impl Writer<'_> {
             stages,
             images,
             groups,
+            checks: _,
+            source_map: _,
         } = project;
         let comments = self.comments;
         if !comments.header.is_empty() {

@@ -12,8 +12,10 @@ use super::schema::{self, Mode, OneOrMany, Scalar};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, suggest};
 use crate::ir::{
     self, ArgScope, Command, Copy, File, Group, Healthcheck, Image, Located, Network, Platform,
-    Project, Run, Sharing, Span, Stage, StageConfig, StagePlatform, Step, Template, reference,
+    Project, Run, Sharing, SourceMap, Span, Stage, StageConfig, StagePlatform, Step, Template,
+    reference,
 };
+use crate::lint::RuleSet;
 use crate::plan::PREDEFINED_ARGS;
 
 /// The action keys of a step.
@@ -54,6 +56,7 @@ pub fn lower(manifest: schema::Manifest, source: Arc<SourceFile>) -> Result<Proj
         source: Arc::clone(&source),
         errors: Vec::new(),
         arg_scope: ArgScope::Everywhere,
+        source_map: SourceMap::default(),
     };
     let build = manifest.build.unwrap_or(schema::Build {
         context: None,
@@ -104,6 +107,7 @@ pub fn lower(manifest: schema::Manifest, source: Arc<SourceFile>) -> Result<Proj
             (group.name.value.clone(), group)
         })
         .collect();
+    let checks = lower.lint(manifest.lint);
     Diagnostics::check(lower.errors)?;
     Ok(Project {
         source,
@@ -114,6 +118,8 @@ pub fn lower(manifest: schema::Manifest, source: Arc<SourceFile>) -> Result<Proj
         stages,
         images,
         groups,
+        checks,
+        source_map: lower.source_map,
     })
 }
 
@@ -143,6 +149,7 @@ struct Lowerer {
     source: Arc<SourceFile>,
     errors: Vec<Diagnostic>,
     arg_scope: ArgScope,
+    source_map: SourceMap,
 }
 
 impl Lowerer {
@@ -210,7 +217,13 @@ impl Lowerer {
                     schema::ArgValue::Default(scalar) => Some(Located::new(scalar.to_text(), span)),
                     schema::ArgValue::Unset(_) => None,
                 };
-                self.arg_name(&name).then(|| (name.into_inner(), default))
+                if !self.arg_name(&name) {
+                    return None;
+                }
+                self.source_map
+                    .args
+                    .insert(name.get_ref().clone(), name.span());
+                Some((name.into_inner(), default))
             })
             .collect()
     }
@@ -289,11 +302,18 @@ impl Lowerer {
         if let Some(signal) = &config.stopsignal {
             let _ = self.signal(signal);
         }
+        let mut spans = Vec::with_capacity(stage.steps.len());
         let steps = stage
             .steps
             .into_iter()
-            .filter_map(|step| self.step(step))
+            .filter_map(|step| {
+                let span = step.span();
+                let step = self.step(step)?;
+                spans.push(span);
+                Some(step)
+            })
             .collect();
+        self.source_map.steps.insert(name.get_ref().clone(), spans);
         config.volumes.retain(|v| !v.value.is_empty());
         Stage {
             name: located(name),
@@ -302,6 +322,42 @@ impl Lowerer {
             config,
             steps,
         }
+    }
+
+    /// Reads `[lint]`; every rule it skips must exist.
+    fn lint(&mut self, lint: Option<schema::Lint>) -> RuleSet {
+        let Some(lint) = lint else {
+            return RuleSet::default();
+        };
+        let mut rules = RuleSet {
+            error: lint.error.is_some_and(|e| *e.get_ref()),
+            ..RuleSet::default()
+        };
+        let names: Vec<&str> = crate::lint::practice::rule_names().collect();
+        for name in lint.skip.unwrap_or_default() {
+            match name.get_ref().as_str() {
+                "all" => rules.skip_all = true,
+                known if names.contains(&known) => {
+                    if !rules.skip.iter().any(|r| r == known) {
+                        rules.skip.push(known.to_owned());
+                    }
+                }
+                other => {
+                    let help = if crate::dockerfile::check::RULES
+                        .iter()
+                        .any(|r| r.name == other)
+                    {
+                        format!(
+                            "`{other}` is one of BuildKit's Dockerfile checks, which do not run on manifests; remove it"
+                        )
+                    } else {
+                        suggest("lint rule", other, &names)
+                    };
+                    self.error(name.span(), format!("unknown lint rule `{other}`"), help);
+                }
+            }
+        }
+        rules
     }
 
     /// Checks an `onbuild` trigger: one Dockerfile instruction that may run

@@ -38,6 +38,9 @@ pub struct Manifest {
     #[serde(default)]
     #[schemars(with = "IndexMap<String, Vec<String>>")]
     pub groups: IndexMap<Spanned<String>, Vec<Spanned<String>>>,
+    /// Settings of the rules `imgbuild lint` runs on this manifest.
+    #[serde(default)]
+    pub lint: Option<Lint>,
 }
 
 /// The `[build]` table.
@@ -67,6 +70,38 @@ pub enum ArgScope {
     Everywhere,
     /// A stage sees an argument once an `arg` step declares it, as in a Dockerfile.
     Declared,
+}
+
+/// The `[lint]` table: which rules `imgbuild lint` runs, and whether what
+/// they find fails it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lint {
+    /// Rules that do not run, such as `RootInFinalImage`; `all` turns every rule off.
+    #[schemars(with = "Option<Vec<LintRule>>")]
+    pub skip: Option<Vec<Spanned<String>>>,
+    /// Make findings errors: `imgbuild lint` exits with 1 when a rule fires. Default: `false`.
+    #[schemars(with = "Option<bool>")]
+    pub error: Option<Spanned<bool>>,
+}
+
+/// The name of a rule of `imgbuild lint`, in the schema only: the names
+/// come from [`crate::lint::practice::RULES`].
+pub struct LintRule;
+
+impl JsonSchema for LintRule {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LintRule".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = crate::lint::practice::rule_names().chain(["all"]).collect();
+        schemars::json_schema!({
+            "description": "A rule of `imgbuild lint`, or `all`.",
+            "type": "string",
+            "enum": names
+        })
+    }
 }
 
 /// An `[args]` entry: its default, or `{}` for none.

@@ -93,24 +93,90 @@ fn book_dockerfiles_plan() {
     );
 }
 
+/// The output of `command` that `page` shows, and the code block of
+/// language `fence` just before it: the file the output is about.
+fn shown_output(page: &str, command: &str, fence: &str, first: &str) -> (String, String) {
+    let text = std::fs::read_to_string(repo().join("book/src").join(page)).unwrap();
+    let console = format!("```console\n$ {command}\n");
+    let at = text
+        .find(&format!("{console}{first}"))
+        .unwrap_or_else(|| panic!("{page} shows the output of `{command}`"));
+    let shown_start = at + console.len();
+    let shown_end = shown_start + text[shown_start..].find("```").unwrap();
+    let before = &text[..at];
+    let opening = format!("```{fence}\n");
+    let fence_at = before
+        .rfind(&opening)
+        .unwrap_or_else(|| panic!("{page}: a {fence} block before the output"));
+    let body_start = fence_at + opening.len();
+    let body = &before[body_start..body_start + before[body_start..].find("```").unwrap()];
+    (body.to_owned(), text[shown_start..shown_end].to_owned())
+}
+
 /// The `imgbuild lint` output the book shows is what lint prints for the
 /// Dockerfile shown just before it.
 #[test]
 fn book_lint_output_is_current() {
-    let text = std::fs::read_to_string(repo().join("book/src/dockerfile.md")).unwrap();
-    let console = "```console\n$ imgbuild lint -f Dockerfile\nDockerfile:";
-    let at = text.find(console).expect("the book shows lint output");
-    let shown_start = at + "```console\n$ imgbuild lint -f Dockerfile\n".len();
-    let shown_end = shown_start + text[shown_start..].find("```").unwrap();
-    let shown = &text[shown_start..shown_end];
-    let before = &text[..at];
-    let fence = before
-        .rfind("```dockerfile\n")
-        .expect("a Dockerfile before the output");
-    let body_start = fence + "```dockerfile\n".len();
-    let dockerfile = &before[body_start..body_start + before[body_start..].find("```").unwrap()];
-    let dir = crate::dockerfile::dockerfile_dir(dockerfile);
+    let (dockerfile, shown) = shown_output(
+        "dockerfile.md",
+        "imgbuild lint -f Dockerfile",
+        "dockerfile",
+        "Dockerfile:",
+    );
+    let dir = crate::dockerfile::dockerfile_dir(&dockerfile);
     let out = crate::util::imgbuild_in(dir.path(), &["lint", "-f", "Dockerfile"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, shown);
+
+    let (manifest, shown) = shown_output("lint.md", "imgbuild lint", "toml", "imgbuild.toml:");
+    let dir = crate::util::manifest_dir(&manifest);
+    let out = crate::util::imgbuild_in(dir.path(), &["lint"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, shown);
+}
+
+/// Each rule's section of the lint page shows a manifest that fires that
+/// rule and no other, then fixes that fire nothing; every rule has one.
+#[test]
+fn lint_rule_examples_fire_their_rule_and_fixes_do_not() {
+    let text = std::fs::read_to_string(repo().join("book/src/lint.md")).unwrap();
+    let mut documented = Vec::new();
+    for section in text.split("\n## ").filter(|s| s.starts_with('`')) {
+        let rule = section[1..].split('`').next().unwrap();
+        let examples = manifests(section);
+        assert!(examples.len() >= 2, "{rule}: an example and its fix");
+        for (i, manifest) in examples.iter().enumerate() {
+            let dir = crate::util::manifest_dir(manifest);
+            let out = crate::util::imgbuild_in(dir.path(), &["lint"]);
+            assert_eq!(out.code, 0, "{rule} example {}: {}", i + 1, out.stderr);
+            let fired: Vec<&str> = out
+                .stdout
+                .lines()
+                .filter(|l| l.starts_with("imgbuild.toml:"))
+                .filter_map(|l| l.split(": ").nth(1))
+                .collect();
+            if i == 0 {
+                assert!(
+                    !fired.is_empty() && fired.iter().all(|r| *r == rule),
+                    "{rule}'s example should fire it and nothing else:\n{manifest}\n{}",
+                    out.stdout
+                );
+            } else {
+                assert!(
+                    out.stdout.is_empty(),
+                    "{rule}'s fix {i} should fire nothing:\n{manifest}\n{}",
+                    out.stdout
+                );
+            }
+        }
+        documented.push(rule.to_owned());
+    }
+    let rules: Vec<String> = imgbuild::lint::practice::RULES
+        .iter()
+        .map(|r| r.name.to_owned())
+        .collect();
+    assert_eq!(
+        documented, rules,
+        "lint.md has one section per rule, in order"
+    );
 }

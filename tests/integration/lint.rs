@@ -1,4 +1,6 @@
-//! `imgbuild lint` and the build checks `plan` and `apply` run on Dockerfiles.
+//! `imgbuild lint` and the build checks `plan` and `apply` run on
+//! Dockerfiles; the best-practice rules `lint` runs on manifests and
+//! Dockerfiles alike.
 
 use crate::dockerfile::{dockerfile_dir, plan};
 use crate::util::{Output, imgbuild_in, manifest_dir};
@@ -41,7 +43,7 @@ fn lint_prints_every_finding() {
 #[test]
 fn lint_of_a_clean_file_prints_nothing() {
     let out = lint(
-        "FROM scratch\nCOPY --chmod=0755 app /app\nENTRYPOINT [\"/app\"]\n",
+        "FROM scratch\nCOPY --chmod=0755 app /app\nUSER 65534\nENTRYPOINT [\"/app\"]\n",
         &[],
     );
     assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
@@ -54,8 +56,9 @@ fn error_true_makes_findings_fail() {
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("StageNameCasing"), "{}", out.stdout);
     assert!(
-        out.stdout
-            .contains("lint violation found for rules: JSONArgsRecommended, StageNameCasing"),
+        out.stdout.contains(
+            "lint violation found for rules: JSONArgsRecommended, RootInFinalImage, StageNameCasing"
+        ),
         "{}",
         out.stdout
     );
@@ -65,8 +68,20 @@ fn error_true_makes_findings_fail() {
         out.stderr
     );
     // With nothing found, error=true changes nothing.
-    let out = lint("# check=error=true\nFROM scratch\nCMD [\"run\"]\n", &[]);
+    let out = lint(
+        "# check=error=true\nFROM scratch\nUSER 1\nCMD [\"run\"]\n",
+        &[],
+    );
     assert_eq!(out.code, 0, "{}", out.stdout);
+    // A best-practice rule alone fails it too.
+    let out = lint("# check=error=true\nFROM scratch\nCMD [\"run\"]\n", &[]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("lint violation found for rules: RootInFinalImage"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -133,19 +148,182 @@ fn build_args_and_platform_are_used() {
     );
 }
 
+/// A manifest that fires every best-practice rule.
+const PRACTICES: &str = r#"[args]
+NPM_TOKEN = {}
+
+[stages.app]
+from = "node:latest"
+workdir = "/app"
+env = { API_KEY = "change-me" }
+steps = [
+  { run = "apt-get update && apt-get install -y build-essential" },
+  { copy = ["."], to = "./" },
+  { run = "npm ci" },
+  { run = "rm -rf /var/lib/apt/lists/*" },
+]
+cmd = ["node", "server.js"]
+
+[images.app]
+stage = "app"
+tags = ["example.com/app:1.0"]
+"#;
+
+/// The same build as a Dockerfile.
+const PRACTICES_DOCKERFILE: &str = r#"FROM node:latest
+ARG NPM_TOKEN
+ENV API_KEY=change-me
+WORKDIR /app
+RUN apt-get update && apt-get install -y build-essential
+COPY . ./
+RUN npm ci
+RUN rm -rf /var/lib/apt/lists/*
+CMD ["node", "server.js"]
+"#;
+
+/// The `(rule, line)` of each finding `lint` printed.
+fn findings(stdout: &str) -> Vec<(String, usize)> {
+    stdout
+        .lines()
+        .filter(|l| !l.starts_with(' ') && l.contains(": "))
+        .filter_map(|l| {
+            let mut parts = l.splitn(5, ':');
+            let _file = parts.next()?;
+            let line = parts.next()?.parse().ok()?;
+            let _column = parts.next()?;
+            Some((parts.next()?.trim().to_owned(), line))
+        })
+        .collect()
+}
+
 #[test]
-fn lint_of_a_manifest_checks_it_and_says_there_are_no_checks() {
-    let dir = manifest_dir("[stages.a]\nfrom = \"scratch\"\n[images.a]\nstage = \"a\"\n");
+fn lint_of_a_manifest_runs_the_best_practice_rules() {
+    let dir = manifest_dir(PRACTICES);
     let out = imgbuild_in(dir.path(), &["lint"]);
+    assert_eq!(out.code, 0, "warnings only: {}", out.stderr);
+    insta::assert_snapshot!(out.stdout);
+    let mut rules: Vec<String> = findings(&out.stdout).into_iter().map(|(r, _)| r).collect();
+    rules.sort();
+    rules.dedup();
+    assert_eq!(
+        rules,
+        [
+            "CleanupInLaterStep",
+            "CopyAllBeforeInstall",
+            "RootInFinalImage",
+            "SecretsUsedInArgOrEnv",
+            "ToolchainInFinalStage",
+            "UnpinnedBaseImage",
+        ]
+    );
+}
+
+#[test]
+fn a_dockerfile_gets_the_same_findings_at_its_lines() {
+    let dir = manifest_dir(PRACTICES);
+    let manifest = findings(&imgbuild_in(dir.path(), &["lint"]).stdout);
+    let out = lint(PRACTICES_DOCKERFILE, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    insta::assert_snapshot!(out.stdout);
+    let found = findings(&out.stdout);
+    let at = |rule: &str, line: usize| (rule.to_owned(), line);
+    assert_eq!(
+        found,
+        [
+            at("UnpinnedBaseImage", 1),
+            at("RootInFinalImage", 1),
+            at("SecretsUsedInArgOrEnv", 2),
+            at("SecretsUsedInArgOrEnv", 3),
+            at("ToolchainInFinalStage", 5),
+            at("CopyAllBeforeInstall", 6),
+            at("CleanupInLaterStep", 8),
+        ]
+    );
+    let rules = |list: &[(String, usize)]| {
+        let mut rules: Vec<String> = list.iter().map(|(r, _)| r.clone()).collect();
+        rules.sort();
+        rules
+    };
+    assert_eq!(rules(&found), rules(&manifest));
+}
+
+#[test]
+fn a_manifest_can_skip_rules_and_make_findings_errors() {
+    let skip_all_six = format!(
+        "[lint]\nskip = [\"UnpinnedBaseImage\", \"SecretsUsedInArgOrEnv\", \"CleanupInLaterStep\", \"CopyAllBeforeInstall\", \"ToolchainInFinalStage\", \"RootInFinalImage\"]\n\n{PRACTICES}"
+    );
+    let dir = manifest_dir(&skip_all_six);
+    let out = imgbuild_in(dir.path(), &["lint"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+
+    let errors = format!("[lint]\nskip = [\"SecretsUsedInArgOrEnv\"]\nerror = true\n\n{PRACTICES}");
+    let dir = manifest_dir(&errors);
+    let out = imgbuild_in(dir.path(), &["lint"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(
-        out.stderr
-            .contains("no build checks apply to manifests yet"),
+        !out.stdout.contains("SecretsUsedInArgOrEnv"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("5 checks failed (error=true): lint violation found for rules: CleanupInLaterStep, CopyAllBeforeInstall, RootInFinalImage, ToolchainInFinalStage, UnpinnedBaseImage"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("the build checks failed"),
         "{}",
         out.stderr
     );
+    assert!(out.stderr.contains("[lint] skip"), "{}", out.stderr);
+
+    // Nothing found: error = true changes nothing.
+    let clean = "[lint]\nerror = true\n[stages.a]\nfrom = \"scratch\"\n[images.a]\nstage = \"a\"\n";
+    let out = imgbuild_in(manifest_dir(clean).path(), &["lint"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+}
+
+#[test]
+fn a_bad_manifest_or_lint_table_exits_2() {
+    let dir =
+        manifest_dir("[lint]\nskip = [\"RootInFinalImag\"]\n[stages.a]\nfrom = \"scratch\"\n");
+    let out = imgbuild_in(dir.path(), &["lint"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown lint rule `RootInFinalImag`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("imgbuild.toml:2:9"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did you mean `RootInFinalImage`?"),
+        "{}",
+        out.stderr
+    );
+
+    let dir = manifest_dir("[lint]\nerror = \"yes\"\n");
+    let out = imgbuild_in(dir.path(), &["lint"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("imgbuild.toml:2:9"), "{}", out.stderr);
+
     let dir = manifest_dir("[stages.a]\nfrom = 3\n");
     assert_eq!(imgbuild_in(dir.path(), &["lint"]).code, 2);
+}
+
+#[test]
+fn plan_does_not_run_the_best_practice_rules() {
+    // RootInFinalImage fires on this manifest under `lint` only.
+    let text =
+        "[stages.a]\nfrom = \"scratch\"\nentrypoint = [\"/app\"]\n[images.a]\nstage = \"a\"\n";
+    let dir = manifest_dir(text);
+    let lint = imgbuild_in(dir.path(), &["lint"]);
+    assert!(lint.stdout.contains("RootInFinalImage"), "{}", lint.stdout);
+    let plan = imgbuild_in(dir.path(), &["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(!plan.stderr.contains("RootInFinalImage"), "{}", plan.stderr);
+    let plan = crate::dockerfile::plan("FROM scratch\nCMD [\"/app\"]\n", &[]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(!plan.stderr.contains("RootInFinalImage"), "{}", plan.stderr);
 }
 
 #[test]
