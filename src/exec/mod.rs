@@ -27,6 +27,7 @@ mod bundle;
 pub mod rootfs;
 mod run;
 mod runtime;
+mod ssh_agent;
 pub mod step;
 
 use std::io;

@@ -9,6 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use indexmap::IndexMap;
 
 use super::rootfs::{Upper, mount_overlay};
+use super::ssh_agent::AgentProxy;
 use super::{Executor, MountKind, MountSpec, NetworkMode, RunSpec, Stream, standard_mount_points};
 use crate::ir::{Command, Mount, Network, Platform, Run, Sharing};
 use crate::store::Store;
@@ -358,6 +359,7 @@ fn run_in(
     let mut locks = Vec::new();
     let mut secret_files = Vec::new();
     let mut overlays = Vec::new();
+    let mut agents: Vec<AgentProxy> = Vec::new();
     for (n, m) in run.mounts.iter().enumerate() {
         match m {
             Mount::Cache {
@@ -588,7 +590,9 @@ fn run_in(
                 id,
                 target,
                 required,
-                ..
+                mode,
+                uid: ssh_uid,
+                gid: ssh_gid,
             } => {
                 let id = id.clone().unwrap_or_else(|| "default".into());
                 let Some(socket) = grants.ssh.get(&id) else {
@@ -605,13 +609,34 @@ fn run_in(
                     .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{n}"));
                 env.retain(|(name, _)| name != "SSH_AUTH_SOCK");
                 env.push(("SSH_AUTH_SOCK".into(), target.clone()));
+                // Named after this step's temporary directory, like secret
+                // files: short enough for a socket path, and per step.
+                let step = temp.file_name().unwrap_or_default().to_string_lossy();
+                let path = secret_dir()?.join(format!("{step}-ssh-{n}"));
+                let proxy = AgentProxy::start(
+                    socket,
+                    &path,
+                    mode.unwrap_or(0o600),
+                    ssh_uid.unwrap_or(0),
+                    ssh_gid.unwrap_or(0),
+                )
+                .map_err(|e| {
+                    setup(
+                        format!(
+                            "cannot forward SSH agent `{id}` through `{}`: {e}",
+                            path.display()
+                        ),
+                        "check that the agent's socket (`--ssh`) is a socket this user can reach",
+                    )
+                })?;
                 mounts.push(MountSpec {
                     destination: target,
                     kind: MountKind::Bind {
-                        source: socket.clone(),
+                        source: proxy.path().to_owned(),
                         readonly: false,
                     },
                 });
+                agents.push(proxy);
             }
         }
     }
@@ -665,6 +690,7 @@ fn run_in(
         mounts,
     };
     let outcome = executor.run(&spec, output);
+    drop(agents);
     drop(overlays);
     drop(mount);
     drop(locks);

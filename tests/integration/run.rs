@@ -444,13 +444,18 @@ fn ssh_agent_socket_is_forwarded() {
     if !can_run() {
         return;
     }
+    // The step's socket has the mount's mode and owner (BuildKit's
+    // defaults: 0600, root), whatever the agent's own socket has.
     let project = Project::new(
-        r#"  { run = "test -S \"$SSH_AUTH_SOCK\" && echo ok > /ssh.txt", mounts = [{ type = "ssh", required = true }] },"#,
+        r#"  { run = "test -S \"$SSH_AUTH_SOCK\" && stat -c '%u:%g %a' \"$SSH_AUTH_SOCK\" > /ssh.txt", mounts = [{ type = "ssh", required = true }] },
+  { run = "stat -c '%u:%g %a' /run/agent > /ssh-owned.txt", mounts = [{ type = "ssh", target = "/run/agent", uid = 1000, gid = 1001, mode = 0o660 }] },"#,
     );
     let socket = project.path().join("agent.sock");
     let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let root = project.rootfs(&["--ssh", &format!("default={}", socket.display())]);
-    assert_eq!(read(&root, "ssh.txt"), "ok\n");
+    assert_eq!(read(&root, "ssh.txt"), "0:0 600\n");
+    assert_eq!(read(&root, "ssh-owned.txt"), "1000:1001 660\n");
 }
 
 /// The arm64 busybox scripts/test downloads with `apt-get download busybox-static:arm64`.
