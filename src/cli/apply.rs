@@ -181,7 +181,6 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
             }
         }
     }
-    let _lock = session.store.lock_shared().map_err(Error::Store)?;
     let options = BuildOptions {
         context: session.context.root().to_owned(),
         manifest_dir: session.manifest_dir.clone(),

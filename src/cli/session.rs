@@ -15,7 +15,7 @@ use crate::plan::cache::{ContextFiles, NoCache};
 use crate::plan::{self, CacheQuery};
 use crate::printer::Printer;
 use crate::scheduler::key_settings;
-use crate::store::Store;
+use crate::store::{Store, StoreLock};
 
 /// A loaded and resolved build, ready to plan or apply.
 pub struct Session {
@@ -37,6 +37,9 @@ pub struct Session {
     pub scope: String,
     /// Resolves base images, each tag once for the plan and the build.
     pub bases: Arc<BaseResolver>,
+    /// The shared store lock, held while the session lives: planning and
+    /// resolving bases write blobs too, which `prune` must not remove.
+    _lock: StoreLock,
 }
 
 impl Session {
@@ -56,6 +59,7 @@ impl Session {
         build.run_checks(&request, &ignore, printer)?;
         let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
             .map_err(Error::Store)?;
+        let lock = store.lock_shared().map_err(Error::Store)?;
         let bases = Arc::new(BaseResolver::new(
             &store,
             build.pull,
@@ -79,6 +83,7 @@ impl Session {
             no_cache,
             scope,
             bases,
+            _lock: lock,
         })
     }
 
