@@ -332,6 +332,33 @@ impl Writer<'_> {
         }
     }
 
+    /// `[lint]`, from a Dockerfile's `# check=` directive: the rules it
+    /// skips that are manifest rules (`BuildKit`'s checks run on
+    /// Dockerfiles only), and `error`.
+    fn lint(&mut self, checks: &crate::lint::RuleSet) {
+        let skip: Vec<String> = if checks.skip_all {
+            vec![toml_string("all")]
+        } else {
+            checks
+                .skip
+                .iter()
+                .filter(|name| crate::lint::practice::rule_names().any(|rule| rule == *name))
+                .map(|name| toml_string(name))
+                .collect()
+        };
+        if skip.is_empty() && !checks.error {
+            return;
+        }
+        self.push("[lint]\n");
+        if !skip.is_empty() {
+            self.push(&format!("skip = [{}]\n", skip.join(", ")));
+        }
+        if checks.error {
+            self.push("error = true\n");
+        }
+        self.blank_line();
+    }
+
     /// Ends a table: one blank line before the next.
     fn blank_line(&mut self) {
         if !self.out.is_empty() && !self.out.ends_with("\n\n") {
@@ -349,7 +376,7 @@ impl Writer<'_> {
             stages,
             images,
             groups,
-            checks: _,
+            checks,
             source_map: _,
         } = project;
         let comments = self.comments;
@@ -395,6 +422,7 @@ impl Writer<'_> {
             }
             self.blank_line();
         }
+        self.lint(checks);
         for stage in stages.values() {
             self.stage(stage);
             self.blank_line();

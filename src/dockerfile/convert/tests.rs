@@ -376,6 +376,24 @@ fn context_is_written_when_it_is_not_the_manifest_directory() {
 }
 
 #[test]
+fn check_directive_becomes_the_lint_table() {
+    let text =
+        "# check=skip=RootInFinalImage,JSONArgsRecommended;error=true\nFROM scratch\nCOPY a /a\n";
+    let manifest = round_trip("Dockerfile", text);
+    assert!(
+        manifest.contains("[lint]\nskip = [\"RootInFinalImage\"]\nerror = true\n"),
+        "{manifest}"
+    );
+    let read = manifest::parse("imgbuild.toml", &manifest).unwrap();
+    assert_eq!(read.checks.skip, ["RootInFinalImage"]);
+    assert!(read.checks.error);
+    let all = convert("Dockerfile", "# check=skip=all\nFROM scratch\n", ".").unwrap();
+    assert!(all.contains("[lint]\nskip = [\"all\"]\n"), "{all}");
+    let none = convert("Dockerfile", "FROM scratch\n", ".").unwrap();
+    assert!(!none.contains("[lint]"), "{none}");
+}
+
+#[test]
 fn values_a_manifest_refuses_are_reported_at_their_dockerfile_line() {
     let text = "FROM scratch\nCOPY a /a\nSTOPSIGNAL BOGUS\n";
     let error = convert("Dockerfile", text, ".").expect_err("refused");
