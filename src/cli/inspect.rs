@@ -5,7 +5,9 @@ use std::path::Path;
 use clap::Args;
 use serde_json::Value;
 
+use super::RegistryArgs;
 use crate::error::Error;
+use crate::image::base::{BaseResolver, PullPolicy};
 use crate::image::source::{self, ImageSource};
 use crate::image::{self, DOCKER_LIST_MEDIA_TYPE, INDEX_MEDIA_TYPE};
 use crate::inspect::{self, Report};
@@ -16,8 +18,9 @@ use crate::store::{Digest, Store};
 /// Flags of `imgbuild inspect`.
 #[derive(Debug, Clone, Args)]
 pub struct InspectArgs {
-    /// A tag in the store (`localhost/app:1`), or `oci-layout:DIR[:TAG]`,
-    /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE`.
+    /// A tag in the store (`localhost/app:1`), `oci-layout:DIR[:TAG]`,
+    /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE`, or a registry image:
+    /// `docker://REF` (pulled into the store first, as a base image is).
     #[arg(value_name = "IMAGE")]
     pub image: String,
     /// Only this platform; default: every platform of a stored image, the
@@ -36,6 +39,9 @@ pub struct InspectArgs {
     /// Exit 1 when the image wastes more than SIZE (e.g. `10MiB`): for CI.
     #[arg(long, value_name = "SIZE")]
     pub fail_on_waste: Option<String>,
+    /// How to reach a `docker://` image's registry.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// Inspects and prints.
@@ -62,7 +68,12 @@ pub fn run(args: &InspectArgs, store_dir: Option<&Path>, printer: Printer) -> Re
         .transpose()?;
     let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
         .map_err(Error::Store)?;
-    let reports = load(&store, &args.image, platform.as_ref())?;
+    let reports = match args.image.strip_prefix(REGISTRY_PREFIX) {
+        Some(reference) => {
+            vec![pull(&store, reference, platform, &args.registry)?]
+        }
+        None => load(&store, &args.image, platform.as_ref())?,
+    };
     let mut out = String::new();
     if args.json {
         let docs: Vec<Value> = reports
@@ -119,6 +130,30 @@ pub fn run(args: &InspectArgs, store_dir: Option<&Path>, printer: Printer) -> Re
     Ok(())
 }
 
+/// What names a registry image on `inspect`'s command line, as for skopeo:
+/// a store tag and a registry reference are otherwise written alike.
+const REGISTRY_PREFIX: &str = "docker://";
+
+/// Pulls a registry image for `platform` (default: this machine's) into
+/// the store, as a base image is pulled, and inspects it.
+fn pull(
+    store: &Store,
+    reference: &str,
+    platform: Option<Platform>,
+    registry: &RegistryArgs,
+) -> Result<Report, Error> {
+    let platform = platform.unwrap_or_else(Platform::host);
+    let _lock = store.lock_shared().map_err(Error::Store)?;
+    let resolver = BaseResolver::new(store, PullPolicy::Missing, registry.options());
+    let base = resolver.resolve(&ImageSource::Registry(reference.to_owned()), &platform)?;
+    inspect::inspect(store, &base.image, Some(base.manifest_digest), platform).map_err(|e| {
+        usage(
+            e.to_string(),
+            "the image is damaged; pull it again with `imgbuild pull`",
+        )
+    })
+}
+
 fn usage(message: String, help: &str) -> Error {
     Error::Usage {
         message,
@@ -158,9 +193,12 @@ fn load(store: &Store, image: &str, platform: Option<&Platform>) -> Result<Vec<R
             usage(
                 format!("no image tagged `{image}` in the store"),
                 &if tags.is_empty() {
-                    "the store holds no images; build one with `imgbuild apply`, or name a layout: `oci-layout:DIR:TAG`".to_owned()
+                    "the store holds no images; build one with `imgbuild apply`, or name a layout (`oci-layout:DIR:TAG`) or a registry image (`docker://REF`)".to_owned()
                 } else {
-                    format!("tags in the store: {}", tags.join(", "))
+                    format!(
+                        "tags in the store: {}; a registry image is `docker://REF`",
+                        tags.join(", ")
+                    )
                 },
             )
         })?;
