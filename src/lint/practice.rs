@@ -226,32 +226,64 @@ impl<'a> Linter<'a> {
     }
 
     /// `UnpinnedBaseImage`: an image without a digest, and without a tag
-    /// or with `latest`.
+    /// or with `latest`, that a stage starts from or a step reads from
+    /// (`copy`/`add` and mounts with `from`).
     fn unpinned_base(&mut self, stage: &Stage) {
-        let Some(Base::Image(reference)) = self.base(stage) else {
-            return;
-        };
-        if ImageSource::is_local(&reference) {
+        if let Some(Base::Image(reference)) = self.base(stage) {
+            self.unpinned(&reference, &stage.from.span, "base image", "from");
+        }
+        for step in &stage.steps {
+            let froms: Vec<&Template> = match step {
+                Step::Copy(copy) | Step::Add(copy) => copy.from.iter().collect(),
+                Step::Run(run) => run
+                    .mounts
+                    .iter()
+                    .filter_map(|mount| match mount {
+                        Mount::Bind { from, .. } | Mount::Cache { from, .. } => from.as_ref(),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            for from in froms {
+                let Some(text) = self.expand(from) else {
+                    continue;
+                };
+                let base = Base::parse(&text, |name| self.project.stages.contains_key(name));
+                if let Base::Image(reference) = base {
+                    self.unpinned(&reference, &from.span, "image", "from");
+                }
+            }
+        }
+    }
+
+    /// Reports `reference`, written at `span`, when it is not pinned.
+    fn unpinned(&mut self, reference: &str, span: &Span, what: &str, key: &str) {
+        if ImageSource::is_local(reference) || reference.parse::<usize>().is_ok() {
             return;
         }
-        let parts = Reference::split(&reference);
+        let parts = Reference::split(reference);
         if parts.digest.is_some() || parts.tag.is_some_and(|t| t != "latest") {
             return;
         }
         let message = match parts.tag {
             None => format!(
-                "base image `{reference}` has no tag: it is `latest`, whatever that is on the day of the build"
+                "{what} `{reference}` has no tag: it is `latest`, whatever that is on the day of the build"
             ),
             Some(_) => {
-                format!("base image `{reference}` is whatever `latest` is on the day of the build")
+                format!("{what} `{reference}` is whatever `latest` is on the day of the build")
             }
         };
         let pinned = format!("{}:<version>@sha256:<digest>", parts.repository);
         let help = self.fix(
-            format!("pin a version, and a digest for repeatable builds: `from = \"{pinned}\"`"),
-            format!("pin a version, and a digest for repeatable builds: `FROM {pinned}`"),
+            format!("pin a version, and a digest for repeatable builds: `{key} = \"{pinned}\"`"),
+            if what == "base image" {
+                format!("pin a version, and a digest for repeatable builds: `FROM {pinned}`")
+            } else {
+                format!("pin a version, and a digest for repeatable builds: `--from={pinned}`")
+            },
         );
-        self.add(&UNPINNED_BASE_IMAGE, &stage.from.span, message, help);
+        self.add(&UNPINNED_BASE_IMAGE, span, message, help);
     }
 
     /// `SecretsUsedInArgOrEnv` for a manifest: argument and environment

@@ -90,6 +90,29 @@ fn pinned_scratch_stage_and_local_bases_do_not_fire() {
 }
 
 #[test]
+fn unpinned_images_that_steps_read_from_fire_too() {
+    let rule = &UNPINNED_BASE_IMAGE;
+    let text = r#"[stages.build]
+from = "golang:1.23"
+[stages.app]
+from = "alpine:3.20"
+user = "1"
+steps = [
+  { copy = ["/bin/tool"], from = "tools/linter", to = "/usr/bin/" },
+  { copy = ["/out/app"], from = "build", to = "/app" },
+  { copy = ["/etc/ssl/certs"], from = "debian:12", to = "/etc/ssl/" },
+  { run = "true", mounts = [{ type = "bind", from = "busybox:latest", target = "/bb" }] },
+  { run = "true", mounts = [{ type = "cache", target = "/c", from = "stage:build" }] },
+]
+[images.app]
+stage = "app"
+"#;
+    assert_eq!(of(rule, &manifest(text)), [7, 10]);
+    let dockerfile_text = "FROM alpine:3.20 AS base\nFROM alpine:3.20\nCOPY --from=base /a /a\nCOPY --from=0 /a /b\nCOPY --from=nginx /etc/nginx /etc/nginx\nUSER 1\n";
+    assert_eq!(of(rule, &dockerfile(dockerfile_text)), [5]);
+}
+
+#[test]
 fn unpinned_bases_behind_variables_use_known_values_only() {
     let rule = &UNPINNED_BASE_IMAGE;
     let with_default = format!("[args]\nBASE = \"alpine\"\n{}", one_stage("${BASE}", ""));
