@@ -11,6 +11,11 @@
 #   Dockerfile    deps (COPY deps.lock, RUN --mount=type=cache),
 #                 build (FROM deps, COPY src, RUN hashing and tarring it),
 #                 final (FROM the base, COPY the asset and the two artifacts)
+# WORKLOAD=branches measures scheduling instead: two branches of unequal
+# length, `slow` (a 4 s step) and `quick` -> `late` (a 4 s step that reads
+# src/mod-17/file-042.txt, the changed file), copied into one final image.
+# A scheduler that starts `late` as soon as `quick` is done builds it in
+# about 4 s; one that waits for every stage of the first wave, in 8 s.
 # Every tool builds the same Dockerfile from the same busybox base, which
 # imgbuild builds from Debian's busybox-static, so nothing is pulled from
 # the internet.
@@ -34,6 +39,7 @@
 #   TOOLS="..."    which tools to run (default "imgbuild docker buildah")
 #   IMGBUILD=PATH  the imgbuild binary; default: `cargo build --release`
 #   IMGBUILD_FLAGS extra `imgbuild apply` flags, e.g. "--compression none"
+#   WORKLOAD=cache|branches  which workload (default cache, described above)
 #
 # Needs root, bash, openssl, runc and busybox-static (scripts/test installs
 # them). docker (Debian `docker.io`) and buildah (Debian `buildah`) are used
@@ -103,7 +109,38 @@ stream() { # $1: bytes, $2: key
   head -c "$1" /dev/zero | openssl enc -aes-128-ctr -nosalt -pbkdf2 -pass "pass:$2"
 }
 
+# Two branches of unequal length (see WORKLOAD at the top).
+generate_branches() {
+  rm -rf "$ctx"
+  mkdir -p "$ctx/src/mod-17"
+  stream 10000 branches | base64 -w 79 > "$ctx/src/mod-17/file-042.txt"
+  cat > "$ctx/Dockerfile" <<'DOCKERFILE'
+ARG BASE
+
+FROM ${BASE} AS slow
+RUN sleep 4 && echo slow > /slow
+
+FROM ${BASE} AS quick
+RUN echo quick > /quick
+
+FROM quick AS late
+COPY src/mod-17/file-042.txt /in.txt
+RUN sleep 4 && sha256sum /in.txt > /late
+
+FROM ${BASE}
+COPY --from=slow /slow /app/
+COPY --from=late /late /app/
+CMD ["/bin/sh"]
+DOCKERFILE
+  changed_file=$ctx/src/mod-17/file-042.txt
+  cp "$changed_file" "$work/changed-file.orig"
+}
+
 generate_workload() {
+  if [ "${WORKLOAD:-cache}" = branches ]; then
+    generate_branches
+    return
+  fi
   rm -rf "$ctx"
   mkdir -p "$ctx/src" "$ctx/assets"
   # 30 directories of 100 files; each file is 128 base64 lines of 79
@@ -362,7 +399,7 @@ for kind in cold noop changed; do
   printf '%s\n' "$line"
 done
 
-if have imgbuild && have docker; then
+if have imgbuild && have docker && [ "${WORKLOAD:-cache}" = cache ]; then
   printf '\ntargets (issue 5):\n'
   target() { # $1: kind, $2: label, $3: the most imgbuild/docker may be
     local r
