@@ -255,33 +255,25 @@ fn push_two_platforms_then_pull_back_by_tag_and_digest() {
 
     // `inspect docker://` pulls the platform asked for into an empty store
     // and reports it as it reports a stored image.
-    let out = imgbuild(
-        dir.path(),
-        &dir.path().join("inspect-store"),
-        &[
-            "inspect",
-            "--insecure-registry",
-            &host,
-            "--platform",
-            "linux/arm64",
-            "--files",
-            &format!("docker://{}", tags[0]),
-        ],
-    );
+    let reference = format!("docker://{}", tags[0]);
+    let inspect = |flag: &str| {
+        imgbuild(
+            dir.path(),
+            &dir.path().join("inspect-store"),
+            &[
+                "inspect",
+                "--insecure-registry",
+                &host,
+                "--platform",
+                "linux/arm64",
+                flag,
+                &reference,
+            ],
+        )
+    };
+    let out = inspect("--files");
     assert!(ok(&out).stdout.contains("/arch"), "{}", out.stdout);
-    let out = imgbuild(
-        dir.path(),
-        &dir.path().join("inspect-store"),
-        &[
-            "inspect",
-            "--insecure-registry",
-            &host,
-            "--platform",
-            "linux/arm64",
-            "--json",
-            &format!("docker://{}", tags[0]),
-        ],
-    );
+    let out = inspect("--json");
     let report: serde_json::Value = serde_json::from_str(&ok(&out).stdout).unwrap();
     assert_eq!(report[0]["platform"], "linux/arm64", "{report:#}");
     assert_eq!(report[0]["layers"].as_array().map(Vec::len), Some(1));
