@@ -2,10 +2,10 @@
 //! exactly what the Dockerfile does.
 
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use crate::util::{can_run, imgbuild_in, repo};
+use crate::util::{arm64_busybox, can_run, imgbuild_in, repo};
 
 /// A temporary directory holding `Dockerfile` with `text`.
 fn dockerfile_dir(text: &str) -> tempfile::TempDir {
@@ -338,28 +338,6 @@ cat /srv/greeting
 EOF
 CMD ["/bin/hello"]
 "#;
-
-/// The arm64 busybox scripts/test downloads, when it and qemu are here.
-fn arm64_busybox() -> Option<PathBuf> {
-    let path = std::env::var_os("IMGBUILD_ARM64_BUSYBOX").map_or_else(
-        || repo().join("target/fixtures/arm64/bin/busybox"),
-        PathBuf::from,
-    );
-    let registered = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")
-        .is_ok_and(|t| t.starts_with("enabled"));
-    if path.exists() && registered {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("IMGBUILD_REQUIRE_TOOLS").is_none(),
-        "arm64 busybox and qemu-aarch64 are required"
-    );
-    eprintln!(
-        "skipped the arm64 half: needs {} and qemu-user-static",
-        path.display()
-    );
-    None
-}
 
 fn install_busybox(dir: &Path, busybox: &Path) {
     std::fs::create_dir_all(dir).unwrap();

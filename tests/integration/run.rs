@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::util::{Output, can_run, imgbuild_in, repo, run_tool};
+use crate::util::{Output, arm64_busybox, can_run, imgbuild_in, repo, run_tool};
 
 /// Busybox applets the tests use, linked into the fixture's /bin.
 const APPLETS: &[&str] = &[
@@ -456,25 +456,6 @@ fn ssh_agent_socket_is_forwarded() {
     let root = project.rootfs(&["--ssh", &format!("default={}", socket.display())]);
     assert_eq!(read(&root, "ssh.txt"), "0:0 600\n");
     assert_eq!(read(&root, "ssh-owned.txt"), "1000:1001 660\n");
-}
-
-/// The arm64 busybox scripts/test downloads with `apt-get download busybox-static:arm64`.
-fn arm64_busybox() -> Option<PathBuf> {
-    let path = std::env::var_os("IMGBUILD_ARM64_BUSYBOX").map_or_else(
-        || repo().join("target/fixtures/arm64/bin/busybox"),
-        PathBuf::from,
-    );
-    let registered = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")
-        .is_ok_and(|t| t.starts_with("enabled"));
-    if path.exists() && registered {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("IMGBUILD_REQUIRE_TOOLS").is_none(),
-        "arm64 busybox and qemu-aarch64 are required"
-    );
-    eprintln!("skipped: needs {} and qemu-user-static", path.display());
-    None
 }
 
 #[test]

@@ -126,6 +126,29 @@ pub fn can_run() -> bool {
     ok
 }
 
+/// The arm64 busybox scripts/test downloads (`apt-get download
+/// busybox-static:arm64`), when it and qemu's binfmt handler are here.
+pub fn arm64_busybox() -> Option<PathBuf> {
+    let path = std::env::var_os("IMGBUILD_ARM64_BUSYBOX").map_or_else(
+        || repo().join("target/fixtures/arm64/bin/busybox"),
+        PathBuf::from,
+    );
+    let registered = std::fs::read_to_string("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+        .is_ok_and(|t| t.starts_with("enabled"));
+    if path.exists() && registered {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("IMGBUILD_REQUIRE_TOOLS").is_none(),
+        "arm64 busybox and qemu-aarch64 are required"
+    );
+    eprintln!(
+        "skipped arm64: needs {} and qemu-user-static",
+        path.display()
+    );
+    None
+}
+
 /// Asserts that planning a manifest fails with exit code 2, with `message`
 /// reported at `imgbuild.toml:LINE:COLUMN`.
 macro_rules! bad_manifest {
