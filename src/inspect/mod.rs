@@ -245,25 +245,20 @@ pub fn inspect(
                 Some((dir, name)) => (dir.to_owned(), name),
                 None => (String::new(), entry.path.as_str()),
             };
-            if name == ".wh..wh..opq" {
+            let removed = if name == ".wh..wh..opq" {
                 // Everything lower layers put under `dir` goes.
-                for (path, node) in remove_under(&mut tree, &dir, index) {
-                    waste(&path, &node);
-                    report.removed += 1;
-                    report.changes.push(Change {
-                        path,
-                        kind: ChangeKind::Removed,
-                        bytes: 0,
-                    });
-                }
-                continue;
-            }
-            if let Some(hidden) = name.strip_prefix(".wh.") {
+                Some(remove_under(&mut tree, &dir, index))
+            } else if let Some(hidden) = name.strip_prefix(".wh.") {
                 let target = join(&dir, hidden);
                 let mut removed = remove_under(&mut tree, &target, index);
                 if let Some(node) = tree.remove(&target) {
                     removed.insert(0, (target.clone(), node));
                 }
+                Some(removed)
+            } else {
+                None
+            };
+            if let Some(removed) = removed {
                 for (path, node) in removed {
                     waste(&path, &node);
                     report.removed += 1;

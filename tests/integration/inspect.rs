@@ -116,3 +116,29 @@ fn deleted_files_are_wasted_space_and_the_steps_to_chain_are_named() {
         out.stdout
     );
 }
+
+/// A directory removed and made again: the layer holds an opaque marker
+/// (`.wh..wh..opq`), which hides everything lower layers put in it.
+#[test]
+fn an_opaque_directory_hides_what_lower_layers_put_in_it() {
+    if !can_run() {
+        return;
+    }
+    let manifest = format!(
+        "[stages.a]\nfrom = \"oci-layout:{}\"\nsteps = [\n  {{ run = \"mkdir -p /data/sub && head -c 5000 /dev/zero > /data/a && head -c 700 /dev/zero > /data/sub/b\" }},\n  {{ run = \"rm -rf /data && mkdir /data && head -c 10 /dev/zero > /data/c\" }},\n]\n[images.a]\nstage = \"a\"\ntags = [\"localhost/opaque:1\"]\n",
+        crate::run::busybox().display()
+    );
+    let dir = build(&manifest);
+    let out = inspect(&dir, &["localhost/opaque:1", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let report = &report[0];
+    assert_eq!(report["wasted_bytes"], 5700);
+    let n = report["layers"].as_array().unwrap().len();
+    assert_eq!(report["chains"][0]["added_in"], n - 1);
+    assert_eq!(report["chains"][0]["undone_in"], n);
+    let files = inspect(&dir, &["localhost/opaque:1", "--files"]).stdout;
+    assert!(files.contains("/data/c"), "{files}");
+    assert!(!files.contains("/data/a"), "{files}");
+    assert!(!files.contains("/data/sub/b"), "{files}");
+}
