@@ -69,6 +69,8 @@ pub struct BaseResolver {
     tags: Memo<String, Resolved>,
     /// Every base resolved in this build.
     bases: Memo<(ImageSource, Platform), ResolvedBase>,
+    /// Registry bases resolved without their layers (for plans).
+    metadata: Memo<(ImageSource, Platform), ResolvedBase>,
 }
 
 impl std::fmt::Debug for BaseResolver {
@@ -91,6 +93,7 @@ impl BaseResolver {
             registry: Mutex::new(None),
             tags: Memo::default(),
             bases: Memo::default(),
+            metadata: Memo::default(),
         }
     }
 
@@ -121,7 +124,7 @@ impl BaseResolver {
     /// not downloaded, only its index, manifest and config: what a plan
     /// needs to know the image (its digest, its config, its layers'
     /// digests). Local sources are imported whole. The tag is resolved as
-    /// `resolve` does, and only once.
+    /// `resolve` does, and each image is read once per platform.
     pub fn resolve_metadata(
         &self,
         source: &ImageSource,
@@ -133,7 +136,8 @@ impl BaseResolver {
                 if let Some(base) = self.bases.get(&key) {
                     return Ok(base);
                 }
-                self.registry_base(reference, platform, false)
+                self.metadata
+                    .get_or_try(key, || self.registry_base(reference, platform, false))
             }
             local => self.resolve(local, platform),
         }
