@@ -26,8 +26,7 @@ pub fn run(
     verbose: bool,
     printer: Printer,
 ) -> Result<(), Error> {
-    let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
-        .map_err(Error::Store)?;
+    let store = super::open_store(store_dir)?;
     let usage = store.disk_usage().map_err(Error::Store)?;
     if args.json {
         let text = serde_json::to_string_pretty(&to_json(&store, &usage))

@@ -66,8 +66,7 @@ pub fn run(args: &InspectArgs, store_dir: Option<&Path>, printer: Printer) -> Re
             })
         })
         .transpose()?;
-    let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
-        .map_err(Error::Store)?;
+    let store = super::open_store(store_dir)?;
     let reports = match args.image.strip_prefix(REGISTRY_PREFIX) {
         Some(reference) => {
             vec![pull(&store, reference, platform, &args.registry)?]

@@ -287,6 +287,14 @@ impl RegistryArgs {
     }
 }
 
+/// Opens the store `--store` names, or the default one.
+fn open_store(store_dir: Option<&Path>) -> Result<crate::store::Store, Error> {
+    crate::store::Store::open(
+        store_dir.map_or_else(crate::store::Store::default_root, Path::to_path_buf),
+    )
+    .map_err(Error::Store)
+}
+
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),

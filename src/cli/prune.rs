@@ -8,7 +8,7 @@ use clap::Args;
 use super::du::human_size;
 use crate::error::Error;
 use crate::printer::Printer;
-use crate::store::{CacheItemKind, EntryRemoval, PruneOptions, PruneReport, Store};
+use crate::store::{CacheItemKind, EntryRemoval, PruneOptions, PruneReport};
 
 /// Flags of `imgbuild prune`.
 #[derive(Debug, Clone, Args)]
@@ -43,8 +43,7 @@ pub fn run(
     verbose: bool,
     printer: Printer,
 ) -> Result<(), Error> {
-    let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
-        .map_err(Error::Store)?;
+    let store = super::open_store(store_dir)?;
     // Without a lock held here, `prune` tries once and fails with a clear "in use".
     let _lock = if args.no_wait {
         None

@@ -10,7 +10,6 @@ use crate::image::base::{BaseResolver, PullPolicy};
 use crate::image::source::ImageSource;
 use crate::ir::Platform;
 use crate::printer::Printer;
-use crate::store::Store;
 
 /// Flags of `imgbuild pull`.
 #[derive(Debug, Clone, Args)]
@@ -53,8 +52,7 @@ pub fn run(args: &PullArgs, store_dir: Option<&Path>, printer: Printer) -> Resul
             })
             .collect::<Result<_, _>>()?
     };
-    let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
-        .map_err(Error::Store)?;
+    let store = super::open_store(store_dir)?;
     let _lock = store.lock_shared().map_err(Error::Store)?;
     // `pull` always asks the registry what a tag is, as `docker pull` does.
     let resolver = BaseResolver::new(&store, PullPolicy::Always, args.registry.options());

@@ -10,7 +10,6 @@ use crate::export;
 use crate::layer::CompressionOptions;
 use crate::printer::Printer;
 use crate::registry::{self, Registry};
-use crate::store::Store;
 
 /// Flags of `imgbuild push`.
 #[derive(Debug, Clone, Args)]
@@ -34,8 +33,7 @@ pub fn run(args: &PushArgs, store_dir: Option<&Path>, printer: Printer) -> Resul
         message: format!("invalid destination `{destination}`: {why}"),
         help: "write `[HOST[:PORT]/]NAME[:TAG]`, e.g. `registry.example.com/team/app:1.0`".into(),
     })?;
-    let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
-        .map_err(Error::Store)?;
+    let store = super::open_store(store_dir)?;
     let _lock = store.lock_shared().map_err(Error::Store)?;
     // Built images are tagged as written in the manifest, pulled ones normalised.
     let mut descriptor = store.tag(&args.image).map_err(Error::Store)?;

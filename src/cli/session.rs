@@ -57,8 +57,7 @@ impl Session {
         let context_dir = build.context_dir(&project);
         let ignore = load_ignore(&context_dir, build.dockerfile())?;
         build.run_checks(&request, &ignore, printer)?;
-        let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
-            .map_err(Error::Store)?;
+        let store = super::open_store(store_dir)?;
         let lock = store.lock_shared().map_err(Error::Store)?;
         let bases = Arc::new(BaseResolver::new(
             &store,

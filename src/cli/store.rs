@@ -7,7 +7,6 @@ use clap::Subcommand;
 
 use crate::error::Error;
 use crate::printer::Printer;
-use crate::store::Store;
 
 /// Store subcommands.
 #[derive(Debug, Clone, Subcommand)]
@@ -26,8 +25,7 @@ pub fn run(
     store_dir: Option<&Path>,
     printer: Printer,
 ) -> Result<(), Error> {
-    let store = Store::open(store_dir.map_or_else(Store::default_root, Path::to_path_buf))
-        .map_err(Error::Store)?;
+    let store = super::open_store(store_dir)?;
     match command {
         StoreCommand::Verify { repair } => {
             let report = store.verify(*repair).map_err(Error::Store)?;
