@@ -24,5 +24,6 @@ pub mod progress;
 pub mod registry;
 pub mod scheduler;
 pub mod store;
+pub mod util;
 
 pub use error::Error;

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::context::PatternMatcher;
 use crate::layer::{self, Entry, EntryKind, FileSource};
@@ -59,6 +59,21 @@ pub enum CopyError {
     /// A source path leaves its root.
     #[error("source `{0}` points outside its root")]
     OutsideRoot(String),
+    /// A source meets a loop of symlinks.
+    #[error("source `{0}` meets too many levels of symbolic links")]
+    SymlinkLoop(String),
+    /// A source is a symlink to a path its root does not have.
+    #[error(
+        "`{link}` is a symlink to `{target}`, which is not in {place}: symlinks are followed inside it, never out of it"
+    )]
+    LinkTargetMissing {
+        /// The symlink, as the step reaches it.
+        link: String,
+        /// Its target, as stored.
+        target: String,
+        /// "the build context" or "stage X".
+        place: String,
+    },
     /// A URL could not be fetched.
     #[error("cannot fetch `{url}`: {why}")]
     Fetch {
@@ -265,90 +280,84 @@ fn join(dir: &str, name: &str) -> String {
 
 /// Cleans a source path: no leading `/` or `./`, no `..` past the root.
 fn clean_source(source: &str) -> Result<String, CopyError> {
-    let mut parts: Vec<&str> = Vec::new();
-    for component in Path::new(source).components() {
-        match component {
-            Component::Normal(p) => parts.push(p.to_str().unwrap_or_default()),
-            Component::ParentDir if parts.pop().is_none() => {
-                return Err(CopyError::OutsideRoot(source.to_owned()));
-            }
-            _ => {}
-        }
-    }
-    Ok(parts.join("/"))
+    let cleaned = crate::util::path::clean_relative(Path::new(source))
+        .ok_or_else(|| CopyError::OutsideRoot(source.to_owned()))?;
+    Ok(cleaned.to_string_lossy().into_owned())
 }
 
-/// Follows symlinks in `rel` inside `root`, as if `root` were `/`.
-pub(crate) fn resolve_in_root(root: &Path, rel: &str, source: &str) -> Result<String, CopyError> {
-    let mut resolved: Vec<String> = Vec::new();
-    let mut pending: Vec<String> = rel
-        .split('/')
-        .filter(|p| !p.is_empty())
-        .rev()
-        .map(str::to_owned)
-        .collect();
-    let mut links = 0;
-    while let Some(part) = pending.pop() {
-        match part.as_str() {
-            "." => continue,
-            ".." => {
-                resolved.pop();
+/// Follows the symlinks in `rel` inside `root`, as if `root` were `/`, the
+/// last component too when `follow_last`.
+fn resolve(root: &Path, rel: &str, follow_last: bool, source: &str) -> Result<String, CopyError> {
+    let resolved = crate::util::path::resolve_in_root(root, Path::new(rel), follow_last)
+        .map_err(|_| CopyError::SymlinkLoop(source.to_owned()))?;
+    Ok(resolved.to_string_lossy().into_owned())
+}
+
+/// Whether `path` of `root` is a directory itself, not a symlink to one.
+fn is_real_dir(root: &Path, path: &str) -> bool {
+    fs::symlink_metadata(root.join(path)).is_ok_and(|m| m.is_dir())
+}
+
+/// Follows `at` (whose parents hold no symlink) inside the origin's root and
+/// checks that what it reaches is there, not left out by the ignore file.
+/// `shown` is the path as the step names it, for messages.
+fn follow(origin: &Origin<'_>, at: &str, shown: &str) -> Result<String, CopyError> {
+    let root = origin.root();
+    let resolved = resolve(root, at, true, shown)?;
+    let present = |p: &str| {
+        fs::symlink_metadata(root.join(p)).is_ok() && (p.is_empty() || !origin.ignored(p))
+    };
+    if present(at) && present(&resolved) {
+        return Ok(resolved);
+    }
+    match fs::read_link(root.join(at)) {
+        Ok(target) if present(at) => Err(CopyError::LinkTargetMissing {
+            link: shown.to_owned(),
+            target: target.to_string_lossy().into_owned(),
+            place: origin.place(),
+        }),
+        _ => Err(CopyError::NotFound {
+            source_path: shown.to_owned(),
+            place: origin.place(),
+        }),
+    }
+}
+
+/// Expands one source into the root-relative paths it reaches, each with
+/// the path as written (they differ when a source is a symlink, which is
+/// followed but keeps its own name).
+///
+/// As in `BuildKit`, every symlink is followed inside the root, never out of
+/// it: the components before the first wildcard resolve like a named
+/// source; the rest are matched against what is really there, never
+/// descending through a symlink; and each match is then followed inside the
+/// root. The resolved paths hold no symlink.
+fn expand_source(origin: &Origin<'_>, source: &str) -> Result<Vec<(String, String)>, CopyError> {
+    let root = origin.root();
+    let cleaned = clean_source(source)?;
+    let parts: Vec<&str> = cleaned.split('/').filter(|p| !p.is_empty()).collect();
+    let Some(first) = parts.iter().position(|p| glob::has_wildcards(p)) else {
+        let at = resolve(root, &cleaned, false, source)?;
+        return Ok(vec![(follow(origin, &at, source)?, cleaned)]);
+    };
+    let prefix = parts[..first].join("/");
+    let base = resolve(root, &prefix, true, source)?;
+    // Each candidate: its path in the root (parents free of symlinks) and as written.
+    let mut matches = vec![(base, prefix)];
+    for part in &parts[first..] {
+        let mut next = Vec::new();
+        for (dir, written) in &matches {
+            if !is_real_dir(root, dir) {
                 continue;
             }
-            _ => {}
-        }
-        resolved.push(part);
-        let path = root.join(resolved.join("/"));
-        if let Ok(target) = fs::read_link(&path) {
-            links += 1;
-            if links > 40 {
-                return Err(CopyError::OutsideRoot(source.to_owned()));
-            }
-            resolved.pop();
-            let target = target.to_string_lossy().into_owned();
-            if target.starts_with('/') {
-                resolved.clear();
-            }
-            pending.extend(
-                target
-                    .split('/')
-                    .filter(|p| !p.is_empty())
-                    .rev()
-                    .map(str::to_owned),
-            );
-        }
-    }
-    Ok(resolved.join("/"))
-}
-
-/// Expands one source into the root-relative paths it names, each with the
-/// path as written (they differ when a named source is a symlink, which is
-/// followed but keeps its own name).
-fn expand_source(origin: &Origin<'_>, source: &str) -> Result<Vec<(String, String)>, CopyError> {
-    let cleaned = clean_source(source)?;
-    if !glob::has_wildcards(&cleaned) {
-        let resolved = resolve_in_root(origin.root(), &cleaned, source)?;
-        let exists = fs::symlink_metadata(origin.root().join(&resolved)).is_ok();
-        if !exists || (!resolved.is_empty() && origin.ignored(&resolved)) {
-            return Err(CopyError::NotFound {
-                source_path: source.to_owned(),
-                place: origin.place(),
-            });
-        }
-        return Ok(vec![(resolved, cleaned)]);
-    }
-    let mut matches = vec![String::new()];
-    for part in cleaned.split('/') {
-        let mut next = Vec::new();
-        for dir in &matches {
             if !glob::has_wildcards(part) {
                 let path = join(dir, part);
-                if fs::symlink_metadata(origin.root().join(&path)).is_ok() {
-                    next.push(path);
+                if fs::symlink_metadata(root.join(&path)).is_ok() {
+                    next.push((path, join(written, part)));
                 }
                 continue;
             }
-            let Ok(read) = fs::read_dir(origin.root().join(dir)) else {
+            let Ok(read) = fs::read_dir(root.join(dir)) else {
                 continue;
             };
             let mut names: Vec<String> = read
@@ -357,20 +366,23 @@ fn expand_source(origin: &Origin<'_>, source: &str) -> Result<Vec<(String, Strin
             names.sort();
             for name in names {
                 if glob::matches(part, &name)? {
-                    next.push(join(dir, &name));
+                    next.push((join(dir, &name), join(written, &name)));
                 }
             }
         }
         matches = next;
     }
-    matches.retain(|m| !origin.ignored(m));
+    matches.retain(|(at, _)| !origin.ignored(at));
     if matches.is_empty() {
         return Err(CopyError::NotFound {
             source_path: source.to_owned(),
             place: origin.place(),
         });
     }
-    Ok(matches.into_iter().map(|m| (m.clone(), m)).collect())
+    matches
+        .into_iter()
+        .map(|(at, written)| Ok((follow(origin, &at, &written)?, written)))
+        .collect()
 }
 
 /// The entries of a `copy` or `add` step.
@@ -438,7 +450,7 @@ pub fn copy_entries(
     let mut dest_dir = None;
     for (path, written, _) in matched {
         let full = origin.root().join(&path);
-        let meta = fs::metadata(&full).map_err(io(&full))?;
+        let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
         let name = written.rsplit('/').next().unwrap_or_default().to_owned();
         let base = if spec.parents {
             join(&dest, written.rsplit_once('/').map_or("", |(p, _)| p))
@@ -776,7 +788,7 @@ pub fn selected_paths(
         for (path, _) in expand_source(origin, source)? {
             let full = origin.root().join(&path);
             // A named source is followed when it is a symlink, as copy does.
-            let meta = fs::metadata(&full).map_err(io(&full))?;
+            let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
             let is_dir = meta.is_dir();
             push(path.clone(), full.clone(), &meta)?;
             if !is_dir {

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
@@ -214,35 +214,9 @@ fn resolve_user(spec: Option<&str>, root: &Path) -> Result<(u32, u32, Vec<u32>),
 /// `path` inside `root`, following symlinks as if `root` were `/`, so a
 /// symlink in the context or a stage cannot reach the host's files.
 fn inside(root: &Path, path: &str) -> Result<PathBuf, StepError> {
-    let resolved = crate::copy::resolve_in_root(root, path.trim_start_matches('/'), path)
+    let resolved = crate::util::path::resolve_in_root(root, Path::new(path), true)
         .map_err(|e| setup(e.to_string(), "use a path inside the source"))?;
-    lexically_inside(root, &resolved)
-}
-
-/// `path` joined to `root`, refusing `..` that would leave it.
-fn lexically_inside(root: &Path, path: &str) -> Result<PathBuf, StepError> {
-    let mut out = root.to_owned();
-    let mut depth = 0usize;
-    for c in Path::new(path).components() {
-        match c {
-            Component::Normal(p) => {
-                out.push(p);
-                depth += 1;
-            }
-            Component::ParentDir if depth > 0 => {
-                out.pop();
-                depth -= 1;
-            }
-            Component::ParentDir => {
-                return Err(setup(
-                    format!("`{path}` leaves its root"),
-                    "use a path inside the source",
-                ));
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
+    Ok(root.join(resolved))
 }
 
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {

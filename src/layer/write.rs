@@ -443,7 +443,18 @@ fn write_contents(
     match source {
         FileSource::Bytes(bytes) => tar.write_all(bytes).map_err(LayerError::Write),
         FileSource::Path(path) => {
-            let mut file = File::open(path).map_err(|e| LayerError::io(path, e))?;
+            // Never through a symlink: a source swapped for one after it was
+            // chosen must not bring another file into the layer.
+            let mut file = File::from(
+                rustix::fs::open(
+                    path,
+                    rustix::fs::OFlags::RDONLY
+                        | rustix::fs::OFlags::NOFOLLOW
+                        | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .map_err(|e| LayerError::io(path, e.into()))?,
+            );
             let mut remaining = size;
             loop {
                 let want = scratch

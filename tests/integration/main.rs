@@ -10,6 +10,7 @@ mod cache;
 mod convert;
 mod dockerfile;
 mod examples;
+mod hostile_context;
 mod inspect;
 mod lint;
 mod onbuild;

@@ -1,0 +1,3 @@
+//! Small helpers shared by modules that know nothing of each other.
+
+pub mod path;
