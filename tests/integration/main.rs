@@ -8,6 +8,7 @@ mod bad_manifests;
 mod book;
 mod cache;
 mod convert;
+mod differential;
 mod dockerfile;
 mod examples;
 mod hostile_context;

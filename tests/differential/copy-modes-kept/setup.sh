@@ -1,0 +1,3 @@
+chmod 0751 x
+chmod 4755 s
+chmod 0700 d

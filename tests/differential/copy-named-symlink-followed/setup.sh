@@ -1,0 +1,2 @@
+ln -s real link
+ln -s /dir dlink

@@ -1,0 +1,3 @@
+ln -s /real.txt abslink
+ln -s ../../real.txt uplink
+ln -s /etc/passwd pwlink
