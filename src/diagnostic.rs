@@ -8,7 +8,7 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
 
-use miette::{NamedSource, SourceSpan};
+use miette::{MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
 
 /// A source file that diagnostics point into.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,21 +40,114 @@ impl SourceFile {
 
     /// Starts a diagnostic about `span` in this file.
     pub fn error(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+        let location = self.line_column(span.start);
+        let span = clamp(span, self.text.len());
+        let (source_code, span) = Snippet::around(self, span, location);
         Diagnostic {
             message: message.into(),
-            source_code: NamedSource::new(self.name.clone(), Arc::clone(&self.text)),
-            location: self.line_column(span.start),
-            span: clamp(span, self.text.len()),
+            source_code,
+            location,
+            span,
             label: "here".to_owned(),
             help: None,
         }
     }
 }
 
-fn clamp(span: Range<usize>, len: usize) -> SourceSpan {
+fn clamp(span: Range<usize>, len: usize) -> Range<usize> {
     let start = span.start.min(len);
     let end = span.end.clamp(start, len);
-    (start, end - start).into()
+    start..end
+}
+
+/// The longest line a diagnostic shows whole; a longer one is cut to a
+/// window around the span, so any input renders (a one-line file of
+/// megabytes too).
+const LONGEST_SHOWN_LINE: usize = 240;
+
+/// The part of a source file a diagnostic shows: the whole file, or a
+/// window of one long line, with the line and column it starts at.
+#[derive(Debug, Clone)]
+struct Snippet {
+    name: String,
+    text: Arc<str>,
+    /// 0-based line of the file where `text` starts.
+    first_line: usize,
+    /// 0-based byte column of the file where `text` starts, on `first_line`.
+    first_column: usize,
+}
+
+impl Snippet {
+    /// What to show for `span` (at 1-based `location`) of `file`, and the
+    /// span in it.
+    fn around(
+        file: &SourceFile,
+        span: Range<usize>,
+        location: (usize, usize),
+    ) -> (Self, SourceSpan) {
+        let text = &file.text;
+        let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text[span.start..]
+            .find('\n')
+            .map_or(text.len(), |i| span.start + i);
+        if line_end - line_start <= LONGEST_SHOWN_LINE {
+            let whole = Self {
+                name: file.name.clone(),
+                text: Arc::clone(text),
+                first_line: 0,
+                first_column: 0,
+            };
+            return (whole, (span.start, span.len()).into());
+        }
+        let floor = |mut at: usize| {
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            at
+        };
+        let start = floor(
+            span.start
+                .saturating_sub(LONGEST_SHOWN_LINE / 3)
+                .max(line_start),
+        );
+        let end = floor((start + LONGEST_SHOWN_LINE).min(line_end));
+        let shown_end = span.end.min(end).max(span.start);
+        let window = Self {
+            name: file.name.clone(),
+            text: text[start..end].into(),
+            first_line: location.0 - 1,
+            // In bytes, as miette counts columns for a whole file too.
+            first_column: start - line_start,
+        };
+        (window, (span.start - start, shown_end - span.start).into())
+    }
+}
+
+impl SourceCode for Snippet {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner =
+            self.text
+                .as_ref()
+                .read_span(span, context_lines_before, context_lines_after)?;
+        let column = if inner.line() == 0 {
+            inner.column() + self.first_column
+        } else {
+            inner.column()
+        };
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line() + self.first_line,
+            column,
+            inner.line_count(),
+        )))
+    }
 }
 
 /// One error in a source file: what is wrong, where, and what to do.
@@ -64,7 +157,7 @@ pub struct Diagnostic {
     /// What is wrong, in one sentence.
     pub message: String,
     #[source_code]
-    source_code: NamedSource<Arc<str>>,
+    source_code: Snippet,
     location: (usize, usize),
     #[label("{label}")]
     span: SourceSpan,
@@ -93,9 +186,7 @@ impl Diagnostic {
     pub fn location(&self) -> String {
         format!(
             "{}:{}:{}",
-            self.source_code.name(),
-            self.location.0,
-            self.location.1
+            self.source_code.name, self.location.0, self.location.1
         )
     }
 }
@@ -172,6 +263,7 @@ pub fn suggest(what: &str, word: &str, candidates: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
 
     #[test]
     fn line_column_counts_from_one() {
@@ -180,6 +272,51 @@ mod tests {
         assert_eq!(file.line_column(3), (2, 1));
         assert_eq!(file.line_column(8), (3, 1));
         assert_eq!(file.line_column(100), (3, 2));
+    }
+
+    fn render(diagnostic: &Diagnostic) -> String {
+        let mut out = String::new();
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100)
+            .render_report(&mut out, diagnostic)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_span_in_a_very_long_line_renders_a_window_of_it() {
+        let mut text = "first line\n".to_owned();
+        for i in 0..5000 {
+            write!(text, "{{ file = \"é{i}\" }}, ").unwrap();
+        }
+        let at = text.find("é4000").unwrap();
+        text.push_str("\nlast");
+        let file = SourceFile::new("long.toml", text.as_str());
+        let diagnostic = file.error(at..at + 6, "bad step");
+        let shown = render(&diagnostic);
+        // miette's header counts bytes, location() characters.
+        let bytes = at - 11 + 1;
+        assert!(shown.contains(&format!("[long.toml:2:{bytes}]")), "{shown}");
+        assert!(shown.contains("é4000"), "{shown}");
+        assert!(shown.len() < 2000, "{shown}");
+        let chars = text[11..at].chars().count() + 1;
+        assert_eq!(diagnostic.location(), format!("long.toml:2:{chars}"));
+    }
+
+    #[test]
+    fn spans_at_the_ends_of_long_lines_and_tabs_and_crlf_render() {
+        let text = format!("{}\r\n\tb\r\n", "x".repeat(10_000));
+        let file = SourceFile::new("f", text.as_str());
+        for span in [
+            0..1,
+            9_999..10_000,
+            10_000..10_001,
+            10_002..10_004,
+            0..text.len(),
+        ] {
+            let shown = render(&file.error(span.clone(), "bad"));
+            assert!(shown.contains("bad"), "{span:?}: {shown}");
+        }
     }
 
     #[test]

@@ -416,3 +416,17 @@ bad_manifest!(
     3,
     42
 );
+
+// A mutation fuzzer found miette panicking on a diagnostic in a very long
+// line; the snippet is now a window of the line.
+bad_manifest!(
+    error_in_a_very_long_line_renders_a_window_of_it,
+    &format!(
+        "[stages.a]\nfrom = \"scratch\"\nsteps = [{}{{ bogus = 1 }}]\n",
+        "{ file = \"x\", to = \"/a\" }, ".repeat(3000)
+    ),
+    "unknown key `bogus`",
+    3,
+    81012,
+    "remove it"
+);
