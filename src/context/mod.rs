@@ -18,6 +18,7 @@
 )]
 
 pub mod hash;
+pub mod hidden;
 pub mod ignore;
 pub mod walk;
 

@@ -562,11 +562,14 @@ impl<'a> NodeRunner<'a> {
                 line,
             });
         };
+        let context = self.context_view(run)?;
         let changes = exec::step::run_step(
             self.store,
             executor.as_ref(),
             &self.options.grants,
-            &self.options.context,
+            context
+                .as_ref()
+                .map_or(self.options.context.as_path(), ContextView::path),
             &lowers,
             run,
             &process,
@@ -575,11 +578,47 @@ impl<'a> NodeRunner<'a> {
         )
         .map_err(to_build_error)?;
         drop(views);
+        drop(context);
         let result = layer::entries_from_dir(&changes.upper)
             .map_err(BuildError::from)
             .and_then(|entries| self.add_layer(image, &entries, text));
         let _ = std::fs::remove_dir_all(&changes.temp);
         result
+    }
+
+    /// For a step that bind-mounts the context: a view of it without what
+    /// `.dockerignore` leaves out (None when it leaves out nothing).
+    fn context_view(&self, run: &Run<String>) -> Result<Option<ContextView>, BuildError> {
+        let binds_context = run
+            .mounts
+            .iter()
+            .any(|m| matches!(m, Mount::Bind { from: None, .. }));
+        if !binds_context || self.ignore.is_empty() {
+            return Ok(None);
+        }
+        let environment = |e: &dyn std::fmt::Display| BuildError::Environment {
+            message: format!("cannot hide what .dockerignore leaves out of the context: {e}"),
+            help: "imgbuild needs root and overlayfs; `imgbuild doctor` checks".into(),
+        };
+        let whiteouts = self.store.temp_path("ignored");
+        let hidden =
+            crate::context::hidden::write_whiteouts(&self.options.context, self.ignore, &whiteouts);
+        let view = match hidden {
+            Ok(0) => Ok(None),
+            Ok(_) => read_only_view(
+                &[self.options.context.clone(), whiteouts.clone()],
+                &self.store.temp_path("context"),
+            )
+            .map_err(|e| environment(&e)),
+            Err(e) => Err(environment(&e)),
+        };
+        match view {
+            Ok(Some(view)) => Ok(Some(ContextView { view, whiteouts })),
+            other => {
+                let _ = std::fs::remove_dir_all(&whiteouts);
+                other.map(|_| None)
+            }
+        }
     }
 
     fn mkdir(&self, image: &mut Image, dir: &str, text: &str) -> Result<(), BuildError> {
@@ -649,6 +688,30 @@ fn check_onbuild(node: &Node, reference: &str, base: &Image) -> Result<(), Build
             },
             help: "imgbuild runs a base's triggers as planned steps, so it must read the base's config when planning: use a local base (`oci-layout:`, `oci-archive:`, `docker-archive:`) that exists before the build starts".into(),
         }),
+    }
+}
+
+/// The context with what `.dockerignore` leaves out hidden; unmounted and
+/// removed when dropped.
+struct ContextView {
+    view: View,
+    whiteouts: PathBuf,
+}
+
+impl ContextView {
+    fn path(&self) -> &Path {
+        self.view.path()
+    }
+}
+
+impl Drop for ContextView {
+    fn drop(&mut self) {
+        // Unmount first: the whiteouts are a layer of the mount.
+        drop(std::mem::replace(
+            &mut self.view,
+            View::Single(PathBuf::new()),
+        ));
+        let _ = std::fs::remove_dir_all(&self.whiteouts);
     }
 }
 
