@@ -210,9 +210,9 @@ impl Layer<'_> {
     }
 
     /// Adds every missing parent: existing directories keep their metadata,
-    /// new ones are 0755 root, or owned like the copied files when they are
-    /// the destination itself.
-    fn finish(mut self, dest_dir: Option<&str>) -> Vec<Entry> {
+    /// new ones are 0755, owned by `created_dir_owner` (the step's `chown`,
+    /// as `BuildKit` gives it to every directory a copy creates) or root.
+    fn finish(mut self) -> Vec<Entry> {
         let mut parents = Vec::new();
         for path in self.entries.keys() {
             let mut at = path.as_str();
@@ -242,10 +242,7 @@ impl Layer<'_> {
                     xattrs: Vec::new(),
                 },
                 None => {
-                    let owner = self
-                        .created_dir_owner
-                        .filter(|_| dest_dir == Some(parent.as_str()))
-                        .unwrap_or(Owner { uid: 0, gid: 0 });
+                    let owner = self.created_dir_owner.unwrap_or(Owner { uid: 0, gid: 0 });
                     Entry {
                         path: parent.clone(),
                         kind: EntryKind::Dir,
@@ -447,7 +444,6 @@ pub fn copy_entries(
         entry
     };
     let from_context = matches!(origin, Origin::Context { .. });
-    let mut dest_dir = None;
     for (path, written, _) in matched {
         let full = origin.root().join(&path);
         let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
@@ -463,7 +459,6 @@ pub fn copy_entries(
             } else {
                 dest.clone()
             };
-            dest_dir = Some(into.clone());
             if !into.is_empty() {
                 layer.insert(adjust(entry_for(&full, &into, &meta, false)?, from_context));
             }
@@ -486,7 +481,6 @@ pub fn copy_entries(
                 source,
             })?;
             let into = base.clone();
-            dest_dir = Some(into.clone());
             for mut entry in
                 layer::entries_from_dir(&unpacked).map_err(|source| CopyError::Unpack {
                     path: path.clone(),
@@ -502,9 +496,6 @@ pub fn copy_entries(
             } else {
                 dest.clone()
             };
-            if dest_is_dir || several {
-                dest_dir = Some(base.clone());
-            }
             layer.insert(adjust(entry_for(&full, &at, &meta, true)?, from_context));
         }
     }
@@ -521,7 +512,7 @@ pub fn copy_entries(
         entry.mtime = target.mtime;
         layer.insert(adjust(entry, true));
     }
-    Ok(layer.finish(dest_dir.as_deref()))
+    Ok(layer.finish())
 }
 
 /// A fresh directory under `scratch` for an unpacked archive; the caller removes `scratch` once the layer is written.
@@ -692,30 +683,40 @@ pub fn file_entries(
         mtime: target.mtime,
         xattrs: Vec::new(),
     });
-    Ok(layer.finish(None))
+    Ok(layer.finish())
 }
 
-/// The entries that create directory `path` when the image lacks it; None if it exists.
-pub fn mkdir_entries(path: &str, target: Target<'_>) -> Option<Vec<Entry>> {
+/// The entries that create directory `path` when the image lacks it; None
+/// if it exists. What it creates belongs to `user` (the stage's `USER`,
+/// looked up in the image), as `BuildKit`'s `WORKDIR` makes it.
+pub fn mkdir_entries(
+    path: &str,
+    user: Option<&str>,
+    target: Target<'_>,
+) -> Result<Option<Vec<Entry>>, CopyError> {
     let rel = layer_path(path);
     if rel.is_empty() || target.root.is_some_and(|r| r.join(&rel).is_dir()) {
-        return None;
+        return Ok(None);
     }
+    let owner = user
+        .map(|u| resolve_owner(u, target.root))
+        .transpose()?
+        .unwrap_or(Owner { uid: 0, gid: 0 });
     let mut layer = Layer {
         target,
         entries: BTreeMap::new(),
-        created_dir_owner: None,
+        created_dir_owner: Some(owner),
     };
     layer.insert(Entry {
         path: rel,
         kind: EntryKind::Dir,
         mode: 0o755,
-        uid: 0,
-        gid: 0,
+        uid: owner.uid,
+        gid: owner.gid,
         mtime: target.mtime,
         xattrs: Vec::new(),
     });
-    Some(layer.finish(None))
+    Ok(Some(layer.finish()))
 }
 
 /// A file, directory or symlink that a `copy`, `add` or bind mount reads.

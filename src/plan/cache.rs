@@ -528,7 +528,10 @@ impl<'a> NodeKeys<'a> {
                 Some(StateRecord {
                     env: Vec::new(),
                     workdir: self.state.workdir.clone(),
-                    user: None,
+                    // WORKDIR creates its directory for the current user.
+                    user: matches!(step, Step::Workdir { .. })
+                        .then(|| self.state.user.clone())
+                        .flatten(),
                     shell: Vec::new(),
                 }),
             ),

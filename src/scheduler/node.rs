@@ -435,7 +435,13 @@ impl<'a> NodeRunner<'a> {
                 )
                 .map_err(|e| fail(e.to_string(), "fix the step"))?,
             ),
-            Step::Workdir { path } => copy::mkdir_entries(path, target),
+            Step::Workdir { path } => copy::mkdir_entries(path, state.user.as_deref(), target)
+                .map_err(|e| {
+                    fail(
+                        e.to_string(),
+                        "create the user in an earlier step, or use a numeric id",
+                    )
+                })?,
             Step::Env { .. }
             | Step::User { .. }
             | Step::Shell { .. }
@@ -627,7 +633,13 @@ impl<'a> NodeRunner<'a> {
             root: root.as_ref().map(View::path),
             mtime: self.mtime(),
         };
-        if let Some(entries) = copy::mkdir_entries(dir, target) {
+        // The stage's own workdir is made before any step, so for root.
+        let entries =
+            copy::mkdir_entries(dir, None, target).map_err(|e| BuildError::Environment {
+                message: e.to_string(),
+                help: "this is a bug in imgbuild".into(),
+            })?;
+        if let Some(entries) = entries {
             self.add_layer(image, &entries, text)?;
         }
         Ok(())
