@@ -31,12 +31,10 @@ pub struct ConvertArgs {
 
 /// Converts and writes the manifest.
 pub fn run(args: &ConvertArgs, printer: Printer) -> Result<(), Error> {
-    if let Some(output) = &args.output
-        && !args.force
-        && output.symlink_metadata().is_ok()
-    {
-        return Err(exists(output));
-    }
+    let existing = match &args.output {
+        Some(output) => Some(existing(output, args.force)?),
+        None => None,
+    };
     let text =
         fs::read_to_string(&args.dockerfile).map_err(|source| crate::dockerfile::Error::Read {
             path: args.dockerfile.clone(),
@@ -62,6 +60,11 @@ pub fn run(args: &ConvertArgs, printer: Printer) -> Result<(), Error> {
     match &args.output {
         None => printer.result(&manifest).map_err(Error::Output),
         Some(output) => {
+            if existing == Some(Existing::Special) {
+                write_through(output, manifest.as_bytes())?;
+                printer.message(&format!("wrote the manifest to {}", output.display()));
+                return Ok(());
+            }
             write_new(output, manifest.as_bytes(), args.force)?;
             printer.message(&format!(
                 "wrote {}; build it with `imgbuild apply -f {}`",
@@ -71,6 +74,101 @@ pub fn run(args: &ConvertArgs, printer: Printer) -> Result<(), Error> {
             Ok(())
         }
     }
+}
+
+/// What is at `--output` already, which decides how it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    /// Nothing, or a regular file: a temporary file is renamed into place.
+    Replaceable,
+    /// A character device or FIFO, or a symlink to one (`/dev/null`,
+    /// `/dev/stdout` on a pipe or terminal): written through, never replaced.
+    Special,
+}
+
+/// Checks `--output` before anything is converted: without `force`,
+/// anything there is an error. With it, a directory, block device or socket
+/// is refused, since writing a manifest there cannot be meant; so is a
+/// symlink to anything but a device or FIFO: replacing the link could
+/// replace a system one (`/dev/stdout` when standard output is a file), and
+/// following it could replace a file anywhere.
+fn existing(output: &Path, force: bool) -> Result<Existing, Error> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let Ok(meta) = output.symlink_metadata() else {
+        return Ok(Existing::Replaceable);
+    };
+    if !force {
+        return Err(exists(output));
+    }
+    let refuse = |what: &str, help: String| Error::Usage {
+        message: format!(
+            "`{}` is {what}; `--force` replaces only a regular file",
+            output.display()
+        ),
+        help,
+    };
+    let file_path = || "give `--output` a file path such as `imgbuild.toml`".to_owned();
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(output).map_err(|e| Error::Usage {
+            message: format!("cannot read the symlink `{}`: {e}", output.display()),
+            help: file_path(),
+        })?;
+        let kind = fs::metadata(output).ok().map(|m| m.file_type());
+        if kind.is_some_and(|k| k.is_char_device() || k.is_fifo()) {
+            return Ok(Existing::Special);
+        }
+        return Err(refuse(
+            &format!("a symlink to `{}`", target.display()),
+            "`--force` writes through a symlink only to a device or FIFO: name the file it points to in `--output`, or remove the link first".to_owned(),
+        ));
+    }
+    let kind = meta.file_type();
+    if kind.is_file() {
+        return Ok(Existing::Replaceable);
+    }
+    if kind.is_char_device() || kind.is_fifo() {
+        return Ok(Existing::Special);
+    }
+    let what = if kind.is_dir() {
+        "a directory"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(refuse(what, file_path()))
+}
+
+/// Writes `bytes` into an existing character device or FIFO, as a shell
+/// redirection does: it stays what it is (`-o /dev/null --force` discards
+/// the manifest and leaves `/dev/null` alone).
+fn write_through(output: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use rustix::fs::{Mode, OFlags};
+    use std::os::unix::fs::FileTypeExt as _;
+    let written = (|| {
+        // No O_CREAT: if the node went away, nothing is created in its place.
+        let fd = rustix::fs::open(
+            output,
+            OFlags::WRONLY | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut file = fs::File::from(fd);
+        let kind = file.metadata()?.file_type();
+        if !(kind.is_char_device() || kind.is_fifo()) {
+            return Err(io::Error::other(
+                "it changed since it was checked; run `convert` again",
+            ));
+        }
+        file.write_all(bytes)
+    })();
+    written.map_err(|e| {
+        Error::Output(io::Error::new(
+            e.kind(),
+            format!("{}: {e}", output.display()),
+        ))
+    })
 }
 
 fn exists(output: &Path) -> Error {
@@ -128,7 +226,9 @@ fn relative_path(from: &Path, to: &Path) -> Result<String, Error> {
 
 /// Writes `bytes` to `output` in one step: a temporary file next to it,
 /// synced, then moved into place, so a failure leaves no half-written
-/// manifest. Without `force`, an existing file is never replaced.
+/// manifest and no temporary file. Without `force`, an existing file is
+/// never replaced. With `force`, [`existing`] has made sure `output` is
+/// missing or a regular file; devices and FIFOs go to [`write_through`].
 fn write_new(output: &Path, bytes: &[u8], force: bool) -> Result<(), Error> {
     let dir = parent(output);
     let file_name = output.file_name().ok_or_else(|| Error::Usage {

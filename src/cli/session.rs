@@ -132,23 +132,14 @@ fn no_cache(build: &BuildArgs, project: &Project) -> Result<NoCache, Error> {
 }
 
 /// Reads the ignore file: for a Dockerfile, `<Dockerfile>.dockerignore` next
-/// to it wins over `<context>/.dockerignore`.
+/// to it wins over `<context>/.dockerignore`. Only from inside the context (or
+/// the Dockerfile's directory); anything but a file there is an error.
 pub(super) fn load_ignore(
     context: &Path,
     dockerfile: Option<&Path>,
 ) -> Result<PatternMatcher, Error> {
-    let patterns = match context::find_ignore_file(context, dockerfile) {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::Usage {
-                message: format!("cannot read `{}`: {e}", path.display()),
-                help: "check the file's permissions".into(),
-            })?;
-            context::parse_dockerignore(&text)
-        }
-        None => Vec::new(),
-    };
-    PatternMatcher::new(&patterns).map_err(|e| Error::Usage {
-        message: format!("invalid pattern in .dockerignore: {e}"),
-        help: "patterns follow Docker's .dockerignore syntax".into(),
+    context::load_ignore(context, dockerfile).map_err(|e| Error::Usage {
+        message: e.to_string(),
+        help: e.help().into(),
     })
 }

@@ -13,6 +13,7 @@
 //!   `[*]`, `\d` or a lone `^` mean odd regex things there; here they mean the
 //!   literal characters, as `filepath.Match` (which Go uses to validate) does.
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
@@ -238,23 +239,283 @@ pub fn parse_dockerignore(text: &str) -> Vec<String> {
     out
 }
 
+/// An ignore file of a build: `name` in directory `root` (the context, or the
+/// Dockerfile's directory for `<Dockerfile>.dockerignore`). It is read only
+/// from inside `root`: see [`read_ignore_file`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoreFile {
+    /// The directory the file is in; symlinks are followed only inside it.
+    pub root: PathBuf,
+    /// The file's name in `root`.
+    pub name: OsString,
+    /// `<Dockerfile>.dockerignore`, whose root is the Dockerfile's directory.
+    pub beside_dockerfile: bool,
+}
+
+impl IgnoreFile {
+    /// The file's path, for messages: `root/name` without `.` components.
+    pub fn path(&self) -> PathBuf {
+        self.shown_root().join(&self.name)
+    }
+
+    /// `root` without `.` components (empty for the current directory).
+    fn shown_root(&self) -> PathBuf {
+        self.root
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect()
+    }
+}
+
 /// The ignore file for a context: `<dockerfile name>.dockerignore` next to the Dockerfile when given and present, else `<context>/.dockerignore`, else none.
 ///
-/// `dockerfile` is used as a filesystem path as given (resolve it against the
-/// context first if it is context-relative).
-pub fn find_ignore_file(context: &Path, dockerfile: Option<&Path>) -> Option<PathBuf> {
+/// "Present" means any directory entry of that name, even a directory or a
+/// dangling symlink, so that [`read_ignore_file`] can refuse it instead of the
+/// build silently going without it. `dockerfile` is used as a filesystem path
+/// as given (resolve it against the context first if it is context-relative).
+pub fn find_ignore_file(context: &Path, dockerfile: Option<&Path>) -> Option<IgnoreFile> {
+    let present = |file: &IgnoreFile| file.path().symlink_metadata().is_ok();
     if let Some(df) = dockerfile
         && let Some(name) = df.file_name()
     {
         let mut ignore_name = name.to_os_string();
         ignore_name.push(".dockerignore");
-        let candidate = df.with_file_name(ignore_name);
-        if candidate.is_file() {
+        let candidate = IgnoreFile {
+            root: df
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+            name: ignore_name,
+            beside_dockerfile: true,
+        };
+        if present(&candidate) {
             return Some(candidate);
         }
     }
-    let candidate = context.join(".dockerignore");
-    candidate.is_file().then_some(candidate)
+    let candidate = IgnoreFile {
+        root: context.to_path_buf(),
+        name: OsString::from(".dockerignore"),
+        beside_dockerfile: false,
+    };
+    present(&candidate).then_some(candidate)
+}
+
+/// Why an ignore file cannot be used. Messages name the file; none quotes
+/// content from outside the file's root, since nothing there is read.
+#[derive(Debug, thiserror::Error)]
+pub enum IgnoreFileError {
+    /// The ignore file is a directory, device, FIFO or socket (or a symlink
+    /// to one inside the root).
+    #[error("`{}` is {kind}, not a file of ignore patterns", path.display())]
+    NotAFile {
+        /// The ignore file.
+        path: PathBuf,
+        /// What it is: "a directory", "a symlink to a FIFO", ….
+        kind: String,
+    },
+    /// The ignore file is a symlink that leads to no file inside its root:
+    /// it points outside (links are resolved as if the root were `/`), is
+    /// dangling, or loops.
+    #[error(
+        "`{}` is a symlink to `{}`, which is not a file inside `{}`; the ignore file is read only from inside {}",
+        path.display(),
+        target.display(),
+        root.display(),
+        if *beside_dockerfile { "the Dockerfile's directory" } else { "the build context" }
+    )]
+    OutsideRoot {
+        /// The ignore file.
+        path: PathBuf,
+        /// The link's target, as written.
+        target: PathBuf,
+        /// The directory it must stay in.
+        root: PathBuf,
+        /// Whether `root` is the Dockerfile's directory (else the context).
+        beside_dockerfile: bool,
+    },
+    /// Reading the file failed.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Io {
+        /// The ignore file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A pattern in the file is invalid.
+    #[error("`{}`: {source}", path.display())]
+    Pattern {
+        /// The ignore file.
+        path: PathBuf,
+        /// The bad pattern.
+        #[source]
+        source: PatternError,
+    },
+}
+
+impl IgnoreFileError {
+    /// What to do about it.
+    pub fn help(&self) -> &'static str {
+        match self {
+            IgnoreFileError::NotAFile { .. } => {
+                "the ignore file must be a regular file of patterns: rename or remove the directory (or device) there, and write the patterns to a regular file of that name"
+            }
+            IgnoreFileError::OutsideRoot { .. } => {
+                "links are followed only inside that directory, as if it were `/`: replace the link with a copy of the file it points to"
+            }
+            IgnoreFileError::Io { .. } => "make the file readable UTF-8 text",
+            IgnoreFileError::Pattern { .. } => "patterns follow Docker's .dockerignore syntax",
+        }
+    }
+}
+
+/// Reads an ignore file without reading a byte outside its root.
+///
+/// Symlinks are followed the way buildkit follows them in the context it was
+/// sent: inside the root only, as if the root were `/` (an absolute target or
+/// `..` never leaves it). The walk goes one component at a time through
+/// directory handles and never lets the kernel follow a link, so a path that
+/// changes meanwhile cannot lead out either. Anything but a regular file at
+/// the end is refused: buildkit silently builds without such an ignore file,
+/// which would send files the user meant to leave out.
+pub fn read_ignore_file(file: &IgnoreFile) -> Result<String, IgnoreFileError> {
+    use std::io::Read as _;
+    let path = file.path();
+    let io = |source: std::io::Error| IgnoreFileError::Io {
+        path: path.clone(),
+        source,
+    };
+    let link = match path.symlink_metadata() {
+        Ok(meta) if meta.file_type().is_symlink() => Some(std::fs::read_link(&path).map_err(io)?),
+        Ok(_) => None,
+        Err(e) => return Err(io(e)),
+    };
+    match open_in_root(&file.root, &file.name).map_err(io)? {
+        InRoot::File(mut f) => {
+            let mut text = String::new();
+            f.read_to_string(&mut text).map_err(io)?;
+            Ok(text)
+        }
+        InRoot::Other(kind) => Err(IgnoreFileError::NotAFile {
+            path: path.clone(),
+            kind: if link.is_some() {
+                format!("a symlink to {kind}")
+            } else {
+                kind.to_owned()
+            },
+        }),
+        InRoot::Missing => match link {
+            Some(target) => Err(IgnoreFileError::OutsideRoot {
+                path: path.clone(),
+                target,
+                root: match file.shown_root() {
+                    root if root.as_os_str().is_empty() => PathBuf::from("."),
+                    root => root,
+                },
+                beside_dockerfile: file.beside_dockerfile,
+            }),
+            None => Err(io(std::io::ErrorKind::NotFound.into())),
+        },
+    }
+}
+
+/// What a path inside a root resolved to.
+enum InRoot {
+    /// A regular file, open for reading.
+    File(std::fs::File),
+    /// Something else: "a directory", "a FIFO", ….
+    Other(&'static str),
+    /// Nothing inside the root: a missing component, or too many links.
+    Missing,
+}
+
+/// Opens `rel` under `root`, following symlinks only inside `root` (like
+/// `openat2`'s `RESOLVE_IN_ROOT`, done by hand so it works on any kernel).
+fn open_in_root(root: &Path, rel: &OsStr) -> std::io::Result<InRoot> {
+    use rustix::fs::{FileType, Mode, OFlags, fstat, openat, readlinkat};
+    use rustix::io::Errno;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::ffi::OsStrExt as _;
+
+    let step = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let root_fd = openat(
+        rustix::fs::CWD,
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let components = |bytes: &[u8]| -> Vec<Vec<u8>> {
+        bytes
+            .split(|b| *b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .rev()
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    // The resolved path below the root, each component with its handle.
+    let mut resolved: Vec<(Vec<u8>, OwnedFd)> = Vec::new();
+    let mut pending = components(rel.as_bytes());
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part == b".." {
+            resolved.pop();
+            continue;
+        }
+        let dir = resolved.last().map_or(&root_fd, |(_, fd)| fd);
+        let fd = match openat(dir, part.as_slice(), step, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT | Errno::NOTDIR) => return Ok(InRoot::Missing),
+            Err(e) => return Err(e.into()),
+        };
+        if FileType::from_raw_mode(fstat(&fd)?.st_mode) == FileType::Symlink {
+            links += 1;
+            if links > 40 {
+                return Ok(InRoot::Missing);
+            }
+            let target = readlinkat(&fd, "", Vec::new())?;
+            let target = target.as_bytes();
+            if target.starts_with(b"/") {
+                resolved.clear();
+            }
+            pending.extend(components(target));
+            continue;
+        }
+        resolved.push((part, fd));
+    }
+    let Some((name, fd)) = resolved.pop() else {
+        return Ok(InRoot::Other("a directory"));
+    };
+    let stat = fstat(&fd)?;
+    let kind = match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => None,
+        FileType::Directory => Some("a directory"),
+        FileType::Fifo => Some("a FIFO"),
+        FileType::Socket => Some("a socket"),
+        FileType::CharacterDevice => Some("a character device"),
+        FileType::BlockDevice => Some("a block device"),
+        _ => Some("not a regular file"),
+    };
+    if let Some(kind) = kind {
+        return Ok(InRoot::Other(kind));
+    }
+    // Reopen for reading by name in its directory, refusing a link or
+    // anything else that was swapped in since.
+    let dir = resolved.last().map_or(&root_fd, |(_, fd)| fd);
+    let file = match openat(
+        dir,
+        name.as_slice(),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(file) => file,
+        Err(Errno::NOENT | Errno::LOOP) => return Ok(InRoot::Missing),
+        Err(e) => return Err(e.into()),
+    };
+    let again = fstat(&file)?;
+    if (again.st_dev, again.st_ino) != (stat.st_dev, stat.st_ino) {
+        return Ok(InRoot::Missing);
+    }
+    Ok(InRoot::File(std::fs::File::from(file)))
 }
 
 /// Adds exceptions so the ignore file and the Dockerfile are always part of
@@ -941,15 +1202,83 @@ mod tests {
         let ctx = dir.path();
         let df = ctx.join("sub/App.Dockerfile");
         std::fs::create_dir_all(df.parent().unwrap()).unwrap();
-        assert_eq!(find_ignore_file(ctx, Some(&df)), None);
+        let path = |f: Option<IgnoreFile>| f.map(|f| f.path());
+        assert_eq!(path(find_ignore_file(ctx, Some(&df))), None);
         std::fs::write(ctx.join(".dockerignore"), "x").unwrap();
         assert_eq!(
-            find_ignore_file(ctx, Some(&df)),
+            path(find_ignore_file(ctx, Some(&df))),
             Some(ctx.join(".dockerignore"))
         );
-        assert_eq!(find_ignore_file(ctx, None), Some(ctx.join(".dockerignore")));
+        assert_eq!(
+            path(find_ignore_file(ctx, None)),
+            Some(ctx.join(".dockerignore"))
+        );
         let specific = ctx.join("sub/App.Dockerfile.dockerignore");
         std::fs::write(&specific, "y").unwrap();
-        assert_eq!(find_ignore_file(ctx, Some(&df)), Some(specific));
+        let found = find_ignore_file(ctx, Some(&df)).unwrap();
+        assert_eq!(found.root, ctx.join("sub"));
+        assert!(found.beside_dockerfile);
+        assert_eq!(found.path(), specific);
+        // A directory or dangling link is found too, so reading can refuse it.
+        std::fs::remove_file(&specific).unwrap();
+        std::os::unix::fs::symlink("missing", &specific).unwrap();
+        assert_eq!(path(find_ignore_file(ctx, Some(&df))), Some(specific));
+    }
+
+    #[test]
+    fn ignore_file_links_resolve_inside_the_root_only() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, "secret-outside\n").unwrap();
+        let ctx = dir.path().join("ctx");
+        std::fs::create_dir_all(ctx.join("d/e")).unwrap();
+        std::fs::write(ctx.join("inner"), "inner-pattern\n").unwrap();
+        let read = |target: &str| {
+            let link = ctx.join(".dockerignore");
+            let _ = std::fs::remove_file(&link);
+            symlink(target, &link).unwrap();
+            read_ignore_file(&find_ignore_file(&ctx, None).unwrap())
+        };
+        assert_eq!(read("inner").unwrap(), "inner-pattern\n");
+        assert_eq!(read("d/e/../../inner").unwrap(), "inner-pattern\n");
+        // `..` and absolute targets stay in the root, as in BuildKit.
+        assert_eq!(read("../../inner").unwrap(), "inner-pattern\n");
+        assert_eq!(read("/inner").unwrap(), "inner-pattern\n");
+        for escape in [
+            "../outside",
+            outside.to_str().unwrap(),
+            "missing",
+            ".dockerignore",
+        ] {
+            let err = read(escape).unwrap_err();
+            assert!(
+                matches!(err, IgnoreFileError::OutsideRoot { .. }),
+                "{escape}: {err}"
+            );
+            assert!(!err.to_string().contains("secret"), "{err}");
+        }
+        // A link through a directory link that points out.
+        symlink(dir.path(), ctx.join("up")).unwrap();
+        assert!(matches!(
+            read("up/outside"),
+            Err(IgnoreFileError::OutsideRoot { .. })
+        ));
+        let err = read("d").unwrap_err();
+        assert!(
+            err.to_string().contains("is a symlink to a directory"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ignore_file_that_is_a_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".dockerignore")).unwrap();
+        let err = read_ignore_file(&find_ignore_file(dir.path(), None).unwrap()).unwrap_err();
+        assert!(
+            matches!(&err, IgnoreFileError::NotAFile { kind, .. } if kind == "a directory"),
+            "{err}"
+        );
     }
 }

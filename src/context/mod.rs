@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 
 pub use hash::{ContentHash, HashReport, StatCache, hash_entries};
 pub use ignore::{
-    PatternError, PatternMatcher, find_ignore_file, keep_build_files, parse_dockerignore,
+    IgnoreFile, IgnoreFileError, PatternError, PatternMatcher, find_ignore_file, keep_build_files,
+    parse_dockerignore, read_ignore_file,
 };
 pub use walk::{ContextEntry, EntryKind, walk};
 
@@ -75,15 +76,19 @@ impl ContextError {
     }
 }
 
-/// Reads and compiles the ignore file chosen by [`find_ignore_file`]; an empty
-/// matcher when there is none.
+/// Reads and compiles the ignore file chosen by [`find_ignore_file`], only
+/// from inside its root ([`read_ignore_file`]); an empty matcher when there is
+/// none.
 pub fn load_ignore(
     context: &Path,
     dockerfile: Option<&Path>,
-) -> Result<PatternMatcher, ContextError> {
+) -> Result<PatternMatcher, IgnoreFileError> {
     let Some(file) = find_ignore_file(context, dockerfile) else {
         return Ok(PatternMatcher::default());
     };
-    let text = std::fs::read_to_string(&file).map_err(|e| ContextError::io(&file, e))?;
-    Ok(PatternMatcher::new(&parse_dockerignore(&text))?)
+    let text = read_ignore_file(&file)?;
+    PatternMatcher::new(&parse_dockerignore(&text)).map_err(|source| IgnoreFileError::Pattern {
+        path: file.path(),
+        source,
+    })
 }

@@ -430,3 +430,28 @@ bad_manifest!(
     81012,
     "remove it"
 );
+
+#[test]
+fn dockerignore_directory_or_outside_link_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "[host-secret-line\n").unwrap();
+    let text = "[stages.app]\nfrom = \"scratch\"\nsteps = [{ copy = \".\", to = \"/\" }]\n\n[images.app]\nstage = \"app\"\n";
+    let link = crate::util::manifest_dir(text);
+    std::os::unix::fs::symlink(
+        outside.path().join("secret"),
+        link.path().join(".dockerignore"),
+    )
+    .unwrap();
+    let directory = crate::util::manifest_dir(text);
+    std::fs::create_dir(directory.path().join(".dockerignore")).unwrap();
+    for (dir, message) in [
+        (&link, "`.dockerignore` is a symlink to"),
+        (&directory, "`.dockerignore` is a directory"),
+    ] {
+        let out = crate::util::imgbuild_in(dir.path(), &["plan"]);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(out.stderr.contains(message), "{}", out.stderr);
+        assert!(!out.stderr.contains("host-secret"), "{}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+}

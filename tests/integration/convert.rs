@@ -409,3 +409,143 @@ fn book_conversion_example_is_current() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, manifest, "book/src/convert.md is out of date");
 }
+
+/// The names in `dir`, sorted: no temporary file may be left.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn make_node(path: &Path, kind: &str, major_minor: &[&str]) {
+    let status = Command::new("mknod")
+        .arg(path)
+        .arg(kind)
+        .args(major_minor)
+        .status()
+        .expect("mknod runs");
+    assert!(status.success(), "mknod {} {kind}", path.display());
+}
+
+#[test]
+fn force_writes_through_a_char_device_and_a_fifo() {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let dir = dockerfile_dir("FROM scratch\nCOPY a /a\n");
+    let null = dir.path().join("null");
+    make_node(&null, "c", &["1", "3"]);
+    let rdev = std::fs::metadata(&null).unwrap().rdev();
+    std::os::unix::fs::symlink("null", dir.path().join("null-link")).unwrap();
+    for output in ["null", "null-link"] {
+        let out = imgbuild_in(dir.path(), &["convert", "-o", output, "--force"]);
+        assert_eq!(out.code, 0, "-o {output}: {}", out.stderr);
+        let meta = std::fs::metadata(&null).unwrap();
+        assert!(
+            meta.file_type().is_char_device(),
+            "-o {output} kept the device"
+        );
+        assert_eq!(meta.rdev(), rdev);
+    }
+    assert!(
+        std::fs::symlink_metadata(dir.path().join("null-link"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+
+    let fifo = dir.path().join("fifo");
+    make_node(&fifo, "p", &[]);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let out = imgbuild_in(dir.path(), &["convert", "-o", "fifo", "--force"]);
+    if out.code != 0 {
+        // Unblock the reader, which waits for a writer.
+        let _ = rustix::fs::open(
+            &fifo,
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK,
+            rustix::fs::Mode::empty(),
+        );
+    }
+    let read = reader.join().unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        read.contains("[stages."),
+        "the reader got the manifest: {read}"
+    );
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert_eq!(
+        names(dir.path()),
+        ["Dockerfile", "fifo", "null", "null-link"]
+    );
+}
+
+#[test]
+fn force_refuses_directories_block_devices_and_sockets() {
+    use std::os::unix::fs::FileTypeExt as _;
+    let dir = dockerfile_dir("FROM scratch\n");
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::os::unix::fs::symlink("sub", dir.path().join("sub-link")).unwrap();
+    make_node(&dir.path().join("disk"), "b", &["7", "0"]);
+    let _socket = std::os::unix::net::UnixListener::bind(dir.path().join("sock")).unwrap();
+    for (output, kind) in [
+        ("sub", "a directory"),
+        ("sub-link", "a symlink to `sub`"),
+        ("disk", "a block device"),
+        ("sock", "a socket"),
+    ] {
+        let out = imgbuild_in(dir.path(), &["convert", "-o", output, "--force"]);
+        assert_eq!(out.code, 2, "-o {output}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "`{output}` is {kind}; `--force` replaces only a regular file"
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(dir.path().join("sub").is_dir());
+    let disk = std::fs::symlink_metadata(dir.path().join("disk")).unwrap();
+    assert!(disk.file_type().is_block_device());
+    assert_eq!(
+        names(dir.path()),
+        ["Dockerfile", "disk", "sock", "sub", "sub-link"]
+    );
+}
+
+#[test]
+fn force_refuses_a_symlink_to_a_file() {
+    let dir = dockerfile_dir("FROM scratch\n");
+    std::fs::write(dir.path().join("real.toml"), "old").unwrap();
+    std::os::unix::fs::symlink("real.toml", dir.path().join("imgbuild.toml")).unwrap();
+    std::os::unix::fs::symlink("missing", dir.path().join("dangling.toml")).unwrap();
+    for (output, target) in [("imgbuild.toml", "real.toml"), ("dangling.toml", "missing")] {
+        let out = imgbuild_in(dir.path(), &["convert", "-o", output, "--force"]);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "`{output}` is a symlink to `{target}`; `--force` replaces only a regular file"
+            )) && out.stderr.contains("remove the link first"),
+            "{}",
+            out.stderr
+        );
+        let meta = std::fs::symlink_metadata(dir.path().join(output)).unwrap();
+        assert!(meta.file_type().is_symlink(), "the link stays");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("real.toml")).unwrap(),
+        "old"
+    );
+    assert_eq!(
+        names(dir.path()),
+        ["Dockerfile", "dangling.toml", "imgbuild.toml", "real.toml"]
+    );
+}

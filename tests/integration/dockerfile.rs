@@ -363,3 +363,97 @@ RUN echo "last: $B $A" > /last
     assert_eq!(read("after"), "after: arg arg\n");
     assert_eq!(read("last"), "last: env-again arg\n");
 }
+
+/// A context with `Dockerfile` copying `ignored.txt`, whose `.dockerignore`
+/// (or `name`) is a symlink to `target`.
+fn linked_ignore_context(name: &str, target: &Path) -> tempfile::TempDir {
+    let dir = dockerfile_dir("FROM scratch\nCOPY ignored.txt /\n");
+    std::fs::write(dir.path().join("ignored.txt"), "x").unwrap();
+    std::os::unix::fs::symlink(target, dir.path().join(name)).unwrap();
+    dir
+}
+
+#[test]
+fn dockerignore_link_inside_the_context_is_followed() {
+    let dir = linked_ignore_context(".dockerignore", Path::new("patterns"));
+    std::fs::write(dir.path().join("patterns"), "ignored.txt\n").unwrap();
+    let out = imgbuild_in(dir.path(), &["lint", "-f", "Dockerfile"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("Attempting to Copy file \"ignored.txt\" that is excluded by .dockerignore"),
+        "the linked patterns apply:\n{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn dockerignore_link_out_of_the_context_is_refused_unread() {
+    let outside = tempfile::tempdir().unwrap();
+    // An invalid pattern, which an error would quote if the file were read.
+    let secret = outside.path().join("secret");
+    std::fs::write(&secret, "ignored.txt\n[host-secret-line\n").unwrap();
+    for (name, target, root) in [
+        (".dockerignore", secret.clone(), "build context"),
+        (
+            ".dockerignore",
+            Path::new("..")
+                .join(outside.path().file_name().unwrap())
+                .join("secret"),
+            "build context",
+        ),
+        (
+            "Dockerfile.dockerignore",
+            secret.clone(),
+            "Dockerfile's directory",
+        ),
+    ] {
+        let dir = linked_ignore_context(name, &target);
+        for command in ["lint", "plan"] {
+            let out = imgbuild_in(dir.path(), &[command, "-f", "Dockerfile"]);
+            assert_eq!(
+                out.code, 2,
+                "{command} {name} -> {target:?}: {}",
+                out.stderr
+            );
+            let all = format!("{}{}", out.stdout, out.stderr);
+            assert!(!all.contains("host-secret"), "{all}");
+            assert!(
+                !all.contains("CopyIgnoredFile"),
+                "not applied either: {all}"
+            );
+            assert!(
+                all.contains(&format!("`{name}` is a symlink to `{}`", target.display()))
+                    && all.contains(&format!("read only from inside the {root}"))
+                    && all.contains("replace the link with a copy"),
+                "{all}"
+            );
+            assert!(!all.contains("panicked"), "{all}");
+        }
+    }
+}
+
+#[test]
+fn dockerignore_directory_is_refused() {
+    for name in [".dockerignore", "Dockerfile.dockerignore"] {
+        let dir = dockerfile_dir("FROM scratch\nCOPY . /\n");
+        std::fs::create_dir(dir.path().join(name)).unwrap();
+        std::fs::write(dir.path().join(name).join("patterns"), "*\n").unwrap();
+        for command in ["lint", "plan"] {
+            let out = imgbuild_in(dir.path(), &[command, "-f", "Dockerfile"]);
+            assert_eq!(
+                out.code, 2,
+                "{command} with a {name} directory: {}",
+                out.stderr
+            );
+            assert!(
+                out.stderr.contains(&format!(
+                    "`{name}` is a directory, not a file of ignore patterns"
+                )) && out.stderr.contains("write the patterns to a regular file"),
+                "{}",
+                out.stderr
+            );
+            assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        }
+    }
+}
