@@ -13,10 +13,12 @@
 //!   `[*]`, `\d` or a lone `^` mean odd regex things there; here they mean the
 //!   literal characters, as `filepath.Match` (which Go uses to validate) does.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
+
+use crate::util::path::{InRoot, open_in_root};
 
 /// A bad pattern: names the pattern and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -417,105 +419,6 @@ pub fn read_ignore_file(file: &IgnoreFile) -> Result<String, IgnoreFileError> {
             None => Err(io(std::io::ErrorKind::NotFound.into())),
         },
     }
-}
-
-/// What a path inside a root resolved to.
-enum InRoot {
-    /// A regular file, open for reading.
-    File(std::fs::File),
-    /// Something else: "a directory", "a FIFO", ….
-    Other(&'static str),
-    /// Nothing inside the root: a missing component, or too many links.
-    Missing,
-}
-
-/// Opens `rel` under `root`, following symlinks only inside `root` (like
-/// `openat2`'s `RESOLVE_IN_ROOT`, done by hand so it works on any kernel).
-fn open_in_root(root: &Path, rel: &OsStr) -> std::io::Result<InRoot> {
-    use rustix::fs::{FileType, Mode, OFlags, fstat, openat, readlinkat};
-    use rustix::io::Errno;
-    use std::os::fd::OwnedFd;
-    use std::os::unix::ffi::OsStrExt as _;
-
-    let step = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let root_fd = openat(
-        rustix::fs::CWD,
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let components = |bytes: &[u8]| -> Vec<Vec<u8>> {
-        bytes
-            .split(|b| *b == b'/')
-            .filter(|c| !c.is_empty() && *c != b".")
-            .rev()
-            .map(<[u8]>::to_vec)
-            .collect()
-    };
-    // The resolved path below the root, each component with its handle.
-    let mut resolved: Vec<(Vec<u8>, OwnedFd)> = Vec::new();
-    let mut pending = components(rel.as_bytes());
-    let mut links = 0;
-    while let Some(part) = pending.pop() {
-        if part == b".." {
-            resolved.pop();
-            continue;
-        }
-        let dir = resolved.last().map_or(&root_fd, |(_, fd)| fd);
-        let fd = match openat(dir, part.as_slice(), step, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT | Errno::NOTDIR) => return Ok(InRoot::Missing),
-            Err(e) => return Err(e.into()),
-        };
-        if FileType::from_raw_mode(fstat(&fd)?.st_mode) == FileType::Symlink {
-            links += 1;
-            if links > 40 {
-                return Ok(InRoot::Missing);
-            }
-            let target = readlinkat(&fd, "", Vec::new())?;
-            let target = target.as_bytes();
-            if target.starts_with(b"/") {
-                resolved.clear();
-            }
-            pending.extend(components(target));
-            continue;
-        }
-        resolved.push((part, fd));
-    }
-    let Some((name, fd)) = resolved.pop() else {
-        return Ok(InRoot::Other("a directory"));
-    };
-    let stat = fstat(&fd)?;
-    let kind = match FileType::from_raw_mode(stat.st_mode) {
-        FileType::RegularFile => None,
-        FileType::Directory => Some("a directory"),
-        FileType::Fifo => Some("a FIFO"),
-        FileType::Socket => Some("a socket"),
-        FileType::CharacterDevice => Some("a character device"),
-        FileType::BlockDevice => Some("a block device"),
-        _ => Some("not a regular file"),
-    };
-    if let Some(kind) = kind {
-        return Ok(InRoot::Other(kind));
-    }
-    // Reopen for reading by name in its directory, refusing a link or
-    // anything else that was swapped in since.
-    let dir = resolved.last().map_or(&root_fd, |(_, fd)| fd);
-    let file = match openat(
-        dir,
-        name.as_slice(),
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(file) => file,
-        Err(Errno::NOENT | Errno::LOOP) => return Ok(InRoot::Missing),
-        Err(e) => return Err(e.into()),
-    };
-    let again = fstat(&file)?;
-    if (again.st_dev, again.st_ino) != (stat.st_dev, stat.st_ino) {
-        return Ok(InRoot::Missing);
-    }
-    Ok(InRoot::File(std::fs::File::from(file)))
 }
 
 /// Adds exceptions so the ignore file and the Dockerfile are always part of
