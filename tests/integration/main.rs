@@ -11,6 +11,7 @@ mod convert;
 mod dockerfile;
 mod examples;
 mod inspect;
+mod layers;
 mod lint;
 mod onbuild;
 mod plan;
