@@ -235,7 +235,8 @@ fn write_layout(
         for digest in blobs_of(store, image)? {
             let to = blob_dir.join(digest.hex());
             if !to.exists() {
-                fs::copy(store.blob_path(&digest), &to).map_err(io(&to))?;
+                // Sparse, as the store keeps it: `fs::copy` would fill holes.
+                crate::store::copy_sparse(&store.blob_path(&digest), &to).map_err(io(&to))?;
             }
         }
         let d = &image.descriptor;
