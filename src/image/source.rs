@@ -553,6 +553,7 @@ fn import_docker(
             digest,
             size,
             diff_id: diff_id.clone(),
+            uncompressed_size: None,
         });
     }
     Ok(Image { config, layers })
