@@ -58,6 +58,31 @@ pub struct ApplyArgs {
         env = "IMGBUILD_PROGRESS"
     )]
     pub progress: ProgressMode,
+    /// The most one layer of an image may expand to when it is extracted
+    /// (a gzip bomb stops there), e.g. `64GiB` or `500M`; a layer that
+    /// declares a smaller size is held to that.
+    // 64 GiB: real layers compress 3-10x and rarely pass 10 GiB (CUDA and
+    // ML images), and a zero-filled file can legitimately compress 1000x
+    // with gzip (far more with zstd), so no ratio bound; a gzip bomb gets
+    // at most 64 GiB, which free-space checks also stop.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "64GiB",
+        value_parser = parse_max_layer_size,
+        env = "IMGBUILD_MAX_LAYER_SIZE"
+    )]
+    pub max_layer_size: u64,
+}
+
+fn parse_max_layer_size(text: &str) -> Result<u64, String> {
+    match crate::manifest::parse_size(text) {
+        Some(0) => Err("the limit must be more than 0".to_owned()),
+        Some(size) => Ok(size),
+        None => Err(format!(
+            "`{text}` is not a size: write a whole number with an optional unit, e.g. `64GiB`, `500M`"
+        )),
+    }
 }
 
 /// Layer compression.
@@ -192,6 +217,7 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         no_cache: session.no_cache.clone(),
         scope: session.scope.clone(),
         bases: std::sync::Arc::clone(&session.bases),
+        max_layer_size: args.max_layer_size,
     };
     let progress =
         Progress::new(args.progress, printer, &session.graph).map_err(|e| Error::Usage {
@@ -215,7 +241,14 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
     let registry = args.build.registry.options();
     let mut pushed = Vec::new();
     for output in &outputs {
-        match export::export(&session.store, &images, output, compression, &registry) {
+        match export::export(
+            &session.store,
+            &images,
+            output,
+            compression,
+            &registry,
+            args.max_layer_size,
+        ) {
             Ok(done) => pushed.extend(done),
             Err(e) => {
                 progress.fail(&e);

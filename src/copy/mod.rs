@@ -474,6 +474,7 @@ pub fn copy_entries(
                 &layer::ExtractOptions {
                     preserve_ownership: true,
                     overlay_whiteouts: false,
+                    ..layer::ExtractOptions::default()
                 },
             )
             .map_err(|source| CopyError::Unpack {

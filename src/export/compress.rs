@@ -20,12 +20,6 @@ use crate::plan::cache::CacheKey;
 use crate::scheduler::BuiltImage;
 use crate::store::{CacheTable, Descriptor, Digest, Store};
 
-/// Media types of uncompressed layers (OCI, docker).
-const UNCOMPRESSED: [&str; 2] = [
-    "application/vnd.oci.image.layer.v1.tar",
-    "application/vnd.docker.image.rootfs.diff.tar",
-];
-
 /// A compressed copy of a layer, remembered in the store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Variant {
@@ -116,7 +110,7 @@ fn compress_layer(
     layer: &LayerRef,
     options: CompressionOptions,
 ) -> Result<LayerRef, ExportError> {
-    if !UNCOMPRESSED.contains(&layer.media_type.as_str()) {
+    if !image::UNCOMPRESSED_MEDIA_TYPES.contains(&layer.media_type.as_str()) {
         return Ok(layer.clone());
     }
     let media_type = options.compression.media_type().to_owned();
@@ -136,6 +130,7 @@ fn compress_layer(
             digest: variant.digest,
             size: variant.size,
             diff_id: layer.diff_id.clone(),
+            uncompressed_size: None,
         });
     }
     let mut writer = store.blob_writer()?;
@@ -160,5 +155,6 @@ fn compress_layer(
         digest,
         size,
         diff_id: layer.diff_id.clone(),
+        uncompressed_size: None,
     })
 }

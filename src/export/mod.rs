@@ -69,6 +69,15 @@ pub enum ExportError {
     /// Extracting a layer failed.
     #[error(transparent)]
     Layer(#[from] layer::LayerError),
+    /// Extracting a layer into a `type=local` output failed.
+    #[error("cannot extract layer {layer}: {reason}")]
+    #[diagnostic(help("{}", crate::scheduler::extract_help(reason)))]
+    Extract {
+        /// The layer's blob digest.
+        layer: String,
+        /// Why (in the message, so not a `source`).
+        reason: layer::LayerError,
+    },
     /// Reading an image failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -140,7 +149,8 @@ impl Output {
 
 /// Writes `images` to `output`; OCI layouts, archives and registries get
 /// their uncompressed layers compressed with `compression`; `registry`
-/// says how to reach registries. Returns what was pushed (nothing for
+/// says how to reach registries; `max_layer_size` bounds each layer a
+/// `type=local` output extracts. Returns what was pushed (nothing for
 /// outputs other than registries).
 pub fn export(
     store: &Store,
@@ -148,6 +158,7 @@ pub fn export(
     output: &Output,
     compression: layer::CompressionOptions,
     registry: &RegistryOptions,
+    max_layer_size: u64,
 ) -> Result<Vec<Pushed>, ExportError> {
     let compress = |images: &[BuiltImage]| -> Result<Vec<BuiltImage>, ExportError> {
         images
@@ -172,7 +183,7 @@ pub fn export(
             let _ = fs::remove_dir_all(&staging);
             result?;
         }
-        Output::Local(dir) => write_local(store, images, dir)?,
+        Output::Local(dir) => write_local(store, images, dir, max_layer_size)?,
         Output::Registry { names } => {
             // Every image has somewhere to go before anything is compressed or sent.
             for image in images {
@@ -235,7 +246,8 @@ fn write_layout(
         for digest in blobs_of(store, image)? {
             let to = blob_dir.join(digest.hex());
             if !to.exists() {
-                fs::copy(store.blob_path(&digest), &to).map_err(io(&to))?;
+                // Sparse, as the store keeps it: `fs::copy` would fill holes.
+                crate::store::copy_sparse(&store.blob_path(&digest), &to).map_err(io(&to))?;
             }
         }
         let d = &image.descriptor;
@@ -299,8 +311,15 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
     fs::write(path, bytes).map_err(io(path))
 }
 
-/// Extracts each image's filesystem into `dir` (one subdirectory per platform when there are several).
-fn write_local(store: &Store, images: &[BuiltImage], dir: &Path) -> Result<(), ExportError> {
+/// Extracts each image's filesystem into `dir` (one subdirectory per
+/// platform when there are several), each layer checked as snapshots are
+/// (size bound, `diff_id`, free space); sparse files stay sparse.
+fn write_local(
+    store: &Store,
+    images: &[BuiltImage],
+    dir: &Path,
+    max_layer_size: u64,
+) -> Result<(), ExportError> {
     let platforms: usize = images.iter().map(|i| i.platforms.len()).sum();
     for image in images {
         for (platform, _, built) in &image.platforms {
@@ -320,8 +339,15 @@ fn write_local(store: &Store, images: &[BuiltImage], dir: &Path) -> Result<(), E
                     &layer::ExtractOptions {
                         preserve_ownership: rustix::process::geteuid().is_root(),
                         overlay_whiteouts: false,
+                        max_size: Some(layer.extraction_bound(max_layer_size)),
+                        diff_id: Some(layer.diff_id.to_string()),
+                        space_needed: layer.size,
                     },
-                )?;
+                )
+                .map_err(|reason| ExportError::Extract {
+                    layer: layer.digest.to_string(),
+                    reason,
+                })?;
             }
         }
     }

@@ -62,6 +62,43 @@ pub struct LayerRef {
     pub size: u64,
     /// The digest of the uncompressed tar.
     pub diff_id: Digest,
+    /// The uncompressed size the manifest declares for it, in the
+    /// [`UNCOMPRESSED_SIZE_ANNOTATION`] annotation (eStargz and
+    /// zstd:chunked layers carry it); not checked against the blob.
+    pub uncompressed_size: Option<u64>,
+}
+
+/// The layer annotation that declares a layer's uncompressed size
+/// (stargz-snapshotter's `estargz.StoreUncompressedSizeAnnotation`).
+pub const UNCOMPRESSED_SIZE_ANNOTATION: &str = "io.containers.estargz.uncompressed-size";
+
+/// Media types of uncompressed layers (OCI, docker).
+pub const UNCOMPRESSED_MEDIA_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.docker.image.rootfs.diff.tar",
+];
+
+impl LayerRef {
+    /// The most bytes the layer's uncompressed tar may have when extracted:
+    /// the size the layer declares if it declares one no larger than `max`
+    /// (an uncompressed blob's own size, else the annotation), else `max`.
+    pub fn extraction_bound(&self, max: u64) -> crate::layer::MaxSize {
+        let declared = if UNCOMPRESSED_MEDIA_TYPES.contains(&self.media_type.as_str()) {
+            Some(self.size)
+        } else {
+            self.uncompressed_size
+        };
+        match declared {
+            Some(bytes) if bytes <= max => crate::layer::MaxSize {
+                bytes,
+                declared: true,
+            },
+            _ => crate::layer::MaxSize {
+                bytes: max,
+                declared: false,
+            },
+        }
+    }
 }
 
 /// A single-platform image: its config and layers.
@@ -242,6 +279,11 @@ pub fn read_image(store: &Store, manifest: &Digest) -> Result<Image, ImageError>
                     .and_then(Value::as_u64)
                     .unwrap_or_default(),
                 diff_id: diff_id.clone(),
+                uncompressed_size: layer
+                    .get("annotations")
+                    .and_then(|a| a.get(UNCOMPRESSED_SIZE_ANNOTATION))
+                    .and_then(Value::as_str)
+                    .and_then(|v| v.parse().ok()),
             })
         })
         .collect::<Result<_, ImageError>>()?;

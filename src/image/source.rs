@@ -168,7 +168,21 @@ fn read_json_file(path: &Path) -> Result<Value, ImageError> {
         .map_err(|e| ImageError::Invalid(format!("`{}` is not JSON: {e}", path.display())))
 }
 
-fn import_blob(store: &Store, layout: &Path, digest: &Digest) -> Result<(), ImageError> {
+/// Manifests and indexes with no declared size are read up to this many
+/// bytes (as the registry client reads them).
+const MAX_UNSIZED_DOCUMENT: u64 = 4 * 1024 * 1024;
+
+/// Copies blob `digest` from the layout `layout` into the store, reading
+/// no more than the `size` its descriptor declares (a document without
+/// one: at most 4 MiB), so a blob path that is a FIFO or `/dev/zero`
+/// cannot make the import read without end; a blob of another size is
+/// refused before its digest is.
+fn import_blob(
+    store: &Store,
+    layout: &Path,
+    digest: &Digest,
+    size: Option<u64>,
+) -> Result<(), ImageError> {
     if store.has_blob(digest) {
         return Ok(());
     }
@@ -179,8 +193,47 @@ fn import_blob(store: &Store, layout: &Path, digest: &Digest) -> Result<(), Imag
             "the image layout is incomplete; export it again",
         )
     })?;
-    store.import_blob(file, digest)?;
+    let bound = size.unwrap_or(MAX_UNSIZED_DOCUMENT);
+    let mut writer = store.blob_writer()?;
+    let copied = std::io::copy(&mut std::io::Read::take(file, bound + 1), &mut writer)
+        .map_err(|e| source_error(format!("cannot read blob {digest}: {e}"), "check the file"))?;
+    let wrong_size = match size {
+        Some(size) => copied != size,
+        None => copied > bound,
+    };
+    if wrong_size {
+        return Err(source_error(
+            format!(
+                "blob {digest} in `{}` is {}{copied} bytes, but its descriptor declares {}",
+                layout.display(),
+                if copied > bound { "more than " } else { "" },
+                size.map_or_else(
+                    || format!("none (the most allowed is {bound})"),
+                    |s| s.to_string()
+                ),
+            ),
+            "the image layout is damaged or not what it claims to be",
+        ));
+    }
+    writer.commit_expecting(digest)?;
     Ok(())
+}
+
+/// The `size` of the descriptor of `digest` in the document `doc`: its
+/// config, a layer or an index entry.
+fn declared_size(doc: &Value, digest: &Digest) -> Option<u64> {
+    let matches = |d: &&Value| d.get("digest").and_then(Value::as_str) == Some(digest.as_str());
+    doc.get("config")
+        .into_iter()
+        .chain(["layers", "manifests"].iter().flat_map(|key| {
+            doc.get(*key)
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+        }))
+        .find(matches)
+        .and_then(|d| d.get("size"))
+        .and_then(Value::as_u64)
 }
 
 fn import_layout(
@@ -191,32 +244,38 @@ fn import_layout(
 ) -> Result<(Digest, Image), ImageError> {
     let index = read_json_file(&dir.join("index.json"))?;
     let top = tagged_manifest(&index, tag, &dir.display().to_string())?;
-    import_blob(store, dir, &top)?;
+    import_blob(store, dir, &top, declared_size(&index, &top))?;
     let manifest = select_platform(store, &top, platform)?;
-    import_blob(store, dir, &manifest)?;
+    if manifest != top {
+        let top_doc = super::read_json(store, &top)?;
+        import_blob(store, dir, &manifest, declared_size(&top_doc, &manifest))?;
+    }
     let doc = super::read_json(store, &manifest)?;
     let config = Digest::parse(
         doc.pointer("/config/digest")
             .and_then(Value::as_str)
             .unwrap_or_default(),
     )?;
-    import_blob(store, dir, &config)?;
+    import_blob(store, dir, &config, declared_size(&doc, &config))?;
     for layer in doc
         .get("layers")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default()
     {
-        import_blob(
-            store,
-            dir,
-            &Digest::parse(
-                layer
-                    .get("digest")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-            )?,
+        let digest = Digest::parse(
+            layer
+                .get("digest")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
         )?;
+        let size = layer.get("size").and_then(Value::as_u64).ok_or_else(|| {
+            ImageError::Invalid(format!(
+                "layer {digest} in `{}` has no size in its manifest",
+                dir.display()
+            ))
+        })?;
+        import_blob(store, dir, &digest, Some(size))?;
     }
     let image = read_image(store, &manifest)?;
     check_platform(&image.config, platform, &dir.display().to_string())?;
@@ -494,6 +553,7 @@ fn import_docker(
             digest,
             size,
             diff_id: diff_id.clone(),
+            uncompressed_size: None,
         });
     }
     Ok(Image { config, layers })

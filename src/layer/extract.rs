@@ -2,22 +2,31 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, OpenOptions, Permissions};
+use std::fs::{self, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps};
+use sha2::{Digest as _, Sha256};
 
-use super::compress::decompressing_reader;
+use super::compress::{decompressing_reader, sha256_digest_string};
 use super::{LayerError, OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr, xattr};
+use crate::store::SparseWriter;
 
 /// Symlinks followed while resolving one path before giving up (as Linux's `MAXSYMLINKS`).
 const MAX_SYMLINKS: usize = 40;
 
+/// Free space is measured again after this many bytes were written.
+const SPACE_CHECK_EVERY: u64 = 32 << 20;
+/// Extraction keeps 1% of the filesystem free, at least this much...
+const MIN_RESERVE: u64 = 4 << 20;
+/// ... and at most this much.
+const MAX_RESERVE: u64 = 256 << 20;
+
 /// Options for extraction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ExtractOptions {
     /// Chown entries to the uid/gid of the layer and create device nodes
     /// (needs root); `false` leaves ownership as the current user and skips
@@ -28,6 +37,29 @@ pub struct ExtractOptions {
     /// opaque directory) instead of applying them, so the result can be an
     /// overlay lowerdir. For extracting one layer into an empty directory.
     pub overlay_whiteouts: bool,
+    /// The most bytes the uncompressed tar stream may have: reading stops
+    /// with [`LayerError::TooLarge`] as soon as it has more (a gzip bomb
+    /// expands no further). `None`: no bound.
+    pub max_size: Option<MaxSize>,
+    /// The `sha256:<hex>` digest the uncompressed tar stream must have (the
+    /// image config's `diff_id`); checked at the end of the stream, a
+    /// mismatch is [`LayerError::DiffIdMismatch`].
+    pub diff_id: Option<String>,
+    /// Bytes of free space extraction needs before it starts (e.g. the
+    /// blob's size): less is [`LayerError::NoSpace`] before anything is
+    /// written.
+    pub space_needed: u64,
+}
+
+/// A bound on the uncompressed size of a layer, and where it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxSize {
+    /// The most bytes allowed.
+    pub bytes: u64,
+    /// Whether the layer itself declares this size (an uncompressed blob's
+    /// size, an `io.containers.estargz.uncompressed-size` annotation)
+    /// rather than a configured limit.
+    pub declared: bool,
 }
 
 /// Statistics of one extraction.
@@ -62,29 +94,207 @@ pub struct Extracted {
 /// [`LayerError::Unsafe`] for entries that would escape `root` (nothing of
 /// that entry is written; earlier entries stay extracted),
 /// [`LayerError::Tar`] for a malformed or truncated stream,
-/// [`LayerError::Unsupported`] for entry types it cannot create (e.g. sparse
-/// files) and [`LayerError::Io`] for filesystem failures.
+/// [`LayerError::Unsupported`] for entry types it cannot create (GNU
+/// sparse entries), [`LayerError::TooLarge`] past `max_size`,
+/// [`LayerError::DiffIdMismatch`] when the stream is not `diff_id`,
+/// [`LayerError::NoSpace`] when the filesystem of `root` runs short of
+/// free space (1% of it, at least 4 MiB and at most 256 MiB, stay free)
+/// and [`LayerError::Io`] for filesystem failures. What was extracted
+/// before the error stays: extract into a temp directory that the caller
+/// removes on failure.
+///
+/// Regular files are written sparse: aligned 4 KiB blocks of zeros become
+/// holes, so a sparse file in a layer takes no more disk than it did where
+/// it came from.
 pub fn extract_layer(
     layer: impl Read,
     root: &Path,
     options: &ExtractOptions,
 ) -> Result<Extracted, LayerError> {
     fs::create_dir_all(root).map_err(|e| LayerError::io(root, e))?;
-    let reader = decompressing_reader(layer)?;
-    let mut archive = tar::Archive::new(reader);
+    let space = Space::measure(root, options.space_needed)?;
+    let meter = Meter {
+        inner: decompressing_reader(layer)?,
+        count: 0,
+        max: options.max_size,
+        hasher: options.diff_id.as_ref().map(|_| Sha256::new()),
+    };
+    let mut archive = tar::Archive::new(meter);
     let mut extractor = Extractor {
         root,
-        options: *options,
+        options: options.clone(),
         added: HashSet::new(),
         dirs: BTreeMap::new(),
         stats: Extracted::default(),
+        space,
     };
-    for entry in archive.entries().map_err(LayerError::Tar)? {
-        let mut entry = entry.map_err(LayerError::Tar)?;
-        extractor.apply(&mut entry)?;
+    let applied = (|| {
+        for entry in archive.entries().map_err(LayerError::Tar)? {
+            let mut entry = entry.map_err(LayerError::Tar)?;
+            extractor.apply(&mut entry)?;
+        }
+        Ok(())
+    })();
+    let mut meter = archive.into_inner();
+    // An error reading past the bound is the bound's.
+    meter.check()?;
+    applied?;
+    // What follows the end-of-archive blocks (padding) is in the diff_id too.
+    io::copy(&mut meter, &mut io::sink())
+        .map_err(LayerError::Tar)
+        .and_then(|_| meter.check())?;
+    if let (Some(expected), Some(hasher)) = (&options.diff_id, meter.hasher.take()) {
+        let actual = sha256_digest_string(hasher);
+        if actual != *expected {
+            return Err(LayerError::DiffIdMismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
     }
     extractor.finish_dirs()?;
     Ok(extractor.stats)
+}
+
+/// The uncompressed tar stream: counted against the bound, and hashed when
+/// a `diff_id` is expected.
+struct Meter<R> {
+    inner: R,
+    count: u64,
+    max: Option<MaxSize>,
+    hasher: Option<Sha256>,
+}
+
+impl<R> Meter<R> {
+    /// [`LayerError::TooLarge`] once more than the bound was read.
+    fn check(&self) -> Result<(), LayerError> {
+        match self.max {
+            Some(max) if self.count > max.bytes => Err(LayerError::TooLarge {
+                limit: max.bytes,
+                declared: max.declared,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<R: Read> Read for Meter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(max) = self.max
+            && self.count > max.bytes
+        {
+            return Err(io::Error::other("the layer is larger than allowed"));
+        }
+        // Never ask for more than one byte past the bound.
+        let len = match self.max {
+            Some(max) => buf
+                .len()
+                .min(usize::try_from(max.bytes - self.count + 1).unwrap_or(usize::MAX)),
+            None => buf.len(),
+        };
+        let n = self.inner.read(&mut buf[..len])?;
+        self.count += n as u64;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
+        if let Some(max) = self.max
+            && self.count > max.bytes
+        {
+            return Err(io::Error::other("the layer is larger than allowed"));
+        }
+        Ok(n)
+    }
+}
+
+/// Free space on the filesystem being extracted to, measured now and then.
+struct Space {
+    /// A path on that filesystem.
+    root: PathBuf,
+    /// What must stay free.
+    reserve: u64,
+    /// Free bytes (for unprivileged users) at the last measurement.
+    free: u64,
+    /// Free bytes when extraction started.
+    free_at_start: u64,
+    /// Bytes written since the last measurement.
+    since: u64,
+    /// Bytes written in all.
+    written: u64,
+}
+
+impl Space {
+    /// Measures free space on `root`'s filesystem and refuses to start when
+    /// `needed` bytes would not leave the reserve free.
+    fn measure(root: &Path, needed: u64) -> Result<Space, LayerError> {
+        let (free, total) = free_space(root)?;
+        let reserve = (total / 100).clamp(MIN_RESERVE, MAX_RESERVE);
+        let space = Space {
+            root: root.to_owned(),
+            reserve,
+            free,
+            free_at_start: free,
+            since: 0,
+            written: 0,
+        };
+        if needed.saturating_add(reserve) > free {
+            return Err(space.no_space(needed));
+        }
+        Ok(space)
+    }
+
+    fn no_space(&self, needed: u64) -> LayerError {
+        LayerError::NoSpace {
+            path: self.root.clone(),
+            needed,
+            available: self.free_at_start,
+            reserve: self.reserve,
+        }
+    }
+
+    /// Counts `n` more bytes written; measures again every
+    /// [`SPACE_CHECK_EVERY`] bytes, and whenever the estimate gets near
+    /// the reserve, and fails when free space fell below it.
+    fn charge(&mut self, n: u64) -> Result<(), LayerError> {
+        self.since += n;
+        self.written += n;
+        if self.since < SPACE_CHECK_EVERY && self.since + self.reserve < self.free {
+            return Ok(());
+        }
+        self.free = free_space(&self.root)?.0;
+        self.since = 0;
+        if self.free < self.reserve {
+            return Err(self.no_space(self.written));
+        }
+        Ok(())
+    }
+
+    /// The error for a write that failed: [`LayerError::NoSpace`] when the
+    /// filesystem is full.
+    fn write_error(&self, host: &Path, e: io::Error) -> LayerError {
+        if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
+            self.no_space(self.written)
+        } else {
+            LayerError::io(host, e)
+        }
+    }
+}
+
+/// Free bytes (those unprivileged users may use) and total bytes of the
+/// filesystem holding `path`.
+fn free_space(path: &Path) -> Result<(u64, u64), LayerError> {
+    let stat = rustix::fs::statvfs(path).map_err(|e| {
+        LayerError::io(
+            path,
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!("measuring free space: {e}"),
+            ),
+        )
+    })?;
+    Ok((
+        stat.f_bavail.saturating_mul(stat.f_frsize),
+        stat.f_blocks.saturating_mul(stat.f_frsize),
+    ))
 }
 
 /// Metadata of one tar entry that is applied to what it creates.
@@ -105,6 +315,7 @@ struct Extractor<'a> {
     /// Directories whose mode and mtime are applied once everything is extracted.
     dirs: BTreeMap<PathBuf, (u32, Timespec)>,
     stats: Extracted,
+    space: Space,
 }
 
 impl Extractor<'_> {
@@ -202,14 +413,13 @@ impl Extractor<'_> {
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 remove_existing(&host)?;
-                let mut file = OpenOptions::new()
+                let file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .mode(0o600)
                     .open(&host)
                     .map_err(|e| LayerError::io(&host, e))?;
-                copy_data(entry, &mut file, &host)?;
-                drop(file);
+                copy_data(entry, SparseWriter::new(file), &host, &mut self.space)?;
                 self.finish_node(&host, meta, true)?;
             }
             tar::EntryType::Symlink => {
@@ -590,18 +800,31 @@ fn remove_existing(host: &Path) -> Result<(), LayerError> {
     result.map_err(|e| LayerError::io(host, e))
 }
 
-fn copy_data(reader: &mut impl Read, file: &mut File, host: &Path) -> Result<(), LayerError> {
+/// Copies an entry's data into a new file, leaving holes for zero blocks
+/// and counting what takes disk space.
+fn copy_data(
+    reader: &mut impl Read,
+    mut file: SparseWriter,
+    host: &Path,
+    space: &mut Space,
+) -> Result<(), LayerError> {
     let mut buf = vec![0u8; 64 * 1024];
+    let mut charged = 0;
     loop {
         let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(()),
+            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(LayerError::Tar(e)),
         };
         file.write_all(&buf[..n])
-            .map_err(|e| LayerError::io(host, e))?;
+            .map_err(|e| space.write_error(host, e))?;
+        space.charge(file.data_written() - charged)?;
+        charged = file.data_written();
     }
+    // The last partial block (at most 4 KiB) is not worth counting.
+    file.finish().map_err(|e| space.write_error(host, e))?;
+    Ok(())
 }
 
 /// chmod; only ever called on paths known not to be symlinks.

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 pub use compress::compress_stream;
 pub(crate) use compress::decompressing_reader;
 pub use entry::{Entry, EntryKind, FileSource};
-pub use extract::{ExtractOptions, Extracted, extract_layer};
+pub use extract::{ExtractOptions, Extracted, MaxSize, extract_layer};
 pub use scan::entries_from_dir;
 pub use write::{WriteOptions, WrittenLayer, write_layer};
 
@@ -101,6 +101,63 @@ pub enum LayerError {
     /// Writing the layer to its output failed.
     #[error("writing layer output: {0}")]
     Write(#[source] io::Error),
+    /// The uncompressed layer is larger than its bound (a gzip bomb, or a
+    /// layer larger than the configured maximum): extraction stopped there.
+    #[error(
+        "the layer expands to more than {} uncompressed, {}",
+        human_size(*limit),
+        if *declared { "the size it declares" } else { "the most one layer may have" }
+    )]
+    TooLarge {
+        /// The bound in bytes.
+        limit: u64,
+        /// Whether the layer declared the bound itself (else it is the
+        /// configured maximum).
+        declared: bool,
+    },
+    /// The uncompressed layer is not the `diff_id` its image declares.
+    #[error("the layer's content is {actual}, not the diff_id {expected} its image declares")]
+    DiffIdMismatch {
+        /// The `diff_id` of the image config.
+        expected: String,
+        /// The digest of the uncompressed stream.
+        actual: String,
+    },
+    /// The filesystem being extracted to has too little free space left.
+    #[error(
+        "not enough free space on the filesystem of {}: the layer needs at least {} and {} was free, of which {} stays free",
+        path.display(),
+        human_size(*needed),
+        human_size(*available),
+        human_size(*reserve)
+    )]
+    NoSpace {
+        /// The directory being extracted to.
+        path: PathBuf,
+        /// Bytes the extraction needs at least (when it ran out midway:
+        /// what it had written, while it needed more).
+        needed: u64,
+        /// Bytes that were free when extraction started.
+        available: u64,
+        /// Bytes that extraction leaves free for everything else.
+        reserve: u64,
+    },
+}
+
+/// Bytes in binary units, one decimal: `512 B`, `64.0 MiB`.
+#[allow(clippy::cast_precision_loss)] // one decimal shown
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 impl LayerError {

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Compression, CompressionOptions, Entry, EntryKind, ExtractOptions, FileSource, LayerError,
-    WriteOptions, entries_from_dir, extract_layer, write_layer,
+    MaxSize, WriteOptions, entries_from_dir, extract_layer, write_layer,
 };
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -403,6 +403,7 @@ fn round_trip_through_a_layer() {
             &ExtractOptions {
                 preserve_ownership: true,
                 overlay_whiteouts: false,
+                ..ExtractOptions::default()
             },
         )
         .unwrap();
@@ -507,6 +508,7 @@ fn whiteouts_from_overlay_upperdir_and_applied_on_extract() {
     let opts = ExtractOptions {
         preserve_ownership: true,
         overlay_whiteouts: false,
+        ..ExtractOptions::default()
     };
     for (tree, expect_whiteouts) in [(&lower, 0), (&upper, 3)] {
         let (layer, _) = write_to_vec(
@@ -653,6 +655,7 @@ fn extract_raw(members: &[Raw<'_>], root: &Path) -> Result<super::Extracted, Lay
         &ExtractOptions {
             preserve_ownership: true,
             overlay_whiteouts: false,
+            ..ExtractOptions::default()
         },
     )
 }
@@ -797,4 +800,193 @@ fn refuses_overlay_xattrs_in_layers() {
     let mut e = file("x", b"", 0o644);
     e.xattrs = vec![("trusted.overlay.redirect".into(), b"/etc".to_vec())];
     assert!(write_layer(&[e], &options(Compression::None), Vec::new()).is_err());
+}
+
+/// Bytes a file takes on disk.
+fn allocated(path: &Path) -> u64 {
+    fs::metadata(path).unwrap().blocks() * 512
+}
+
+/// A gzip layer holding one file of `size` bytes of `byte`: a few KiB
+/// that expand a thousandfold.
+fn bomb(size: usize, byte: u8) -> Vec<u8> {
+    let content = vec![byte; size];
+    write_to_vec(&[file("big", &content, 0o644)], &options(Compression::Gzip)).0
+}
+
+#[test]
+fn extraction_stops_at_the_size_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layer = bomb(64 << 20, b'x');
+    assert!(layer.len() < 1 << 20, "{}", layer.len());
+    for declared in [false, true] {
+        let root = tmp.path().join(format!("root-{declared}"));
+        let err = extract_layer(
+            layer.as_slice(),
+            &root,
+            &ExtractOptions {
+                max_size: Some(MaxSize {
+                    bytes: 10 << 20,
+                    declared,
+                }),
+                ..ExtractOptions::default()
+            },
+        )
+        .unwrap_err();
+        let LayerError::TooLarge { limit, declared: d } = err else {
+            panic!("{err}");
+        };
+        assert_eq!((limit, d), (10 << 20, declared));
+        let message = err.to_string();
+        assert!(message.contains("more than 10.0 MiB"), "{message}");
+        // Stopped at the bound: no more than it was written.
+        let written = fs::metadata(root.join("big")).map_or(0, |m| m.len());
+        assert!(written <= 10 << 20, "{written} bytes written");
+    }
+    // A bound it fits in is fine.
+    let root = tmp.path().join("fits");
+    extract_layer(
+        layer.as_slice(),
+        &root,
+        &ExtractOptions {
+            max_size: Some(MaxSize {
+                bytes: 65 << 20,
+                declared: false,
+            }),
+            ..ExtractOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(fs::metadata(root.join("big")).unwrap().len(), 64 << 20);
+}
+
+#[test]
+fn extraction_checks_the_diff_id_including_trailing_padding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut layer, written) = write_to_vec(&sample_entries(), &options(Compression::None));
+    assert_eq!(written.diff_id, sha256_hex(&layer));
+    let with = |diff_id: &str| ExtractOptions {
+        diff_id: Some(diff_id.to_owned()),
+        ..ExtractOptions::default()
+    };
+    extract_layer(
+        layer.as_slice(),
+        &tmp.path().join("ok"),
+        &with(&written.diff_id),
+    )
+    .unwrap();
+    // Record padding after the end-of-archive blocks counts, as `tar` writes it.
+    layer.extend_from_slice(&[0u8; 8192]);
+    let err = extract_layer(
+        layer.as_slice(),
+        &tmp.path().join("padded"),
+        &with(&written.diff_id),
+    )
+    .unwrap_err();
+    let LayerError::DiffIdMismatch { expected, actual } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(expected, &written.diff_id);
+    assert_eq!(actual, &sha256_hex(&layer));
+    extract_layer(
+        layer.as_slice(),
+        &tmp.path().join("ok2"),
+        &with(&sha256_hex(&layer)),
+    )
+    .unwrap();
+}
+
+#[test]
+fn extracted_files_keep_zero_runs_as_holes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut content = vec![0u8; 64 << 20];
+    content[100_000..100_005].copy_from_slice(b"hello");
+    content[(40 << 20) + 3] = 1;
+    let layer = write_to_vec(
+        &[file("sparse", &content, 0o644)],
+        &options(Compression::None),
+    )
+    .0;
+    let root = tmp.path().join("root");
+    extract_layer(layer.as_slice(), &root, &ExtractOptions::default()).unwrap();
+    let path = root.join("sparse");
+    assert_eq!(fs::read(&path).unwrap(), content);
+    assert!(
+        allocated(&path) <= 1 << 20,
+        "{} bytes allocated",
+        allocated(&path)
+    );
+}
+
+/// Mounts a tmpfs of `size` at `dir` (root only), unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        fs::create_dir_all(dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn extraction_refuses_to_fill_the_filesystem() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(fs16) = Tmpfs::mount(&tmp.path().join("small"), "16m") else {
+        eprintln!("skipped: cannot mount a tmpfs");
+        return;
+    };
+    // Before anything is written: the layer needs more than there is.
+    let err = extract_layer(
+        &b""[..],
+        &fs16.0.join("a"),
+        &ExtractOptions {
+            space_needed: 15 << 20,
+            ..ExtractOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, LayerError::NoSpace { .. }), "{err}");
+    assert!(!fs16.0.join("a").join("big").exists());
+    // While writing: 32 MiB of data do not fit; it stops with the reserve free.
+    let err = extract_layer(
+        bomb(32 << 20, b'x').as_slice(),
+        &fs16.0.join("b"),
+        &ExtractOptions::default(),
+    )
+    .unwrap_err();
+    let LayerError::NoSpace {
+        available, reserve, ..
+    } = &err
+    else {
+        panic!("{err}");
+    };
+    assert_eq!(*reserve, 4 << 20);
+    assert!(*available <= 16 << 20);
+    let message = err.to_string();
+    assert!(message.contains("not enough free space"), "{message}");
+    assert!(allocated(&fs16.0.join("b/big")) <= (12 << 20) + (1 << 20));
+    // Zeros take no space: a 32 MiB sparse file fits in 16 MiB.
+    fs::remove_dir_all(fs16.0.join("b")).unwrap();
+    extract_layer(
+        bomb(32 << 20, 0).as_slice(),
+        &fs16.0.join("c"),
+        &ExtractOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(fs::metadata(fs16.0.join("c/big")).unwrap().len(), 32 << 20);
 }

@@ -596,6 +596,7 @@ pub fn push_entry(image: &mut Image, entry: &crate::store::CacheEntry, created: 
             digest: layer.digest.clone(),
             size: layer.size,
             diff_id: layer.diff_id.clone(),
+            uncompressed_size: None,
         });
         image.config.diff_ids.push(layer.diff_id.clone());
     }

@@ -73,6 +73,34 @@ pub enum BuildError {
     /// Writing a layer failed.
     #[error(transparent)]
     Layer(#[from] LayerError),
+    /// Extracting a layer of an image into the store failed; nothing of it
+    /// is left in the store.
+    #[error("cannot extract layer {layer}: {reason}")]
+    #[diagnostic(help("{}", extract_help(reason)))]
+    Extract {
+        /// The layer's blob digest.
+        layer: String,
+        /// Why (in the message, so not a `source`).
+        reason: LayerError,
+    },
+}
+
+/// What to do about a layer that cannot be extracted.
+pub(crate) fn extract_help(error: &LayerError) -> &'static str {
+    match error {
+        LayerError::TooLarge {
+            declared: false, ..
+        } => {
+            "if the image is trusted and the layer really is that large, raise the limit with `--max-layer-size` (or `IMGBUILD_MAX_LAYER_SIZE`)"
+        }
+        LayerError::TooLarge { declared: true, .. } | LayerError::DiffIdMismatch { .. } => {
+            "the image is damaged or not what it claims to be; do not use it"
+        }
+        LayerError::NoSpace { .. } => {
+            "free some space (`imgbuild prune` removes build cache), or use a store on a larger filesystem (`--store`)"
+        }
+        _ => "the image's layer is malformed or unsafe; check where the image comes from",
+    }
 }
 
 /// How to build.
@@ -98,6 +126,9 @@ pub struct BuildOptions {
     pub scope: String,
     /// Resolves base images, each tag once per build; shared with the plan.
     pub bases: std::sync::Arc<image::base::BaseResolver>,
+    /// The most bytes one layer may have uncompressed when it is extracted
+    /// (`--max-layer-size`).
+    pub max_layer_size: u64,
 }
 
 impl BuildOptions {

@@ -76,7 +76,10 @@ impl<'a> NodeRunner<'a> {
     }
 
     /// Each layer of `image` extracted once into the store, bottom first,
-    /// with whiteouts as overlayfs stores them.
+    /// with whiteouts as overlayfs stores them. Each is checked while it
+    /// is extracted: its uncompressed size against what it declares and
+    /// `--max-layer-size`, its content against its `diff_id`, and the
+    /// store's free space; a layer that fails leaves no snapshot.
     fn snapshots(&self, image: &Image) -> Result<Vec<PathBuf>, BuildError> {
         let store = self.store;
         image
@@ -91,8 +94,16 @@ impl<'a> NodeRunner<'a> {
                     let options = layer::ExtractOptions {
                         preserve_ownership: true,
                         overlay_whiteouts: true,
+                        max_size: Some(layer.extraction_bound(self.options.max_layer_size)),
+                        diff_id: Some(layer.diff_id.to_string()),
+                        space_needed: layer.size,
                     };
-                    layer::extract_layer(blob, dir, &options)?;
+                    layer::extract_layer(blob, dir, &options).map_err(|reason| {
+                        BuildError::Extract {
+                            layer: layer.digest.to_string(),
+                            reason,
+                        }
+                    })?;
                     Ok(())
                 })
             })
@@ -670,6 +681,7 @@ impl<'a> NodeRunner<'a> {
             digest,
             size,
             diff_id: diff_id.clone(),
+            uncompressed_size: None,
         });
         image.config.diff_ids.push(diff_id);
         image.config.history.push(HistoryEntry {

@@ -1,11 +1,11 @@
 //! Content-addressed blobs under `ROOT/blobs/sha256`.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use super::error::IoContext;
-use super::{Digest, Hasher, Store, StoreError, fsutil};
+use super::{Digest, Hasher, SparseWriter, Store, StoreError, fsutil};
 
 impl Store {
     /// `ROOT/blobs/sha256/HEX`.
@@ -40,7 +40,7 @@ impl Store {
             .ctx("create temp file", &temp)?;
         Ok(BlobWriter {
             store: self.clone(),
-            file: Some(BufWriter::with_capacity(256 * 1024, file)),
+            file: Some(SparseWriter::new(file)),
             temp: Some(temp),
             hasher: Hasher::new(),
         })
@@ -109,13 +109,15 @@ fn present_with_size(path: &std::path::Path, size: u64) -> bool {
 }
 
 /// Writes a blob in a stream: bytes go to a temp file in `ROOT/tmp` and are
-/// hashed on the way. [`BlobWriter::commit`] moves the file into place;
+/// hashed on the way; aligned blocks of zeros become holes (see
+/// [`SparseWriter`]), so an uncompressed layer holding a sparse file stays
+/// sparse on disk. [`BlobWriter::commit`] moves the file into place;
 /// dropping the writer without committing removes the temp file.
 #[derive(Debug)]
 pub struct BlobWriter {
     /// Keeps the temp owner (and its lock) alive while writing.
     store: Store,
-    file: Option<BufWriter<File>>,
+    file: Option<SparseWriter>,
     /// `Some` until committed or removed.
     temp: Option<PathBuf>,
     hasher: Hasher,
@@ -147,10 +149,8 @@ impl BlobWriter {
 
     fn finish(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
         let temp = self.temp_path().to_owned();
-        let buffered = self.file.take().expect("file until committed");
-        let file = buffered
-            .into_inner()
-            .map_err(|e| StoreError::io("write temp file", &temp, e.into_error()))?;
+        let sparse = self.file.take().expect("file until committed");
+        let file = sparse.finish().ctx("write temp file", &temp)?;
         let size = self.hasher.len();
         let digest = std::mem::take(&mut self.hasher).finish();
         if let Some(expected) = expected

@@ -30,6 +30,7 @@ mod gc;
 mod lock;
 mod meta;
 mod snapshot;
+mod sparse;
 mod tags;
 mod tmp;
 mod verify;
@@ -47,6 +48,7 @@ pub use gc::{
     UsageKind, UsageRow,
 };
 pub use lock::StoreLock;
+pub use sparse::{SparseWriter, copy_sparse};
 pub use tags::{
     Descriptor, DescriptorPlatform, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME_ANNOTATION,
 };

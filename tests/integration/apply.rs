@@ -432,32 +432,13 @@ fn local_base_images_of_every_kind() {
 
 /// Writes an OCI layout whose one layer is `layer` (an uncompressed tar).
 fn layout_with_layer(dir: &Path, layer: &[u8]) {
-    use sha2::{Digest as _, Sha256};
-    let hex = |b: &[u8]| {
-        Sha256::digest(b).iter().fold(String::new(), |mut s, x| {
-            use std::fmt::Write as _;
-            let _ = write!(s, "{x:02x}");
-            s
-        })
-    };
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    let put = |b: &[u8]| {
-        let h = hex(b);
-        std::fs::write(blobs.join(&h), b).unwrap();
-        (format!("sha256:{h}"), b.len())
-    };
-    let (layer_digest, layer_size) = put(layer);
-    let platform = imgbuild::ir::Platform::host();
-    let config = serde_json::json!({"architecture": platform.architecture, "os": platform.os, "rootfs": {"type": "layers", "diff_ids": [layer_digest]}, "config": {}});
-    let (config_digest, config_size) = put(config.to_string().as_bytes());
-    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer_size}]});
-    let (manifest_digest, manifest_size) = put(manifest.to_string().as_bytes());
-    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest_size}]});
-    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let diff_id = crate::util::sha256_digest(layer);
+    crate::util::layout_with_blob(
+        dir,
+        layer,
+        "application/vnd.oci.image.layer.v1.tar",
+        &diff_id,
+    );
 }
 
 /// A raw tar entry, written without the tar crate's path checks.

@@ -13,6 +13,7 @@ mod dockerfile;
 mod examples;
 mod hostile_context;
 mod inspect;
+mod layers;
 mod lint;
 mod onbuild;
 mod plan;

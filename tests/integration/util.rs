@@ -183,3 +183,38 @@ macro_rules! bad_manifest {
         }
     };
 }
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::{Digest as _, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::from("sha256:"), |mut s, x| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{x:02x}");
+            s
+        })
+}
+
+/// Writes an OCI layout of one image for the host platform whose one layer
+/// is the blob `layer` of `media_type`, with `diff_id` in its config.
+pub fn layout_with_blob(dir: &Path, layer: &[u8], media_type: &str, diff_id: &str) {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |b: &[u8]| {
+        let digest = sha256_digest(b);
+        std::fs::write(blobs.join(&digest["sha256:".len()..]), b).unwrap();
+        (digest, b.len())
+    };
+    let (layer_digest, layer_size) = put(layer);
+    let platform = imgbuild::ir::Platform::host();
+    let config = serde_json::json!({"architecture": platform.architecture, "os": platform.os, "rootfs": {"type": "layers", "diff_ids": [diff_id]}, "config": {}});
+    let (config_digest, config_size) = put(config.to_string().as_bytes());
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": media_type, "digest": layer_digest, "size": layer_size}]});
+    let (manifest_digest, manifest_size) = put(manifest.to_string().as_bytes());
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest_size}]});
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
