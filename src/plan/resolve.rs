@@ -39,7 +39,7 @@ pub fn resolve(project: &Project, request: &Request) -> Result<BuildGraph, Error
         memo: HashMap::new(),
         depends_on_target: HashMap::new(),
         stage_args: HashMap::new(),
-        base_onbuild: HashMap::new(),
+        base_configs: HashMap::new(),
         visiting: Vec::new(),
     };
     let mut tags_seen: HashMap<String, &str> = HashMap::new();
@@ -194,8 +194,16 @@ struct Resolver<'p> {
     memo: HashMap<(String, Platform), NodeId>,
     depends_on_target: HashMap<NodeId, bool>,
     stage_args: HashMap<NodeId, StageArgs>,
-    base_onbuild: HashMap<(String, Platform), Option<Vec<String>>>,
+    base_configs: HashMap<(String, Platform), Option<BaseConfig>>,
     visiting: Vec<String>,
+}
+
+/// What planning reads of a base image's config: its `ONBUILD` triggers,
+/// and its environment, which `ENV PATH=$PATH:...` and the like expand.
+#[derive(Debug, Clone)]
+struct BaseConfig {
+    onbuild: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 /// The variables in scope while resolving one node.
@@ -565,7 +573,16 @@ impl<'p> Resolver<'p> {
         }
         scope.reads_target |= platform_from_target;
         if let Base::Image(image) = &base {
-            base_onbuild = self.image_onbuild(image, &platform);
+            let base_config = self.base_config(image, &platform);
+            // The steps see the base's environment, as in `BuildKit`.
+            for (name, value) in base_config.iter().flat_map(|c| &c.env) {
+                let value = Value {
+                    text: value.clone(),
+                    reads_target: platform_from_target,
+                };
+                scope.env.insert(name.clone(), value);
+            }
+            base_onbuild = base_config.map(|c| c.onbuild);
         }
         if declared {
             // Inside the stage: only what it declares or inherits.
@@ -832,13 +849,13 @@ impl<'p> Resolver<'p> {
         })
     }
 
-    /// The `ONBUILD` triggers of base image `reference` on `platform`, read
-    /// from its config (a registry image's through the request's resolver,
-    /// without its layers); `None` when it cannot be read now, so the build
-    /// checks.
-    fn image_onbuild(&mut self, reference: &str, platform: &Platform) -> Option<Vec<String>> {
+    /// The `ONBUILD` triggers and environment of base image `reference` on
+    /// `platform`, read from its config (a registry image's through the
+    /// request's resolver, without its layers); `None` when it cannot be
+    /// read now, so the build checks.
+    fn base_config(&mut self, reference: &str, platform: &Platform) -> Option<BaseConfig> {
         let key = (reference.to_owned(), platform.clone());
-        if let Some(known) = self.base_onbuild.get(&key) {
+        if let Some(known) = self.base_configs.get(&key) {
             return known.clone();
         }
         let source = ImageSource::parse(reference, &self.request.base_dir);
@@ -851,15 +868,18 @@ impl<'p> Resolver<'p> {
         } else {
             return None;
         };
-        let triggers = match config {
-            Ok(config) => Some(config.runtime.onbuild),
+        let read = match config {
+            Ok(config) => Some(BaseConfig {
+                onbuild: config.runtime.onbuild,
+                env: config.runtime.env,
+            }),
             Err(e) => {
                 tracing::debug!("cannot read the config of `{reference}` while planning: {e}");
                 None
             }
         };
-        self.base_onbuild.insert(key, triggers.clone());
-        triggers
+        self.base_configs.insert(key, read.clone());
+        read
     }
 
     /// Lowers one `ONBUILD` trigger of `stage`'s base; its steps point at
