@@ -365,7 +365,7 @@ fn expand_source(origin: &Origin<'_>, source: &str) -> Result<Vec<(String, Strin
                 .collect();
             names.sort();
             for name in names {
-                if glob::matches(part, &name)? {
+                if glob::matches(part, name.as_bytes())? {
                     next.push((join(dir, &name), join(written, &name)));
                 }
             }
