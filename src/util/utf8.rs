@@ -8,6 +8,7 @@
 //! `BuildKit`.
 
 use std::borrow::Cow;
+use std::fmt::Write;
 
 /// The first rune of `bytes` and its width, as Go's `utf8.DecodeRune`:
 /// an invalid, overlong, surrogate or truncated sequence is U+FFFD of
@@ -51,6 +52,24 @@ pub fn go_runes(bytes: &[u8]) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `bytes` for a person to read, telling different names apart: unchanged
+/// (borrowed) when it is UTF-8, else with each byte that is not part of valid
+/// UTF-8 written as `\xNN`. For messages and records that name files, never
+/// for data or keys.
+pub fn escaped(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +104,12 @@ mod tests {
         // Go: three runes; from_utf8_lossy would give one.
         assert_eq!(go_runes(b"\xf0\x9f\x98"), "\u{fffd}\u{fffd}\u{fffd}");
         assert!(matches!(go_runes("ok é".as_bytes()), Cow::Borrowed("ok é")));
+    }
+
+    #[test]
+    fn escapes_only_invalid_bytes() {
+        assert_eq!(escaped(b"f-\xff.txt"), "f-\\xff.txt");
+        assert_eq!(escaped(&["é-".as_bytes(), b"\xfe"].concat()), "é-\\xfe");
+        assert!(matches!(escaped(b"plain"), Cow::Borrowed("plain")));
     }
 }
