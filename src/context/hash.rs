@@ -11,11 +11,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bstr::BString;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +106,11 @@ struct DiskCache {
 
 #[derive(Serialize, Deserialize)]
 struct DiskEntry {
+    /// The path; lossy when it is not UTF-8, then `path_bytes` has it exactly.
     path: String,
+    /// The exact path, only when it is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path_bytes: Option<Vec<u8>>,
     size: u64,
     mtime_ns: i128,
     ctime_ns: i128,
@@ -121,7 +127,7 @@ struct DiskEntry {
 /// docs). [`hash_entries`] keeps exactly the files of its last call.
 #[derive(Debug, Clone, Default)]
 pub struct StatCache {
-    entries: HashMap<String, CachedStat>,
+    entries: HashMap<BString, CachedStat>,
 }
 
 impl StatCache {
@@ -150,7 +156,7 @@ impl StatCache {
             .map(|d| {
                 let hash = ContentHash::from_hex(&d.hash)?;
                 Some((
-                    d.path,
+                    d.path_bytes.map_or_else(|| d.path.into(), BString::from),
                     CachedStat {
                         size: d.size,
                         mtime_ns: d.mtime_ns,
@@ -171,11 +177,13 @@ impl StatCache {
     /// (created if needed), fsync, rename over `path`, fsync the directory.
     pub fn save(&self, path: &Path) -> io::Result<()> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut entries: Vec<DiskEntry> = self
-            .entries
-            .iter()
+        let mut sorted: Vec<(&BString, &CachedStat)> = self.entries.iter().collect();
+        sorted.sort_unstable_by_key(|(p, _)| *p);
+        let entries: Vec<DiskEntry> = sorted
+            .into_iter()
             .map(|(p, c)| DiskEntry {
-                path: p.clone(),
+                path: p.to_string(),
+                path_bytes: std::str::from_utf8(p).is_err().then(|| p.to_vec()),
                 size: c.size,
                 mtime_ns: c.mtime_ns,
                 ctime_ns: c.ctime_ns,
@@ -186,7 +194,6 @@ impl StatCache {
                 hash: c.hash.to_string(),
             })
             .collect();
-        entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         let bytes = serde_json::to_vec(&DiskCache {
             version: CACHE_VERSION,
             entries,
@@ -276,7 +283,7 @@ pub fn hash_entries(
                 if let Some(hash) = cache.entries.get(&e.path).and_then(|c| c.hit(e)) {
                     return Ok(Outcome::Cached(hash));
                 }
-                let abs = root.join(&e.path);
+                let abs = root.join(std::ffi::OsStr::from_bytes(&e.path));
                 hash_file(&abs, e).map_err(|err| ContextError::io(abs, err))
             })
             .collect::<Result<_, _>>()?
@@ -436,7 +443,9 @@ mod tests {
         for (e, h) in list.iter().zip(&cold.hashes) {
             assert_eq!(h.is_some(), e.kind == EntryKind::File, "{}", e.path);
             if let Some(h) = h {
-                let want = blake3::hash(&fs::read(root.join(&e.path)).unwrap());
+                let want = blake3::hash(
+                    &fs::read(root.join(std::ffi::OsStr::from_bytes(&e.path))).unwrap(),
+                );
                 assert_eq!(h.0, *want.as_bytes());
             }
         }
@@ -476,6 +485,32 @@ mod tests {
         assert_eq!(report.files_read, 1);
         let report = hash_entries(root, &entries(root), &mut cache).unwrap();
         assert_eq!(report.files_read, 0);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_cached_by_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (name, body) in [(&b"f-\xff.txt"[..], "ff"), (b"f-\xfe.txt", "fe")] {
+            let p = root.join(std::ffi::OsStr::from_bytes(name));
+            fs::write(&p, body).unwrap();
+            age(&p);
+        }
+        let state = tempfile::tempdir().unwrap();
+        let cache_path = state.path().join("stat.json");
+        settle();
+        let list = entries(root);
+        let mut cache = StatCache::new();
+        let cold = hash_entries(root, &list, &mut cache).unwrap();
+        assert_eq!((cold.files_read, cache.len()), (2, 2));
+        assert_ne!(cold.hashes[0], cold.hashes[1]);
+        cache.save(&cache_path).unwrap();
+
+        let mut cache = StatCache::load(&cache_path);
+        assert_eq!(cache.len(), 2);
+        let warm = hash_entries(root, &list, &mut cache).unwrap();
+        assert_eq!(warm.files_read, 0);
+        assert_eq!(warm.hashes, cold.hashes);
     }
 
     #[test]

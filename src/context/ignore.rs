@@ -12,13 +12,21 @@
 //!   inside `[...]` and after `\` into its regular expression unescaped, so
 //!   `[*]`, `\d` or a lone `^` mean odd regex things there; here they mean the
 //!   literal characters, as `filepath.Match` (which Go uses to validate) does.
+//!
+//! Paths are bytes and need not be UTF-8, as in Go: patterns without
+//! wildcards compare bytes, and regular expressions see each byte that is
+//! not part of valid UTF-8 as the rune U+FFFD (so `?` matches one such
+//! byte), as Go's `regexp` does.
 
+use std::borrow::Cow;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use bstr::ByteSlice;
 use regex::Regex;
 
 use crate::util::path::{InRoot, open_in_root};
+use crate::util::utf8::go_runes;
 
 /// A bad pattern: names the pattern and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,32 +62,34 @@ struct Pattern {
 }
 
 impl Pattern {
-    fn matches(&self, path: &str) -> bool {
+    fn matches(&self, path: &[u8]) -> bool {
         match &self.matcher {
-            Matcher::Exact => path == self.cleaned,
-            Matcher::Prefix(prefix) => path.starts_with(prefix.as_str()),
+            Matcher::Exact => path == self.cleaned.as_bytes(),
+            Matcher::Prefix(prefix) => path.starts_with(prefix.as_bytes()),
             Matcher::Suffix(suffix) => {
-                path.ends_with(suffix.as_str())
-                    || suffix.strip_prefix('/').is_some_and(|rest| path == rest)
+                path.ends_with(suffix.as_bytes())
+                    || suffix
+                        .strip_prefix('/')
+                        .is_some_and(|rest| path == rest.as_bytes())
             }
-            Matcher::Regex(re) => re.is_match(path),
+            Matcher::Regex(re) => re.is_match(&go_runes(path)),
         }
     }
 
     /// Whether this pattern matches `path` or any of its parent directories
     /// (`parent` is Go's `filepath.Dir(path)`).
-    fn matches_self_or_parent(&self, path: &str, parent: &str) -> bool {
+    fn matches_self_or_parent(&self, path: &[u8], parent: &[u8]) -> bool {
         if self.matches(path) {
             return true;
         }
-        if parent == "." {
+        if parent == b"." {
             return false;
         }
         // Every prefix of `parent` that ends at a `/` or at its end, i.e.
         // strings.Join(dirs[:i+1], "/") for each i.
         parent
-            .match_indices('/')
-            .map(|(i, _)| &parent[..i])
+            .find_iter("/")
+            .map(|i| &parent[..i])
             .chain(std::iter::once(parent))
             .any(|prefix| self.matches(prefix))
     }
@@ -147,9 +157,11 @@ impl PatternMatcher {
 
     /// Whether `path` (slash-separated, relative to the context root) is excluded, with Docker's rule that a pattern matching a parent directory excludes the path too (`MatchesOrParentMatches`), last match wins, exceptions re-include.
     ///
-    /// The context root itself (`""` or `"."`) is never excluded.
-    pub fn excludes(&self, path: &str) -> bool {
-        if self.patterns.is_empty() || path.is_empty() || path == "." {
+    /// The context root itself (`""` or `"."`) is never excluded. `path` is
+    /// bytes (`&str`, `&[u8]`, `BString`, ...): file names need not be UTF-8.
+    pub fn excludes<P: AsRef<[u8]> + ?Sized>(&self, path: &P) -> bool {
+        let path = path.as_ref();
+        if self.patterns.is_empty() || path.is_empty() || path == b"." {
             return false;
         }
         let parent = go_dir(path);
@@ -172,18 +184,19 @@ impl PatternMatcher {
     /// Like buildkit's `fsutil`: never without exceptions; always when some
     /// exception has a wildcard (other than a trailing `/*` or `/**`);
     /// otherwise only when an exception names a path below `dir`.
-    pub fn may_include_under(&self, dir: &str) -> bool {
+    pub fn may_include_under<P: AsRef<[u8]> + ?Sized>(&self, dir: &P) -> bool {
         if self.exception_prefixes.is_empty() {
             return false;
         }
         if self.exception_wildcards {
             return true;
         }
-        let dir = dir.trim_end_matches('/');
+        let dir = dir.as_ref().trim_end_with(|c| c == '/');
         self.exception_prefixes.iter().any(|p| {
             // strings.HasPrefix(p + "/", dir + "/") without allocating.
-            p.strip_prefix(dir)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            p.as_bytes()
+                .strip_prefix(dir)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
         })
     }
 
@@ -444,53 +457,58 @@ pub fn keep_build_files(
 
 /// Lexical path cleaning with `/` separators, like Go's `path.Clean`.
 pub(crate) fn clean(path: &str) -> String {
+    String::from_utf8(clean_bytes(path.as_bytes())).expect("cleaning a str splits it at `/` only")
+}
+
+/// [`clean`] on bytes, which need not be UTF-8.
+fn clean_bytes(path: &[u8]) -> Vec<u8> {
     if path.is_empty() {
-        return ".".to_owned();
+        return b".".to_vec();
     }
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
+    let rooted = path.starts_with(b"/");
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in path.split_str("/") {
         match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|p| *p != "..") {
+            b"" | b"." => {}
+            b".." => {
+                if parts.last().is_some_and(|p| *p != b"..") {
                     parts.pop();
                 } else if !rooted {
-                    parts.push("..");
+                    parts.push(b"..");
                 }
             }
             _ => parts.push(part),
         }
     }
-    let joined = parts.join("/");
+    let joined = parts.join(&b'/');
     match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
+        (true, _) => [&b"/"[..], &joined].concat(),
+        (false, true) => b".".to_vec(),
         (false, false) => joined,
     }
 }
 
 /// Go's `filepath.Dir` on a slash path.
-fn go_dir(path: &str) -> std::borrow::Cow<'_, str> {
-    match path.rfind('/') {
-        None => ".".into(),
+fn go_dir(path: &[u8]) -> Cow<'_, [u8]> {
+    match path.rfind_byte(b'/') {
+        None => Cow::Borrowed(b"."),
         Some(i) => {
             let head = &path[..i];
             if is_clean(head) {
                 head.into()
             } else {
-                clean(&path[..=i]).into()
+                clean_bytes(&path[..=i]).into()
             }
         }
     }
 }
 
-fn is_clean(p: &str) -> bool {
+fn is_clean(p: &[u8]) -> bool {
     !p.is_empty()
-        && !p.ends_with('/')
-        && p.split('/')
+        && !p.ends_with(b"/")
+        && p.split_str("/")
             .enumerate()
-            .all(|(i, c)| !matches!(c, "." | "..") && (i == 0 || !c.is_empty()))
+            .all(|(i, c)| !matches!(c, b"." | b"..") && (i == 0 || !c.is_empty()))
 }
 
 /// Checks glob syntax exactly as Go's `filepath.Match(pattern, ".")` does (Go
@@ -1053,11 +1071,16 @@ mod tests {
         ] {
             assert_eq!(clean(input), want, "clean({input:?})");
         }
-        assert_eq!(go_dir("a"), ".");
-        assert_eq!(go_dir("a/b/c"), "a/b");
-        assert_eq!(go_dir("file/"), "file");
-        assert_eq!(go_dir("/"), "/");
-        assert_eq!(go_dir("/a"), "/");
+        for (input, want) in [
+            ("a", "."),
+            ("a/b/c", "a/b"),
+            ("file/", "file"),
+            ("/", "/"),
+            ("/a", "/"),
+        ] {
+            assert_eq!(&*go_dir(input.as_bytes()), want.as_bytes(), "{input}");
+        }
+        assert_eq!(&*go_dir(b"a\xff/./b"), b"a\xff");
     }
 
     #[test]
@@ -1086,6 +1109,37 @@ mod tests {
         assert!(m.excludes("foo/bar/baz/y"));
         assert!(!m.excludes("foo/bar"));
         assert!(m.excludes("foo"));
+    }
+
+    /// patternmatcher runs Go's regexp over Go strings: a byte that is not
+    /// UTF-8 is the rune U+FFFD, one byte wide; patterns without wildcards
+    /// compare bytes.
+    #[test]
+    fn paths_that_are_not_utf8() {
+        let m = |patterns: &[&str], path: &[u8]| pm(patterns).unwrap().excludes(path);
+        assert!(m(&["f-*"], b"f-\xff.txt"));
+        assert!(m(&["f-?.txt"], b"f-\xff.txt"));
+        assert!(!m(&["f-?.txt"], b"f-\xff\xfe.txt"));
+        assert!(m(&["f-??.txt"], b"f-\xff\xfe.txt"));
+        assert!(m(&["f-[^a].txt"], b"f-\xff.txt"));
+        assert!(!m(&["f-[a-z].txt"], b"f-\xff.txt"));
+        // U+FFFD in a regular expression matches an invalid byte (Go's
+        // regexp compares the decoded rune), but not in an exact pattern.
+        assert!(m(&["f-\u{fffd}*"], b"f-\xff.txt"));
+        assert!(!m(&["f-\u{fffd}.txt"], b"f-\xff.txt"));
+        // Parent directories, prefixes and suffixes are bytes too.
+        assert!(!m(&["d\u{fffd}"], b"d\xff/x"));
+        assert!(m(&["d?"], b"d\xff/x"));
+        assert!(m(&["d*"], b"d\xff/x"));
+        assert!(m(&["**/x"], b"d\xff/x"));
+        assert!(!m(&["**/x"], b"d\xff/x\xff"));
+        assert!(m(&["d**"], b"d\xff/x"));
+        assert!(m(&["*", "!f-?"], b"f-\xfe.txt"));
+        assert!(!m(&["*", "!f-?"], b"f-\xfe"));
+        let keep = pm(&["*", "!dir?/keep"]).unwrap();
+        assert!(keep.may_include_under(b"dir\xff"));
+        assert!(!keep.excludes(b"dir\xfe/keep"));
+        assert!(keep.excludes(b"dir\xfe/drop"));
     }
 
     #[test]

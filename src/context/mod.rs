@@ -52,16 +52,6 @@ pub enum ContextError {
         /// The context root given.
         path: PathBuf,
     },
-    /// A file name (or symlink target) is not UTF-8, which the context's
-    /// slash-separated paths require.
-    #[error(
-        "{} has a name that is not valid UTF-8; rename it or exclude it in .dockerignore",
-        path.display()
-    )]
-    NonUtf8Path {
-        /// The offending path.
-        path: PathBuf,
-    },
     /// A `.dockerignore` pattern is invalid.
     #[error(transparent)]
     Pattern(#[from] PatternError),

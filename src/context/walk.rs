@@ -13,8 +13,11 @@
 
 use std::fs::{self, Metadata};
 use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use bstr::BString;
 
 use super::{ContextError, PatternMatcher};
 
@@ -32,10 +35,12 @@ pub enum EntryKind {
 }
 
 /// One file, directory or symlink of the context, relative path with `/` separators, never `.` or empty.
+///
+/// Paths and link targets are bytes: names that are not UTF-8 are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContextEntry {
     /// Path relative to the context root, `/`-separated.
-    pub path: String,
+    pub path: BString,
     /// File type.
     pub kind: EntryKind,
     /// Size in bytes for files, target length for symlinks, 0 otherwise.
@@ -55,11 +60,11 @@ pub struct ContextEntry {
     /// Device id.
     pub dev: u64,
     /// Link target for symlinks.
-    pub link_target: Option<String>,
+    pub link_target: Option<BString>,
 }
 
 impl ContextEntry {
-    fn from_metadata(path: String, abs: &Path, meta: &Metadata) -> Result<Self, ContextError> {
+    fn from_metadata(path: BString, abs: &Path, meta: &Metadata) -> Result<Self, ContextError> {
         let ft = meta.file_type();
         let kind = if ft.is_file() {
             EntryKind::File
@@ -70,17 +75,12 @@ impl ContextEntry {
         } else {
             EntryKind::Other
         };
-        let link_target =
-            if kind == EntryKind::Symlink {
-                let target = fs::read_link(abs).map_err(|e| ContextError::io(abs, e))?;
-                Some(target.into_os_string().into_string().map_err(|_| {
-                    ContextError::NonUtf8Path {
-                        path: abs.to_owned(),
-                    }
-                })?)
-            } else {
-                None
-            };
+        let link_target = if kind == EntryKind::Symlink {
+            let target = fs::read_link(abs).map_err(|e| ContextError::io(abs, e))?;
+            Some(target.into_os_string().into_vec().into())
+        } else {
+            None
+        };
         Ok(ContextEntry {
             path,
             kind,
@@ -122,9 +122,9 @@ pub fn walk(root: &Path, ignore: &PatternMatcher) -> Result<Vec<ContextEntry>, C
         out: Vec::new(),
         pending: Vec::new(),
     };
-    walker.dir(root, "", false)?;
+    walker.dir(root, b"", false)?;
     let mut out = walker.out;
-    out.sort_unstable_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    out.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
 
@@ -143,7 +143,7 @@ impl Walker<'_> {
     }
 
     /// Lists directory `abs` (relative path `rel`, `""` for the root).
-    fn dir(&mut self, abs: &Path, rel: &str, excluded: bool) -> Result<(), ContextError> {
+    fn dir(&mut self, abs: &Path, rel: &[u8], excluded: bool) -> Result<(), ContextError> {
         let read = match fs::read_dir(abs) {
             Ok(read) => read,
             Err(e) if excluded && e.kind() == io::ErrorKind::PermissionDenied => return Ok(()),
@@ -153,14 +153,10 @@ impl Walker<'_> {
             let dirent = dirent.map_err(|e| ContextError::io(abs, e))?;
             let child_abs: PathBuf = dirent.path();
             let name = dirent.file_name();
-            let (name, utf8) = match name.to_str() {
-                Some(s) => (s.to_owned(), true),
-                None => (name.to_string_lossy().into_owned(), false),
-            };
-            let child_rel = if rel.is_empty() {
-                name
+            let child_rel: BString = if rel.is_empty() {
+                name.into_vec().into()
             } else {
-                format!("{rel}/{name}")
+                [rel, b"/", name.as_bytes()].concat().into()
             };
             let child_excluded = self.ignore.excludes(&child_rel);
             let meta = match fs::symlink_metadata(&child_abs) {
@@ -173,9 +169,6 @@ impl Walker<'_> {
             let walk_in = !child_excluded || (is_dir && self.ignore.may_include_under(&child_rel));
             if !walk_in {
                 continue;
-            }
-            if !utf8 {
-                return Err(ContextError::NonUtf8Path { path: child_abs });
             }
             let entry = ContextEntry::from_metadata(child_rel.clone(), &child_abs, &meta)?;
             if !is_dir {
@@ -216,7 +209,7 @@ mod tests {
         dir
     }
 
-    fn listed(dir: &Path, ignore: &str) -> Vec<String> {
+    fn listed(dir: &Path, ignore: &str) -> Vec<BString> {
         let pm = PatternMatcher::new(&parse_dockerignore(ignore)).unwrap();
         walk(dir, &pm)
             .unwrap()
@@ -317,8 +310,8 @@ mod tests {
         let entries = walk(d.path(), &pm).unwrap();
         let link = entries.iter().find(|e| e.path == "link").unwrap();
         assert_eq!(link.kind, EntryKind::Symlink);
-        assert_eq!(link.link_target.as_deref(), Some("real"));
-        assert!(!entries.iter().any(|e| e.path.starts_with("link/")));
+        assert_eq!(link.link_target.as_ref().unwrap(), "real");
+        assert!(!entries.iter().any(|e| e.path.starts_with(b"link/")));
         let file = entries.iter().find(|e| e.path == "real/file").unwrap();
         assert_eq!((file.kind, file.size), (EntryKind::File, 9));
     }
@@ -326,7 +319,7 @@ mod tests {
     #[test]
     fn ignore_file_is_not_special() {
         let d = tree(&[".dockerignore", "Dockerfile", "a"]);
-        assert_eq!(listed(d.path(), "*\n"), Vec::<String>::new());
+        assert_eq!(listed(d.path(), "*\n"), Vec::<BString>::new());
         let pats = crate::context::keep_build_files(vec!["*".into()], Some("Dockerfile")).unwrap();
         let pm = PatternMatcher::new(&pats).unwrap();
         let got: Vec<_> = walk(d.path(), &pm)
@@ -373,17 +366,33 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_names() {
-        use std::os::unix::ffi::OsStrExt;
+    fn non_utf8_names_are_kept_as_bytes() {
         let d = tree(&["ok"]);
-        let bad = std::ffi::OsStr::from_bytes(b"bad\xff");
-        if fs::write(d.path().join(bad), b"x").is_err() {
+        let os = |b: &[u8]| std::ffi::OsStr::from_bytes(b).to_owned();
+        if fs::write(d.path().join(os(b"bad\xff")), b"x").is_err() {
             return; // filesystem refuses non-UTF-8 names
         }
-        let err = walk(d.path(), &PatternMatcher::default()).unwrap_err();
-        assert!(matches!(err, ContextError::NonUtf8Path { .. }), "{err}");
-        // Excluded (matched on the lossy name): no error.
-        assert_eq!(listed(d.path(), "bad*\n"), ["ok"]);
+        fs::write(d.path().join(os(b"bad\xfe")), b"y").unwrap();
+        fs::create_dir(d.path().join(os(b"dir\xff"))).unwrap();
+        fs::write(d.path().join(os(b"dir\xff/in")), b"z").unwrap();
+        std::os::unix::fs::symlink(os(b"bad\xff"), d.path().join("link")).unwrap();
+        let entries = walk(d.path(), &PatternMatcher::default()).unwrap();
+        let paths: Vec<&[u8]> = entries.iter().map(|e| e.path.as_slice()).collect();
+        assert_eq!(
+            paths,
+            [
+                &b"bad\xfe"[..],
+                b"bad\xff",
+                b"dir\xff",
+                b"dir\xff/in",
+                b"link",
+                b"ok"
+            ]
+        );
+        assert_eq!(entries[4].link_target.as_ref().unwrap(), &b"bad\xff"[..]);
+        // `?` matches one invalid byte, as in Go; a literal U+FFFD none.
+        assert_eq!(listed(d.path(), "bad?\ndir?\n"), ["link", "ok"]);
+        assert_eq!(listed(d.path(), "bad*\n!bad\u{fffd}\n").len(), 4);
     }
 
     #[test]

@@ -16,10 +16,14 @@ pub mod glob;
 pub mod owner;
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use bstr::{BStr, BString, ByteSlice};
 
 use crate::context::PatternMatcher;
 use crate::layer::{self, Entry, EntryKind, FileSource};
@@ -150,14 +154,14 @@ impl Origin<'_> {
         }
     }
 
-    fn ignored(&self, path: &str) -> bool {
+    fn ignored(&self, path: &[u8]) -> bool {
         match self {
             Origin::Context { ignore, .. } => ignore.excludes(path),
             Origin::Rootfs { .. } => false,
         }
     }
 
-    fn walk_ignored_dir(&self, path: &str) -> bool {
+    fn walk_ignored_dir(&self, path: &[u8]) -> bool {
         match self {
             Origin::Context { ignore, .. } => {
                 ignore.excludes(path) && !ignore.may_include_under(path)
@@ -200,7 +204,7 @@ pub struct Target<'a> {
 /// Accumulates entries by path; parents are filled in at the end.
 struct Layer<'t> {
     target: Target<'t>,
-    entries: BTreeMap<String, Entry>,
+    entries: BTreeMap<BString, Entry>,
     created_dir_owner: Option<Owner>,
 }
 
@@ -213,12 +217,12 @@ impl Layer<'_> {
     /// new ones are 0755, owned by `created_dir_owner` (the step's `chown`,
     /// as `BuildKit` gives it to every directory a copy creates) or root.
     fn finish(mut self) -> Vec<Entry> {
-        let mut parents = Vec::new();
+        let mut parents: Vec<BString> = Vec::new();
         for path in self.entries.keys() {
-            let mut at = path.as_str();
-            while let Some((parent, _)) = at.rsplit_once('/') {
-                if !self.entries.contains_key(parent) {
-                    parents.push(parent.to_owned());
+            let mut at: &[u8] = path;
+            while let Some((parent, _)) = at.rsplit_once_str("/") {
+                if !self.entries.contains_key(parent.as_bstr()) {
+                    parents.push(parent.into());
                 }
                 at = parent;
             }
@@ -229,7 +233,7 @@ impl Layer<'_> {
             let existing = self
                 .target
                 .root
-                .and_then(|root| fs::symlink_metadata(root.join(&parent)).ok());
+                .and_then(|root| fs::symlink_metadata(root.join(host(&parent))).ok());
             let entry = match existing {
                 Some(meta) if meta.file_type().is_symlink() => continue,
                 Some(meta) => Entry {
@@ -261,17 +265,25 @@ impl Layer<'_> {
 }
 
 /// `path` without its leading `/`, as a layer path.
-fn layer_path(path: &str) -> String {
-    path.trim_start_matches('/')
-        .trim_end_matches('/')
-        .to_owned()
+fn layer_path(path: &str) -> BString {
+    path.trim_start_matches('/').trim_end_matches('/').into()
 }
 
-fn join(dir: &str, name: &str) -> String {
+/// A root-relative path (bytes, as file names are) as a host path.
+fn host(rel: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(rel))
+}
+
+/// A host path as bytes, exactly (names need not be UTF-8).
+fn bytes_of(path: PathBuf) -> BString {
+    path.into_os_string().into_vec().into()
+}
+
+fn join(dir: &[u8], name: &[u8]) -> BString {
     if dir.is_empty() {
-        name.to_owned()
+        name.into()
     } else {
-        format!("{dir}/{name}")
+        [dir, b"/", name].concat().into()
     }
 }
 
@@ -279,42 +291,50 @@ fn join(dir: &str, name: &str) -> String {
 fn clean_source(source: &str) -> Result<String, CopyError> {
     let cleaned = crate::util::path::clean_relative(Path::new(source))
         .ok_or_else(|| CopyError::OutsideRoot(source.to_owned()))?;
-    Ok(cleaned.to_string_lossy().into_owned())
+    Ok(cleaned
+        .into_os_string()
+        .into_string()
+        .expect("the components of a str are UTF-8"))
 }
 
 /// Follows the symlinks in `rel` inside `root`, as if `root` were `/`, the
 /// last component too when `follow_last`.
-fn resolve(root: &Path, rel: &str, follow_last: bool, source: &str) -> Result<String, CopyError> {
-    let resolved = crate::util::path::resolve_in_root(root, Path::new(rel), follow_last)
-        .map_err(|_| CopyError::SymlinkLoop(source.to_owned()))?;
-    Ok(resolved.to_string_lossy().into_owned())
+fn resolve(
+    root: &Path,
+    rel: &[u8],
+    follow_last: bool,
+    source: &BStr,
+) -> Result<BString, CopyError> {
+    let resolved = crate::util::path::resolve_in_root(root, host(rel), follow_last)
+        .map_err(|_| CopyError::SymlinkLoop(source.to_string()))?;
+    Ok(bytes_of(resolved))
 }
 
 /// Whether `path` of `root` is a directory itself, not a symlink to one.
-fn is_real_dir(root: &Path, path: &str) -> bool {
-    fs::symlink_metadata(root.join(path)).is_ok_and(|m| m.is_dir())
+fn is_real_dir(root: &Path, path: &[u8]) -> bool {
+    fs::symlink_metadata(root.join(host(path))).is_ok_and(|m| m.is_dir())
 }
 
 /// Follows `at` (whose parents hold no symlink) inside the origin's root and
 /// checks that what it reaches is there, not left out by the ignore file.
 /// `shown` is the path as the step names it, for messages.
-fn follow(origin: &Origin<'_>, at: &str, shown: &str) -> Result<String, CopyError> {
+fn follow(origin: &Origin<'_>, at: &[u8], shown: &BStr) -> Result<BString, CopyError> {
     let root = origin.root();
     let resolved = resolve(root, at, true, shown)?;
-    let present = |p: &str| {
-        fs::symlink_metadata(root.join(p)).is_ok() && (p.is_empty() || !origin.ignored(p))
+    let present = |p: &[u8]| {
+        fs::symlink_metadata(root.join(host(p))).is_ok() && (p.is_empty() || !origin.ignored(p))
     };
     if present(at) && present(&resolved) {
         return Ok(resolved);
     }
-    match fs::read_link(root.join(at)) {
+    match fs::read_link(root.join(host(at))) {
         Ok(target) if present(at) => Err(CopyError::LinkTargetMissing {
-            link: shown.to_owned(),
+            link: shown.to_string(),
             target: target.to_string_lossy().into_owned(),
             place: origin.place(),
         }),
         _ => Err(CopyError::NotFound {
-            source_path: shown.to_owned(),
+            source_path: shown.to_string(),
             place: origin.place(),
         }),
     }
@@ -329,18 +349,20 @@ fn follow(origin: &Origin<'_>, at: &str, shown: &str) -> Result<String, CopyErro
 /// source; the rest are matched against what is really there, never
 /// descending through a symlink; and each match is then followed inside the
 /// root. The resolved paths hold no symlink.
-fn expand_source(origin: &Origin<'_>, source: &str) -> Result<Vec<(String, String)>, CopyError> {
+fn expand_source(origin: &Origin<'_>, source: &str) -> Result<Vec<(BString, BString)>, CopyError> {
     let root = origin.root();
+    let shown = source.as_bytes().as_bstr();
     let cleaned = clean_source(source)?;
     let parts: Vec<&str> = cleaned.split('/').filter(|p| !p.is_empty()).collect();
     let Some(first) = parts.iter().position(|p| glob::has_wildcards(p)) else {
-        let at = resolve(root, &cleaned, false, source)?;
-        return Ok(vec![(follow(origin, &at, source)?, cleaned)]);
+        let at = resolve(root, cleaned.as_bytes(), false, shown)?;
+        return Ok(vec![(follow(origin, &at, shown)?, cleaned.into())]);
     };
     let prefix = parts[..first].join("/");
-    let base = resolve(root, &prefix, true, source)?;
-    // Each candidate: its path in the root (parents free of symlinks) and as written.
-    let mut matches = vec![(base, prefix)];
+    let base = resolve(root, prefix.as_bytes(), true, shown)?;
+    // Each candidate: its path in the root (parents free of symlinks) and as
+    // written, both bytes: a wildcard may match names that are not UTF-8.
+    let mut matches: Vec<(BString, BString)> = vec![(base, prefix.into())];
     for part in &parts[first..] {
         let mut next = Vec::new();
         for (dir, written) in &matches {
@@ -348,17 +370,17 @@ fn expand_source(origin: &Origin<'_>, source: &str) -> Result<Vec<(String, Strin
                 continue;
             }
             if !glob::has_wildcards(part) {
-                let path = join(dir, part);
-                if fs::symlink_metadata(root.join(&path)).is_ok() {
-                    next.push((path, join(written, part)));
+                let path = join(dir, part.as_bytes());
+                if fs::symlink_metadata(root.join(host(&path))).is_ok() {
+                    next.push((path, join(written, part.as_bytes())));
                 }
                 continue;
             }
-            let Ok(read) = fs::read_dir(root.join(dir)) else {
+            let Ok(read) = fs::read_dir(root.join(host(dir))) else {
                 continue;
             };
-            let mut names: Vec<String> = read
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            let mut names: Vec<Vec<u8>> = read
+                .filter_map(|e| Some(e.ok()?.file_name().into_vec()))
                 .collect();
             names.sort();
             for name in names {
@@ -378,7 +400,7 @@ fn expand_source(origin: &Origin<'_>, source: &str) -> Result<Vec<(String, Strin
     }
     matches
         .into_iter()
-        .map(|(at, written)| Ok((follow(origin, &at, &written)?, written)))
+        .map(|(at, written)| Ok((follow(origin, &at, written.as_bstr())?, written)))
         .collect()
 }
 
@@ -417,7 +439,7 @@ pub fn copy_entries(
     let dest_is_dir = spec.to.ends_with('/')
         || target
             .root
-            .and_then(|r| fs::metadata(r.join(layer_path(spec.to))).ok())
+            .and_then(|r| fs::metadata(r.join(host(&layer_path(spec.to)))).ok())
             .is_some_and(|m| m.is_dir());
     if several && !spec.to.ends_with('/') {
         return Err(CopyError::DestinationNotDirectory(spec.to.to_owned()));
@@ -445,11 +467,14 @@ pub fn copy_entries(
     };
     let from_context = matches!(origin, Origin::Context { .. });
     for (path, written, _) in matched {
-        let full = origin.root().join(&path);
+        let full = origin.root().join(host(&path));
         let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
-        let name = written.rsplit('/').next().unwrap_or_default().to_owned();
+        let name = written.rsplit_str("/").next().unwrap_or_default();
         let base = if spec.parents {
-            join(&dest, written.rsplit_once('/').map_or("", |(p, _)| p))
+            join(
+                &dest,
+                written.rsplit_once_str("/").map_or(&b""[..], |(p, _)| p),
+            )
         } else {
             dest.clone()
         };
@@ -478,13 +503,13 @@ pub fn copy_entries(
                 },
             )
             .map_err(|source| CopyError::Unpack {
-                path: path.clone(),
+                path: path.to_string(),
                 source,
             })?;
             let into = base.clone();
             for mut entry in
                 layer::entries_from_dir(&unpacked).map_err(|source| CopyError::Unpack {
-                    path: path.clone(),
+                    path: path.to_string(),
                     source,
                 })?
             {
@@ -493,7 +518,7 @@ pub fn copy_entries(
             }
         } else {
             let at = if dest_is_dir || several {
-                join(&base, &name)
+                join(&base, name)
             } else {
                 dest.clone()
             };
@@ -504,7 +529,7 @@ pub fn copy_entries(
         // Docker gives downloaded files mode 0600; they are never unpacked.
         let meta = fs::metadata(&path).map_err(io(&path))?;
         let at = if dest_is_dir || several {
-            join(&dest, &name)
+            join(&dest, name.as_bytes())
         } else {
             dest.clone()
         };
@@ -557,7 +582,12 @@ fn is_archive(path: &Path) -> Result<bool, CopyError> {
 }
 
 /// One entry for the file, directory or symlink at `full`, placed at `at`.
-fn entry_for(full: &Path, at: &str, meta: &fs::Metadata, follow: bool) -> Result<Entry, CopyError> {
+fn entry_for(
+    full: &Path,
+    at: &[u8],
+    meta: &fs::Metadata,
+    follow: bool,
+) -> Result<Entry, CopyError> {
     let lmeta = if follow {
         meta.clone()
     } else {
@@ -565,10 +595,7 @@ fn entry_for(full: &Path, at: &str, meta: &fs::Metadata, follow: bool) -> Result
     };
     let kind = if lmeta.file_type().is_symlink() {
         EntryKind::Symlink {
-            target: fs::read_link(full)
-                .map_err(io(full))?
-                .to_string_lossy()
-                .into_owned(),
+            target: bytes_of(fs::read_link(full).map_err(io(full))?),
         }
     } else if lmeta.is_dir() {
         EntryKind::Dir
@@ -584,7 +611,7 @@ fn entry_for(full: &Path, at: &str, meta: &fs::Metadata, follow: bool) -> Result
         });
     };
     Ok(Entry {
-        path: at.to_owned(),
+        path: at.into(),
         kind,
         mode: lmeta.permissions().mode() & 0o7777,
         uid: lmeta.uid(),
@@ -597,8 +624,8 @@ fn entry_for(full: &Path, at: &str, meta: &fs::Metadata, follow: bool) -> Result
 /// Entries under the directory `path` of `origin`, placed under `into`.
 fn walk_dir(
     origin: &Origin<'_>,
-    path: &str,
-    into: &str,
+    path: &[u8],
+    into: &[u8],
     exclude: &PatternMatcher,
 ) -> Result<Vec<Entry>, CopyError> {
     let mut entries = Vec::new();
@@ -615,11 +642,11 @@ fn walk_dir(
 /// parents before children, names sorted.
 fn walk_under(
     origin: &Origin<'_>,
-    path: &str,
+    path: &[u8],
     exclude: &PatternMatcher,
-    mut visit: impl FnMut(&str, &Path, &fs::Metadata) -> Result<(), CopyError>,
+    mut visit: impl FnMut(&[u8], &Path, &fs::Metadata) -> Result<(), CopyError>,
 ) -> Result<(), CopyError> {
-    let root = origin.root().join(path);
+    let root = origin.root().join(host(path));
     let mut walker = walkdir::WalkDir::new(&root)
         .min_depth(1)
         .sort_by_file_name()
@@ -635,18 +662,18 @@ fn walk_under(
             .path()
             .strip_prefix(&root)
             .expect("walkdir yields paths under its root")
-            .to_string_lossy()
-            .into_owned();
-        let origin_rel = join(path, &rel);
+            .as_os_str()
+            .as_bytes();
+        let origin_rel = join(path, rel);
         let is_dir = item.file_type().is_dir();
-        if (!exclude.is_empty() && exclude.excludes(&rel)) || origin.ignored(&origin_rel) {
-            if is_dir && (exclude.excludes(&rel) || origin.walk_ignored_dir(&origin_rel)) {
+        if (!exclude.is_empty() && exclude.excludes(rel)) || origin.ignored(&origin_rel) {
+            if is_dir && (exclude.excludes(rel) || origin.walk_ignored_dir(&origin_rel)) {
                 walker.skip_current_dir();
             }
             continue;
         }
         let meta = fs::symlink_metadata(item.path()).map_err(io(item.path()))?;
-        visit(&rel, item.path(), &meta)?;
+        visit(rel, item.path(), &meta)?;
     }
     Ok(())
 }
@@ -696,7 +723,7 @@ pub fn mkdir_entries(
     target: Target<'_>,
 ) -> Result<Option<Vec<Entry>>, CopyError> {
     let rel = layer_path(path);
-    if rel.is_empty() || target.root.is_some_and(|r| r.join(&rel).is_dir()) {
+    if rel.is_empty() || target.root.is_some_and(|r| r.join(host(&rel)).is_dir()) {
         return Ok(None);
     }
     let owner = user
@@ -723,8 +750,9 @@ pub fn mkdir_entries(
 /// A file, directory or symlink that a `copy`, `add` or bind mount reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selected {
-    /// Its path relative to the origin's root, symlinks in named sources resolved.
-    pub path: String,
+    /// Its path relative to the origin's root, symlinks in named sources
+    /// resolved; bytes, as the file name is.
+    pub path: BString,
     /// Its path on disk.
     pub full: PathBuf,
     /// What it is.
@@ -744,8 +772,8 @@ pub enum SelectedKind {
     File,
     /// A directory.
     Dir,
-    /// A symbolic link with its target.
-    Symlink(String),
+    /// A symbolic link with its target (bytes, as stored).
+    Symlink(BString),
 }
 
 /// Every path of `origin` that the sources of `spec` name, as [`copy_entries`]
@@ -760,14 +788,9 @@ pub fn selected_paths(
     let exclude =
         PatternMatcher::new(spec.exclude).map_err(|e| CopyError::Exclude(e.to_string()))?;
     let mut out = Vec::new();
-    let mut push = |path: String, full: PathBuf, meta: &fs::Metadata| -> Result<(), CopyError> {
+    let mut push = |path: BString, full: PathBuf, meta: &fs::Metadata| -> Result<(), CopyError> {
         let kind = if meta.file_type().is_symlink() {
-            SelectedKind::Symlink(
-                fs::read_link(&full)
-                    .map_err(io(&full))?
-                    .to_string_lossy()
-                    .into_owned(),
-            )
+            SelectedKind::Symlink(bytes_of(fs::read_link(&full).map_err(io(&full))?))
         } else if meta.is_dir() {
             SelectedKind::Dir
         } else {
@@ -788,7 +811,7 @@ pub fn selected_paths(
             continue;
         }
         for (path, _) in expand_source(origin, source)? {
-            let full = origin.root().join(&path);
+            let full = origin.root().join(host(&path));
             // A named source is followed when it is a symlink, as copy does.
             let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
             let is_dir = meta.is_dir();

@@ -13,6 +13,7 @@ mod render;
 
 use std::collections::BTreeMap;
 
+use bstr::{BString, ByteSlice};
 use serde::Serialize;
 
 pub use render::{render_files, render_layer, render_text};
@@ -21,6 +22,7 @@ use crate::image::{Image, LayerRef};
 use crate::ir::Platform;
 use crate::layer::{LayerError, decompressing_reader};
 use crate::store::{Digest, Store, StoreError};
+use crate::util::utf8::escaped;
 
 /// Why an image could not be inspected.
 #[derive(Debug, thiserror::Error)]
@@ -190,9 +192,10 @@ pub fn inspect(
     manifest: Option<Digest>,
     platform: Platform,
 ) -> Result<Report, InspectError> {
-    let mut tree: BTreeMap<String, Node> = BTreeMap::new();
+    // Keyed by the paths' bytes: names that are not UTF-8 stay apart.
+    let mut tree: BTreeMap<BString, Node> = BTreeMap::new();
     let mut layers = Vec::new();
-    let mut offenders: BTreeMap<String, Offender> = BTreeMap::new();
+    let mut offenders: BTreeMap<BString, Offender> = BTreeMap::new();
     let mut chains: BTreeMap<(usize, usize), Chain> = BTreeMap::new();
     let history: Vec<&str> = image
         .config
@@ -216,18 +219,16 @@ pub fn inspect(
             removed: 0,
             changes: Vec::new(),
         };
-        let mut waste = |path: &str, node: &Node| {
+        let mut waste = |path: &[u8], node: &Node| {
             if node.bytes == 0 || node.layer == index {
                 return;
             }
-            let offender = offenders
-                .entry(path.to_owned())
-                .or_insert_with(|| Offender {
-                    path: format!("/{path}"),
-                    wasted_bytes: 0,
-                    added_in: Vec::new(),
-                    undone_in: Vec::new(),
-                });
+            let offender = offenders.entry(path.into()).or_insert_with(|| Offender {
+                path: format!("/{}", escaped(path)),
+                wasted_bytes: 0,
+                added_in: Vec::new(),
+                undone_in: Vec::new(),
+            });
             offender.wasted_bytes += node.bytes;
             push_unique(&mut offender.added_in, node.layer);
             push_unique(&mut offender.undone_in, index);
@@ -241,15 +242,15 @@ pub fn inspect(
             chain.paths += 1;
         };
         for entry in entries {
-            let (dir, name) = match entry.path.rsplit_once('/') {
-                Some((dir, name)) => (dir.to_owned(), name),
-                None => (String::new(), entry.path.as_str()),
+            let (dir, name): (&[u8], &[u8]) = match entry.path.rsplit_once_str("/") {
+                Some((dir, name)) => (dir, name),
+                None => (b"", &entry.path),
             };
-            let removed = if name == ".wh..wh..opq" {
+            let removed = if name == b".wh..wh..opq" {
                 // Everything lower layers put under `dir` goes.
-                Some(remove_under(&mut tree, &dir, index))
-            } else if let Some(hidden) = name.strip_prefix(".wh.") {
-                let target = join(&dir, hidden);
+                Some(remove_under(&mut tree, dir, index))
+            } else if let Some(hidden) = name.strip_prefix(b".wh.") {
+                let target = join(dir, hidden);
                 let mut removed = remove_under(&mut tree, &target, index);
                 if let Some(node) = tree.remove(&target) {
                     removed.insert(0, (target.clone(), node));
@@ -263,7 +264,7 @@ pub fn inspect(
                     waste(&path, &node);
                     report.removed += 1;
                     report.changes.push(Change {
-                        path,
+                        path: escaped(&path).into_owned(),
                         kind: ChangeKind::Removed,
                         bytes: 0,
                     });
@@ -293,7 +294,7 @@ pub fn inspect(
                     if old.layer != index {
                         report.modified += 1;
                         report.changes.push(Change {
-                            path: entry.path.clone(),
+                            path: escaped(&entry.path).into_owned(),
                             kind: ChangeKind::Modified,
                             bytes: entry.bytes,
                         });
@@ -303,7 +304,7 @@ pub fn inspect(
                 None => {
                     report.added += 1;
                     report.changes.push(Change {
-                        path: entry.path.clone(),
+                        path: escaped(&entry.path).into_owned(),
                         kind: ChangeKind::Added,
                         bytes: entry.bytes,
                     });
@@ -362,7 +363,7 @@ pub fn inspect(
         files: tree
             .into_iter()
             .map(|(path, node)| TreeEntry {
-                path: format!("/{path}"),
+                path: format!("/{}", escaped(&path)),
                 layer: node.layer,
                 bytes: node.bytes,
                 kind: node.kind,
@@ -386,22 +387,26 @@ fn push_unique(list: &mut Vec<usize>, value: usize) {
     }
 }
 
-fn join(dir: &str, name: &str) -> String {
+fn join(dir: &[u8], name: &[u8]) -> BString {
     if dir.is_empty() {
-        name.to_owned()
+        name.into()
     } else {
-        format!("{dir}/{name}")
+        [dir, b"/", name].concat().into()
     }
 }
 
 /// Removes every path strictly under `dir` written by a layer below `index`.
-fn remove_under(tree: &mut BTreeMap<String, Node>, dir: &str, index: usize) -> Vec<(String, Node)> {
-    let prefix = if dir.is_empty() {
-        String::new()
+fn remove_under(
+    tree: &mut BTreeMap<BString, Node>,
+    dir: &[u8],
+    index: usize,
+) -> Vec<(BString, Node)> {
+    let prefix: BString = if dir.is_empty() {
+        BString::default()
     } else {
-        format!("{dir}/")
+        [dir, b"/"].concat().into()
     };
-    let doomed: Vec<String> = tree
+    let doomed: Vec<BString> = tree
         .range(prefix.clone()..)
         .take_while(|(path, _)| path.starts_with(&prefix))
         .filter(|(_, node)| node.layer < index)
@@ -415,7 +420,8 @@ fn remove_under(tree: &mut BTreeMap<String, Node>, dir: &str, index: usize) -> V
 
 /// One tar entry of a layer.
 struct LayerEntry {
-    path: String,
+    /// The path's bytes, exactly as in the tar.
+    path: BString,
     bytes: u64,
     kind: &'static str,
 }
@@ -434,11 +440,14 @@ fn read_layer(store: &Store, layer: &LayerRef) -> Result<Vec<LayerEntry>, Inspec
     for entry in archive.entries().map_err(|e| fail(LayerError::Tar(e)))? {
         let entry = entry.map_err(|e| fail(LayerError::Tar(e)))?;
         let raw = entry.path_bytes();
-        let path = String::from_utf8_lossy(&raw)
-            .trim_start_matches("./")
-            .trim_start_matches('/')
-            .trim_end_matches('/')
-            .to_owned();
+        let mut path: &[u8] = &raw;
+        while let Some(rest) = path.strip_prefix(b"./") {
+            path = rest;
+        }
+        let path = BString::from(
+            path.trim_start_with(|c| c == '/')
+                .trim_end_with(|c| c == '/'),
+        );
         if path.is_empty() || path == "." {
             continue;
         }

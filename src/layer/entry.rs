@@ -3,11 +3,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bstr::{BString, ByteSlice};
+
 /// One entry of a layer, in layer terms (path relative to the image root, `/`-separated, no leading `/`, never `..`).
+///
+/// Paths and link targets are bytes, as file names and tar headers are: a
+/// name that is not UTF-8 is kept exactly, never replaced lossily.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Layer path, e.g. `usr/bin/env`.
-    pub path: String,
+    pub path: BString,
     /// What the entry is.
     pub kind: EntryKind,
     /// Permission bits plus setuid/setgid/sticky (`0o7777` mask); no file-type bits.
@@ -37,12 +42,12 @@ pub enum EntryKind {
     /// A symbolic link (target stored verbatim).
     Symlink {
         /// The link target.
-        target: String,
+        target: BString,
     },
     /// A hard link to another entry of the same layer.
     Hardlink {
         /// Layer path of the first link (must sort before this entry).
-        target: String,
+        target: BString,
     },
     /// A character device.
     CharDevice {
@@ -78,31 +83,31 @@ pub enum FileSource {
 
 /// Checks that `path` is a canonical layer path: relative, `/`-separated, no
 /// empty, `.` or `..` components, no NUL. Returns the reason when it is not.
-pub(crate) fn check_layer_path(path: &str) -> Result<(), &'static str> {
+pub(crate) fn check_layer_path(path: &[u8]) -> Result<(), &'static str> {
     if path.is_empty() {
         return Err("empty path");
     }
-    if path.starts_with('/') {
+    if path.starts_with(b"/") {
         return Err("absolute path");
     }
-    if path.contains('\0') {
+    if path.contains(&0) {
         return Err("path contains a NUL byte");
     }
-    for component in path.split('/') {
+    for component in path.split_str("/") {
         match component {
-            "" => return Err("empty path component (`//` or trailing `/`)"),
-            "." => return Err("`.` path component"),
-            ".." => return Err("`..` path component"),
+            b"" => return Err("empty path component (`//` or trailing `/`)"),
+            b"." => return Err("`.` path component"),
+            b".." => return Err("`..` path component"),
             _ => {}
         }
     }
     Ok(())
 }
 
-/// Splits a layer path into (parent, base name); parent is `""` at the root.
-pub(crate) fn split_parent(path: &str) -> (&str, &str) {
-    match path.rfind('/') {
+/// Splits a layer path into (parent, base name); parent is empty at the root.
+pub(crate) fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.rfind_byte(b'/') {
         Some(i) => (&path[..i], &path[i + 1..]),
-        None => ("", path),
+        None => (b"", path),
     }
 }

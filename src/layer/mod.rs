@@ -21,6 +21,8 @@ mod tests;
 use std::io;
 use std::path::PathBuf;
 
+use bstr::BString;
+
 pub use compress::compress_stream;
 pub(crate) use compress::decompressing_reader;
 pub use entry::{Entry, EntryKind, FileSource};
@@ -72,7 +74,7 @@ pub enum LayerError {
     #[error("refusing unsafe layer entry `{path}`: {reason}")]
     Unsafe {
         /// The entry path as written in the layer.
-        path: String,
+        path: BString,
         /// Why it is refused.
         reason: String,
     },
@@ -80,7 +82,7 @@ pub enum LayerError {
     #[error("unsupported layer entry `{path}`: {what}")]
     Unsupported {
         /// The entry path (layer-relative).
-        path: String,
+        path: BString,
         /// What is not supported.
         what: String,
     },
@@ -88,7 +90,7 @@ pub enum LayerError {
     #[error("invalid layer entry `{path}`: {reason}")]
     Invalid {
         /// The entry path.
-        path: String,
+        path: BString,
         /// What is wrong with it.
         reason: String,
     },
@@ -168,23 +170,23 @@ impl LayerError {
         }
     }
 
-    pub(crate) fn unsafe_entry(path: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn unsafe_entry(path: impl AsRef<[u8]>, reason: impl Into<String>) -> Self {
         LayerError::Unsafe {
-            path: path.into(),
+            path: path.as_ref().into(),
             reason: reason.into(),
         }
     }
 
-    pub(crate) fn unsupported(path: impl Into<String>, what: impl Into<String>) -> Self {
+    pub(crate) fn unsupported(path: impl AsRef<[u8]>, what: impl Into<String>) -> Self {
         LayerError::Unsupported {
-            path: path.into(),
+            path: path.as_ref().into(),
             what: what.into(),
         }
     }
 
-    pub(crate) fn invalid(path: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid(path: impl AsRef<[u8]>, reason: impl Into<String>) -> Self {
         LayerError::Invalid {
-            path: path.into(),
+            path: path.as_ref().into(),
             reason: reason.into(),
         }
     }

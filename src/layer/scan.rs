@@ -1,10 +1,14 @@
 //! Reading a directory tree (overlayfs upperdir or staged copy) into entries.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
+
+use bstr::{BStr, BString, ByteSlice};
 
 use super::entry::split_parent;
 use super::{Entry, EntryKind, FileSource, LayerError, WHITEOUT_PREFIX, is_overlay_xattr, xattr};
@@ -27,7 +31,8 @@ const UNSUPPORTED_OVERLAY_XATTRS: &[&str] = &[
 /// order); regular files reference their host path ([`FileSource::Path`]).
 /// Other overlay xattrs (`origin`, `impure`, `nlink`, ...) are bookkeeping and
 /// are skipped; `whiteout`/`xwhiteout(s)` and opaque values other than `y`
-/// are errors. Names that are not UTF-8 or that start with `.wh.` are errors.
+/// are errors. Names that start with `.wh.` are errors; names that are not
+/// UTF-8 are kept as they are, byte for byte.
 ///
 /// # Errors
 ///
@@ -46,31 +51,25 @@ pub fn entries_from_dir(root: &Path) -> Result<Vec<Entry>, LayerError> {
                 io::Error::other("walked outside the directory being read"),
             )
         })?;
-        let Some(rel_str) = rel.to_str() else {
-            return Err(LayerError::unsupported(
-                rel.to_string_lossy(),
-                "file name is not valid UTF-8",
-            ));
-        };
-        found.push(rel_str.to_owned());
+        found.push(BString::from(rel.as_os_str().as_bytes()));
     }
-    found.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    found.sort_unstable();
 
-    let mut first_links: HashMap<(u64, u64), String> = HashMap::new();
+    let mut first_links: HashMap<(u64, u64), BString> = HashMap::new();
     let mut entries = Vec::with_capacity(found.len());
     for rel in found {
-        let host = root.join(&rel);
+        let host = root.join(OsStr::from_bytes(&rel));
         let meta = fs::symlink_metadata(&host).map_err(|e| LayerError::io(&host, e))?;
         let (_, base) = split_parent(&rel);
-        if base.starts_with(WHITEOUT_PREFIX) {
+        if base.starts_with(WHITEOUT_PREFIX.as_bytes()) {
             return Err(LayerError::unsupported(
                 rel,
                 "a file name starting with `.wh.` cannot be stored in a layer",
             ));
         }
         let ft = meta.file_type();
-        let (xattrs, opaque) = read_xattrs(&host, &rel)?;
-        let mut kind = kind_of(&meta, &host, &rel, opaque)?;
+        let (xattrs, opaque) = read_xattrs(&host, rel.as_bstr())?;
+        let mut kind = kind_of(&meta, &host, rel.as_bstr(), opaque)?;
         if opaque && !ft.is_dir() {
             return Err(LayerError::unsupported(
                 rel,
@@ -111,7 +110,7 @@ pub fn entries_from_dir(root: &Path) -> Result<Vec<Entry>, LayerError> {
 fn kind_of(
     meta: &fs::Metadata,
     host: &Path,
-    rel: &str,
+    rel: &BStr,
     opaque: bool,
 ) -> Result<EntryKind, LayerError> {
     let ft = meta.file_type();
@@ -128,14 +127,8 @@ fn kind_of(
         }
     } else if ft.is_symlink() {
         let target = fs::read_link(host).map_err(|e| LayerError::io(host, e))?;
-        let Some(target) = target.to_str() else {
-            return Err(LayerError::unsupported(
-                rel,
-                "symlink target is not valid UTF-8",
-            ));
-        };
         EntryKind::Symlink {
-            target: target.to_owned(),
+            target: target.into_os_string().into_vec().into(),
         }
     } else if ft.is_char_device() {
         let (major, minor) = device_numbers(meta.rdev());
@@ -165,7 +158,7 @@ fn device_numbers(rdev: u64) -> (u32, u32) {
 
 /// Reads the xattrs of `host`, sorted by name, without overlayfs ones; also
 /// reports whether the overlay opaque marker (`y`) is set.
-fn read_xattrs(host: &Path, rel: &str) -> Result<(Xattrs, bool), LayerError> {
+fn read_xattrs(host: &Path, rel: &BStr) -> Result<(Xattrs, bool), LayerError> {
     let names = xattr::list(host).map_err(|e| LayerError::io(host, e))?;
     let mut xattrs = Vec::with_capacity(names.len());
     let mut opaque = false;

@@ -24,7 +24,7 @@ fn sha256_hex(data: &[u8]) -> String {
 
 fn entry(path: &str, kind: EntryKind, mode: u32) -> Entry {
     Entry {
-        path: path.to_owned(),
+        path: path.into(),
         kind,
         mode,
         uid: 0,
@@ -145,6 +145,128 @@ fn writing_is_deterministic_and_digests_match() {
         diff_ids.push(wa.diff_id);
     }
     assert!(diff_ids.windows(2).all(|w| w[0] == w[1]));
+}
+
+/// Layers of UTF-8 names keep the digests they had when paths were `String`:
+/// byte order is the order `String` sorted in, and the headers are the same.
+#[test]
+fn digest_of_utf8_names_is_unchanged() {
+    let mut entries = sample_entries();
+    entries.push(file("etc/caf\u{e9}-\u{263a}", b"unicode", 0o644));
+    let (_, written) = write_to_vec(&entries, &options(Compression::None));
+    // Taken with the `String` writer (before names became bytes).
+    assert_eq!(
+        written.diff_id,
+        "sha256:07d444d107a6a16f6c946088a8e03bdacaebdcbfd46fd602c2e3895c5ed84702"
+    );
+}
+
+/// Names and link targets that are not UTF-8 go into the tar byte for byte
+/// (short names in the ustar header, long ones in a PAX `path` record, as
+/// Go's archive/tar writes them) and come back out unchanged.
+#[test]
+fn names_that_are_not_utf8_are_kept_as_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let at = |path: &[u8], kind: EntryKind, mode: u32| Entry {
+        path: path.into(),
+        ..entry("x", kind, mode)
+    };
+    let bytes = |b: &[u8]| EntryKind::File {
+        source: FileSource::Bytes(Arc::from(b)),
+        size: b.len() as u64,
+    };
+    let long: Vec<u8> = [&b"d\xff/"[..], &[b'n'; 120], b"\xfe"].concat();
+    let entries = vec![
+        at(b"f-\xff.txt", bytes(b"ff"), 0o644),
+        at(b"f-\xfe.txt", bytes(b"fe"), 0o644),
+        at(b"d\xff", EntryKind::Dir, 0o755),
+        at(&long, bytes(b"long"), 0o600),
+        at(
+            b"link",
+            EntryKind::Symlink {
+                target: b"f-\xff.txt".into(),
+            },
+            0o777,
+        ),
+        at(
+            b"hard",
+            EntryKind::Hardlink {
+                target: b"f-\xfe.txt".into(),
+            },
+            0o644,
+        ),
+        at(b"gone-\xff", EntryKind::Whiteout, 0),
+    ];
+    let (layer, _) = write_to_vec(&entries, &options(Compression::None));
+
+    let mut archive = tar::Archive::new(layer.as_slice());
+    let mut seen: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    for e in archive.entries().unwrap() {
+        let e = e.unwrap();
+        let link = e.link_name_bytes().map(std::borrow::Cow::into_owned);
+        seen.push((e.path_bytes().into_owned(), link));
+    }
+    let names: Vec<&[u8]> = seen.iter().map(|(n, _)| n.as_slice()).collect();
+    let long_name: &[u8] = &long;
+    assert_eq!(
+        names,
+        [
+            &b".wh.gone-\xff"[..],
+            b"d\xff/",
+            long_name,
+            b"f-\xfe.txt",
+            b"f-\xff.txt",
+            b"hard",
+            b"link",
+        ]
+    );
+    assert_eq!(seen[5].1.as_deref(), Some(&b"f-\xfe.txt"[..]));
+    assert_eq!(seen[6].1.as_deref(), Some(&b"f-\xff.txt"[..]));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("dst");
+    extract_layer(
+        layer.as_slice(),
+        &dst,
+        &ExtractOptions {
+            preserve_ownership: true,
+            overlay_whiteouts: false,
+            ..ExtractOptions::default()
+        },
+    )
+    .unwrap();
+    let host = |b: &[u8]| dst.join(OsStr::from_bytes(b));
+    assert_eq!(fs::read(host(b"f-\xff.txt")).unwrap(), b"ff");
+    assert_eq!(fs::read(host(b"f-\xfe.txt")).unwrap(), b"fe");
+    assert_eq!(fs::read(host(&long)).unwrap(), b"long");
+    assert_eq!(
+        fs::read_link(host(b"link")).unwrap().as_os_str().as_bytes(),
+        b"f-\xff.txt"
+    );
+    assert_eq!(
+        fs::metadata(host(b"hard")).unwrap().ino(),
+        fs::metadata(host(b"f-\xfe.txt")).unwrap().ino()
+    );
+
+    // Scanning the extracted tree (as a RUN step's upper dir is) keeps them.
+    let scanned = entries_from_dir(&dst).unwrap();
+    let paths: Vec<&[u8]> = scanned.iter().map(|e| e.path.as_slice()).collect();
+    assert_eq!(
+        paths,
+        [
+            &b"d\xff"[..],
+            &long,
+            b"f-\xfe.txt",
+            b"f-\xff.txt",
+            b"hard",
+            b"link"
+        ]
+    );
+    assert!(matches!(
+        &scanned[5].kind,
+        EntryKind::Symlink { target } if target == &b"f-\xff.txt"[..]
+    ));
 }
 
 #[test]

@@ -4,6 +4,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 
+use bstr::{BStr, BString, ByteSlice};
+
 use super::compress::{Compressor, HashWriter};
 use super::entry::{check_layer_path, split_parent};
 use super::{
@@ -45,8 +47,8 @@ pub struct WrittenLayer {
 enum RecordKind<'a> {
     File(&'a FileSource, u64),
     Dir,
-    Symlink(&'a str),
-    Hardlink(&'a str),
+    Symlink(&'a BStr),
+    Hardlink(&'a BStr),
     CharDevice(u32, u32),
     BlockDevice(u32, u32),
     Fifo,
@@ -57,7 +59,7 @@ enum RecordKind<'a> {
 /// One tar record: an entry may produce one (most kinds) or two (opaque dirs).
 struct Record<'a> {
     /// Tar name without the trailing `/` of directories; the sort key.
-    name: String,
+    name: BString,
     entry: &'a Entry,
     kind: RecordKind<'a>,
 }
@@ -115,7 +117,7 @@ fn plan(entries: &[Entry]) -> Result<Vec<Record<'_>>, LayerError> {
     for entry in entries {
         validate_entry(entry)?;
         if entry.kind != EntryKind::Whiteout {
-            added.insert(entry.path.as_str());
+            added.insert(entry.path.as_bstr());
         }
     }
 
@@ -125,20 +127,20 @@ fn plan(entries: &[Entry]) -> Result<Vec<Record<'_>>, LayerError> {
         let kind = match &entry.kind {
             EntryKind::File { source, size } => RecordKind::File(source, *size),
             EntryKind::Dir => RecordKind::Dir,
-            EntryKind::Symlink { target } => RecordKind::Symlink(target),
-            EntryKind::Hardlink { target } => RecordKind::Hardlink(target),
+            EntryKind::Symlink { target } => RecordKind::Symlink(target.as_bstr()),
+            EntryKind::Hardlink { target } => RecordKind::Hardlink(target.as_bstr()),
             EntryKind::CharDevice { major, minor } => RecordKind::CharDevice(*major, *minor),
             EntryKind::BlockDevice { major, minor } => RecordKind::BlockDevice(*major, *minor),
             EntryKind::Fifo => RecordKind::Fifo,
             EntryKind::Whiteout => {
-                if added.contains(entry.path.as_str()) {
+                if added.contains(entry.path.as_bstr()) {
                     return Err(LayerError::invalid(
                         &entry.path,
                         "a whiteout of a path the same layer also adds",
                     ));
                 }
                 records.push(Record {
-                    name: join(parent, &format!("{WHITEOUT_PREFIX}{base}")),
+                    name: join(parent, &[WHITEOUT_PREFIX.as_bytes(), base].concat()),
                     entry,
                     kind: RecordKind::Marker,
                 });
@@ -146,7 +148,7 @@ fn plan(entries: &[Entry]) -> Result<Vec<Record<'_>>, LayerError> {
             }
             EntryKind::OpaqueDir => {
                 records.push(Record {
-                    name: join(&entry.path, OPAQUE_MARKER),
+                    name: join(&entry.path, OPAQUE_MARKER.as_bytes()),
                     entry,
                     kind: RecordKind::Marker,
                 });
@@ -161,9 +163,9 @@ fn plan(entries: &[Entry]) -> Result<Vec<Record<'_>>, LayerError> {
     }
     records.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
 
-    let mut position: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+    let mut position: HashMap<&BStr, usize> = HashMap::with_capacity(records.len());
     for (i, record) in records.iter().enumerate() {
-        if position.insert(record.name.as_str(), i).is_some() {
+        if position.insert(record.name.as_bstr(), i).is_some() {
             return Err(LayerError::invalid(
                 &record.entry.path,
                 format!("duplicate layer path `{}`", record.name),
@@ -200,11 +202,11 @@ fn plan(entries: &[Entry]) -> Result<Vec<Record<'_>>, LayerError> {
     Ok(records)
 }
 
-fn join(parent: &str, name: &str) -> String {
+fn join(parent: &[u8], name: &[u8]) -> BString {
     if parent.is_empty() {
-        name.to_owned()
+        name.into()
     } else {
-        format!("{parent}/{name}")
+        [parent, b"/", name].concat().into()
     }
 }
 
@@ -212,7 +214,7 @@ fn validate_entry(entry: &Entry) -> Result<(), LayerError> {
     let path = &entry.path;
     check_layer_path(path).map_err(|reason| LayerError::invalid(path, reason))?;
     let (_, base) = split_parent(path);
-    if base.starts_with(WHITEOUT_PREFIX) {
+    if base.starts_with(WHITEOUT_PREFIX.as_bytes()) {
         return Err(LayerError::invalid(
             path,
             "names starting with `.wh.` are reserved for whiteouts",
@@ -249,7 +251,7 @@ fn validate_entry(entry: &Entry) -> Result<(), LayerError> {
         }
     }
     match &entry.kind {
-        EntryKind::Symlink { target } if target.is_empty() || target.contains('\0') => {
+        EntryKind::Symlink { target } if target.is_empty() || target.contains(&0) => {
             return Err(LayerError::invalid(
                 path,
                 "symlink target is empty or contains NUL",
@@ -287,7 +289,7 @@ fn write_record(
 
     let mut name = record.name.clone();
     if matches!(record.kind, RecordKind::Dir) {
-        name.push('/');
+        name.push(b'/');
     }
     if name.len() > NAME_FIELD {
         pax_record(&mut pax, "path", name.as_bytes());
@@ -379,9 +381,9 @@ fn write_record(
 }
 
 /// Writes a PAX extended header (`x`) with fixed metadata and a Go-style name.
-fn write_pax_header(tar: &mut impl Write, name: &str, records: &[u8]) -> Result<(), LayerError> {
+fn write_pax_header(tar: &mut impl Write, name: &[u8], records: &[u8]) -> Result<(), LayerError> {
     let (parent, base) = split_parent(name);
-    let pax_name = join(parent, &format!("PaxHeaders.0/{base}"));
+    let pax_name = join(parent, &[b"PaxHeaders.0/", base].concat());
     let mut header = tar::Header::new_ustar();
     copy_truncated(&mut header.as_old_mut().name, pax_name.as_bytes());
     header.set_entry_type(tar::EntryType::XHeader);
@@ -435,7 +437,7 @@ fn pad(tar: &mut impl Write, len: u64) -> Result<(), LayerError> {
 /// different length (e.g. it changed since the entry was made).
 fn write_contents(
     tar: &mut impl Write,
-    layer_path: &str,
+    layer_path: &[u8],
     source: &FileSource,
     size: u64,
     scratch: &mut [u8],

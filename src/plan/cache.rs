@@ -22,6 +22,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use bstr::BString;
 use indexmap::IndexMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,7 @@ use crate::copy::{self, CopySpec, Origin, Selected, SelectedKind};
 use crate::image::{Image, LayerRef};
 use crate::ir::{Mount, Node, Step};
 use crate::store::{CacheTable, Store};
+use crate::util::utf8::escaped;
 
 /// Bumped whenever what a key covers changes; old entries then miss.
 pub const KEY_VERSION: u32 = 1;
@@ -142,7 +144,9 @@ pub struct InputDigest {
     pub label: String,
     /// blake3 over every file's path and digest.
     pub digest: String,
-    /// Each path read and its digest, to name what changed.
+    /// Each path read and its digest, to name what changed; a byte of a
+    /// name that is not UTF-8 is written `\xNN` (the digest hashes the raw
+    /// bytes).
     pub files: Vec<(String, String)>,
 }
 
@@ -332,10 +336,10 @@ pub fn uncacheable(step: &Step<String>) -> Option<String> {
 fn digest_selected(
     selected: &[Selected],
     label: &str,
-    known: Option<&HashMap<String, ContentHash>>,
+    known: Option<&HashMap<BString, ContentHash>>,
 ) -> Result<InputDigest, String> {
     let from_context = known.is_some();
-    let files: Vec<(String, String)> = selected
+    let files: Vec<(&BString, String)> = selected
         .par_iter()
         .map(|s| {
             let content = match &s.kind {
@@ -344,7 +348,7 @@ fn digest_selected(
                     None => hash_file(&s.full)?,
                 },
                 SelectedKind::Dir => [0; 32],
-                SelectedKind::Symlink(target) => *blake3::hash(target.as_bytes()).as_bytes(),
+                SelectedKind::Symlink(target) => *blake3::hash(target).as_bytes(),
             };
             let kind: &[u8] = match s.kind {
                 SelectedKind::File => b"f",
@@ -357,12 +361,14 @@ fn digest_selected(
                 format!("{}:{}", s.uid, s.gid)
             };
             let digest = CacheKey::of(&[kind, &s.mode.to_le_bytes(), owner.as_bytes(), &content]);
-            Ok((s.path.clone(), digest.to_string()))
+            Ok((&s.path, digest.to_string()))
         })
         .collect::<Result<_, String>>()?;
+    // The raw bytes of each name: names differing only in bytes that are
+    // not UTF-8 give different digests.
     let mut hasher = blake3::Hasher::new();
     for (path, digest) in &files {
-        hasher.update(path.as_bytes());
+        hasher.update(path);
         hasher.update(b"\0");
         hasher.update(digest.as_bytes());
     }
@@ -374,6 +380,9 @@ fn digest_selected(
             Vec::new()
         } else {
             files
+                .into_iter()
+                .map(|(path, digest)| (escaped(path).into_owned(), digest))
+                .collect()
         },
     })
 }
@@ -392,7 +401,7 @@ pub struct ContextFiles {
     root: PathBuf,
     ignore: PatternMatcher,
     stat_cache: Option<PathBuf>,
-    hashes: OnceLock<Result<HashMap<String, ContentHash>, String>>,
+    hashes: OnceLock<Result<HashMap<BString, ContentHash>, String>>,
 }
 
 impl ContextFiles {
@@ -421,14 +430,14 @@ impl ContextFiles {
         &self.ignore
     }
 
-    fn hashes(&self) -> Result<&HashMap<String, ContentHash>, String> {
+    fn hashes(&self) -> Result<&HashMap<BString, ContentHash>, String> {
         self.hashes
             .get_or_init(|| self.take_hashes().map_err(|e| e.to_string()))
             .as_ref()
             .map_err(Clone::clone)
     }
 
-    fn take_hashes(&self) -> Result<HashMap<String, ContentHash>, context::ContextError> {
+    fn take_hashes(&self) -> Result<HashMap<BString, ContentHash>, context::ContextError> {
         let entries = context::walk(&self.root, &self.ignore)?;
         let mut cache = self
             .stat_cache

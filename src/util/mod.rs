@@ -1,3 +1,4 @@
 //! Small helpers shared by modules that know nothing of each other.
 
 pub mod path;
+pub mod utf8;

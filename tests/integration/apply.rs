@@ -1,6 +1,8 @@
 //! `imgbuild apply` without `run` steps: real OCI images, checked by tools
 //! no one here wrote (skopeo, umoci, oci-image-tool).
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
@@ -31,8 +33,13 @@ impl Project {
     }
 
     fn apply(&self, args: &[&str]) -> Output {
+        self.run("apply", args)
+    }
+
+    /// Runs `imgbuild COMMAND ARGS` with the project's store.
+    fn run(&self, command: &str, args: &[&str]) -> Output {
         let store = self.path().join(".store");
-        let mut all = vec!["--store", store.to_str().unwrap(), "apply"];
+        let mut all = vec!["--store", store.to_str().unwrap(), command];
         all.extend_from_slice(args);
         imgbuild_in(self.path(), &all)
     }
@@ -285,6 +292,102 @@ stage = "a"
     assert!(root.join("packed/bundle.tar").is_file());
     assert_eq!(read("etc/motd"), "inline\n");
     assert!(root.join("work").is_dir());
+}
+
+/// Files whose names differ only in bytes that are not UTF-8 stay two files
+/// with their own names and contents, as in `BuildKit` (checked with docker
+/// 20.10's `BuildKit`: `COPY . /c/`, `COPY f-* /g/`, `COPY f-?.txt /q/` and
+/// `COPY dir /d/` give exactly this tree): through the walk of the context,
+/// wildcards, directory copies, the layer tar and both exports.
+#[test]
+fn names_that_are_not_utf8_are_kept_byte_for_byte() {
+    let project = Project::new(
+        r#"
+[stages.a]
+from = "scratch"
+steps = [
+  { copy = ".", to = "/c/" },
+  { copy = "f-*", to = "/g/" },
+  { copy = "f-?.txt", to = "/q/" },
+  { copy = "dir", to = "/d/" },
+]
+[images.a]
+stage = "a"
+tags = ["localhost/bytes:1"]
+"#,
+    );
+    let at = |name: &[u8]| project.path().join(OsStr::from_bytes(name));
+    std::fs::write(at(b"f-\xff.txt"), "ff").unwrap();
+    std::fs::write(at(b"f-\xfe.txt"), "fe").unwrap();
+    std::fs::create_dir(at(b"dir")).unwrap();
+    std::fs::write(at(b"dir/d-\xff"), "in").unwrap();
+    std::os::unix::fs::symlink(OsStr::from_bytes(b"d-\xff"), at(b"dir/link")).unwrap();
+    std::fs::write(
+        at(b".dockerignore"),
+        ".dockerignore\nimgbuild.toml\n.store\nrootfs\nlayout\n",
+    )
+    .unwrap();
+    let out = project.apply(&[
+        "--output",
+        "type=local,dest=rootfs",
+        "--output",
+        "type=oci-layout,dest=layout",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    let check = |root: &Path| {
+        let names = |dir: &str| -> Vec<Vec<u8>> {
+            let mut names: Vec<Vec<u8>> = std::fs::read_dir(root.join(dir))
+                .unwrap_or_else(|e| panic!("{dir}: {e}"))
+                .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+                .collect();
+            names.sort();
+            names
+        };
+        let read = |path: &[u8]| {
+            std::fs::read_to_string(root.join(OsStr::from_bytes(path)))
+                .unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(path)))
+        };
+        let both = [b"f-\xfe.txt".to_vec(), b"f-\xff.txt".to_vec()];
+        assert_eq!(names("c"), [&b"dir"[..], b"f-\xfe.txt", b"f-\xff.txt"]);
+        assert_eq!(names("g"), both);
+        assert_eq!(names("q"), both);
+        for dir in [&b"c"[..], b"g", b"q"] {
+            assert_eq!(read(&[dir, b"/f-\xff.txt"].concat()), "ff");
+            assert_eq!(read(&[dir, b"/f-\xfe.txt"].concat()), "fe");
+        }
+        for dir in [&b"c/dir"[..], b"d"] {
+            assert_eq!(read(&[dir, b"/d-\xff"].concat()), "in");
+            let link = std::fs::read_link(root.join(OsStr::from_bytes(&[dir, b"/link"].concat())));
+            assert_eq!(link.unwrap().as_os_str().as_bytes(), b"d-\xff");
+        }
+    };
+    check(&project.path().join("rootfs"));
+    // `inspect` tells the two apart too, writing the invalid bytes as `\xNN`.
+    let inspected = project.run("inspect", &["--files", "oci-layout:layout:1"]);
+    assert_eq!(inspected.code, 0, "{}", inspected.stderr);
+    for name in ["/g/f-\\xff.txt", "/g/f-\\xfe.txt", "/d/d-\\xff"] {
+        assert!(
+            inspected.stdout.contains(name),
+            "{name}: {}",
+            inspected.stdout
+        );
+    }
+    if have("umoci") {
+        let bundle = project.path().join("bundle");
+        let layout = project.path().join("layout");
+        run_tool(
+            "umoci",
+            &[
+                "unpack",
+                "--rootless",
+                "--image",
+                &format!("{}:1", layout.display()),
+                bundle.to_str().unwrap(),
+            ],
+        );
+        check(&bundle.join("rootfs"));
+    }
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! runs, and that the two agree.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use serde_json::Value;
@@ -363,4 +365,29 @@ fn book_cache_chapter_example() {
             out.stdout
         );
     }
+}
+
+#[test]
+fn names_that_differ_only_in_bytes_that_are_not_utf8_have_their_own_keys() {
+    let project = Project::new(
+        r#"
+[stages.a]
+from = "scratch"
+steps = [{ copy = ["src/"], to = "/src/" }]
+[images.a]
+stage = "a"
+tags = ["localhost/a:1"]
+"#,
+    );
+    let at = |name: &[u8]| project.path().join(OsStr::from_bytes(name));
+    std::fs::create_dir(at(b"src")).unwrap();
+    std::fs::write(at(b"src/f-\xff.txt"), "same").unwrap();
+    project.apply(&[]);
+    assert_eq!(project.plan(&[])["a"], ["cached"]);
+    // Same content, same lossy name (`f-\u{fffd}.txt`), other bytes.
+    std::fs::rename(at(b"src/f-\xff.txt"), at(b"src/f-\xfe.txt")).unwrap();
+    assert_eq!(
+        project.plan(&[])["a"],
+        ["src/f-\\xfe.txt added, src/f-\\xff.txt removed"]
+    );
 }

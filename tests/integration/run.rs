@@ -155,8 +155,16 @@ fn read(root: &Path, path: &str) -> String {
     std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// The entry names of the image's last layer.
+/// The entry names of the image's last layer, lossily for readable asserts.
 fn last_layer_names(layout: &Path) -> Vec<String> {
+    last_layer_name_bytes(layout)
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect()
+}
+
+/// The entry names of the image's last layer, exactly.
+fn last_layer_name_bytes(layout: &Path) -> Vec<Vec<u8>> {
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     let blob = |digest: &str| {
@@ -175,7 +183,7 @@ fn last_layer_names(layout: &Path) -> Vec<String> {
     archive
         .entries()
         .unwrap()
-        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .map(|e| e.unwrap().path_bytes().into_owned())
         .collect()
 }
 
@@ -238,6 +246,45 @@ fn run_writes_deletes_and_replaces_files() {
             "{stub} in {names:?}"
         );
     }
+}
+
+/// A RUN step that makes names that are not UTF-8 gets a layer with those
+/// names, byte for byte, as with `BuildKit`.
+#[test]
+fn run_keeps_names_that_are_not_utf8() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    if !can_run() {
+        return;
+    }
+    let project = Project::new(
+        r#"  { run = '''mkdir /out && cd /out && touch "$(printf 'f-\377')" && echo fe > "$(printf 'f-\376')" && ln -s "$(printf 'f-\377')" link''' },"#,
+    );
+    let root = project.rootfs(&[]);
+    let check = |root: &Path| {
+        let at = |name: &[u8]| root.join("out").join(OsStr::from_bytes(name));
+        assert_eq!(std::fs::read(at(b"f-\xff")).unwrap(), b"");
+        assert_eq!(std::fs::read(at(b"f-\xfe")).unwrap(), b"fe\n");
+        let link = std::fs::read_link(at(b"link")).unwrap();
+        assert_eq!(link.as_os_str().as_bytes(), b"f-\xff");
+    };
+    check(&root);
+    let names = last_layer_name_bytes(&project.path().join("layout"));
+    for name in [&b"out/f-\xff"[..], b"out/f-\xfe", b"out/link"] {
+        assert!(names.iter().any(|n| n == name), "{names:?}");
+    }
+    let bundle = project.path().join("umoci-bundle");
+    run_tool(
+        "umoci",
+        &[
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:1", project.path().join("layout").display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    check(&bundle.join("rootfs"));
 }
 
 #[test]
