@@ -219,11 +219,7 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         bases: std::sync::Arc::clone(&session.bases),
         max_layer_size: args.max_layer_size,
     };
-    let progress =
-        Progress::new(args.progress, printer, &session.graph).map_err(|e| Error::Usage {
-            message: e.to_string(),
-            help: "use `--progress plain` when stderr is a file or a pipe".into(),
-        })?;
+    let progress = Progress::new(args.progress, printer, &session.graph);
     let built = scheduler::build(
         &session.store,
         &session.graph,

@@ -35,16 +35,10 @@ pub enum ProgressMode {
     Quiet,
 }
 
-/// Why the progress display cannot start.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum ProgressError {
-    /// `--progress tty` without a terminal to draw on.
-    #[error("`--progress tty` needs standard error to be a terminal")]
-    #[diagnostic(help(
-        "use `--progress plain` (or `auto`, which picks it) when stderr is a file or a pipe"
-    ))]
-    NotATerminal,
-}
+/// What `--progress tty` says when standard error is not a terminal and it
+/// shows `plain` instead.
+pub const TTY_FALLBACK_NOTE: &str =
+    "standard error is not a terminal: showing `--progress plain` instead of `tty`";
 
 /// The renderer a mode comes down to on this terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,21 +51,20 @@ enum Resolved {
 
 impl ProgressMode {
     /// The renderer to use: quiet when `printer` is; `auto` picks `tty` when
-    /// `terminal` (standard error is an interactive terminal) and `plain` otherwise.
-    fn resolve(self, printer: Printer, terminal: Terminal) -> Result<Resolved, ProgressError> {
+    /// `terminal` (standard error is an interactive terminal) and `plain`
+    /// otherwise. `tty` without a terminal (a CI log, a pipe) falls back to
+    /// `plain`, as `docker build` does, rather than fail the build.
+    fn resolve(self, printer: Printer, terminal: Terminal) -> Resolved {
         if printer == Printer::Quiet {
-            return Ok(Resolved::Quiet);
+            return Resolved::Quiet;
         }
-        Ok(match self {
+        match self {
             ProgressMode::Auto if terminal == Terminal::Interactive => Resolved::Tty,
-            ProgressMode::Auto | ProgressMode::Plain => Resolved::Plain,
-            ProgressMode::Tty if terminal == Terminal::None => {
-                return Err(ProgressError::NotATerminal);
-            }
-            ProgressMode::Tty => Resolved::Tty,
+            ProgressMode::Tty if terminal != Terminal::None => Resolved::Tty,
+            ProgressMode::Auto | ProgressMode::Tty | ProgressMode::Plain => Resolved::Plain,
             ProgressMode::Json => Resolved::Json,
             ProgressMode::Quiet => Resolved::Quiet,
-        })
+        }
     }
 }
 
@@ -138,14 +131,15 @@ enum Renderer {
 
 impl Progress {
     /// The display `mode` asks for, on standard error, for the nodes of
-    /// `graph`; nothing when `printer` is quiet.
-    pub fn new(
-        mode: ProgressMode,
-        printer: Printer,
-        graph: &BuildGraph,
-    ) -> Result<Self, ProgressError> {
+    /// `graph`; nothing when `printer` is quiet. When `tty` falls back to
+    /// `plain`, says so first ([`TTY_FALLBACK_NOTE`]).
+    pub fn new(mode: ProgressMode, printer: Printer, graph: &BuildGraph) -> Self {
         let stderr = || Box::new(io::stderr()) as Box<dyn Write + Send>;
-        let renderer = match mode.resolve(printer, Terminal::stderr())? {
+        let resolved = mode.resolve(printer, Terminal::stderr());
+        if mode == ProgressMode::Tty && resolved == Resolved::Plain {
+            printer.message(TTY_FALLBACK_NOTE);
+        }
+        let renderer = match resolved {
             Resolved::Tty => Renderer::Tty(tty::Tty::stderr()),
             Resolved::Plain => Renderer::Plain(plain::Plain::new(stderr())),
             Resolved::Json => Renderer::Json(json::Json::new(stderr())),
@@ -155,11 +149,7 @@ impl Progress {
             .nodes()
             .map(|(_, node)| (node.id.clone(), node.steps.len()))
             .collect();
-        Ok(Self::with(
-            renderer,
-            steps,
-            Box::new(Monotonic(Instant::now())),
-        ))
+        Self::with(renderer, steps, Box::new(Monotonic(Instant::now())))
     }
 
     fn with(renderer: Renderer, steps: StepCounts, clock: Box<dyn Clock>) -> Self {
