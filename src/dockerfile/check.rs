@@ -26,18 +26,20 @@ use super::parse::{Dockerfile, Instruction, InstructionArgs};
 use super::shell::ShellLex;
 use crate::context::PatternMatcher;
 use crate::diagnostic::{SourceFile, closest};
+use crate::image::config::DEFAULT_PATH;
 use crate::image::source::{self, ImageSource};
 use crate::ir::{Platform, Project, Span, reference};
 use crate::lint::{Finding, Report, Rule, RuleSet, practice};
 
-/// The `PATH` `BuildKit` sets when the base has none.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The book's page on these checks: one ``## `RULE` `` section per check,
+/// which `imgbuild lint --explain RULE` prints.
+pub const DOCS: &str = include_str!("../../book/src/checks.md");
 
 const fn rule(name: &'static str, description: &'static str, page: &'static str) -> Rule {
     Rule {
         name,
         description,
-        url: page,
+        url: Some(page),
     }
 }
 

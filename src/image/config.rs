@@ -15,6 +15,9 @@ use super::canonical::{sorted, to_canonical_json};
 use crate::ir::{Command, Healthcheck, Platform};
 use crate::store::Digest;
 
+/// The `PATH` of `BuildKit`'s empty image (Linux), which `scratch` starts with.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// The timestamp used when `SOURCE_DATE_EPOCH` is unset, so builds are reproducible.
 pub const DEFAULT_CREATED: &str = "1970-01-01T00:00:00Z";
 
@@ -93,12 +96,19 @@ pub struct ImageConfig {
 }
 
 impl ImageConfig {
-    /// An empty image (`scratch`) for `platform`.
+    /// An empty image (`scratch`) for `platform`: no layers, and the config
+    /// `BuildKit` gives its empty image, the default `PATH` and `/` as the
+    /// working directory, so a program copied onto `scratch` finds what it
+    /// runs as it would on any base. Manifests and Dockerfiles get the same.
     pub fn scratch(platform: Platform, created: &str) -> Self {
         Self {
             platform,
             created: created.to_owned(),
-            runtime: RuntimeConfig::default(),
+            runtime: RuntimeConfig {
+                env: vec![("PATH".to_owned(), DEFAULT_PATH.to_owned())],
+                working_dir: Some("/".to_owned()),
+                ..RuntimeConfig::default()
+            },
             diff_ids: Vec::new(),
             history: Vec::new(),
         }

@@ -23,8 +23,9 @@ pub struct Rule {
     pub name: &'static str,
     /// What the rule asks for, in one sentence.
     pub description: &'static str,
-    /// The rule's documentation.
-    pub url: &'static str,
+    /// The rule's published documentation, when it has one (`BuildKit`'s
+    /// checks do); `imgbuild lint --explain NAME` prints every rule's.
+    pub url: Option<&'static str>,
 }
 
 /// How much a finding matters.
@@ -57,8 +58,8 @@ pub struct Finding {
     pub message: String,
     /// What the rule asks for: how to fix it.
     pub help: String,
-    /// The rule's documentation.
-    pub url: &'static str,
+    /// The rule's published documentation, if it has one.
+    pub url: Option<&'static str>,
     /// Where.
     pub location: Location,
     /// Warning or error.
@@ -240,10 +241,36 @@ pub fn has_errors(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.severity == Severity::Error)
 }
 
+/// Where a finding of `rule` says to read more: its published page, else
+/// the command that prints its documentation.
+pub fn pointer(rule: &str, url: Option<&str>) -> String {
+    url.map_or_else(|| format!("imgbuild lint --explain {rule}"), str::to_owned)
+}
+
+/// The section of `markdown` (a book page) that documents `rule`: from its
+/// heading, ``## `RULE` ``, to the next second-level heading.
+pub fn explanation<'a>(markdown: &'a str, rule: &str) -> Option<&'a str> {
+    let heading = format!("## `{rule}`\n");
+    let start = if markdown.starts_with(&heading) {
+        0
+    } else {
+        markdown.find(&format!("\n{heading}"))? + 1
+    };
+    let body = &markdown[start..];
+    let end = body[heading.len()..]
+        .find("\n## ")
+        .map_or(body.len(), |i| i + heading.len());
+    Some(body[..end].trim_end())
+}
+
 /// Findings as text: `FILE:LINE:COL: Rule: message`, then the rule's
-/// advice and documentation, and a last line counting them.
+/// advice and where to read more, and a last line counting them (`no
+/// findings` when there are none).
 pub fn render(findings: &[Finding]) -> String {
     let mut out = String::new();
+    if findings.is_empty() {
+        out.push_str("no findings\n");
+    }
     for finding in findings {
         let l = &finding.location;
         let _ = writeln!(
@@ -252,7 +279,7 @@ pub fn render(findings: &[Finding]) -> String {
             l.file, l.line, l.column, finding.rule, finding.message
         );
         let _ = writeln!(out, "  help: {}", finding.help);
-        let _ = writeln!(out, "  see: {}", finding.url);
+        let _ = writeln!(out, "  see: {}", pointer(finding.rule, finding.url));
     }
     if !findings.is_empty() {
         let errors = has_errors(findings);
@@ -286,7 +313,7 @@ mod tests {
     const RULE: Rule = Rule {
         name: "SomeRule",
         description: "Things should be some way",
-        url: "https://example.com/some-rule",
+        url: Some("https://example.com/some-rule"),
     };
 
     #[test]
@@ -346,5 +373,29 @@ mod tests {
             render(&findings),
             "f:2:1: SomeRule: here\n  help: Things should be some way\n  see: https://example.com/some-rule\n1 check failed (error=true): lint violation found for rules: SomeRule\n"
         );
+    }
+
+    #[test]
+    fn findings_without_a_page_point_at_explain() {
+        let mut report = Report::new("f", RuleSet::default());
+        report.add(&Rule { url: None, ..RULE }, "here", 1, 1);
+        let text = render(&report.into_findings());
+        assert!(
+            text.contains("\n  see: imgbuild lint --explain SomeRule\n"),
+            "{text}"
+        );
+        assert_eq!(render(&[]), "no findings\n");
+    }
+
+    #[test]
+    fn explanations_are_sections_of_a_page() {
+        let page = "# Page\n\nintro\n\n## `A`\n\nabout A\n\n### detail\n\n## `B`\n\nabout B\n";
+        assert_eq!(
+            explanation(page, "A"),
+            Some("## `A`\n\nabout A\n\n### detail")
+        );
+        assert_eq!(explanation(page, "B"), Some("## `B`\n\nabout B"));
+        assert_eq!(explanation(page, "C"), None);
+        assert_eq!(explanation("## `A`\nx", "A"), Some("## `A`\nx"));
     }
 }

@@ -26,41 +26,45 @@ use crate::dockerfile::check::looks_secret;
 use crate::image::source::ImageSource;
 use crate::ir::{Base, Command, Mount, Project, Run, Span, Stage, Step, Template};
 
+/// The book's page on these rules: one ``## `RULE` `` section per rule,
+/// which `imgbuild lint --explain RULE` prints.
+pub const DOCS: &str = include_str!("../../book/src/lint.md");
+
 /// `UnpinnedBaseImage`.
 pub const UNPINNED_BASE_IMAGE: Rule = Rule {
     name: "UnpinnedBaseImage",
     description: "Base images should name a version tag or a digest, not `latest`",
-    url: "book/src/lint.md#unpinnedbaseimage",
+    url: None,
 };
 /// `SecretsUsedInArgOrEnv`, `BuildKit`'s rule of the same name for manifests.
 pub const SECRETS_USED_IN_ARG_OR_ENV: Rule = Rule {
     name: "SecretsUsedInArgOrEnv",
     description: "Secrets should reach a build through `secret` mounts, not arguments or environment variables",
-    url: "book/src/lint.md#secretsusedinargorenv",
+    url: None,
 };
 /// `CleanupInLaterStep`.
 pub const CLEANUP_IN_LATER_STEP: Rule = Rule {
     name: "CleanupInLaterStep",
     description: "Package caches should be removed in the step that fills them",
-    url: "book/src/lint.md#cleanupinlaterstep",
+    url: None,
 };
 /// `CopyAllBeforeInstall`.
 pub const COPY_ALL_BEFORE_INSTALL: Rule = Rule {
     name: "CopyAllBeforeInstall",
     description: "Dependencies should be installed from their manifest files before the whole context is copied",
-    url: "book/src/lint.md#copyallbeforeinstall",
+    url: None,
 };
 /// `ToolchainInFinalStage`.
 pub const TOOLCHAIN_IN_FINAL_STAGE: Rule = Rule {
     name: "ToolchainInFinalStage",
     description: "The final image should not carry the compilers that built it",
-    url: "book/src/lint.md#toolchaininfinalstage",
+    url: None,
 };
 /// `RootInFinalImage`.
 pub const ROOT_IN_FINAL_IMAGE: Rule = Rule {
     name: "RootInFinalImage",
     description: "The final image should run as a user other than root",
-    url: "book/src/lint.md#rootinfinalimage",
+    url: None,
 };
 
 /// Every best-practice rule.

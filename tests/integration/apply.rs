@@ -1005,3 +1005,49 @@ fn progress_quiet_and_tty_without_a_terminal_falls_back_to_plain() {
     assert!(!rest.contains('\x1b'), "no cursor movement: {rest}");
     assert!(tty.stdout.starts_with("app sha256:"), "{}", tty.stdout);
 }
+
+/// The config of the only image of the OCI layout `dir`.
+fn layout_config(dir: &Path) -> serde_json::Value {
+    let blob = |digest: &serde_json::Value| -> serde_json::Value {
+        let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
+        serde_json::from_slice(&std::fs::read(dir.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let manifest = blob(&index["manifests"][0]["digest"]);
+    blob(&manifest["config"]["digest"])
+}
+
+#[test]
+fn scratch_images_get_buildkits_path_and_workdir() {
+    // What `docker build` (BuildKit) writes for `FROM scratch` + `COPY f /f`:
+    // {"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"WorkingDir":"/"}
+    let path =
+        serde_json::json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]);
+    let project = Project::new(
+        "[stages.a]\nfrom = \"scratch\"\nsteps = [{ copy = \"f\", to = \"/f\" }]\n[images.a]\nstage = \"a\"\n",
+    );
+    project
+        .file("f", "x")
+        .file("Dockerfile", "FROM scratch\nCOPY f /f\n");
+    for file in ["imgbuild.toml", "Dockerfile"] {
+        let out = project.apply(&["-f", file, "--output", "type=oci-layout,dest=out"]);
+        assert_eq!(out.code, 0, "{file}: {}", out.stderr);
+        let config = layout_config(&project.path().join("out"));
+        assert_eq!(config["config"]["Env"], path, "{file}: {config}");
+        assert_eq!(config["config"]["WorkingDir"], "/", "{file}: {config}");
+        std::fs::remove_dir_all(project.path().join("out")).unwrap();
+    }
+    // A manifest overrides them like any base's.
+    let own = Project::new(
+        "[stages.a]\nfrom = \"scratch\"\nenv = { PATH = \"/bin\", A = \"1\" }\nworkdir = \"/srv\"\n[images.a]\nstage = \"a\"\n",
+    );
+    let out = own.apply(&["--output", "type=oci-layout,dest=out"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let config = layout_config(&own.path().join("out"));
+    assert_eq!(
+        config["config"]["Env"],
+        serde_json::json!(["PATH=/bin", "A=1"])
+    );
+    assert_eq!(config["config"]["WorkingDir"], "/srv");
+}

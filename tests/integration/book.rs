@@ -162,10 +162,9 @@ fn lint_rule_examples_fire_their_rule_and_fixes_do_not() {
                     out.stdout
                 );
             } else {
-                assert!(
-                    out.stdout.is_empty(),
-                    "{rule}'s fix {i} should fire nothing:\n{manifest}\n{}",
-                    out.stdout
+                assert_eq!(
+                    out.stdout, "no findings\n",
+                    "{rule}'s fix {i} should fire nothing:\n{manifest}"
                 );
             }
         }
@@ -178,5 +177,63 @@ fn lint_rule_examples_fire_their_rule_and_fixes_do_not() {
     assert_eq!(
         documented, rules,
         "lint.md has one section per rule, in order"
+    );
+}
+
+/// Each check's section of the checks page shows a Dockerfile that fires
+/// that check, then a fix that does not; every check has one, in order.
+#[test]
+fn check_examples_fire_their_check_and_fixes_do_not() {
+    let text = std::fs::read_to_string(repo().join("book/src/checks.md")).unwrap();
+    let mut documented = Vec::new();
+    for section in text.split("\n## ").filter(|s| s.starts_with('`')) {
+        let rule = section[1..].split('`').next().unwrap();
+        // Files imgbuild refuses are `text` blocks, so that they do not
+        // have to plan; a `gitignore` block is the context's `.dockerignore`.
+        let mut examples = blocks(section, "```dockerfile", "FROM ");
+        examples.extend(blocks(section, "```text", "FROM "));
+        examples.sort_by_key(|e| section.find(e.as_str()));
+        let ignore = blocks(section, "```gitignore", "");
+        assert!(examples.len() >= 2, "{rule}: an example and its fix");
+        for (i, dockerfile) in examples.iter().enumerate() {
+            let dir = crate::dockerfile::dockerfile_dir(dockerfile);
+            if let Some(patterns) = ignore.first() {
+                std::fs::write(dir.path().join(".dockerignore"), patterns).unwrap();
+            }
+            let out = crate::util::imgbuild_in(dir.path(), &["lint", "-f", "Dockerfile"]);
+            assert!(
+                !out.stderr.contains("panicked"),
+                "{rule} example {}: {}",
+                i + 1,
+                out.stderr
+            );
+            let fired = out
+                .stdout
+                .lines()
+                .any(|l| l.starts_with("Dockerfile:") && l.contains(&format!(": {rule}: ")));
+            if i == 0 {
+                assert!(
+                    fired,
+                    "{rule}'s example should fire it:\n{dockerfile}\n{}{}",
+                    out.stdout, out.stderr
+                );
+            } else {
+                assert_eq!(out.code, 0, "{rule}'s fix {i}: {}", out.stderr);
+                assert!(
+                    !fired,
+                    "{rule}'s fix {i} should not fire it:\n{dockerfile}\n{}",
+                    out.stdout
+                );
+            }
+        }
+        documented.push(rule.to_owned());
+    }
+    let rules: Vec<String> = imgbuild::dockerfile::check::RULES
+        .iter()
+        .map(|r| r.name.to_owned())
+        .collect();
+    assert_eq!(
+        documented, rules,
+        "checks.md has one section per check, in order"
     );
 }
