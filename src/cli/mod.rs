@@ -304,6 +304,14 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 
 /// Runs the command line and returns the exit code.
 pub fn main() -> ExitCode {
+    // The cleanup watchdog this binary spawns of itself (see `exec::reaper`).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == crate::exec::reaper::SUBCOMMAND)
+    {
+        return crate::exec::reaper::serve();
+    }
+    crate::exec::reaper::enable();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -316,6 +324,8 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose);
+    // Secret files and bundles of builds that were killed together with their watchdog.
+    crate::exec::private::sweep();
     let printer = if cli.quiet {
         Printer::Quiet
     } else {
@@ -345,6 +355,7 @@ pub fn main() -> ExitCode {
         }
         Command::Convert(args) => convert::run(args, printer).map(|()| EXIT_OK),
     };
+    crate::exec::private::finish();
     match result {
         Ok(code) => ExitCode::from(code),
         Err(error) => {

@@ -2,6 +2,8 @@
 //! `/etc/resolv.conf` and `/etc/hosts`.
 
 use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
@@ -104,8 +106,8 @@ pub(crate) const CONFIG_FILE: &str = "config.json";
 const RESOLV_COPY: &str = "resolv.conf";
 const HOSTS_COPY: &str = "hosts";
 
-/// Writes `config.json` and the copies of the host files into `spec.bundle`;
-/// returns the path of `config.json`.
+/// Writes `config.json` (mode 0600) and the copies of the host files into
+/// `spec.bundle`; returns the path of `config.json`.
 pub(crate) fn write_bundle(spec: &RunSpec) -> Result<PathBuf, ExecError> {
     let rootfs = fs::canonicalize(&spec.rootfs).map_err(|source| ExecError::Io {
         path: spec.rootfs.clone(),
@@ -122,10 +124,23 @@ pub(crate) fn write_bundle(spec: &RunSpec) -> Result<PathBuf, ExecError> {
 
     let config = build_spec(spec, &rootfs, &resolv, &hosts, nofile_limit())?;
     let path = bundle.join(CONFIG_FILE);
-    fs::write(&path, canonical_json(&config)?).map_err(|source| ExecError::Io {
+    let io_err = |source| ExecError::Io {
         path: path.clone(),
         source,
-    })?;
+    };
+    // It holds the environment, secrets included: created 0600, never
+    // written into a file that others could already have open.
+    match fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(e)),
+        _ => {}
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_err)?;
+    file.write_all(&canonical_json(&config)?).map_err(io_err)?;
     Ok(path)
 }
 

@@ -8,6 +8,11 @@
 //!   [`probe`]); the probe result is cached per process.
 //! - `bundle`: the bundle's `config.json` (`BuildKit`-like defaults).
 //! - `run`: spawning the runtime and streaming the process's output.
+//! - [`private`]: per-step directories of mode 0700, in memory, for secret
+//!   files, SSH agent sockets and the bundle (whose `config.json` and runtime
+//!   state hold secret environment variables).
+//! - [`reaper`]: a watchdog process that kills the containers, detaches the
+//!   mounts and removes the private directories of a build that was killed.
 //!
 //! # Mount points left in the root filesystem
 //!
@@ -24,6 +29,8 @@
 //! then the parents that did not exist before and are now empty.
 
 mod bundle;
+pub mod private;
+pub mod reaper;
 pub mod rootfs;
 mod run;
 mod runtime;
@@ -76,7 +83,8 @@ pub enum NetworkMode {
 /// Everything needed to run one process.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
-    /// An empty directory for `config.json` and runtime state (the caller creates and removes it).
+    /// An empty directory for `config.json` and runtime state, which hold
+    /// `env`: mode 0700 (the caller creates and removes it, see [`private`]).
     pub bundle: PathBuf,
     /// The container's root, already assembled; read-write.
     pub rootfs: PathBuf,
@@ -175,6 +183,12 @@ pub enum ExecError {
         /// The runtime's error output.
         message: String,
     },
+    /// What would clean up after a killed build cannot be told.
+    #[error(transparent)]
+    Reaper(#[from] reaper::ReaperError),
+    /// A private directory's owner could not be claimed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 fn format_tried(tried: &[(String, String)]) -> String {

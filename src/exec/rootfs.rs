@@ -21,10 +21,12 @@ use rustix::mount::{
     fsconfig_create, fsconfig_set_string, fsmount, fsopen, mount, move_mount, unmount,
 };
 
-/// An overlay mount, unmounted when dropped.
+/// An overlay mount, unmounted when dropped (by the reaper if this process
+/// is killed first).
 #[derive(Debug)]
 pub struct OverlayMount {
     target: PathBuf,
+    _watch: super::reaper::Guard,
 }
 
 impl OverlayMount {
@@ -68,6 +70,7 @@ pub fn mount_overlay(
     }
     let lowers = topmost_unique(lowers);
     let lowers = lowers.as_slice();
+    let watch = super::reaper::watch_mount(target).map_err(io::Error::other)?;
     match mount_with_fsconfig(lowers, upper, target) {
         Ok(()) => {}
         Err(e)
@@ -80,6 +83,7 @@ pub fn mount_overlay(
     }
     Ok(OverlayMount {
         target: target.to_owned(),
+        _watch: watch,
     })
 }
 

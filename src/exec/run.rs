@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
@@ -42,6 +43,16 @@ pub(crate) fn run_container(
         source,
     })?;
     let state = bundle.join(STATE_DIR);
+    // The runtime keeps the whole configuration there, environment included.
+    match fs::DirBuilder::new().mode(0o700).create(&state) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(ExecError::Io {
+                path: state.clone(),
+                source: e,
+            });
+        }
+        _ => {}
+    }
     let log = bundle.join(RUNTIME_LOG);
     // A fresh log: only this run's errors count.
     fs::write(&log, b"").map_err(|source| ExecError::Io {
@@ -50,6 +61,9 @@ pub(crate) fn run_container(
     })?;
     let id = container_id();
     tracing::debug!(runtime = %binary.display(), bundle = %bundle.display(), %id, "starting container");
+    // Registered before it exists: if this process is killed, the reaper
+    // kills the runtime and deletes the container.
+    let watch = super::reaper::watch_container(binary, &state, &id)?;
 
     let mut child = Command::new(binary)
         .arg("--root")
@@ -70,6 +84,7 @@ pub(crate) fn run_container(
             binary: binary.to_owned(),
             source,
         })?;
+    watch.runtime_pid(child.id());
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
 
@@ -107,6 +122,7 @@ pub(crate) fn run_container(
             .stderr(Stdio::null())
             .status();
     }
+    drop(watch);
 
     if exit_code != 0 {
         let errors = runtime_errors(&log);

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
+use super::private::PrivateDir;
+use super::reaper::{self, Guard};
 use super::rootfs::{Upper, mount_overlay};
 use super::ssh_agent::AgentProxy;
 use super::{Executor, MountKind, MountSpec, NetworkMode, RunSpec, Stream, standard_mount_points};
@@ -92,13 +94,16 @@ fn io_setup(what: &str, path: &Path, e: &std::io::Error) -> StepError {
     )
 }
 
-/// A finished step's changes: an upperdir inside a temp dir the caller removes.
+/// A finished step's changes: an upperdir inside a temp dir the caller
+/// removes (the reaper removes it if this process is killed first).
 #[derive(Debug)]
 pub struct Changes {
     /// The temp directory holding everything of the step.
     pub temp: PathBuf,
     /// The upperdir: exactly what the step changed.
     pub upper: PathBuf,
+    /// The temp directory's registration with the reaper.
+    _watch: Guard,
 }
 
 /// The QEMU name of an architecture, as `binfmt_misc` registers it.
@@ -261,22 +266,33 @@ pub fn run_step(
     output: &mut dyn FnMut(Stream, &str),
 ) -> Result<Changes, StepError> {
     let temp = store.temp_path("run");
-    let dirs: Vec<PathBuf> = ["upper", "work", "merged", "bundle", "empty", "private"]
+    let watch = reaper::watch_path(&temp).map_err(super::ExecError::from)?;
+    let dirs: Vec<PathBuf> = ["upper", "work", "merged", "empty", "private"]
         .iter()
         .map(|d| temp.join(d))
         .collect();
     for dir in &dirs {
         fs::create_dir_all(dir).map_err(|e| io_setup("create", dir, &e))?;
     }
-    let changes = Changes {
-        temp: temp.clone(),
-        upper: dirs[0].clone(),
-    };
-    let result = run_in(
-        store, executor, grants, context, lowers, run, process, sources, output, &temp, &dirs,
-    );
+    // Secret files, agent sockets and the bundle (whose config.json and
+    // runtime state hold the environment, secrets included): in memory, 0700.
+    let result = PrivateDir::create()
+        .map_err(StepError::from)
+        .and_then(|secrets| {
+            let result = run_in(
+                store, executor, grants, context, lowers, run, process, sources, output, &temp,
+                &dirs, &secrets,
+            );
+            // Removed as soon as the process has ended, whatever its outcome.
+            drop(secrets);
+            result
+        });
     match result {
-        Ok(()) => Ok(changes),
+        Ok(()) => Ok(Changes {
+            upper: dirs[0].clone(),
+            temp,
+            _watch: watch,
+        }),
         Err(e) => {
             let _ = fs::remove_dir_all(&temp);
             Err(e)
@@ -297,9 +313,10 @@ fn run_in(
     output: &mut dyn FnMut(Stream, &str),
     temp: &Path,
     dirs: &[PathBuf],
+    secrets: &PrivateDir,
 ) -> Result<(), StepError> {
-    let (upper, work, merged, bundle, empty, private) =
-        (&dirs[0], &dirs[1], &dirs[2], &dirs[3], &dirs[4], &dirs[5]);
+    let (upper, work, merged, empty, private) = (&dirs[0], &dirs[1], &dirs[2], &dirs[3], &dirs[4]);
+    let bundle = secrets.create_dir("bundle")?;
     let lowers: Vec<PathBuf> = if lowers.is_empty() {
         vec![empty.clone()]
     } else {
@@ -331,7 +348,6 @@ fn run_in(
 
     let mut mounts = Vec::new();
     let mut locks = Vec::new();
-    let mut secret_files = Vec::new();
     let mut overlays = Vec::new();
     let mut agents: Vec<AgentProxy> = Vec::new();
     for (n, m) in run.mounts.iter().enumerate() {
@@ -465,13 +481,9 @@ fn run_in(
                     env.push((var.clone(), String::from_utf8_lossy(&value).into_owned()));
                 }
                 if let Some(target) = target {
-                    // Named after this step's temporary directory: steps of
-                    // concurrent stages must not share (and remove) one file.
-                    let step = temp.file_name().unwrap_or_default().to_string_lossy();
-                    let file = secret_dir()?.join(format!("{step}-{n}"));
-                    fs::write(&file, &value)
-                        .map_err(|e| io_setup("write a secret to", &file, &e))?;
-                    secret_files.push(file.clone());
+                    // Created 0600 in the step's own directory, then given
+                    // the mode and owner the step asks for (default 0400).
+                    let file = secrets.write_file(&format!("secret-{n}"), &value)?;
                     fs::set_permissions(&file, fs::Permissions::from_mode(mode.unwrap_or(0o400)))
                         .map_err(|e| io_setup("chmod", &file, &e))?;
                     rustix::fs::chown(
@@ -583,10 +595,9 @@ fn run_in(
                     .unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{n}"));
                 env.retain(|(name, _)| name != "SSH_AUTH_SOCK");
                 env.push(("SSH_AUTH_SOCK".into(), target.clone()));
-                // Named after this step's temporary directory, like secret
-                // files: short enough for a socket path, and per step.
-                let step = temp.file_name().unwrap_or_default().to_string_lossy();
-                let path = secret_dir()?.join(format!("{step}-ssh-{n}"));
+                // In the step's private directory, like secret files: short
+                // enough for a socket path, and per step.
+                let path = secrets.path().join(format!("ssh-{n}"));
                 let proxy = AgentProxy::start(
                     socket,
                     &path,
@@ -648,7 +659,7 @@ fn run_in(
         .collect();
 
     let spec = RunSpec {
-        bundle: bundle.clone(),
+        bundle,
         rootfs: merged.clone(),
         args,
         env: env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -668,9 +679,6 @@ fn run_in(
     drop(overlays);
     drop(mount);
     drop(locks);
-    for file in secret_files {
-        let _ = fs::remove_file(file);
-    }
     let outcome = outcome?;
     if outcome.exit_code != 0 {
         return Err(StepError::Failed {
@@ -680,20 +688,6 @@ fn run_in(
     }
     strip_stubs(upper, &stubs);
     Ok(())
-}
-
-/// A directory for secret files: in memory when the machine has /dev/shm.
-fn secret_dir() -> Result<PathBuf, StepError> {
-    let dir = ["/dev/shm", "/run"]
-        .iter()
-        .map(Path::new)
-        .find(|d| d.is_dir())
-        .map_or_else(std::env::temp_dir, Path::to_path_buf)
-        .join("imgbuild-secrets");
-    fs::create_dir_all(&dir).map_err(|e| io_setup("create", &dir, &e))?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-        .map_err(|e| io_setup("chmod", &dir, &e))?;
-    Ok(dir)
 }
 
 /// Removes empty files and directories that only exist as mount points,

@@ -55,7 +55,8 @@ pub use tags::{
 pub use verify::VerifyReport;
 
 use error::IoContext;
-use tmp::{Owner, SweepMode};
+pub(crate) use fsutil::remove_tree;
+pub(crate) use tmp::{Owner, SweepMode, sweep as sweep_temp};
 
 /// A handle on a content store directory. Cheap to clone; clones share one
 /// temp-file owner identity (see the `tmp` module).

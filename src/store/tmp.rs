@@ -1,4 +1,5 @@
 //! Temp entries under `ROOT/tmp` and the cleanup of ones left by dead processes.
+//! (`exec` keeps its private directories for secrets the same way, in memory.)
 //!
 //! Every open [`Store`](super::Store) is an *owner* with a unique id
 //! `p<pid>-<nanos>-<n>`. It creates `tmp/<id>.lock` and holds an exclusive

@@ -21,5 +21,6 @@ mod prune;
 mod registry;
 mod run;
 mod schema;
+mod secrets;
 #[path = "../support/registry.rs"]
 mod test_registry;

@@ -720,14 +720,15 @@ fn killed_run_leaves_no_mount_behind() {
             .lines()
             .any(|l| l.contains(&tmp))
     };
-    // The runtime's command line names the step's bundle under the store's
-    // tmp/; the process it starts outlives the build until its command ends.
-    let runtime_alive = || {
-        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
-            std::fs::read(p.path().join("cmdline"))
-                .is_ok_and(|c| c.windows(tmp.len()).any(|w| w == tmp.as_bytes()))
-        })
-    };
+    // The runtime's command line names the step's bundle in the build's
+    // private directory; without the watchdog, the process it starts
+    // outlives the build until its command ends.
+    let bundles = format!(
+        "{}/p{}-",
+        imgbuild::exec::private::root().display(),
+        child.id()
+    );
+    let runtime_alive = || !crate::util::processes_with(&bundles).is_empty();
     // Wait for the step itself: short-lived read-only views are mounted
     // under tmp/ before it, and killing the build between them and the
     // step's root would leave nothing to clean up.
@@ -739,9 +740,32 @@ fn killed_run_leaves_no_mount_behind() {
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    // Its watchdog would clean up at once (see `secrets.rs`); without it,
+    // the next command has to.
+    let reaper = crate::util::reaper_of(child.id()).expect("the build's cleanup watchdog");
+    Command::new("kill")
+        .args(["-KILL", &reaper.to_string()])
+        .status()
+        .unwrap();
+    crate::util::wait_until(
+        "the watchdog to die",
+        std::time::Duration::from_secs(10),
+        || crate::util::reaper_of(child.id()).is_none(),
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(mounted(), "the killed build left its overlay mounted");
+    let private = format!("p{}-", child.id());
+    let private_left = || {
+        std::fs::read_dir(imgbuild::exec::private::root())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(&private))
+    };
+    assert!(
+        private_left(),
+        "the killed build left its private directory"
+    );
     let started = std::time::Instant::now();
     while runtime_alive() {
         assert!(
@@ -758,6 +782,10 @@ fn killed_run_leaves_no_mount_behind() {
     assert!(
         !mounted(),
         "opening the store unmounted the dead build's overlay"
+    );
+    assert!(
+        !private_left(),
+        "the next command did not sweep the dead build's private directory"
     );
 }
 
