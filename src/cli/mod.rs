@@ -7,12 +7,14 @@ mod apply;
 mod convert;
 mod doctor;
 mod du;
+mod images;
 mod inspect;
 mod lint;
 mod plan;
 mod prune;
 mod pull;
 mod push;
+mod rmi;
 pub mod schema;
 mod session;
 mod store;
@@ -71,6 +73,16 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Write a Dockerfile as an `imgbuild.toml` manifest that builds the same images.
     Convert(convert::ConvertArgs),
+    /// List the images in the store: each tag with its image id, creation
+    /// time, size and platforms. With `-q`, only the image ids.
+    Images(images::ImagesArgs),
+    /// Remove tags from the store (`docker rmi`).
+    ///
+    /// An image whose last tag is gone is no longer kept: `imgbuild prune`
+    /// then removes the blobs nothing else uses, and `prune --all` the
+    /// layers the build cache holds. Refuses, removing nothing, when an
+    /// image is not in the store.
+    Rmi(rmi::RmiArgs),
     /// Show what the content store holds and how much disk it uses.
     ///
     /// One row per kind of content, with what `prune` and `prune --all` would
@@ -83,7 +95,8 @@ pub enum Command {
     /// snapshots nothing needs and leftovers of killed builds. Tagged images,
     /// usable cache entries and cache mounts stay, unless `--all` (everything
     /// but tagged images) or `--keep-storage` (least recently used cache
-    /// entries first) says otherwise. Waits while a build uses the store.
+    /// entries first) says otherwise; `imgbuild rmi` untags an image so that
+    /// prune can remove it. Waits while a build uses the store.
     Prune(prune::PruneArgs),
     /// Inspect and repair the content store.
     #[command(subcommand)]
@@ -295,6 +308,20 @@ fn open_store(store_dir: Option<&Path>) -> Result<crate::store::Store, Error> {
     .map_err(Error::Store)
 }
 
+/// Takes the store's shared lock, as a build does; while `prune` or
+/// `store verify --repair` has the store to itself, says so and waits.
+fn lock_shared_waiting(
+    store: &crate::store::Store,
+    printer: Printer,
+) -> Result<crate::store::StoreLock, Error> {
+    if let Some(lock) = store.try_lock_shared().map_err(Error::Store)? {
+        return Ok(lock);
+    }
+    printer
+        .message("`imgbuild prune` or `store verify` is using the store; waiting for it to finish");
+    store.lock_shared().map_err(Error::Store)
+}
+
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
@@ -336,6 +363,8 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => apply::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
         Command::Pull(args) => pull::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
         Command::Push(args) => push::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
+        Command::Images(args) => images::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
+        Command::Rmi(args) => rmi::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
         Command::Du(args) => {
             du::run(args, cli.store.as_deref(), cli.verbose > 0, printer).map(|()| EXIT_OK)
         }

@@ -3,6 +3,7 @@
 pub mod base;
 pub mod canonical;
 pub mod config;
+pub mod list;
 pub mod source;
 
 use std::collections::{BTreeMap, HashMap};

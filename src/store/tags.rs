@@ -229,6 +229,30 @@ impl Store {
         Ok(true)
     }
 
+    /// Removes the untagged entries of `index.json` that name `digest`
+    /// (entries other tools wrote); returns whether there were any.
+    pub fn remove_untagged(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let _guard = self.lock_index()?;
+        let mut index = self.read_index()?;
+        let before = index.manifests.len();
+        index
+            .manifests
+            .retain(|d| d.ref_name().is_some() || &d.digest != digest);
+        if index.manifests.len() == before {
+            return Ok(false);
+        }
+        self.write_index(&index)?;
+        Ok(true)
+    }
+
+    /// Every image `index.json` lists, tagged (sorted by tag) or not: what
+    /// the store holds, and the roots of what garbage collection keeps.
+    pub fn images(&self) -> Result<Vec<Descriptor>, StoreError> {
+        let mut images = self.read_index()?.manifests;
+        sort_manifests(&mut images);
+        Ok(images)
+    }
+
     /// Every manifest `index.json` lists, tagged or not: the roots of what
     /// garbage collection keeps.
     pub(super) fn index_manifests(&self) -> Result<Vec<Descriptor>, StoreError> {
@@ -470,6 +494,14 @@ mod tests {
         assert_eq!(index.manifests[0].ref_name(), Some("t"));
         assert_eq!(index.manifests[1].ref_name(), None);
         assert_eq!(index.media_type, INDEX_MEDIA_TYPE);
+        assert_eq!(store.images().unwrap(), index.manifests);
+
+        // Removing the untagged entry keeps the tag of the same manifest.
+        assert!(store.remove_untagged(&m.digest).unwrap());
+        assert!(!store.remove_untagged(&m.digest).unwrap());
+        let left = store.images().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].ref_name(), Some("t"));
     }
 
     #[test]
