@@ -21,7 +21,7 @@ use indexmap::IndexMap;
 
 use super::mount::{self, MountError};
 use super::onbuild;
-use super::parse::{Dockerfile, Heredoc, Instruction, InstructionArgs};
+use super::parse::{Dockerfile, Heredoc, Instruction, InstructionArgs, heredoc_word};
 use super::word::{self, WordError, has_variable};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, suggest};
 use crate::ir::{
@@ -994,30 +994,39 @@ fn after_flags(inst: &Instruction, flags: &Flags) -> usize {
         .unwrap_or(inst.span.start + inst.name.len())
 }
 
-/// The script a heredoc `RUN` runs: a bare `RUN <<EOF` runs the heredoc's
-/// body; any other command line is given to the shell with its heredocs.
+/// The script a heredoc `RUN` runs, as `BuildKit`'s `dispatchRun` makes it.
+/// When the whole command is one heredoc word (`RUN <<EOF`, `RUN <<-'EOT'`),
+/// the first heredoc's body is the script (tabs stripped for `<<-`); a body
+/// starting with `#!` then runs as a file, by its interpreter. Any other
+/// command (`RUN python3 <<EOF`, `RUN <<A 3<<B awk -f -`, `RUN cat <<A | tr
+/// ... > x`) goes to the shell whole: the command line, then each heredoc's
+/// body as written and its delimiter line, so the shell reads the heredocs
+/// (pipes, file descriptors, `<<-`, quoting) itself.
 fn heredoc_script(line: &str, heredocs: &[Heredoc]) -> String {
-    if let [heredoc] = heredocs
-        && heredoc_for(line.trim(), heredocs).is_some()
+    if let Some(first) = heredocs.first()
+        && heredoc_word(line).is_some()
     {
-        return heredoc.chomped_content();
+        return first.chomped_content();
     }
-    let mut script = format!("{line}\n");
+    let mut script = line.to_owned();
     for heredoc in heredocs {
+        script.push('\n');
         script.push_str(&heredoc.content);
         script.push_str(&heredoc.name);
-        script.push('\n');
     }
     script
 }
 
-/// The heredoc a word such as `<<EOF`, `<<-EOF` or `<<"EOF"` introduces.
+/// The heredoc a `COPY`/`ADD` source word such as `<<EOF`, `<<-EOF` or
+/// `<<"EOF"` introduces, as `BuildKit` looks it up: by the word's delimiter,
+/// the last heredoc of that name winning.
 fn heredoc_for<'h>(word: &str, heredocs: &'h [Heredoc]) -> Option<&'h Heredoc> {
-    let rest = word.strip_prefix("<<")?;
-    let rest = rest.strip_prefix('-').unwrap_or(rest);
-    let name = rest.trim_matches(['"', '\'']);
-    heredocs.iter().find(|h| h.name == name)
+    let name = heredoc_word(word)?.name;
+    heredocs.iter().rev().find(|h| h.name == name)
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod heredoc_tests;
