@@ -2,7 +2,8 @@
 //! `dispatchCopy` (frontend/dockerfile/docs/reference.md "Here-Documents").
 
 use crate::dockerfile::parse_project;
-use crate::ir::{Command, Run, Step, Template};
+use crate::ir::{Command, File, Platform, Run, Step, Template};
+use crate::plan::{Request, resolve_graph};
 
 /// The steps of the last stage of `text`.
 fn steps(text: &str) -> Vec<Step<Template>> {
@@ -30,6 +31,23 @@ fn run(run: &str) -> (String, Option<String>) {
         panic!("one shell run step: {steps:?}");
     };
     (script.clone(), interpreter.clone())
+}
+
+/// `(path, content, expand, chmod)` of each file step.
+fn files(text: &str) -> Vec<(String, String, bool, Option<String>)> {
+    steps(text)
+        .into_iter()
+        .filter_map(|step| match step {
+            Step::File(File {
+                to,
+                content,
+                expand,
+                chmod,
+                ..
+            }) => Some((to.value, content.value, expand, chmod.map(|c| c.value))),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
@@ -75,5 +93,94 @@ fn any_other_heredoc_run_goes_to_the_shell_whole() {
     assert_eq!(
         run("RUN --network=none <<EOF echo\nx\nEOF\n").0,
         "<<EOF echo\nx\nEOF"
+    );
+}
+
+#[test]
+fn copy_heredocs_become_files_named_by_their_delimiters() {
+    let files = files(
+        "FROM scratch\nCOPY <<A <<\"B\" /dst/\na\nA\nb\nB\nCOPY --chmod=0755 <<-EOF /bin/x\n\t#!/bin/sh\n\tEOF\nCOPY <<EOF .\nhere\nEOF\n",
+    );
+    let expected = [
+        ("/dst/A", "a\n", false, None),
+        ("/dst/B", "b\n", false, None),
+        ("/bin/x", "#!/bin/sh\n", false, Some("0755")),
+        ("./EOF", "here\n", false, None),
+    ];
+    let got: Vec<(&str, &str, bool, Option<&str>)> = files
+        .iter()
+        .map(|(p, c, e, m)| (p.as_str(), c.as_str(), *e, m.as_deref()))
+        .collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn unquoted_copy_heredocs_expand_like_buildkit() {
+    let files = files(
+        "FROM scratch\nARG A=1\nCOPY <<X <<'Y' <<Z /d/\n\"$A\" '${A:-b}' \\$A \\\\ $(c) $1$$\nX\n$A \\\nY\nno variables: \\t \\$ \\\\\nZ\n",
+    );
+    assert_eq!(
+        files[0],
+        (
+            "/d/X".to_owned(),
+            "\"$A\" '${A:-b}' \\$A \\ \\$(c) \n".to_owned(),
+            true,
+            None
+        )
+    );
+    assert_eq!(
+        files[1],
+        ("/d/Y".to_owned(), "$A \\\n".to_owned(), false, None)
+    );
+    assert_eq!(
+        files[2],
+        (
+            "/d/Z".to_owned(),
+            "no variables: t $ \\\n".to_owned(),
+            false,
+            None
+        )
+    );
+}
+
+#[test]
+fn a_heredoc_is_no_copy_destination() {
+    let err = parse_project("Dockerfile", "FROM scratch\nCOPY a <<EOF\nx\nEOF\n").unwrap_err();
+    assert!(
+        err.errors[0]
+            .message
+            .contains("COPY cannot accept a heredoc as a destination"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn the_plan_expands_heredoc_files_with_args_and_env() {
+    let text = "FROM scratch\nARG WHO=world\nENV GREETING=hello\nCOPY <<EOF <<'RAW' /d/\n$GREETING \"${WHO}\" \\$WHO \\\\ $(id) ${UNSET:-x}[$UNSET]\nEOF\n$GREETING\nRAW\n";
+    let project = parse_project("Dockerfile", text).unwrap_or_else(|e| panic!("{e:?}"));
+    let request = Request {
+        args: [("WHO".to_owned(), "there".to_owned())]
+            .into_iter()
+            .collect(),
+        host: Platform::parse("linux/amd64").unwrap(),
+        targets: project.stages.keys().cloned().collect(),
+        ..Request::default()
+    };
+    let graph = resolve_graph(&project, &request).unwrap_or_else(|e| panic!("{e:?}"));
+    let (_, node) = graph.nodes().next().expect("a node");
+    let contents: Vec<(&str, &str)> = node
+        .steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::File(file) => Some((file.to.as_str(), file.content.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        contents,
+        [
+            ("/d/EOF", "hello \"there\" $WHO \\ $(id) x[]\n"),
+            ("/d/RAW", "$GREETING\n"),
+        ]
     );
 }
