@@ -905,7 +905,7 @@ impl Checker<'_> {
             return;
         };
         for source in sources {
-            if source.starts_with("<<") && !inst.heredocs.is_empty() {
+            if !inst.heredocs.is_empty() && super::parse::heredoc_word(source).is_some() {
                 continue;
             }
             let Some(path) = self.expand_checked(rules, inst, state, source) else {

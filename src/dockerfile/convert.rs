@@ -349,12 +349,10 @@ fn push_paragraphs(lines: &mut Vec<String>, paragraphs: Vec<Vec<String>>) {
 /// Comment lines between an instruction's continuation lines (`BuildKit`
 /// drops them from the instruction); heredoc bodies are content, not comments.
 fn inner_comments(lines: &[&str], inst: &Instruction) -> Vec<String> {
-    let heredoc_lines: usize = inst
-        .heredocs
-        .iter()
-        .map(|h| h.content.matches('\n').count() + 1)
-        .sum();
-    let last = inst.end_line.saturating_sub(heredoc_lines).max(inst.line);
+    let last = inst
+        .end_line
+        .saturating_sub(inst.heredoc_lines())
+        .max(inst.line);
     lines
         .get(inst.line..last)
         .unwrap_or_default()

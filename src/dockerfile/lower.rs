@@ -21,8 +21,8 @@ use indexmap::IndexMap;
 
 use super::mount::{self, MountError};
 use super::onbuild;
-use super::parse::{Dockerfile, Heredoc, Instruction, InstructionArgs};
-use super::word::{self, WordError, has_variable};
+use super::parse::{Dockerfile, Heredoc, Instruction, InstructionArgs, heredoc_word};
+use super::word::{self, HeredocText, WordError, has_variable};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, suggest};
 use crate::ir::{
     self, ArgScope, Command, Copy, File, Group, Healthcheck, Image, Located, Network, Project, Run,
@@ -279,6 +279,25 @@ impl Lowerer {
             }
             _ => self.line_span(inst),
         }
+    }
+
+    /// Where the body of each of `inst`'s heredocs is in the source, in order.
+    fn heredoc_bodies(&self, inst: &Instruction) -> Vec<Span> {
+        let text = &self.source.text[inst.span.clone()];
+        let command_lines = (inst.end_line + 1).saturating_sub(inst.line + inst.heredoc_lines());
+        let mut offset: usize = text
+            .split_inclusive('\n')
+            .take(command_lines)
+            .map(str::len)
+            .sum();
+        let mut bodies = Vec::with_capacity(inst.heredocs.len());
+        for heredoc in &inst.heredocs {
+            let end = (offset + heredoc.content.len()).min(text.len());
+            bodies.push(inst.span.start + offset..inst.span.start + end);
+            let delimiter = text[end..].split_inclusive('\n').next().map_or(0, str::len);
+            offset = end + delimiter;
+        }
+        bodies
     }
 
     /// Converts a word to a template, reporting an error at `span`.
@@ -741,6 +760,14 @@ impl Lowerer {
             }
         }
         let dest_span = self.locate(inst, dest, &mut cursor);
+        if quotes && heredoc_word(dest).is_some() {
+            self.error(
+                dest_span,
+                format!("{keyword} cannot accept a heredoc as a destination"),
+                format!("write the destination path last: `{keyword} <<EOF /path/to/file`"),
+            );
+            return;
+        }
         let Some(to) = self.template(dest, dest_span, quotes) else {
             return;
         };
@@ -749,23 +776,28 @@ impl Lowerer {
                 copy.sources.push(t);
             }
         }
-        let into_dir = to.value.ends_with('/') || sources.len() > 1;
+        let into_dir = to.value.ends_with('/') || to.value == "." || sources.len() > 1;
+        let bodies = self.heredoc_bodies(inst);
         for (heredoc, span) in files {
-            let content = heredoc.chomped_content();
-            if heredoc.expand && content.contains('$') {
-                self.error(
-                    span,
-                    format!(
-                        "expanding variables in the heredoc `{}` is not supported yet",
-                        heredoc.name
-                    ),
-                    format!(
-                        "quote the delimiter (`<<'{}'`) to write the text as is, or write the file with a `RUN` step",
-                        heredoc.name
-                    ),
-                );
-                continue;
-            }
+            let body = heredoc.chomped_content();
+            let body_span = inst
+                .heredocs
+                .iter()
+                .position(|h| std::ptr::eq(h, heredoc))
+                .and_then(|i| bodies.get(i).cloned())
+                .unwrap_or_else(|| span.clone());
+            let (content, expand) = if heredoc.expand {
+                match word::heredoc_text(&body) {
+                    Ok(HeredocText::Literal(text)) => (text, false),
+                    Ok(HeredocText::Template(template)) => (template, true),
+                    Err(WordError { message, help }) => {
+                        self.error(body_span, message, help);
+                        continue;
+                    }
+                }
+            } else {
+                (body, false)
+            };
             let path = if into_dir {
                 format!("{}/{}", to.value.trim_end_matches('/'), heredoc.name)
             } else {
@@ -773,7 +805,8 @@ impl Lowerer {
             };
             self.stage().steps.push(Step::File(File {
                 to: Located::new(path, to.span.clone()),
-                content,
+                content: Located::new(content, body_span),
+                expand,
                 chown: copy.chown.clone(),
                 chmod: copy.chmod.clone(),
             }));
@@ -994,30 +1027,39 @@ fn after_flags(inst: &Instruction, flags: &Flags) -> usize {
         .unwrap_or(inst.span.start + inst.name.len())
 }
 
-/// The script a heredoc `RUN` runs: a bare `RUN <<EOF` runs the heredoc's
-/// body; any other command line is given to the shell with its heredocs.
+/// The script a heredoc `RUN` runs, as `BuildKit`'s `dispatchRun` makes it.
+/// When the whole command is one heredoc word (`RUN <<EOF`, `RUN <<-'EOT'`),
+/// the first heredoc's body is the script (tabs stripped for `<<-`); a body
+/// starting with `#!` then runs as a file, by its interpreter. Any other
+/// command (`RUN python3 <<EOF`, `RUN <<A 3<<B awk -f -`, `RUN cat <<A | tr
+/// ... > x`) goes to the shell whole: the command line, then each heredoc's
+/// body as written and its delimiter line, so the shell reads the heredocs
+/// (pipes, file descriptors, `<<-`, quoting) itself.
 fn heredoc_script(line: &str, heredocs: &[Heredoc]) -> String {
-    if let [heredoc] = heredocs
-        && heredoc_for(line.trim(), heredocs).is_some()
+    if let Some(first) = heredocs.first()
+        && heredoc_word(line).is_some()
     {
-        return heredoc.chomped_content();
+        return first.chomped_content();
     }
-    let mut script = format!("{line}\n");
+    let mut script = line.to_owned();
     for heredoc in heredocs {
+        script.push('\n');
         script.push_str(&heredoc.content);
         script.push_str(&heredoc.name);
-        script.push('\n');
     }
     script
 }
 
-/// The heredoc a word such as `<<EOF`, `<<-EOF` or `<<"EOF"` introduces.
+/// The heredoc a `COPY`/`ADD` source word such as `<<EOF`, `<<-EOF` or
+/// `<<"EOF"` introduces, as `BuildKit` looks it up: by the word's delimiter,
+/// the last heredoc of that name winning.
 fn heredoc_for<'h>(word: &str, heredocs: &'h [Heredoc]) -> Option<&'h Heredoc> {
-    let rest = word.strip_prefix("<<")?;
-    let rest = rest.strip_prefix('-').unwrap_or(rest);
-    let name = rest.trim_matches(['"', '\'']);
-    heredocs.iter().find(|h| h.name == name)
+    let name = heredoc_word(word)?.name;
+    heredocs.iter().rev().find(|h| h.name == name)
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod heredoc_tests;

@@ -162,7 +162,7 @@ pub fn parse_for_build(text: &str) -> Result<Dockerfile, DockerfileError> {
             return Err(DockerfileError::new(inst.line, 1, message, &help));
         }
     }
-    if let Err(e) = parse_dockerfile::parse(text) {
+    if let Err(e) = parse_dockerfile::parse(&without_heredocs(text, &df)) {
         let msg = format!("{e:#}");
         return Err(DockerfileError::new(
             e.line().max(1),
@@ -172,6 +172,34 @@ pub fn parse_for_build(text: &str) -> Result<Dockerfile, DockerfileError> {
         ));
     }
     Ok(df)
+}
+
+/// `text` as the `parse-dockerfile` crate can read it: the crate knows only
+/// a heredoc that starts a `RUN` command, so the heredocs [`parse`] found are
+/// hidden from it. Their bodies and delimiter lines become empty lines and
+/// the `<<` that opens each becomes two spaces, so every other line, and
+/// every column on it, stays where it was for the crate's errors.
+fn without_heredocs(text: &str, df: &Dockerfile) -> String {
+    let mut hidden = text.to_owned();
+    // From the last, so the spans still to come stay valid.
+    for inst in df
+        .instructions
+        .iter()
+        .rev()
+        .filter(|i| !i.heredocs.is_empty())
+    {
+        let command_end = inst.end_line - inst.heredoc_lines();
+        let mut lines = text[inst.span.clone()].split_inclusive('\n');
+        let mut masked = String::with_capacity(inst.span.len());
+        for line in lines.by_ref().take(command_end + 1 - inst.line) {
+            masked.push_str(&line.replace("<<", "  "));
+        }
+        for line in lines {
+            masked.push_str(&line[trim_newline(line).len()..]);
+        }
+        hidden.replace_range(inst.span.clone(), &masked);
+    }
+    hidden
 }
 
 impl Dockerfile {
@@ -189,6 +217,16 @@ impl Dockerfile {
 }
 
 impl Instruction {
+    /// How many of the instruction's lines are heredoc bodies and their
+    /// delimiter lines: the command itself ends that many lines before
+    /// [`Instruction::end_line`].
+    pub fn heredoc_lines(&self) -> usize {
+        self.heredocs
+            .iter()
+            .map(|h| h.content.matches('\n').count() + 1)
+            .sum()
+    }
+
     /// `BuildKit`'s dump of this instruction without the outer parentheses.
     pub fn dump(&self) -> String {
         let mut s = self.name.clone();
@@ -452,6 +490,21 @@ impl<'a> Parser<'a> {
         (before, false)
     }
 
+    /// The 1-based line and column of the `<<` that opens the heredoc
+    /// `name` among the lines `lines` (indexes) of an instruction.
+    fn heredoc_position(&self, lines: Range<usize>, name: &str) -> Option<(usize, usize)> {
+        lines.into_iter().find_map(|index| {
+            let text = trim_newline(self.lines.get(index)?.raw);
+            text.match_indices("<<").find_map(|(at, _)| {
+                let after = text[at + 2..].trim_start_matches('-');
+                let after = after.trim_start_matches(['\'', '"']);
+                after
+                    .starts_with(name)
+                    .then(|| (index + 1, text[..at].chars().count() + 1))
+            })
+        })
+    }
+
     fn run(mut self) -> Result<Dockerfile, DockerfileError> {
         let mut instructions = Vec::new();
         let mut warnings = Vec::new();
@@ -509,6 +562,7 @@ impl<'a> Parser<'a> {
                 let docs = heredocs_from_line(&buf).map_err(|m| {
                     DockerfileError::new(lineno, 1, m, "check the heredoc delimiter after <<")
                 })?;
+                let command_lines = lineno - 1..i;
                 for mut doc in docs {
                     let mut terminated = false;
                     let mut content = String::new();
@@ -526,9 +580,12 @@ impl<'a> Parser<'a> {
                         content.push_str(raw);
                     }
                     if !terminated {
+                        let (line, column) = self
+                            .heredoc_position(command_lines.clone(), &doc.name)
+                            .unwrap_or((lineno, 1));
                         return Err(DockerfileError::new(
-                            lineno,
-                            1,
+                            line,
+                            column,
                             "unterminated heredoc".to_string(),
                             &format!(
                                 "add a line containing only `{}` to end the heredoc",
@@ -936,6 +993,14 @@ fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
     Ok(docs)
 }
 
+/// `BuildKit`'s `MustParseHeredoc`: the heredoc `word` opens when it is one
+/// heredoc word and nothing else (`<<EOF`, `<<-"EOF"`, `3<<EOF`), without
+/// its content. `RUN` runs a heredoc's body only when its whole command is
+/// such a word; `COPY` and `ADD` take such words as inline files.
+pub fn heredoc_word(word: &str) -> Option<Heredoc> {
+    parse_heredoc(word).ok().flatten()
+}
+
 /// `BuildKit`'s `ParseHeredoc` on one word (`^(\d*)<<(-?)\s*([^<]*)$`).
 fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
     let digits = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
@@ -1117,6 +1182,140 @@ mod tests {
             InstructionArgs::Words(vec!["<<file.txt".into(), "/dst".into()])
         );
         assert!(parse("FROM a\nRUN <<EOF\nno end\n").is_err());
+    }
+
+    /// `(name, fd, expand, chomp, content)` of each heredoc of instruction
+    /// `index` of `text`, which must also pass [`parse_for_build`].
+    fn docs(text: &str, index: usize) -> Vec<(String, u32, bool, bool, String)> {
+        let df = parse_for_build(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        df.instructions[index]
+            .heredocs
+            .iter()
+            .map(|h| {
+                (
+                    h.name.clone(),
+                    h.file_descriptor,
+                    h.expand,
+                    h.chomp,
+                    h.content.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn doc(
+        name: &str,
+        fd: u32,
+        expand: bool,
+        chomp: bool,
+        content: &str,
+    ) -> (String, u32, bool, bool, String) {
+        (name.to_owned(), fd, expand, chomp, content.to_owned())
+    }
+
+    #[test]
+    fn heredocs_anywhere_in_the_command() {
+        let after_command = "FROM busybox\nRUN python3 <<EOF\nprint(1)\nEOF\nRUN true\n";
+        assert_eq!(
+            docs(after_command, 1),
+            [doc("EOF", 0, true, false, "print(1)\n")]
+        );
+        let df = parse_for_build(after_command).unwrap();
+        assert_eq!(df.instructions.len(), 3);
+        assert_eq!(
+            (df.instructions[1].line, df.instructions[1].end_line),
+            (2, 4)
+        );
+        assert_eq!(
+            df.instructions[1].args,
+            InstructionArgs::Shell("python3 <<EOF".into())
+        );
+        assert_eq!(
+            docs("FROM a\nRUN cat <<EOF > /x\nhi\nEOF\n", 1),
+            [doc("EOF", 0, true, false, "hi\n")]
+        );
+        assert_eq!(
+            docs("FROM a\nRUN bash -e <<'EOT'\necho $X\nEOT\n", 1),
+            [doc("EOT", 0, false, false, "echo $X\n")]
+        );
+        assert_eq!(
+            docs(
+                "FROM a\nRUN <<EOF 3<<IN1 awk -f -\nprog\nEOF\ndata\nIN1\n",
+                1
+            ),
+            [
+                doc("EOF", 0, true, false, "prog\n"),
+                doc("IN1", 3, true, false, "data\n")
+            ]
+        );
+        assert_eq!(
+            docs(
+                "FROM a\nRUN cat <<A | tr a-z A-Z > x; cat <<-\"B\" >> x\na\nA\n\tb\n\tB\n",
+                1
+            ),
+            [
+                doc("A", 0, true, false, "a\n"),
+                doc("B", 0, false, true, "\tb\n")
+            ]
+        );
+        assert_eq!(
+            docs("FROM a\nCOPY --chmod=0755 <<A <<'B' /dst/\na\nA\nb\nB\n", 1),
+            [
+                doc("A", 0, true, false, "a\n"),
+                doc("B", 0, false, false, "b\n")
+            ]
+        );
+        // A continued command line, then the bodies.
+        assert_eq!(
+            docs("FROM a\nRUN cat <<A \\\n  > x\nbody\nA\n", 1),
+            [doc("A", 0, true, false, "body\n")]
+        );
+        assert_eq!(
+            docs("FROM a\nONBUILD RUN python3 <<EOF\nprint(1)\nEOF\n", 1),
+            [doc("EOF", 0, true, false, "print(1)\n")]
+        );
+        // A body line that looks like an instruction is content.
+        assert_eq!(
+            docs("FROM a\nRUN sh <<EOF\nFROM b AS a\nEOF\n", 1),
+            [doc("EOF", 0, true, false, "FROM b AS a\n")]
+        );
+    }
+
+    #[test]
+    fn heredoc_words() {
+        let word =
+            |w: &str| heredoc_word(w).map(|h| (h.name, h.file_descriptor, h.expand, h.chomp));
+        assert_eq!(word("<<EOF"), Some(("EOF".into(), 0, true, false)));
+        assert_eq!(word("<<-'EOF'"), Some(("EOF".into(), 0, false, true)));
+        assert_eq!(word("3<<\"IN\""), Some(("IN".into(), 3, false, false)));
+        assert_eq!(word("<<E\"O\"F"), Some(("EOF".into(), 0, false, false)));
+        assert_eq!(word("<<EOF cat"), None);
+        assert_eq!(word("<<EOF 3<<IN"), None);
+        assert_eq!(word("cat <<EOF"), None);
+        assert_eq!(word("<<"), None);
+    }
+
+    #[test]
+    fn unterminated_heredocs_name_their_line_and_column() {
+        let err = parse("FROM a\nRUN cat <<EOF > /x\nno end\n").unwrap_err();
+        assert_eq!(
+            (err.line, err.column, err.message.as_str()),
+            (2, 9, "unterminated heredoc")
+        );
+        assert!(err.help.contains("`EOF`"), "{}", err.help);
+        let err = parse("FROM a\nRUN cat <<A \\\n  <<-'B'\na\nA\nb\n").unwrap_err();
+        assert_eq!((err.line, err.column), (3, 3));
+        assert!(err.help.contains("`B`"), "{}", err.help);
+    }
+
+    #[test]
+    fn build_checks_after_heredocs_keep_their_positions() {
+        let err = parse_for_build("FROM a AS x\nRUN cat <<EOF | sh\nFROM\nEOF\nFROM b AS x\n")
+            .unwrap_err();
+        assert_eq!(
+            (err.line, err.column, err.message.as_str()),
+            (5, 11, "duplicate stage name 'x'")
+        );
     }
 
     #[test]

@@ -62,6 +62,84 @@ pub fn template(word: &str, escape: char, quotes: bool) -> Result<String, WordEr
     Ok(out)
 }
 
+/// What the body of a `COPY`/`ADD` heredoc with an unquoted delimiter
+/// writes: text, or a template when it refers to variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeredocText {
+    /// No variable references: the bytes to write.
+    Literal(String),
+    /// A template for the plan to expand (`\$` is a literal `$`).
+    Template(String),
+}
+
+/// Converts the body of a `COPY`/`ADD` heredoc whose delimiter is unquoted.
+/// `BuildKit` expands it with its shell lexer, quotes taken as plain
+/// characters (`SkipProcessQuotes`) and `\` as the escape character
+/// whatever `# escape=` says: `\X` is `X` (so `\$` is `$`, `\\` is `\`,
+/// and a `\` ending a line joins it to the next), `$NAME` and `${NAME...}`
+/// are variables, `$` before anything else is itself, and the shell's
+/// special parameters (`$0`...`$9`, `$$`, `$@`, `$*`, `$#`, `$?`, `$-`,
+/// `$!`) are never set, so they write nothing. No command substitution.
+pub fn heredoc_text(body: &str) -> Result<HeredocText, WordError> {
+    let chars: Vec<char> = body.chars().collect();
+    let mut template = String::with_capacity(body.len());
+    let mut literal = String::with_capacity(body.len());
+    let mut variables = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' {
+            if let Some(&next) = chars.get(i + 1) {
+                push_literal(&mut template, next);
+                literal.push(next);
+            }
+            i += 2;
+            continue;
+        }
+        if c != '$' {
+            template.push(c);
+            literal.push(c);
+            i += 1;
+            continue;
+        }
+        let name: Vec<char> = chars[i + 1..]
+            .iter()
+            .copied()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        match chars.get(i + 1) {
+            // A number (`$1`, `$10`) or a name outside ASCII: never set.
+            Some(d) if d.is_ascii_digit() => {
+                i += 1 + name.iter().take_while(|c| c.is_ascii_digit()).count();
+            }
+            Some(_) if !name.is_empty() && !name.iter().all(char::is_ascii) => {
+                i += 1 + name.len();
+            }
+            Some('{' | 'A'..='Z' | 'a'..='z' | '_') => {
+                if template.ends_with('\\') {
+                    return Err(WordError {
+                        message: "imgbuild cannot expand a variable right after a `\\` in a heredoc yet".to_owned(),
+                        help: "quote the delimiter (`<<'EOF'`) to write the text as is, or write the file with a `RUN` step".to_owned(),
+                    });
+                }
+                variables = true;
+                i = variable(&chars, i, &mut template)? + 1;
+            }
+            Some('@' | '*' | '#' | '?' | '-' | '$' | '!') => i += 2,
+            _ => {
+                push_literal(&mut template, '$');
+                literal.push('$');
+                i += 1;
+            }
+        }
+    }
+    Ok(if variables {
+        HeredocText::Template(template)
+    } else {
+        HeredocText::Literal(literal)
+    })
+}
+
 /// Whether a template has a variable reference in it.
 pub fn has_variable(template: &str) -> bool {
     let bytes = template.as_bytes();
@@ -183,6 +261,33 @@ mod tests {
             assert!(e.message.contains("cannot expand yet"), "{word}: {e:?}");
         }
         assert!(template("'unterminated", '\\', true).is_err());
+    }
+
+    #[test]
+    fn heredoc_bodies_read_as_buildkit_expands_them() {
+        let literal = |s: &str| HeredocText::Literal(s.to_owned());
+        let template = |s: &str| HeredocText::Template(s.to_owned());
+        let text = |s: &str| heredoc_text(s).unwrap();
+        // testCopyHeredocSpecialSymbols: quotes stay, `\` escapes.
+        assert_eq!(
+            text("\"quotes in file\"\n"),
+            literal("\"quotes in file\"\n")
+        );
+        assert_eq!(text("\\\n"), literal("\n"));
+        assert_eq!(text("\\\\\n"), literal("\\\n"));
+        assert_eq!(text("\\$\n"), literal("$\n"));
+        assert_eq!(text("a\\tb \\'c\\'"), literal("atb 'c'"));
+        // No command substitution; a `$` before anything else is itself.
+        assert_eq!(text("$(id) `id` $ 5 $"), literal("$(id) `id` $ 5 $"));
+        // Special parameters and numbered ones are never set.
+        assert_eq!(text("[$1$$$@$*$#$?$-$!$0$12]"), literal("[]"));
+        assert_eq!(text("$é!"), literal("!"));
+        // Variables stay references; literal `$`s are escaped around them.
+        assert_eq!(text("'$A' \"${B:-x}\"\n"), template("'$A' \"${B:-x}\"\n"));
+        assert_eq!(text("\\$A $B $(c)"), template("\\$A $B \\$(c)"));
+        assert_eq!(text("\\\\\\$ $A"), template("\\\\$ $A"));
+        assert!(heredoc_text("\\\\$A").is_err());
+        assert!(heredoc_text("${A%x}").is_err());
     }
 
     #[test]

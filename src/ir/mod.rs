@@ -323,7 +323,8 @@ impl<S> Step<S> {
             Step::Add(copy) => Step::Add(copy.map(f)),
             Step::File(file) => Step::File(File {
                 to: f(file.to),
-                content: file.content,
+                content: f(file.content),
+                expand: file.expand,
                 chown: file.chown.map(&mut *f),
                 chmod: file.chmod.map(&mut *f),
             }),
@@ -439,8 +440,13 @@ impl<S> Copy<S> {
 pub struct File<S> {
     /// Destination path, relative to the working directory.
     pub to: S,
-    /// The file's content, written as is.
-    pub content: String,
+    /// The file's content: written as is, or, with `expand`, a template.
+    pub content: S,
+    /// Whether `content` is a template expanded with the variables of this
+    /// point (a Dockerfile heredoc with an unquoted delimiter, or `expand =
+    /// true` in a manifest) rather than text written as is.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub expand: bool,
     /// Owner, `user[:group]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chown: Option<S>,

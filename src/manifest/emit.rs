@@ -994,14 +994,18 @@ impl Writer<'_> {
         let File {
             to,
             content,
+            expand,
             chown,
             chmod,
         } = file;
         self.push("{ file = ");
-        self.string(content);
+        self.string(&content.value);
         self.option("to", Some(to));
         self.option("chown", chown.as_ref());
         self.option("chmod", chmod.as_ref());
+        if *expand {
+            self.push(", expand = true");
+        }
         self.push(" }");
     }
 

@@ -36,7 +36,7 @@ const ACTIONS: [&str; 13] = [
 ];
 
 /// Step options and the actions they apply to.
-const OPTIONS: [(&str, &[&str]); 11] = [
+const OPTIONS: [(&str, &[&str]); 12] = [
     ("default", &["arg"]),
     ("to", &["copy", "add", "file"]),
     ("from", &["copy"]),
@@ -48,6 +48,7 @@ const OPTIONS: [(&str, &[&str]); 11] = [
     ("checksum", &["add"]),
     ("mounts", &["run"]),
     ("network", &["run"]),
+    ("expand", &["file"]),
 ];
 
 /// Lowers `manifest`, read from `source`, or returns every error found.
@@ -629,6 +630,7 @@ impl Lowerer {
             step.checksum.as_ref().map(Spanned::span),
             step.mounts.as_ref().map(Spanned::span),
             step.network.as_ref().map(Spanned::span),
+            step.expand.as_ref().map(Spanned::span),
         ]);
         let mut misplaced = false;
         for ((option, applies_to), option_span) in options {
@@ -802,9 +804,11 @@ impl Lowerer {
         let chown = step.chown.map(scalar);
         let chmod = step.chmod.and_then(|m| self.mode_text(m));
         if action == "file" {
+            let content = step.file.map(located)?;
             return Some(Step::File(File {
                 to,
-                content: step.file?.into_inner(),
+                content,
+                expand: step.expand.is_some_and(Spanned::into_inner),
                 chown,
                 chmod,
             }));

@@ -335,6 +335,11 @@ pub struct Step {
     /// `add` of a URL: the expected digest, `sha256:...`.
     #[schemars(with = "Option<String>")]
     pub checksum: Option<Spanned<String>>,
+    /// `file`: expand `$NAME` and `${NAME}` in the content with the
+    /// variables of this point (`\$` is a literal `$`), as a Dockerfile
+    /// `COPY <<EOF` heredoc with an unquoted delimiter does.
+    #[schemars(with = "Option<bool>")]
+    pub expand: Option<Spanned<bool>>,
     /// `run`: mounts present only while the command runs.
     #[schemars(with = "Option<Vec<Mount>>")]
     pub mounts: Option<Spanned<Vec<Spanned<Mount>>>>,

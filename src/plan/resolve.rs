@@ -675,7 +675,12 @@ impl<'p> Resolver<'p> {
                 }
                 Step::File(file) => Step::File(File {
                     to: dest_path(&workdir, &scope.expand(&file.to)?),
-                    content: file.content.clone(),
+                    content: if file.expand {
+                        scope.expand(&file.content)?
+                    } else {
+                        file.content.value.clone()
+                    },
+                    expand: false,
                     chown: scope.expand_opt(file.chown.as_ref())?,
                     chmod: scope.expand_opt(file.chmod.as_ref())?,
                 }),

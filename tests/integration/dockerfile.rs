@@ -214,12 +214,43 @@ fn unsupported_expansion_is_refused() {
 }
 
 #[test]
-fn expanded_heredoc_with_variables_is_refused() {
+fn unquoted_copy_heredoc_expands_args_and_env() {
+    let plan = plan_json(
+        "FROM scratch\nARG WHO=world\nENV GREETING=hello\nCOPY <<EOF /greeting\n$GREETING ${WHO} \\$WHO $(id)\nEOF\n",
+        &["--build-arg", "WHO=there"],
+    );
+    let file = steps(node(&plan, "0"))
+        .into_iter()
+        .find(|s| s["kind"] == "file")
+        .unwrap_or_else(|| panic!("a file step: {plan:#}"));
+    assert_eq!(file["content"], "hello there $WHO $(id)\n", "{file:#}");
+}
+
+#[test]
+fn heredoc_errors_point_at_the_heredoc() {
     assert_bad(
-        "FROM scratch\nCOPY <<EOF /greeting\nhello $USER\nEOF\n",
-        "not supported yet",
+        "FROM scratch\nRUN echo a && \\\n  cat <<END\nno end\n",
+        "unterminated heredoc",
+        3,
+        7,
+    );
+    assert_bad(
+        "FROM scratch\nCOPY a <<EOF\nx\nEOF\n",
+        "COPY cannot accept a heredoc as a destination",
         2,
-        6,
+        8,
+    );
+    assert_bad(
+        "FROM scratch\nARG X\nCOPY <<EOF /x\nvalue: ${X:?X must be set}\nEOF\n",
+        "X must be set",
+        4,
+        8,
+    );
+    assert_bad(
+        "FROM scratch\nCOPY <<EOF /x\n\\\\$HOME\nEOF\n",
+        "right after a `\\`",
+        3,
+        1,
     );
 }
 

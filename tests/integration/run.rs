@@ -41,6 +41,7 @@ const APPLETS: &[&str] = &[
     "mv",
     "tr",
     "sha256sum",
+    "awk",
 ];
 
 /// Builds (once per test run) a busybox base image for `arch` from `busybox` as an OCI layout.

@@ -472,3 +472,36 @@ STOPSIGNAL ${SIGNAL:-SIGTERM}
         assert!(manifest.contains(expected), "{expected}:\n{manifest}");
     }
 }
+
+#[test]
+fn heredocs_round_trip() {
+    let dockerfile = "FROM busybox AS build\nARG NAME=world\nENV GREETING=hello\nRUN python3 <<EOF\nprint(1)\nEOF\nRUN <<EOF 3<<IN1 awk -f -\nprog\nEOF\ndata\nIN1\nRUN <<-EOF\n\t#!/bin/sh\n\techo hi\n\tEOF\nCOPY --chmod=0640 <<A <<'B' /dst/\n$GREETING ${NAME} \\$x \\\\ '''\nA\n$GREETING '''\nB\n";
+    let manifest = round_trip("Dockerfile", dockerfile);
+    let steps = &manifest[manifest.find("steps = [").unwrap()..manifest.find("\n]\n").unwrap()];
+    assert_eq!(
+        steps,
+        r#"steps = [
+  { arg = "NAME", default = "world" },
+  { env = { GREETING = "hello" } },
+  { run = '''
+python3 <<EOF
+print(1)
+EOF''' },
+  { run = '''
+<<EOF 3<<IN1 awk -f -
+prog
+EOF
+data
+IN1''' },
+  { run = '''
+#!/bin/sh
+echo hi
+''' },
+  { file = """
+$GREETING ${NAME} \\$x \\ '''
+""", to = "/dst/A", chmod = "0640", expand = true },
+  { file = """
+$GREETING '''
+""", to = "/dst/B", chmod = "0640" },"#
+    );
+}
