@@ -11,6 +11,7 @@
 
 mod check;
 mod graph;
+pub mod pattern;
 pub mod platform;
 pub mod reference;
 
