@@ -643,13 +643,7 @@ impl Lowerer {
                 help: e.help,
             })
         };
-        let stage_ref = |v: &str| {
-            if has_variable(v) {
-                v.to_owned()
-            } else {
-                self.source_ref(v.to_owned())
-            }
-        };
+        let stage_ref = |v: &str| self.source_ref(v.to_owned());
         match mount::parse(value, &template, &stage_ref) {
             Ok(m) => Some(m.map(&mut |s| Located::new(s, span.clone()))),
             Err(MountError { message, help }) => {
@@ -712,9 +706,16 @@ impl Lowerer {
                     let Some(mut t) = self.template(&text(), span.clone(), true) else {
                         return;
                     };
-                    if !has_variable(&t.value) {
-                        t.value = self.source_ref(t.value);
+                    // BuildKit reads `--from` before expanding anything.
+                    if has_variable(&t.value) {
+                        self.error(
+                            span.clone(),
+                            "variable expansion is not supported for --from",
+                            "define a new stage with FROM using ARG from global scope as a workaround: `ARG SRC=build` before the first `FROM`, `FROM ${SRC} AS src`, then `COPY --from=src`",
+                        );
+                        return;
                     }
+                    t.value = self.source_ref(t.value);
                     copy.from = Some(t);
                 }
                 "chown" => copy.chown = self.template(&text(), span.clone(), true),

@@ -51,6 +51,18 @@ pub fn expand(
     Ok(out)
 }
 
+/// The template that expands to `text` itself: its `\\` and `$` escaped.
+pub fn literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '$') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A malformed expression or a failed `${NAME:?message}`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -790,6 +802,13 @@ mod tests {
                 .contains("has no `/` after its pattern")
         );
         assert!(bad("${S#ab").message.contains("never closed"));
+    }
+
+    #[test]
+    fn literal_templates_expand_to_themselves() {
+        for text in ["plain", "$A ${B} \\$C \\", "a\\\\b$", "${A:-x}"] {
+            assert_eq!(ok(&literal(text)), text);
+        }
     }
 
     #[test]

@@ -11,14 +11,14 @@ use std::collections::HashMap;
 
 use indexmap::{IndexMap, IndexSet};
 
-use super::expand::expand;
+use super::expand::{expand, literal};
 use super::{Error, PREDEFINED_ARGS, PROXY_ARGS, Request};
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::dockerfile::LoweredTrigger;
 use crate::image::source::ImageSource;
 use crate::ir::{
-    ArgScope, Base, BuildGraph, Copy, EdgeKind, File, Mount, Node, NodeId, Platform, Project,
-    ResolvedImage, Run, Stage, StageConfig, StagePlatform, Step, Template, reference,
+    ArgScope, Base, BuildGraph, Copy, EdgeKind, File, Mount, MountOption, Node, NodeId, Platform,
+    Project, ResolvedImage, Run, Stage, StageConfig, StagePlatform, Step, Template, reference,
 };
 
 /// A variable's value and whether it was derived from the target platform.
@@ -1007,6 +1007,9 @@ impl<'p> Resolver<'p> {
         target: &Platform,
         dependencies: &mut Vec<(NodeId, EdgeKind)>,
     ) -> Result<Mount<String>, Diagnostic> {
+        if let Mount::Deferred { options } = mount {
+            return self.deferred_mount(scope, options, target, dependencies);
+        }
         let mut from = |scope: &mut Scope<'p>, from: Option<&Template>| match from {
             Some(from) => self
                 .source_ref(scope, from, target, EdgeKind::Mount, dependencies)
@@ -1079,6 +1082,7 @@ impl<'p> Resolver<'p> {
                 target: scope.expand(to)?,
                 size: *size,
             },
+            Mount::Deferred { .. } => unreachable!("read above"),
             Mount::Ssh {
                 id,
                 target: to,
@@ -1099,6 +1103,36 @@ impl<'p> Resolver<'p> {
                 gid: *gid,
             },
         })
+    }
+}
+
+impl<'p> Resolver<'p> {
+    /// A Dockerfile `--mount` whose type or typed options use variables:
+    /// its options expanded, then read as `BuildKit` reads a `--mount`.
+    fn deferred_mount(
+        &mut self,
+        scope: &mut Scope<'p>,
+        options: &[MountOption<Template>],
+        target: &Platform,
+        dependencies: &mut Vec<(NodeId, EdgeKind)>,
+    ) -> Result<Mount<String>, Diagnostic> {
+        let span = options
+            .iter()
+            .find_map(|o| o.value.as_ref())
+            .map_or(0..0, |t| t.span.clone());
+        let mut fields = Vec::with_capacity(options.len());
+        for option in options {
+            let value = option.value.as_ref().map(|t| scope.expand(t)).transpose()?;
+            fields.push((option.key.clone(), value));
+        }
+        let mount = crate::dockerfile::mount_from_fields(&fields).map_err(|e| {
+            self.project
+                .source
+                .error(span.clone(), format!("invalid `--mount`: {}", e.message))
+                .with_help(e.help)
+        })?;
+        let mount = mount.map(&mut |text| Template::new(literal(&text), span.clone()));
+        self.mount(scope, &mount, target, dependencies)
     }
 }
 

@@ -294,3 +294,71 @@ fn a_base_image_that_cannot_be_read_has_unknown_triggers() {
     let node = &plan("FROM scratch\n")["0"];
     assert_eq!(node.base_onbuild, Some(Vec::new()));
 }
+
+fn run_mounts(node: &Node) -> Vec<&crate::ir::Mount<String>> {
+    node.steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::Run(run) => Some(&run.mounts),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn mount_options_are_expanded_even_the_type() {
+    use crate::ir::Mount;
+    let text = "FROM scratch\nARG T=cache\nARG ID=c1\nARG DIR=/cache\nARG U=1000\nRUN --mount=type=$T,id=$ID,target=$DIR,uid=$U,mode=0700 true\n";
+    let node = &plan(text)["0"];
+    assert_eq!(
+        run_mounts(node),
+        [&Mount::Cache {
+            target: "/cache".into(),
+            id: Some("c1".into()),
+            sharing: crate::ir::Sharing::Shared,
+            from: None,
+            source: None,
+            mode: Some(0o700),
+            uid: Some(1000),
+            gid: None,
+            readonly: false,
+        }]
+    );
+    let node = &plan_with(
+        "FROM scratch\nARG T=cache\nRUN --mount=type=$T,target=/t true\n",
+        &[("T", "TMPFS")],
+    )["0"];
+    let error = plan_error(
+        "FROM scratch\nARG T=tmpfs\nRUN --mount=type=$T,id=x,target=/t true\n",
+        &[],
+    );
+    assert!(
+        error.contains("`id` is not an option of a `tmpfs` mount"),
+        "{error}"
+    );
+    assert!(
+        matches!(run_mounts(node)[0], Mount::Tmpfs { .. }),
+        "{node:?}"
+    );
+}
+
+#[test]
+fn mount_from_and_copy_from_refuse_variables_as_buildkit_does() {
+    let error = plan_error(
+        "FROM scratch AS src\nFROM scratch\nARG X=src\nRUN --mount=from=$X,target=/m true\n",
+        &[],
+    );
+    assert!(
+        error.contains("'from' doesn't support variable expansion, define alias stage instead"),
+        "{error}"
+    );
+    let error = plan_error(
+        "FROM scratch AS src\nFROM scratch\nARG X=src\nCOPY --from=${X} /f /f\n",
+        &[],
+    );
+    assert!(
+        error.contains("variable expansion is not supported for --from"),
+        "{error}"
+    );
+}
