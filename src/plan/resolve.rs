@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use indexmap::{IndexMap, IndexSet};
 
 use super::expand::{expand, literal};
-use super::{Error, PREDEFINED_ARGS, PROXY_ARGS, Request};
+use super::{Error, PREDEFINED_ARGS, PROXY_ARGS, Request, TARGETSTAGE};
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::dockerfile::LoweredTrigger;
 use crate::image::source::ImageSource;
@@ -30,11 +30,14 @@ struct Value {
 
 /// Resolves `project` for `request`.
 pub fn resolve(project: &Project, request: &Request) -> Result<BuildGraph, Error> {
-    check_predefined_overrides(request)?;
+    if project.arg_scope == ArgScope::Everywhere {
+        check_predefined_overrides(request)?;
+    }
     let images = select_images(project, &request.targets)?;
     let mut resolver = Resolver {
         project,
         request,
+        target_stage: target_stage(project, request),
         graph: BuildGraph::default(),
         memo: HashMap::new(),
         depends_on_target: HashMap::new(),
@@ -65,7 +68,24 @@ pub fn resolve(project: &Project, request: &Request) -> Result<BuildGraph, Error
     Ok(resolver.graph)
 }
 
-/// Refuses `--arg` for the arguments imgbuild sets itself.
+/// `TARGETSTAGE`, as `BuildKit` sets it: the target asked for, else the
+/// name of the last stage, else `default` (the last stage has no name).
+/// With several targets there is no one stage being built: `default`.
+fn target_stage(project: &Project, request: &Request) -> String {
+    match request.targets.as_slice() {
+        [target] => target.clone(),
+        [] => project
+            .stages
+            .keys()
+            .last()
+            .filter(|name| !name.bytes().all(|b| b.is_ascii_digit()))
+            .cloned()
+            .unwrap_or_else(|| "default".to_owned()),
+        _ => "default".to_owned(),
+    }
+}
+
+/// Refuses `--arg` for the arguments imgbuild sets itself (manifests).
 fn check_predefined_overrides(request: &Request) -> Result<(), Error> {
     match request
         .args
@@ -100,6 +120,11 @@ fn check_overrides(project: &Project, request: &Request, graph: &BuildGraph) -> 
             _ => None,
         });
     declared.extend(steps.chain(resolved).flatten());
+    if project.arg_scope == ArgScope::Declared {
+        // BuildKit's global scope has these without a declaration.
+        declared.extend(PREDEFINED_ARGS);
+        declared.push(TARGETSTAGE);
+    }
     for name in request.args.keys() {
         if !declared.contains(&name.as_str()) && !PROXY_ARGS.contains(&name.as_str()) {
             let source = &project.source.name;
@@ -194,6 +219,8 @@ struct Resolver<'p> {
     memo: HashMap<(String, Platform), NodeId>,
     depends_on_target: HashMap<NodeId, bool>,
     stage_args: HashMap<NodeId, StageArgs>,
+    /// The value of `TARGETSTAGE` (Dockerfiles only).
+    target_stage: String,
     base_onbuild: HashMap<(String, Platform), Option<Vec<String>>>,
     visiting: Vec<String>,
 }
@@ -271,6 +298,24 @@ impl<'p> Resolver<'p> {
             ];
             for (suffix, text) in parts {
                 args.insert(format!("{prefix}{suffix}"), Value { text, reads_target });
+            }
+        }
+        if self.project.arg_scope == ArgScope::Declared {
+            // BuildKit: `--build-arg` overrides the predefined values.
+            args.insert(
+                TARGETSTAGE.to_owned(),
+                Value {
+                    text: self.target_stage.clone(),
+                    reads_target: false,
+                },
+            );
+            for (name, value) in &mut args {
+                if let Some(text) = self.request.args.get(name) {
+                    *value = Value {
+                        text: text.clone(),
+                        reads_target: false,
+                    };
+                }
             }
         }
         if with_proxies {
@@ -914,22 +959,29 @@ impl<'p> Resolver<'p> {
         })
     }
 
-    /// The proxy arguments given with `--arg`.
+    /// The proxy arguments given with `--arg`, each under both its names
+    /// (`HTTP_PROXY` and `http_proxy`), as `BuildKit` passes them to `RUN`;
+    /// of two spellings given, the lowercase one wins (`BuildKit` reads the
+    /// names in sorted order).
     fn proxy_args(&self) -> IndexMap<String, Value> {
-        self.request
+        let mut given: Vec<(&String, &String)> = self
+            .request
             .args
             .iter()
             .filter(|(name, _)| PROXY_ARGS.contains(&name.as_str()))
-            .map(|(name, text)| {
-                (
-                    name.clone(),
-                    Value {
-                        text: text.clone(),
-                        reads_target: false,
-                    },
-                )
-            })
-            .collect()
+            .collect();
+        given.sort();
+        let mut args = IndexMap::new();
+        for (name, text) in given {
+            for spelling in [name.to_ascii_uppercase(), name.to_ascii_lowercase()] {
+                let value = Value {
+                    text: text.clone(),
+                    reads_target: false,
+                };
+                args.insert(spelling, value);
+            }
+        }
+        args
     }
 
     /// The value of an `arg` step, unset when `None`.

@@ -362,3 +362,77 @@ fn mount_from_and_copy_from_refuse_variables_as_buildkit_does() {
         "{error}"
     );
 }
+
+#[test]
+fn build_args_override_the_predefined_args_not_the_platform() {
+    let text = "FROM scratch AS a\nARG TARGETOS\nARG TARGETPLATFORM\nLABEL os=$TARGETOS platform=$TARGETPLATFORM\n";
+    let node = &plan_with(
+        text,
+        &[("TARGETOS", "plan9"), ("TARGETPLATFORM", "foo/bar")],
+    )["a"];
+    assert_eq!(label(node, "os"), "plan9");
+    assert_eq!(label(node, "platform"), "foo/bar");
+    assert_eq!(node.platform.to_string(), "linux/amd64");
+    let base = &plan_with(
+        "ARG TARGETARCH\nFROM docker.io/library/alpine:${TARGETARCH}\n",
+        &[("TARGETARCH", "riscv64")],
+    )["0"];
+    assert_eq!(
+        base.base,
+        Base::Image("docker.io/library/alpine:riscv64".into())
+    );
+}
+
+/// The graph of `text` for `targets`, by stage name.
+fn plan_targets(text: &str, targets: &[&str]) -> IndexMap<String, Node> {
+    let project = parse_project("Dockerfile", text).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut request = request(&[]);
+    request.targets = targets.iter().map(|t| (*t).to_owned()).collect();
+    let graph = resolve_graph(&project, &request).unwrap_or_else(|e| panic!("{e:?}"));
+    graph
+        .nodes()
+        .map(|(_, node)| (node.stage.clone(), node.clone()))
+        .collect()
+}
+
+#[test]
+fn targetstage_names_the_stage_being_built() {
+    let text = "FROM scratch AS base\nLABEL before=\"${TARGETSTAGE:-unset}\"\nARG TARGETSTAGE\nLABEL stage=$TARGETSTAGE\nFROM base AS foo\nFROM base AS final\n";
+    let nodes = plan_targets(text, &[]);
+    assert_eq!(label(&nodes["base"], "before"), "unset");
+    assert_eq!(label(&nodes["base"], "stage"), "final");
+    assert_eq!(label(&plan_targets(text, &["foo"])["base"], "stage"), "foo");
+    let unnamed = "FROM scratch\nARG TARGETSTAGE\nLABEL stage=$TARGETSTAGE\n";
+    assert_eq!(label(&plan_targets(unnamed, &[])["0"], "stage"), "default");
+    let project = parse_project("Dockerfile", unnamed).unwrap();
+    let mut request = request(&[("TARGETSTAGE", "mine")]);
+    request.targets = vec!["0".to_owned()];
+    let graph = resolve_graph(&project, &request).unwrap();
+    let node = graph.nodes().next().unwrap().1;
+    assert_eq!(label(node, "stage"), "mine");
+}
+
+#[test]
+fn proxy_args_reach_run_under_both_spellings() {
+    let node = &plan_with(
+        "FROM scratch\nRUN true\n",
+        &[
+            ("https_proxy", "http://s:2"),
+            ("NO_PROXY", "a"),
+            ("no_proxy", "b"),
+        ],
+    )["0"];
+    let arg = |name: &str| node.args.get(name).map(String::as_str);
+    assert_eq!(arg("HTTPS_PROXY"), Some("http://s:2"));
+    assert_eq!(arg("https_proxy"), Some("http://s:2"));
+    assert_eq!(arg("NO_PROXY"), Some("b"));
+    assert_eq!(arg("no_proxy"), Some("b"));
+    assert_eq!(arg("HTTP_PROXY"), None);
+    // Never in the image.
+    assert!(
+        node.config
+            .env
+            .keys()
+            .all(|k| !k.ends_with("_PROXY") && !k.ends_with("_proxy"))
+    );
+}
