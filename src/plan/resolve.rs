@@ -465,6 +465,75 @@ impl<'p> Resolver<'p> {
         Ok(id)
     }
 
+    /// Dockerfile rules: a stage starts only from a stage written before it.
+    /// `BuildKit` reads any other stage's name as an image to pull (and
+    /// fails); imgbuild refuses it, saying which stage it is.
+    fn check_base_is_earlier(&self, stage: &Stage, base: &str) -> Result<(), Diagnostic> {
+        let stages = &self.project.stages;
+        let (Some(at), Some(of)) = (
+            stages.get_index_of(base),
+            stages.get_index_of(&stage.name.value),
+        ) else {
+            return Ok(());
+        };
+        if at < of {
+            return Ok(());
+        }
+        let what = if at == of {
+            "itself".to_owned()
+        } else {
+            format!("the stage `{base}`, which is defined after it")
+        };
+        Err(self
+            .project
+            .source
+            .error(
+                stage.from.span.clone(),
+                format!("stage `{}` starts from {what}", stage.name.value),
+            )
+            .with_help(format!(
+                "a stage can start only from an earlier one; BuildKit reads `{base}` here as the image `docker.io/library/{base}:latest`. Move the stage `{base}` up, or write the image's full name"
+            )))
+    }
+
+    /// Dockerfile rules (dockerfile 1.7): `COPY --from` and `--mount from`
+    /// name a stage written before the current one, in `BuildKit`'s words.
+    fn check_source_is_earlier(
+        &self,
+        source: &str,
+        kind: EdgeKind,
+        at: &Template,
+    ) -> Result<(), Diagnostic> {
+        let stages = &self.project.stages;
+        let Some(current) = self.visiting.last() else {
+            return Ok(());
+        };
+        let (Some(from), Some(of)) = (stages.get_index_of(source), stages.get_index_of(current))
+        else {
+            return Ok(());
+        };
+        // The stage itself is a cycle, reported as one.
+        if from <= of {
+            return Ok(());
+        }
+        let message = if kind == EdgeKind::Mount {
+            format!(
+                "cannot mount from stage {source:?}, stage needs to be defined before current command"
+            )
+        } else {
+            format!(
+                "cannot copy from stage {source:?}, it needs to be defined before current stage {current:?}"
+            )
+        };
+        Err(self
+            .project
+            .source
+            .error(at.span.clone(), message)
+            .with_help(format!(
+                "move the stage `{source}` above the stage `{current}`"
+            )))
+    }
+
     /// Resolves a `from` naming a stage or an image; records the edge.
     fn source_ref(
         &mut self,
@@ -478,6 +547,9 @@ impl<'p> Resolver<'p> {
         let project = self.project;
         match Base::parse(&text, |n| project.stages.contains_key(n)) {
             Base::Stage(name) => {
+                if project.arg_scope == ArgScope::Declared {
+                    self.check_source_is_earlier(&name, kind, template)?;
+                }
                 let id = self.stage_node(&name, target, template)?;
                 dependencies.push((id, kind));
                 scope.reads_target |= self.depends_on_target[&id];
@@ -537,6 +609,9 @@ impl<'p> Resolver<'p> {
         let mut base_onbuild = Some(Vec::new());
         let base = match Base::parse(&from, |n| project.stages.contains_key(n)) {
             Base::Stage(name) => {
+                if declared {
+                    self.check_base_is_earlier(stage, &name)?;
+                }
                 let id = self.stage_node(&name, target, &stage.from)?;
                 dependencies.push((id, EdgeKind::From));
                 let parent = self.graph.node(id);

@@ -436,3 +436,44 @@ fn proxy_args_reach_run_under_both_spellings() {
             .all(|k| !k.ends_with("_PROXY") && !k.ends_with("_proxy"))
     );
 }
+
+#[test]
+fn from_finds_earlier_stages_by_exact_name_only() {
+    let nodes = plan("FROM scratch AS Build\nFROM build AS next\n");
+    assert_eq!(nodes["next"].base, Base::Stage(nodes["build"].id.clone()));
+    for (text, phrase) in [
+        (
+            "FROM scratch AS build\nFROM BUILD\n",
+            "failed to parse stage name \\\"BUILD\\\": invalid reference format",
+        ),
+        ("FROM scratch\nFROM 0\n", "`FROM 0` names an image"),
+        (
+            "FROM later AS first\nFROM scratch AS later\n",
+            "stage `first` starts from the stage `later`, which is defined after it",
+        ),
+        ("FROM me AS me\n", "stages form a cycle: me -> me"),
+        (
+            "FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\n",
+            "cannot copy from stage \\\"b\\\", it needs to be defined before current stage \\\"a\\\"",
+        ),
+    ] {
+        let error = match parse_project("Dockerfile", text) {
+            Err(e) => format!("{:?}", e.errors),
+            Ok(project) => {
+                let mut request = request(&[]);
+                request.targets = project.stages.keys().cloned().collect();
+                format!("{:?}", resolve_graph(&project, &request).expect_err(text))
+            }
+        };
+        assert!(error.contains(phrase), "{text}: {error}");
+    }
+}
+
+#[test]
+fn a_file_of_global_args_has_no_stages() {
+    let error = crate::dockerfile::parse_project("Dockerfile", "ARG A=1\nARG B\n").unwrap_err();
+    assert_eq!(
+        error.errors[0].message,
+        "dockerfile contains no stages to build"
+    );
+}
