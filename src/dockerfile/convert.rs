@@ -46,10 +46,40 @@ pub fn convert(name: &str, text: &str, context: &str) -> Result<String, Diagnost
     let (source, dockerfile) = super::parse_source(name, text)?;
     let (mut project, placements) = lower::lower_placed(&dockerfile, Arc::clone(&source))?;
     project.context = Located::new(context.to_owned(), 0..0);
+    refuse_deferred_mounts(&project)?;
     let comments = comments(&source.text, &dockerfile, &placements, &project);
     let emitted = manifest::emit(&project, &comments);
     check(&project, &emitted, &dockerfile, &placements)?;
     Ok(emitted.text)
+}
+
+/// A manifest mount's type, mode, ids, size and flags are literal, so a
+/// `--mount` that sets one with a variable has no manifest form.
+fn refuse_deferred_mounts(project: &Project) -> Result<(), Diagnostics> {
+    let deferred = project
+        .stages
+        .values()
+        .flat_map(|stage| &stage.steps)
+        .filter_map(|step| match step {
+            crate::ir::Step::Run(run) => Some(&run.mounts),
+            _ => None,
+        })
+        .flatten()
+        .find_map(|mount| match mount {
+            crate::ir::Mount::Deferred { options } => options.iter().find_map(|o| o.value.as_ref()),
+            _ => None,
+        });
+    match deferred {
+        Some(at) => Err(project
+            .source
+            .error(
+                at.span.clone(),
+                "cannot convert a `--mount` whose type, `mode`, `uid`, `gid`, `size`, `sharing` or flags use variables",
+            )
+            .with_help("a manifest mount takes these literally; write the values in the Dockerfile, then convert")
+            .into()),
+        None => Ok(()),
+    }
 }
 
 /// Reads `emitted` back as a manifest and checks that it is `project`.

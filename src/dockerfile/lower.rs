@@ -122,7 +122,7 @@ pub fn lower_placed(
     if lower.stages.is_empty() && lower.errors.is_empty() {
         lower.errors.push(
             source
-                .error(0..0, "the Dockerfile has no `FROM`")
+                .error(0..0, "dockerfile contains no stages to build")
                 .with_help("start a stage with `FROM IMAGE` (or `FROM scratch`)"),
         );
     }
@@ -418,6 +418,41 @@ impl Lowerer {
         }
     }
 
+    /// A literal `FROM` value as the IR writes it. Unlike `--from`, `BuildKit`
+    /// looks a base up among the earlier stages' names exactly (they are
+    /// lowercase), never by index: `FROM Build` and `FROM 0` name images,
+    /// invalid or not there, so they are errors here, in `BuildKit`'s words.
+    fn base_ref(&mut self, from: &Template) -> Option<String> {
+        let value = &from.value;
+        let index = value.bytes().all(|b| b.is_ascii_digit());
+        if let Some(stage) = self
+            .stages
+            .iter()
+            .find(|s| !index && s.name.value == *value)
+        {
+            return Some(format!("stage:{}", stage.name.value));
+        }
+        match self.earlier_stage(value) {
+            Some(stage) if index => {
+                self.error(
+                    from.span.clone(),
+                    format!("`FROM {value}` names an image, not stage {stage}: stages are found by name only"),
+                    format!("BuildKit reads `{value}` as the image `docker.io/library/{value}`; name the stage with `AS NAME` and write `FROM NAME`"),
+                );
+                None
+            }
+            Some(stage) => {
+                self.error(
+                    from.span.clone(),
+                    format!("failed to parse stage name {value:?}: invalid reference format: repository name must be lowercase"),
+                    format!("`FROM` finds a stage by its name exactly (stage names are lowercase); write `FROM {stage}`"),
+                );
+                None
+            }
+            None => Some(value.clone()),
+        }
+    }
+
     fn from(&mut self, inst: &Instruction) {
         let Some(flags) = self.flags(inst) else {
             return;
@@ -443,7 +478,10 @@ impl Lowerer {
             return;
         };
         if !has_variable(&from.value) {
-            from.value = self.source_ref(from.value);
+            let Some(base) = self.base_ref(&from) else {
+                return;
+            };
+            from.value = base;
         }
         let index = self.stages.len();
         let name = match name {
@@ -662,13 +700,7 @@ impl Lowerer {
                 help: e.help,
             })
         };
-        let stage_ref = |v: &str| {
-            if has_variable(v) {
-                v.to_owned()
-            } else {
-                self.source_ref(v.to_owned())
-            }
-        };
+        let stage_ref = |v: &str| self.source_ref(v.to_owned());
         match mount::parse(value, &template, &stage_ref) {
             Ok(m) => Some(m.map(&mut |s| Located::new(s, span.clone()))),
             Err(MountError { message, help }) => {
@@ -731,9 +763,16 @@ impl Lowerer {
                     let Some(mut t) = self.template(&text(), span.clone(), true) else {
                         return;
                     };
-                    if !has_variable(&t.value) {
-                        t.value = self.source_ref(t.value);
+                    // BuildKit reads `--from` before expanding anything.
+                    if has_variable(&t.value) {
+                        self.error(
+                            span.clone(),
+                            "variable expansion is not supported for --from",
+                            "define a new stage with FROM using ARG from global scope as a workaround: `ARG SRC=build` before the first `FROM`, `FROM ${SRC} AS src`, then `COPY --from=src`",
+                        );
+                        return;
                     }
+                    t.value = self.source_ref(t.value);
                     copy.from = Some(t);
                 }
                 "chown" => copy.chown = self.template(&text(), span.clone(), true),

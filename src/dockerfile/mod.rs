@@ -27,6 +27,7 @@ use crate::ir::Project;
 
 pub use convert::convert;
 pub use lower::{LoweredTrigger, lower_trigger};
+pub use mount::{MountError, from_fields as mount_from_fields};
 pub use onbuild::check_trigger;
 pub use parse::{
     Directives, Dockerfile, Heredoc, Instruction, InstructionArgs, parse, parse_for_build,

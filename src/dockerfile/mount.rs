@@ -1,7 +1,7 @@
 //! `RUN --mount=...`: `BuildKit`'s CSV mount options, read into IR mounts.
 
 use crate::diagnostic::suggest;
-use crate::ir::{Mount, Sharing};
+use crate::ir::{Mount, MountOption, Sharing};
 use crate::manifest::{parse_octal, parse_size};
 
 /// Every option name `BuildKit` accepts, with the canonical name it stands for.
@@ -88,16 +88,43 @@ fn number(key: &str, value: &str) -> Result<u32, MountError> {
     })
 }
 
+/// One `key[=value]` field of a `--mount`, its key lowercased.
+type Field = (String, Option<String>);
+
+/// The options whose values are not templates in the IR: a variable in one
+/// of them defers reading the whole mount to the plan.
+const TYPED: [&str; 9] = [
+    "type", "sharing", "mode", "uid", "gid", "size", "readonly", "rw", "required",
+];
+
+/// The canonical name of option `key`, if it is one.
+fn canonical(key: &str) -> Option<&'static str> {
+    if key == "type" {
+        return Some("type");
+    }
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == key)
+        .map(|(_, canonical)| *canonical)
+}
+
+/// `BuildKit`'s refusal of `from=$X` (it reads `from` before expanding).
+fn from_variable(value: &str) -> bool {
+    value.find('$').is_some_and(|i| i != value.len() - 1)
+}
+
 /// Reads one `--mount` value. `template` turns a raw value into an IR
 /// template (checking its variables); `stage_ref` maps a `from` value to a
-/// stage reference where it names an earlier stage.
+/// stage reference where it names an earlier stage. A mount whose type or
+/// typed options (`mode`, `uid`, `size`, ...) use variables becomes
+/// [`Mount::Deferred`], read by [`from_fields`] once the plan has expanded
+/// them.
 pub fn parse(
     text: &str,
     template: &dyn Fn(&str) -> Result<String, MountError>,
     stage_ref: &dyn Fn(&str) -> String,
 ) -> Result<Mount<String>, MountError> {
-    let mut kind = "bind".to_owned();
-    let mut options: Vec<(&str, String, Option<String>)> = Vec::new();
+    let mut fields: Vec<Field> = Vec::new();
     for field in csv_fields(text)? {
         let (key, value) = match field.split_once('=') {
             Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_owned())),
@@ -106,18 +133,68 @@ pub fn parse(
         if key.is_empty() {
             continue;
         }
+        if key == "from" && value.as_deref().is_some_and(from_variable) {
+            return Err(error(
+                "'from' doesn't support variable expansion, define alias stage instead",
+                "name the stage or image literally; to choose it with an argument, declare the `ARG` before the first `FROM`, add `FROM ${ARG} AS alias`, and mount `from=alias`",
+            ));
+        }
+        fields.push((key, value));
+    }
+    let deferred = fields.iter().any(|(key, value)| {
+        canonical(key).is_some_and(|c| TYPED.contains(&c))
+            && value
+                .as_deref()
+                .is_some_and(|v| template(v).is_ok_and(|t| super::word::has_variable(&t)))
+    });
+    if deferred {
+        let mut options = Vec::with_capacity(fields.len());
+        for (key, value) in fields {
+            if canonical(&key).is_none() {
+                return Err(unknown_option(&key));
+            }
+            let value = match value {
+                Some(v) if key == "from" => Some(stage_ref(&template(&v)?)),
+                Some(v) => Some(template(&v)?),
+                None => None,
+            };
+            options.push(MountOption { key, value });
+        }
+        return Ok(Mount::Deferred { options });
+    }
+    build(&fields, template, stage_ref)
+}
+
+/// Reads the fields of a deferred mount (see [`parse`]) whose values the
+/// plan has expanded.
+pub fn from_fields(fields: &[(String, Option<String>)]) -> Result<Mount<String>, MountError> {
+    build(fields, &|v| Ok(v.to_owned()), &str::to_owned)
+}
+
+fn unknown_option(key: &str) -> MountError {
+    let names: Vec<&str> = ALIASES.iter().map(|(a, _)| *a).collect();
+    error(
+        format!("unknown mount option `{key}`"),
+        suggest("mount option", key, &names),
+    )
+}
+
+fn build(
+    fields: &[Field],
+    template: &dyn Fn(&str) -> Result<String, MountError>,
+    stage_ref: &dyn Fn(&str) -> String,
+) -> Result<Mount<String>, MountError> {
+    let mut kind = "bind".to_owned();
+    let mut options: Vec<(&str, String, Option<String>)> = Vec::new();
+    for (key, value) in fields {
         if key == "type" {
-            kind = value.unwrap_or_default();
+            kind = value.as_deref().unwrap_or_default().to_ascii_lowercase();
             continue;
         }
-        let Some((_, canonical)) = ALIASES.iter().find(|(alias, _)| *alias == key) else {
-            let names: Vec<&str> = ALIASES.iter().map(|(a, _)| *a).collect();
-            return Err(error(
-                format!("unknown mount option `{key}`"),
-                suggest("mount option", &key, &names),
-            ));
+        let Some(canonical) = canonical(key) else {
+            return Err(unknown_option(key));
         };
-        options.push((canonical, key, value));
+        options.push((canonical, key.clone(), value.clone()));
     }
     let Some(allowed) = crate::ir::mount_options(&kind) else {
         let types: Vec<&str> = crate::ir::MOUNT_OPTIONS.iter().map(|(t, _)| *t).collect();

@@ -162,6 +162,17 @@ pub fn parse_for_build(text: &str) -> Result<Dockerfile, DockerfileError> {
             return Err(DockerfileError::new(inst.line, 1, message, &help));
         }
     }
+    // BuildKit's words for a file of global ARGs only.
+    if let Some(first) = df.instructions.first()
+        && df.instructions.iter().all(|i| i.name == "arg")
+    {
+        return Err(DockerfileError::new(
+            first.line,
+            1,
+            "dockerfile contains no stages to build".to_owned(),
+            "start a stage with `FROM IMAGE` (or `FROM scratch`) after the global `ARG`s",
+        ));
+    }
     if let Err(e) = parse_dockerfile::parse(&without_heredocs(text, &df)) {
         let msg = format!("{e:#}");
         return Err(DockerfileError::new(

@@ -15,6 +15,8 @@
 
 use std::collections::HashSet;
 
+use crate::ir::pattern;
+
 /// An error from shell-word expansion, for example an unterminated quote or
 /// `${A:?message}` with `A` unset. The message matches `BuildKit`'s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,7 +122,13 @@ struct Lexer<'e> {
     /// Shared word buffer; like lex.go it is reset by nested expansions.
     words_buf: String,
     unmatched: HashSet<String>,
+    /// How many `${...}` words enclose the one being read.
+    depth: usize,
 }
+
+/// How deeply `${A:-${B:-...}}` may nest; the template grammar has the same
+/// limit ([`crate::plan::expand::MAX_DEPTH`]).
+const MAX_DEPTH: usize = crate::plan::expand::MAX_DEPTH;
 
 struct Words {
     words: Vec<String>,
@@ -182,6 +190,7 @@ impl<'e> Lexer<'e> {
             skip_unset_env: opts.skip_unset_env,
             words_buf: String::new(),
             unmatched: HashSet::new(),
+            depth: 0,
         }
     }
 
@@ -221,10 +230,17 @@ impl<'e> Lexer<'e> {
         stop: Option<char>,
         raw_escapes: bool,
     ) -> Result<(String, Vec<String>), ShellError> {
+        if self.depth > MAX_DEPTH {
+            return Err(ShellError::new(format!(
+                "variable references nested more than {MAX_DEPTH} deep"
+            )));
+        }
         self.words_buf.clear();
         let saved_raw = self.raw_escapes;
         self.raw_escapes = raw_escapes;
+        self.depth += 1;
         let out = self.stop_on_loop(stop);
+        self.depth -= 1;
         self.raw_escapes = saved_raw;
         out
     }
@@ -470,11 +486,12 @@ impl<'e> Lexer<'e> {
                     pattern = &pattern[c.len_utf8()..];
                 }
                 let value = value.unwrap_or_default();
-                if c == '%' {
-                    trim_suffix(pattern, &value, greedy)
+                let trimmed = if c == '%' {
+                    pattern::trim_suffix(pattern, &value, greedy)
                 } else {
-                    trim_prefix(pattern, &value, greedy)
-                }
+                    pattern::trim_prefix(pattern, &value, greedy)
+                };
+                trimmed.map_err(|e| ShellError::new(e.to_string()))
             }
             _ => Err(ShellError::new(format!(
                 "unsupported modifier ({chs}) in substitution"
@@ -509,20 +526,13 @@ impl<'e> Lexer<'e> {
         if self.skip_unset_env && value.is_none() {
             return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
         }
-        let value: Vec<char> = value.unwrap_or_default().chars().collect();
-        let re = Pattern::compile(&pattern, true, false).map_err(|e| {
-            ShellError::new(format!("invalid pattern ({pattern}) in substitution: {e}"))
-        })?;
-        if replace_all {
-            Ok(re.replace_all(&value, &replacement))
-        } else if let Some((start, end)) = re.find_at(&value, 0) {
-            let mut out: String = value[..start].iter().collect();
-            out.push_str(&replacement);
-            out.extend(&value[end..]);
-            Ok(out)
-        } else {
-            Ok(value.iter().collect())
-        }
+        pattern::replace(
+            &pattern,
+            &value.unwrap_or_default(),
+            &replacement,
+            replace_all,
+        )
+        .map_err(|e| ShellError::new(e.to_string()))
     }
 
     fn process_name(&mut self) -> String {
@@ -561,223 +571,6 @@ impl<'e> Lexer<'e> {
         }
         result
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tok {
-    /// `*`: any run of characters except newline.
-    Star,
-    /// `?`: one character except newline.
-    Any,
-    Lit(char),
-}
-
-/// A shell wildcard pattern (`*`, `?`, `\` escapes; no brackets), matched
-/// with the leftmost-first preference of Go's regexp.
-struct Pattern {
-    toks: Vec<Tok>,
-    greedy: bool,
-    anchored: bool,
-}
-
-impl Pattern {
-    fn compile(pattern: &str, greedy: bool, anchored: bool) -> Result<Self, String> {
-        let chars: Vec<char> = pattern.chars().collect();
-        let mut toks = Vec::new();
-        let mut i = 0;
-        while i < chars.len() {
-            let ch = chars[i];
-            i += 1;
-            match ch {
-                '*' => toks.push(Tok::Star),
-                '?' => toks.push(Tok::Any),
-                '\\' => {
-                    // `\}` and `\/` only protect the ${} syntax; drop the backslash.
-                    if matches!(chars.get(i), Some('}' | '/')) {
-                        continue;
-                    }
-                    match chars.get(i) {
-                        Some(&c @ ('*' | '?' | '\\')) => {
-                            toks.push(Tok::Lit(c));
-                            i += 1;
-                        }
-                        Some(&c) => return Err(format!("invalid escape '\\{c}'")),
-                        None => return Err("invalid escape '\\'".to_string()),
-                    }
-                }
-                c => toks.push(Tok::Lit(c)),
-            }
-        }
-        Ok(Self {
-            toks,
-            greedy,
-            anchored,
-        })
-    }
-
-    fn match_from(
-        &self,
-        text: &[char],
-        ti: usize,
-        pos: usize,
-        failed: &mut HashSet<(usize, usize)>,
-    ) -> Option<usize> {
-        if ti == self.toks.len() {
-            return Some(pos);
-        }
-        if failed.contains(&(ti, pos)) {
-            return None;
-        }
-        let found = match self.toks[ti] {
-            Tok::Lit(c) => {
-                if text.get(pos) == Some(&c) {
-                    self.match_from(text, ti + 1, pos + 1, failed)
-                } else {
-                    None
-                }
-            }
-            Tok::Any => match text.get(pos) {
-                Some(&c) if c != '\n' => self.match_from(text, ti + 1, pos + 1, failed),
-                _ => None,
-            },
-            Tok::Star => {
-                let max = text[pos..].iter().take_while(|&&c| c != '\n').count();
-                if self.greedy {
-                    (0..=max)
-                        .rev()
-                        .find_map(|k| self.match_from(text, ti + 1, pos + k, failed))
-                } else {
-                    (0..=max).find_map(|k| self.match_from(text, ti + 1, pos + k, failed))
-                }
-            }
-        };
-        if found.is_none() {
-            failed.insert((ti, pos));
-        }
-        found
-    }
-
-    /// Leftmost match starting at or after `from`, as `(start, end)` char indices.
-    fn find_at(&self, text: &[char], from: usize) -> Option<(usize, usize)> {
-        let mut failed = HashSet::new();
-        if self.anchored {
-            if from != 0 {
-                return None;
-            }
-            return self.match_from(text, 0, 0, &mut failed).map(|end| (0, end));
-        }
-        (from..=text.len()).find_map(|start| {
-            self.match_from(text, 0, start, &mut failed)
-                .map(|end| (start, end))
-        })
-    }
-
-    /// Go's `Regexp.ReplaceAllString`, including `$` expansion in `repl`.
-    fn replace_all(&self, text: &[char], repl: &str) -> String {
-        let mut out = String::new();
-        let mut last_end = 0;
-        let mut search = 0;
-        while search <= text.len() {
-            let Some((start, end)) = self.find_at(text, search) else {
-                break;
-            };
-            out.extend(&text[last_end..start]);
-            if end > last_end || start == 0 {
-                expand_template(&mut out, repl, &text[start..end]);
-            }
-            last_end = end;
-            search = if search + 1 > end { search + 1 } else { end };
-        }
-        if last_end <= text.len() {
-            out.extend(&text[last_end..]);
-        }
-        out
-    }
-}
-
-/// Go's `Regexp.Expand` for a pattern without capture groups: `$$` is `$`,
-/// `$0`/`${0}` is the match, other valid references are empty, malformed
-/// ones are kept literally.
-fn expand_template(out: &mut String, template: &str, matched: &[char]) {
-    let mut rest = template;
-    while let Some(idx) = rest.find('$') {
-        out.push_str(&rest[..idx]);
-        rest = &rest[idx + 1..];
-        if let Some(r) = rest.strip_prefix('$') {
-            out.push('$');
-            rest = r;
-            continue;
-        }
-        let is_name = |c: char| c.is_alphanumeric() || c == '_';
-        let (name, after) = if let Some(r) = rest.strip_prefix('{') {
-            match r.find('}') {
-                Some(close) if close > 0 && r[..close].chars().all(is_name) => {
-                    (&r[..close], &r[close + 1..])
-                }
-                _ => {
-                    out.push('$');
-                    continue;
-                }
-            }
-        } else {
-            let len: usize = rest
-                .chars()
-                .take_while(|&c| is_name(c))
-                .map(char::len_utf8)
-                .sum();
-            if len == 0 {
-                out.push('$');
-                continue;
-            }
-            (&rest[..len], &rest[len..])
-        };
-        rest = after;
-        if !name.is_empty()
-            && name.bytes().all(|b| b.is_ascii_digit())
-            && name.parse::<u64>() == Ok(0)
-        {
-            out.extend(matched);
-        }
-    }
-    out.push_str(rest);
-}
-
-fn trim_prefix(pattern: &str, value: &str, greedy: bool) -> Result<String, ShellError> {
-    let re = Pattern::compile(pattern, greedy, true).map_err(|e| {
-        ShellError::new(format!("invalid pattern ({pattern}) in substitution: {e}"))
-    })?;
-    let chars: Vec<char> = value.chars().collect();
-    Ok(match re.find_at(&chars, 0) {
-        Some((_, end)) => chars[end..].iter().collect(),
-        None => value.to_string(),
-    })
-}
-
-/// Reverses a pattern but keeps `\x` escapes in order (`a\*c` becomes `c\*a`).
-fn reverse_pattern(pattern: &str) -> String {
-    let chars: Vec<char> = pattern.chars().collect();
-    let mut out = vec![' '; chars.len()];
-    let last = chars.len().saturating_sub(1);
-    let mut i = 0;
-    while i < chars.len() {
-        let out_idx = last - i;
-        if chars[i] == '\\' && i != last {
-            out[out_idx - 1] = '\\';
-            out[out_idx] = chars[i + 1];
-            i += 2;
-        } else {
-            out[out_idx] = chars[i];
-            i += 1;
-        }
-    }
-    out.into_iter().collect()
-}
-
-fn trim_suffix(pattern: &str, value: &str, greedy: bool) -> Result<String, ShellError> {
-    // Shortest/longest rightmost match == leftmost match on reversed input.
-    let reversed: String = value.chars().rev().collect();
-    let trimmed = trim_prefix(&reverse_pattern(pattern), &reversed, greedy)?;
-    Ok(trimmed.chars().rev().collect())
 }
 
 #[cfg(test)]
@@ -928,10 +721,11 @@ mod tests {
     }
 
     #[test]
-    fn reversed_patterns() {
-        assert_eq!(reverse_pattern("a\\*c"), "c\\*a");
-        assert_eq!(reverse_pattern("\\\\\\ab"), "b\\a\\\\");
-        assert_eq!(reverse_pattern("ab\\"), "\\ba");
-        assert_eq!(reverse_pattern("\\\\b"), "b\\\\");
+    fn nesting_is_limited() {
+        let env = env_of(&[]);
+        let nested = |n: usize| format!("{}x{}", "${A:-".repeat(n), "}".repeat(n));
+        assert_eq!(word(&nested(MAX_DEPTH - 1), &env).as_deref(), Ok("x"));
+        let err = word(&nested(100_000), &env).unwrap_err();
+        assert!(err.message.contains("nested more than"), "{err}");
     }
 }

@@ -623,6 +623,12 @@ fn run_in(
                 });
                 agents.push(proxy);
             }
+            Mount::Deferred { .. } => {
+                return Err(setup(
+                    "a `--mount` was not resolved by the plan",
+                    "this is a bug in imgbuild: the plan reads every deferred mount",
+                ));
+            }
         }
     }
 

@@ -11,6 +11,7 @@
 
 mod check;
 mod graph;
+pub mod pattern;
 pub mod platform;
 pub mod reference;
 
@@ -554,6 +555,25 @@ pub enum Mount<S> {
         #[serde(skip_serializing_if = "Option::is_none")]
         gid: Option<u32>,
     },
+    /// A Dockerfile `--mount` whose type or a typed option (`mode`, `uid`,
+    /// `size`, `sharing`, ...) uses a variable, so which mount it is, is
+    /// known only once the plan has expanded its options. Only in a
+    /// project: the plan reads it into one of the other kinds, so a
+    /// resolved graph never has one.
+    Deferred {
+        /// The options as written, in order; each value a template.
+        options: Vec<MountOption<S>>,
+    },
+}
+
+/// One `key[=value]` option of a [`Mount::Deferred`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MountOption<S> {
+    /// The option's name, lowercased, as written (`dst`, `ro`, ...).
+    pub key: String,
+    /// Its value; `None` for a bare flag such as `ro`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<S>,
 }
 
 impl<S> Mount<S> {
@@ -627,6 +647,15 @@ impl<S> Mount<S> {
                 mode,
                 uid,
                 gid,
+            },
+            Mount::Deferred { options } => Mount::Deferred {
+                options: options
+                    .into_iter()
+                    .map(|o| MountOption {
+                        key: o.key,
+                        value: o.value.map(&mut *f),
+                    })
+                    .collect(),
             },
         }
     }

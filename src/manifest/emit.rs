@@ -917,6 +917,14 @@ impl Writer<'_> {
                 self.number("uid", uid.map(u64::from));
                 self.number("gid", gid.map(u64::from));
             }
+            // A manifest mount's type and numbers are literal; `convert`
+            // refuses these before emitting.
+            Mount::Deferred { options } => {
+                self.push("\"deferred\"");
+                for option in options {
+                    self.option(&option.key, option.value.as_ref());
+                }
+            }
         }
         self.push(" }");
     }

@@ -1,25 +1,66 @@
-//! Dockerfile-style variable expansion for manifest fields.
+//! The `${VAR}` template grammar of the IR: manifest fields and Dockerfile
+//! words (which [`crate::dockerfile`] turns into templates) are expanded
+//! with it while planning.
 //!
 //! The input is first parsed completely (so a malformed expression is reported even
 //! inside a default that is never used) and then evaluated, calling `lookup` only for
-//! the references that are actually reached.
+//! the references that are actually reached. It agrees with the Dockerfile's shell
+//! words ([`crate::dockerfile::shell`]) on everything a Dockerfile word can become;
+//! both match patterns with [`crate::ir::pattern`].
 
-/// Expands `$NAME`, `${NAME}`, `${NAME:-word}`, `${NAME-word}`, `${NAME:+word}`, `${NAME+word}`, `${NAME:?word}` and `${NAME?word}` in `input`.
-/// `lookup` returns a variable's value or None when it is unset; it is called once per reference (callers use it to record which variables were read).
-/// Unset variables expand to the empty string (as in Dockerfiles). `word` may itself contain expansions, expanded only when used.
-/// `\$` is a literal `$`; any other backslash is kept as is. A `$` not followed by a name or `{` is kept literally (e.g. "cost $5" and a trailing "$").
+use crate::ir::pattern;
+
+/// How deeply references may nest inside words (`${A:-${B:-...}}`).
+pub const MAX_DEPTH: usize = 64;
+
+/// Expands the variable references in `input`:
+///
+/// - `$NAME`, `${NAME}`;
+/// - `${NAME:-word}`, `${NAME-word}`, `${NAME:+word}`, `${NAME+word}`,
+///   `${NAME:?message}` and `${NAME?message}`;
+/// - `${NAME#pattern}`, `${NAME##pattern}`, `${NAME%pattern}`,
+///   `${NAME%%pattern}`, `${NAME/pattern/replacement}` and
+///   `${NAME//pattern/replacement}` ([`crate::ir::pattern`]).
+///
+/// `lookup` returns a variable's value or None when it is unset; it is called once per
+/// reference reached (callers use it to record which variables were read). Unset
+/// variables expand to the empty string (as in Dockerfiles). Words may themselves contain
+/// expansions, expanded only when used.
+///
+/// `\$` is a literal `$` and `\\` a literal `\`; in a word, `\{` and `\}` are literal braces
+/// (other braces in a `-`, `+` or `?` word nest, a pattern's do not), and in a pattern or
+/// replacement any other backslash is kept for the pattern to read. Any other backslash is
+/// kept as is. A `$` not followed by a name or `{` is kept literally ("cost $5", a trailing
+/// "$").
 ///
 /// # Errors
-/// Returns an [`ExpandError`] for a malformed expression anywhere in `input`, or for a
-/// `${NAME:?word}` / `${NAME?word}` whose variable is missing.
+/// Returns an [`ExpandError`] for a malformed expression anywhere in `input`, for a
+/// `${NAME:?word}` / `${NAME?word}` whose variable is missing, and for an invalid pattern.
 pub fn expand(
     input: &str,
     lookup: &mut dyn FnMut(&str) -> Option<String>,
 ) -> Result<String, ExpandError> {
-    let parts = Parser { src: input, pos: 0 }.sequence(None)?;
+    let mut parser = Parser {
+        src: input,
+        pos: 0,
+        depth: 0,
+    };
+    let parts = parser.sequence(Context::Top)?;
     let mut out = String::with_capacity(input.len());
     evaluate(&parts, lookup, &mut out)?;
     Ok(out)
+}
+
+/// The template that expands to `text` itself: its `\\` and `$` escaped.
+pub fn literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '$') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A malformed expression or a failed `${NAME:?message}`.
@@ -35,7 +76,7 @@ pub struct ExpandError {
 }
 
 /// Help shared by the syntax errors.
-const SYNTAX_HELP: &str = "write variables as `$NAME` or `${NAME}`, optionally with `:-default`, `:+alternative` or `:?message`; write a literal `$` as `\\$`";
+const SYNTAX_HELP: &str = "write variables as `$NAME` or `${NAME}`, optionally with `:-default`, `:+alternative`, `:?message`, `#pattern`, `%pattern` or `/pattern/replacement`; write a literal `$` as `\\$`";
 
 /// One piece of parsed input.
 #[derive(Debug)]
@@ -59,24 +100,50 @@ struct Var<'a> {
 #[derive(Debug)]
 struct Modifier<'a> {
     /// Which operator.
-    kind: Kind,
+    kind: Kind<'a>,
     /// Whether the operator had a `:`, so that an empty value counts as missing.
     colon: bool,
-    /// The parsed word, evaluated only when used.
+    /// The parsed word (the pattern, for the pattern operators), evaluated only when used.
     word: Vec<Part<'a>>,
-    /// Offset of the `$` starting the expression, for `?` errors.
+    /// Offset of the `$` starting the expression, for errors.
     offset: usize,
 }
 
 /// The supported operators.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
+#[derive(Debug)]
+enum Kind<'a> {
     /// `-`: use the word when the variable is missing.
     Default,
     /// `+`: use the word when the variable is present.
     Alternative,
     /// `?`: fail with the word when the variable is missing.
     Required,
+    /// `#` (`##` when `longest`): remove a match of the pattern at the start.
+    TrimPrefix { longest: bool },
+    /// `%` (`%%` when `longest`): remove a match of the pattern at the end.
+    TrimSuffix { longest: bool },
+    /// `/` (`//` when `all`): replace the first (every) match of the pattern.
+    Replace {
+        all: bool,
+        replacement: Vec<Part<'a>>,
+    },
+}
+
+/// What a sequence of parts is, which decides where it ends and what its
+/// escapes mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Context<'a> {
+    /// The whole input.
+    Top,
+    /// The word of `${name-word}` (etc.), whose `$` is at `offset`.
+    Word { offset: usize, name: &'a str },
+    /// A pattern or replacement of `${name#...}` (etc.); `slash` when it
+    /// ends at an unescaped `/` (the pattern of `${name/pattern/...}`).
+    Pattern {
+        offset: usize,
+        name: &'a str,
+        slash: bool,
+    },
 }
 
 /// Appends literal text, merging with a preceding literal.
@@ -105,37 +172,69 @@ struct Parser<'a> {
     src: &'a str,
     /// Current byte offset.
     pos: usize,
+    /// How many words enclose the current position.
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
-    /// Parses text up to the end of input (`open` is `None`) or up to the `}` closing the
-    /// `${name` expression whose `$` is at `open`. Braces inside a word nest.
-    fn sequence(&mut self, open: Option<(usize, &'a str)>) -> Result<Vec<Part<'a>>, ExpandError> {
+    /// Parses text up to the end of input (`Context::Top`) or up to the `}` (the
+    /// `/` of a pattern before a replacement) ending the word of `context`.
+    /// Braces inside a `Context::Word` nest.
+    fn sequence(&mut self, context: Context<'a>) -> Result<Vec<Part<'a>>, ExpandError> {
         let bytes = self.src.as_bytes();
         let mut parts = Vec::new();
         let mut depth = 0usize;
         loop {
             let Some(&b) = bytes.get(self.pos) else {
-                return match open {
-                    None => Ok(parts),
-                    Some((offset, name)) => Err(unterminated(offset, name)),
+                return match context {
+                    Context::Top => Ok(parts),
+                    Context::Pattern {
+                        offset,
+                        name,
+                        slash: true,
+                    } => Err(error(
+                        offset,
+                        format!("`${{{name}/...` has no `/` after its pattern"),
+                        format!("write `${{{name}/pattern/replacement}}`; {SYNTAX_HELP}"),
+                    )),
+                    Context::Word { offset, name } | Context::Pattern { offset, name, .. } => {
+                        Err(unterminated(offset, name))
+                    }
                 };
             };
-            match b {
-                b'\\' if bytes.get(self.pos + 1) == Some(&b'$') => {
+            let next = bytes.get(self.pos + 1).copied();
+            match (b, context) {
+                (b'\\', _) if matches!(next, Some(b'$')) => {
                     push_literal(&mut parts, "$");
                     self.pos += 2;
                 }
-                b'$' => match self.dollar()? {
+                (b'\\', Context::Pattern { .. }) if next.is_some() => {
+                    // Kept for the pattern to read (`\*`, `\}`, `\/`, ...).
+                    let len = self.src[self.pos + 1..]
+                        .chars()
+                        .next()
+                        .map_or(1, char::len_utf8);
+                    push_literal(&mut parts, &self.src[self.pos..self.pos + 1 + len]);
+                    self.pos += 1 + len;
+                }
+                (b'\\', _) if matches!(next, Some(b'\\')) => {
+                    push_literal(&mut parts, "\\");
+                    self.pos += 2;
+                }
+                (b'\\', Context::Word { .. }) if matches!(next, Some(b'{' | b'}')) => {
+                    push_literal(&mut parts, if next == Some(b'{') { "{" } else { "}" });
+                    self.pos += 2;
+                }
+                (b'$', _) => match self.dollar()? {
                     Some(var) => parts.push(Part::Var(var)),
                     None => push_literal(&mut parts, "$"),
                 },
-                b'{' if open.is_some() => {
+                (b'{', Context::Word { .. }) => {
                     depth += 1;
                     push_literal(&mut parts, "{");
                     self.pos += 1;
                 }
-                b'}' if open.is_some() => {
+                (b'}', Context::Word { .. }) => {
                     self.pos += 1;
                     if depth == 0 {
                         return Ok(parts);
@@ -143,12 +242,17 @@ impl<'a> Parser<'a> {
                     depth -= 1;
                     push_literal(&mut parts, "}");
                 }
+                (b'}', Context::Pattern { slash: false, .. })
+                | (b'/', Context::Pattern { slash: true, .. }) => {
+                    self.pos += 1;
+                    return Ok(parts);
+                }
                 _ => {
                     // A run of ordinary text; the first byte is always taken.
                     let start = self.pos;
                     self.pos += 1;
                     while let Some(&c) = bytes.get(self.pos) {
-                        if matches!(c, b'\\' | b'$' | b'{' | b'}') {
+                        if matches!(c, b'\\' | b'$' | b'{' | b'}' | b'/') {
                             break;
                         }
                         self.pos += 1;
@@ -157,6 +261,21 @@ impl<'a> Parser<'a> {
                 }
             }
         }
+    }
+
+    /// Parses a word of the expression whose `$` is at `offset`.
+    fn word(&mut self, context: Context<'a>, offset: usize) -> Result<Vec<Part<'a>>, ExpandError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(error(
+                offset,
+                format!("variable references nested more than {MAX_DEPTH} deep"),
+                "nest fewer `${...}` inside one another; set an argument to the inner value instead".to_owned(),
+            ));
+        }
+        self.depth += 1;
+        let word = self.sequence(context);
+        self.depth -= 1;
+        word
     }
 
     /// At a `$`: parses `$NAME` or `${...}`, or returns `None` (having consumed the `$`)
@@ -189,6 +308,7 @@ impl<'a> Parser<'a> {
         let name = &self.src[name_start..name_end];
         let next = bytes.get(name_end).copied();
         let valid_name = bytes.get(name_start).copied().is_some_and(is_name_start);
+        let doubled = |op: u8| bytes.get(name_end + 1) == Some(&op);
 
         let (kind, colon, word_start) = match (next, valid_name) {
             (None, _) => return Err(unterminated(offset, name)),
@@ -211,21 +331,66 @@ impl<'a> Parser<'a> {
             (Some(b'-'), true) => (Kind::Default, false, name_end + 1),
             (Some(b'+'), true) => (Kind::Alternative, false, name_end + 1),
             (Some(b'?'), true) => (Kind::Required, false, name_end + 1),
+            (Some(op @ (b'#' | b'%')), true) => {
+                let longest = doubled(op);
+                let start = name_end + 1 + usize::from(longest);
+                let kind = if op == b'#' {
+                    Kind::TrimPrefix { longest }
+                } else {
+                    Kind::TrimSuffix { longest }
+                };
+                (kind, false, start)
+            }
+            (Some(b'/'), true) => {
+                let all = doubled(b'/');
+                self.pos = name_end + 1 + usize::from(all);
+                let context = Context::Pattern {
+                    offset,
+                    name,
+                    slash: true,
+                };
+                let word = self.word(context, offset)?;
+                let context = Context::Pattern {
+                    offset,
+                    name,
+                    slash: false,
+                };
+                let replacement = self.word(context, offset)?;
+                return Ok(Var {
+                    name,
+                    modifier: Some(Modifier {
+                        kind: Kind::Replace { all, replacement },
+                        colon: false,
+                        word,
+                        offset,
+                    }),
+                });
+            }
             (Some(b':'), true) => match bytes.get(name_end + 1) {
                 Some(b'-') => (Kind::Default, true, name_end + 2),
                 Some(b'+') => (Kind::Alternative, true, name_end + 2),
                 Some(b'?') => (Kind::Required, true, name_end + 2),
-                Some(b'=') => return Err(unsupported(offset, name, ":=")),
+                Some(&op @ (b'=' | b'#' | b'%' | b'/')) => {
+                    return Err(unsupported(offset, name, &format!(":{}", char::from(op))));
+                }
                 _ => return Err(unsupported(offset, name, ":")),
             },
-            (Some(op @ (b'/' | b'#' | b'%' | b'^' | b',' | b'=' | b'@')), true) => {
+            (Some(op @ (b'^' | b',' | b'=' | b'@')), true) => {
                 return Err(unsupported(offset, name, &char::from(op).to_string()));
             }
             (Some(_), _) => return Err(self.bad_name(offset, name_start)),
         };
 
         self.pos = word_start;
-        let word = self.sequence(Some((offset, name)))?;
+        let context = match kind {
+            Kind::TrimPrefix { .. } | Kind::TrimSuffix { .. } => Context::Pattern {
+                offset,
+                name,
+                slash: false,
+            },
+            _ => Context::Word { offset, name },
+        };
+        let word = self.word(context, offset)?;
         Ok(Var {
             name,
             modifier: Some(Modifier {
@@ -250,7 +415,10 @@ impl<'a> Parser<'a> {
     /// An invalid name in `${...}`; the name shown runs up to the next operator or `}`.
     fn bad_name(&self, offset: usize, name_start: usize) -> ExpandError {
         let end = self.scan(name_start, |b| {
-            !matches!(b, b'}' | b':' | b'-' | b'+' | b'?' | b'$' | b'{')
+            !matches!(
+                b,
+                b'}' | b':' | b'-' | b'+' | b'?' | b'$' | b'{' | b'#' | b'%' | b'/'
+            )
         });
         let shown = &self.src[name_start..end];
         let message = if shown.is_empty() {
@@ -283,7 +451,7 @@ fn unterminated(offset: usize, name: &str) -> ExpandError {
         offset,
         format!("`${{{name}` is never closed with `}}`"),
         format!(
-            "add the missing `}}` (braces inside a default word must be balanced); {SYNTAX_HELP}"
+            "add the missing `}}` (braces inside a default word must be balanced, or written `\\{{` and `\\}}`); {SYNTAX_HELP}"
         ),
     )
 }
@@ -291,15 +459,19 @@ fn unterminated(offset: usize, name: &str) -> ExpandError {
 /// `${name<op>...}` with an operator we do not implement.
 fn unsupported(offset: usize, name: &str, op: &str) -> ExpandError {
     let what = if op.ends_with('=') {
-        "assignment"
+        "assignment operators are"
+    } else if op == ":" {
+        "substrings are"
+    } else if op.len() == 2 {
+        "pattern operators do not take a `:` and are"
     } else {
-        "pattern"
+        "case and quoting operators are"
     };
     error(
         offset,
-        format!("unsupported operator `{op}` in `${{{name}{op}…}}`: {what} operators are not supported in manifest fields"),
-        "only `${NAME:-default}`, `${NAME:+alternative}` and `${NAME:?message}` (each also without the `:`) are supported; \
-         compute the value outside the manifest and pass it in as a variable"
+        format!("unsupported operator `{op}` in `${{{name}{op}…}}`: {what} not supported"),
+        "the operators are `-`, `+` and `?` (each also with a `:`), `#`, `##`, `%`, `%%`, `/` and `//`; \
+         compute other values outside and pass them in as a variable"
             .to_owned(),
     )
 }
@@ -328,28 +500,54 @@ fn evaluate(
         } else {
             value.is_some()
         };
-        match (modifier.kind, present) {
-            (Kind::Default | Kind::Required, true) => out.push_str(value.as_deref().unwrap_or("")),
+        let text = |parts: &[Part<'_>], lookup: &mut dyn FnMut(&str) -> Option<String>| {
+            let mut text = String::new();
+            evaluate(parts, lookup, &mut text).map(|()| text)
+        };
+        let pattern_error = |e: pattern::PatternError| {
+            error(
+                modifier.offset,
+                e.to_string(),
+                "in a pattern `*` matches any characters and `?` one; write `\\*`, `\\?` and `\\\\` for the characters themselves".to_owned(),
+            )
+        };
+        let value_text = value.as_deref().unwrap_or("");
+        match (&modifier.kind, present) {
+            (Kind::Default | Kind::Required, true) => out.push_str(value_text),
             (Kind::Default, false) | (Kind::Alternative, true) => {
                 evaluate(&modifier.word, lookup, out)?;
             }
             (Kind::Alternative, false) => {}
             (Kind::Required, false) => {
-                let mut message = String::new();
-                evaluate(&modifier.word, lookup, &mut message)?;
+                let message = text(&modifier.word, lookup)?;
                 let name = var.name;
-                let (missing, help) = if modifier.colon {
-                    (
-                        "is unset or empty",
-                        format!("set `{name}` to a non-empty value"),
-                    )
+                let (missing, help) = if value.is_some() {
+                    ("empty", format!("set `{name}` to a non-empty value"))
                 } else {
-                    ("is unset", format!("set `{name}`"))
+                    ("unset", format!("set `{name}`"))
                 };
-                if message.is_empty() {
-                    message = format!("{name} {missing}");
-                }
+                let message = if message.is_empty() {
+                    format!("{name}: is not allowed to be {missing}")
+                } else {
+                    format!("{name}: {message}")
+                };
                 return Err(error(modifier.offset, message, help));
+            }
+            (Kind::TrimPrefix { longest }, _) => {
+                let pattern = text(&modifier.word, lookup)?;
+                let trimmed = pattern::trim_prefix(&pattern, value_text, *longest);
+                out.push_str(&trimmed.map_err(pattern_error)?);
+            }
+            (Kind::TrimSuffix { longest }, _) => {
+                let pattern = text(&modifier.word, lookup)?;
+                let trimmed = pattern::trim_suffix(&pattern, value_text, *longest);
+                out.push_str(&trimmed.map_err(pattern_error)?);
+            }
+            (Kind::Replace { all, replacement }, _) => {
+                let pattern = text(&modifier.word, lookup)?;
+                let replacement = text(replacement, lookup)?;
+                let replaced = pattern::replace(&pattern, value_text, &replacement, *all);
+                out.push_str(&replaced.map_err(pattern_error)?);
             }
         }
     }
@@ -420,21 +618,25 @@ mod tests {
         assert_eq!(ok("${A?need A}"), "a");
         assert_eq!(ok("${EMPTY?need it}"), "");
 
-        let e = err("x ${EMPTY:?EMPTY must be set}");
-        assert_eq!(e.message, "EMPTY must be set");
+        let e = err("x ${EMPTY:?must be set}");
+        assert_eq!(e.message, "EMPTY: must be set");
         assert_eq!(e.offset, 2);
         assert!(e.help.contains("`EMPTY`"));
 
         let e = err("${UNSET:?}");
-        assert_eq!(e.message, "UNSET is unset or empty");
+        assert_eq!(e.message, "UNSET: is not allowed to be unset");
         assert_eq!(e.offset, 0);
+        assert_eq!(
+            err("${EMPTY:?}").message,
+            "EMPTY: is not allowed to be empty"
+        );
 
         let e = err("${UNSET?}");
-        assert_eq!(e.message, "UNSET is unset");
-        assert_eq!(e.to_string(), "UNSET is unset");
+        assert_eq!(e.message, "UNSET: is not allowed to be unset");
+        assert_eq!(e.to_string(), "UNSET: is not allowed to be unset");
 
         let e = err("${UNSET?$A is required}");
-        assert_eq!(e.message, "a is required");
+        assert_eq!(e.message, "UNSET: a is required");
     }
 
     #[test]
@@ -460,7 +662,11 @@ mod tests {
         assert_eq!(ok("trailing $"), "trailing $");
         assert_eq!(ok("$$A"), "$a");
         assert_eq!(ok("$ $- $."), "$ $- $.");
-        assert_eq!(ok(r"${UNSET:-\}}"), r"\}");
+        assert_eq!(ok(r"\\$A"), r"\a");
+        assert_eq!(ok(r"\\\$A"), r"\$A");
+        assert_eq!(ok(r"${UNSET:-\}}"), "}");
+        assert_eq!(ok(r"${UNSET:-\{x}"), "{x");
+        assert_eq!(ok(r"\{\}"), r"\{\}");
         assert_eq!(ok(r"${UNSET:-\$A}"), "$A");
     }
 
@@ -531,23 +737,16 @@ mod tests {
     #[test]
     fn unsupported_operators() {
         for (input, op) in [
-            ("${A/x/y}", "/"),
-            ("${A#x}", "#"),
-            ("${A%%x}", "%"),
             ("${A:1:2}", ":"),
             ("${A^^}", "^"),
+            ("${A,}", ","),
+            ("${A:#x}", ":#"),
         ] {
             let e = err(input);
             assert_eq!(e.offset, 0, "{input}");
             assert!(
-                e.message.contains(&format!("`{op}`")),
+                e.message.contains(&format!("unsupported operator `{op}`")),
                 "{input}: {}",
-                e.message
-            );
-            assert!(
-                e.message
-                    .contains("pattern operators are not supported in manifest fields"),
-                "{}",
                 e.message
             );
         }
@@ -557,9 +756,72 @@ mod tests {
             e.message.contains("`:=`")
                 && e.message.contains("assignment operators are not supported")
         );
+    }
+
+    #[test]
+    fn pattern_operators() {
+        let vars: HashMap<&str, &str> = [
+            ("P", "a/b/c.tar.gz"),
+            ("S", "foobarbaz"),
+            ("GLOB", "*/"),
+            ("EMPTY", ""),
+        ]
+        .into();
+        let ok = |input: &str| {
+            expand(input, &mut |n| vars.get(n).map(|v| (*v).to_owned()))
+                .unwrap_or_else(|e| panic!("{input:?}: {e}"))
+        };
+        assert_eq!(ok("${P#*/}"), "b/c.tar.gz");
+        assert_eq!(ok("${P##*/}"), "c.tar.gz");
+        assert_eq!(ok("${P%.*}"), "a/b/c.tar");
+        assert_eq!(ok("${P%%.*}"), "a/b/c");
+        assert_eq!(ok("${P##$GLOB}"), "c.tar.gz");
+        assert_eq!(ok("${S#f*b}"), "arbaz");
+        assert_eq!(ok("${S##f*b}"), "az");
+        assert_eq!(ok("${S%b*}"), "foobar");
+        assert_eq!(ok("${S%%b*}"), "foo");
+        assert_eq!(ok("${S/ba/fo}"), "fooforbaz");
+        assert_eq!(ok("${S//ba/fo}"), "fooforfoz");
+        assert_eq!(ok(r"${P//\//_}"), "a_b_c.tar.gz");
+        assert_eq!(ok(r"${P%\*}"), "a/b/c.tar.gz");
+        assert_eq!(ok("${S/x}y/z}"), "foobarbaz");
+        assert_eq!(ok("${UNSET#x}[${UNSET/x/y}]"), "[]");
+        assert_eq!(ok("${EMPTY%%*}"), "");
+        // A pattern's braces do not nest: the first `}` ends it.
+        assert_eq!(ok("${S#{}x"), "foobarbazx");
+        let bad =
+            |input: &str| expand(input, &mut |n| vars.get(n).map(|v| (*v).to_owned())).unwrap_err();
         assert_eq!(
-            err("${A/x/y}").message,
-            "unsupported operator `/` in `${A/…}`: pattern operators are not supported in manifest fields"
+            bad(r"x${S#\q}").message,
+            r"invalid pattern (\q) in substitution: invalid escape '\q'"
         );
+        assert_eq!(bad(r"x${S#\q}").offset, 1);
+        assert!(
+            bad("${S/ab")
+                .message
+                .contains("has no `/` after its pattern")
+        );
+        assert!(bad("${S#ab").message.contains("never closed"));
+    }
+
+    #[test]
+    fn literal_templates_expand_to_themselves() {
+        for text in ["plain", "$A ${B} \\$C \\", "a\\\\b$", "${A:-x}"] {
+            assert_eq!(ok(&literal(text)), text);
+        }
+    }
+
+    #[test]
+    fn nesting_is_limited() {
+        let nested = |n: usize| format!("{}x{}", "${A:-".repeat(n), "}".repeat(n));
+        assert_eq!(ok(&nested(MAX_DEPTH)), "a");
+        assert_eq!(
+            run(&nested(MAX_DEPTH)).1.len(),
+            1,
+            "only the outer reference is read"
+        );
+        let e = err(&format!("ab{}", nested(100_000)));
+        assert!(e.message.contains("nested more than 64 deep"), "{e}");
+        assert_eq!(e.offset, 2 + 5 * MAX_DEPTH);
     }
 }

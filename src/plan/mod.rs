@@ -22,7 +22,9 @@ use crate::ir::{self, Base, EdgeKind, Platform, Project, StageConfig, Step};
 pub use predict::{CacheQuery, predict};
 pub use render::{render_text, summary};
 
-/// Arguments imgbuild sets from the platforms; they cannot be declared or overridden.
+/// Arguments imgbuild sets from the platforms. A manifest cannot declare or
+/// override them; a Dockerfile (argument scope `declared`) may override
+/// them with `--build-arg`, as `BuildKit` allows.
 pub const PREDEFINED_ARGS: [&str; 8] = [
     "TARGETPLATFORM",
     "TARGETOS",
@@ -33,6 +35,10 @@ pub const PREDEFINED_ARGS: [&str; 8] = [
     "BUILDARCH",
     "BUILDVARIANT",
 ];
+
+/// The argument `BuildKit` (dockerfile 1.11) sets to the name of the stage
+/// being built, in a Dockerfile's global scope.
+pub const TARGETSTAGE: &str = "TARGETSTAGE";
 
 /// Proxy arguments accepted with `--arg` without being declared, as Docker does.
 pub const PROXY_ARGS: [&str; 10] = [

@@ -171,6 +171,15 @@ fn mount_summary(mount: &Mount<String>) -> String {
             }
             "ssh"
         }
+        Mount::Deferred { options } => {
+            for option in options {
+                match &option.value {
+                    Some(value) => parts.push(format!("{}={value}", option.key)),
+                    None => parts.push(option.key.clone()),
+                }
+            }
+            "options"
+        }
     };
     format!("mount {kind} {}", parts.join(" "))
 }

@@ -11,14 +11,14 @@ use std::collections::HashMap;
 
 use indexmap::{IndexMap, IndexSet};
 
-use super::expand::expand;
-use super::{Error, PREDEFINED_ARGS, PROXY_ARGS, Request};
+use super::expand::{expand, literal};
+use super::{Error, PREDEFINED_ARGS, PROXY_ARGS, Request, TARGETSTAGE};
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::dockerfile::LoweredTrigger;
 use crate::image::source::ImageSource;
 use crate::ir::{
-    ArgScope, Base, BuildGraph, Copy, EdgeKind, File, Mount, Node, NodeId, Platform, Project,
-    ResolvedImage, Run, Stage, StageConfig, StagePlatform, Step, Template, reference,
+    ArgScope, Base, BuildGraph, Copy, EdgeKind, File, Mount, MountOption, Node, NodeId, Platform,
+    Project, ResolvedImage, Run, Stage, StageConfig, StagePlatform, Step, Template, reference,
 };
 
 /// A variable's value and whether it was derived from the target platform.
@@ -30,11 +30,14 @@ struct Value {
 
 /// Resolves `project` for `request`.
 pub fn resolve(project: &Project, request: &Request) -> Result<BuildGraph, Error> {
-    check_predefined_overrides(request)?;
+    if project.arg_scope == ArgScope::Everywhere {
+        check_predefined_overrides(request)?;
+    }
     let images = select_images(project, &request.targets)?;
     let mut resolver = Resolver {
         project,
         request,
+        target_stage: target_stage(project, request),
         graph: BuildGraph::default(),
         memo: HashMap::new(),
         depends_on_target: HashMap::new(),
@@ -65,7 +68,24 @@ pub fn resolve(project: &Project, request: &Request) -> Result<BuildGraph, Error
     Ok(resolver.graph)
 }
 
-/// Refuses `--arg` for the arguments imgbuild sets itself.
+/// `TARGETSTAGE`, as `BuildKit` sets it: the target asked for, else the
+/// name of the last stage, else `default` (the last stage has no name).
+/// With several targets there is no one stage being built: `default`.
+fn target_stage(project: &Project, request: &Request) -> String {
+    match request.targets.as_slice() {
+        [target] => target.clone(),
+        [] => project
+            .stages
+            .keys()
+            .last()
+            .filter(|name| !name.bytes().all(|b| b.is_ascii_digit()))
+            .cloned()
+            .unwrap_or_else(|| "default".to_owned()),
+        _ => "default".to_owned(),
+    }
+}
+
+/// Refuses `--arg` for the arguments imgbuild sets itself (manifests).
 fn check_predefined_overrides(request: &Request) -> Result<(), Error> {
     match request
         .args
@@ -100,6 +120,11 @@ fn check_overrides(project: &Project, request: &Request, graph: &BuildGraph) -> 
             _ => None,
         });
     declared.extend(steps.chain(resolved).flatten());
+    if project.arg_scope == ArgScope::Declared {
+        // BuildKit's global scope has these without a declaration.
+        declared.extend(PREDEFINED_ARGS);
+        declared.push(TARGETSTAGE);
+    }
     for name in request.args.keys() {
         if !declared.contains(&name.as_str()) && !PROXY_ARGS.contains(&name.as_str()) {
             let source = &project.source.name;
@@ -195,6 +220,8 @@ struct Resolver<'p> {
     depends_on_target: HashMap<NodeId, bool>,
     stage_args: HashMap<NodeId, StageArgs>,
     base_configs: HashMap<(String, Platform), Option<BaseConfig>>,
+    /// The value of `TARGETSTAGE` (Dockerfiles only).
+    target_stage: String,
     visiting: Vec<String>,
 }
 
@@ -279,6 +306,24 @@ impl<'p> Resolver<'p> {
             ];
             for (suffix, text) in parts {
                 args.insert(format!("{prefix}{suffix}"), Value { text, reads_target });
+            }
+        }
+        if self.project.arg_scope == ArgScope::Declared {
+            // BuildKit: `--build-arg` overrides the predefined values.
+            args.insert(
+                TARGETSTAGE.to_owned(),
+                Value {
+                    text: self.target_stage.clone(),
+                    reads_target: false,
+                },
+            );
+            for (name, value) in &mut args {
+                if let Some(text) = self.request.args.get(name) {
+                    *value = Value {
+                        text: text.clone(),
+                        reads_target: false,
+                    };
+                }
             }
         }
         if with_proxies {
@@ -428,6 +473,75 @@ impl<'p> Resolver<'p> {
         Ok(id)
     }
 
+    /// Dockerfile rules: a stage starts only from a stage written before it.
+    /// `BuildKit` reads any other stage's name as an image to pull (and
+    /// fails); imgbuild refuses it, saying which stage it is.
+    fn check_base_is_earlier(&self, stage: &Stage, base: &str) -> Result<(), Diagnostic> {
+        let stages = &self.project.stages;
+        let (Some(at), Some(of)) = (
+            stages.get_index_of(base),
+            stages.get_index_of(&stage.name.value),
+        ) else {
+            return Ok(());
+        };
+        if at < of {
+            return Ok(());
+        }
+        let what = if at == of {
+            "itself".to_owned()
+        } else {
+            format!("the stage `{base}`, which is defined after it")
+        };
+        Err(self
+            .project
+            .source
+            .error(
+                stage.from.span.clone(),
+                format!("stage `{}` starts from {what}", stage.name.value),
+            )
+            .with_help(format!(
+                "a stage can start only from an earlier one; BuildKit reads `{base}` here as the image `docker.io/library/{base}:latest`. Move the stage `{base}` up, or write the image's full name"
+            )))
+    }
+
+    /// Dockerfile rules (dockerfile 1.7): `COPY --from` and `--mount from`
+    /// name a stage written before the current one, in `BuildKit`'s words.
+    fn check_source_is_earlier(
+        &self,
+        source: &str,
+        kind: EdgeKind,
+        at: &Template,
+    ) -> Result<(), Diagnostic> {
+        let stages = &self.project.stages;
+        let Some(current) = self.visiting.last() else {
+            return Ok(());
+        };
+        let (Some(from), Some(of)) = (stages.get_index_of(source), stages.get_index_of(current))
+        else {
+            return Ok(());
+        };
+        // The stage itself is a cycle, reported as one.
+        if from <= of {
+            return Ok(());
+        }
+        let message = if kind == EdgeKind::Mount {
+            format!(
+                "cannot mount from stage {source:?}, stage needs to be defined before current command"
+            )
+        } else {
+            format!(
+                "cannot copy from stage {source:?}, it needs to be defined before current stage {current:?}"
+            )
+        };
+        Err(self
+            .project
+            .source
+            .error(at.span.clone(), message)
+            .with_help(format!(
+                "move the stage `{source}` above the stage `{current}`"
+            )))
+    }
+
     /// Resolves a `from` naming a stage or an image; records the edge.
     fn source_ref(
         &mut self,
@@ -441,6 +555,9 @@ impl<'p> Resolver<'p> {
         let project = self.project;
         match Base::parse(&text, |n| project.stages.contains_key(n)) {
             Base::Stage(name) => {
+                if project.arg_scope == ArgScope::Declared {
+                    self.check_source_is_earlier(&name, kind, template)?;
+                }
                 let id = self.stage_node(&name, target, template)?;
                 dependencies.push((id, kind));
                 scope.reads_target |= self.depends_on_target[&id];
@@ -500,6 +617,9 @@ impl<'p> Resolver<'p> {
         let mut base_onbuild = Some(Vec::new());
         let base = match Base::parse(&from, |n| project.stages.contains_key(n)) {
             Base::Stage(name) => {
+                if declared {
+                    self.check_base_is_earlier(stage, &name)?;
+                }
                 let id = self.stage_node(&name, target, &stage.from)?;
                 dependencies.push((id, EdgeKind::From));
                 let parent = self.graph.node(id);
@@ -939,22 +1059,29 @@ impl<'p> Resolver<'p> {
         })
     }
 
-    /// The proxy arguments given with `--arg`.
+    /// The proxy arguments given with `--arg`, each under both its names
+    /// (`HTTP_PROXY` and `http_proxy`), as `BuildKit` passes them to `RUN`;
+    /// of two spellings given, the lowercase one wins (`BuildKit` reads the
+    /// names in sorted order).
     fn proxy_args(&self) -> IndexMap<String, Value> {
-        self.request
+        let mut given: Vec<(&String, &String)> = self
+            .request
             .args
             .iter()
             .filter(|(name, _)| PROXY_ARGS.contains(&name.as_str()))
-            .map(|(name, text)| {
-                (
-                    name.clone(),
-                    Value {
-                        text: text.clone(),
-                        reads_target: false,
-                    },
-                )
-            })
-            .collect()
+            .collect();
+        given.sort();
+        let mut args = IndexMap::new();
+        for (name, text) in given {
+            for spelling in [name.to_ascii_uppercase(), name.to_ascii_lowercase()] {
+                let value = Value {
+                    text: text.clone(),
+                    reads_target: false,
+                };
+                args.insert(spelling, value);
+            }
+        }
+        args
     }
 
     /// The value of an `arg` step, unset when `None`.
@@ -1032,6 +1159,9 @@ impl<'p> Resolver<'p> {
         target: &Platform,
         dependencies: &mut Vec<(NodeId, EdgeKind)>,
     ) -> Result<Mount<String>, Diagnostic> {
+        if let Mount::Deferred { options } = mount {
+            return self.deferred_mount(scope, options, target, dependencies);
+        }
         let mut from = |scope: &mut Scope<'p>, from: Option<&Template>| match from {
             Some(from) => self
                 .source_ref(scope, from, target, EdgeKind::Mount, dependencies)
@@ -1104,6 +1234,7 @@ impl<'p> Resolver<'p> {
                 target: scope.expand(to)?,
                 size: *size,
             },
+            Mount::Deferred { .. } => unreachable!("read above"),
             Mount::Ssh {
                 id,
                 target: to,
@@ -1124,6 +1255,36 @@ impl<'p> Resolver<'p> {
                 gid: *gid,
             },
         })
+    }
+}
+
+impl<'p> Resolver<'p> {
+    /// A Dockerfile `--mount` whose type or typed options use variables:
+    /// its options expanded, then read as `BuildKit` reads a `--mount`.
+    fn deferred_mount(
+        &mut self,
+        scope: &mut Scope<'p>,
+        options: &[MountOption<Template>],
+        target: &Platform,
+        dependencies: &mut Vec<(NodeId, EdgeKind)>,
+    ) -> Result<Mount<String>, Diagnostic> {
+        let span = options
+            .iter()
+            .find_map(|o| o.value.as_ref())
+            .map_or(0..0, |t| t.span.clone());
+        let mut fields = Vec::with_capacity(options.len());
+        for option in options {
+            let value = option.value.as_ref().map(|t| scope.expand(t)).transpose()?;
+            fields.push((option.key.clone(), value));
+        }
+        let mount = crate::dockerfile::mount_from_fields(&fields).map_err(|e| {
+            self.project
+                .source
+                .error(span.clone(), format!("invalid `--mount`: {}", e.message))
+                .with_help(e.help)
+        })?;
+        let mount = mount.map(&mut |text| Template::new(literal(&text), span.clone()));
+        self.mount(scope, &mount, target, dependencies)
     }
 }
 

@@ -225,8 +225,8 @@ bad_manifest!(
 
 bad_manifest!(
     unsupported_variable_operator,
-    "[args]\nDIR = \"app\"\n\n[stages.a]\nfrom = \"scratch\"\nworkdir = \"/srv/${DIR/a/b}\"\n\n[images.a]\nstage = \"a\"\n",
-    "pattern operators are not supported",
+    "[args]\nDIR = \"app\"\n\n[stages.a]\nfrom = \"scratch\"\nworkdir = \"/srv/${DIR^^}\"\n\n[images.a]\nstage = \"a\"\n",
+    "unsupported operator `^`",
     6,
     17
 );

@@ -174,6 +174,17 @@ fn bad_dockerfiles_are_errors_at_their_line() {
         out.stderr
     );
 
+    let typed =
+        dockerfile_dir("FROM scratch\nARG U=1\nRUN --mount=type=cache,target=/c,uid=$U true\n");
+    let out = imgbuild_in(typed.path(), &["convert"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot convert a `--mount` whose type")
+            && out.stderr.contains("Dockerfile:3:5"),
+        "{}",
+        out.stderr
+    );
+
     let missing = imgbuild_in(dir.path(), &["convert", "Nope.Dockerfile"]);
     assert_eq!(missing.code, 2, "{}", missing.stderr);
     assert!(

@@ -498,7 +498,7 @@ IN1''' },
 echo hi
 ''' },
   { file = """
-$GREETING ${NAME} \\$x \\ '''
+$GREETING ${NAME} \\$x \\\\ '''
 """, to = "/dst/A", chmod = "0640", expand = true },
   { file = """
 $GREETING '''

@@ -123,7 +123,7 @@ fn unquoted_copy_heredocs_expand_like_buildkit() {
         files[0],
         (
             "/d/X".to_owned(),
-            "\"$A\" '${A:-b}' \\$A \\ \\$(c) \n".to_owned(),
+            "\"$A\" '${A:-b}' \\$A \\\\ \\$(c) \n".to_owned(),
             true,
             None
         )

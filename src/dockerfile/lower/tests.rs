@@ -294,3 +294,186 @@ fn a_base_image_that_cannot_be_read_has_unknown_triggers() {
     let node = &plan("FROM scratch\n")["0"];
     assert_eq!(node.base_onbuild, Some(Vec::new()));
 }
+
+fn run_mounts(node: &Node) -> Vec<&crate::ir::Mount<String>> {
+    node.steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::Run(run) => Some(&run.mounts),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn mount_options_are_expanded_even_the_type() {
+    use crate::ir::Mount;
+    let text = "FROM scratch\nARG T=cache\nARG ID=c1\nARG DIR=/cache\nARG U=1000\nRUN --mount=type=$T,id=$ID,target=$DIR,uid=$U,mode=0700 true\n";
+    let node = &plan(text)["0"];
+    assert_eq!(
+        run_mounts(node),
+        [&Mount::Cache {
+            target: "/cache".into(),
+            id: Some("c1".into()),
+            sharing: crate::ir::Sharing::Shared,
+            from: None,
+            source: None,
+            mode: Some(0o700),
+            uid: Some(1000),
+            gid: None,
+            readonly: false,
+        }]
+    );
+    let node = &plan_with(
+        "FROM scratch\nARG T=cache\nRUN --mount=type=$T,target=/t true\n",
+        &[("T", "TMPFS")],
+    )["0"];
+    let error = plan_error(
+        "FROM scratch\nARG T=tmpfs\nRUN --mount=type=$T,id=x,target=/t true\n",
+        &[],
+    );
+    assert!(
+        error.contains("`id` is not an option of a `tmpfs` mount"),
+        "{error}"
+    );
+    assert!(
+        matches!(run_mounts(node)[0], Mount::Tmpfs { .. }),
+        "{node:?}"
+    );
+}
+
+#[test]
+fn mount_from_and_copy_from_refuse_variables_as_buildkit_does() {
+    let error = plan_error(
+        "FROM scratch AS src\nFROM scratch\nARG X=src\nRUN --mount=from=$X,target=/m true\n",
+        &[],
+    );
+    assert!(
+        error.contains("'from' doesn't support variable expansion, define alias stage instead"),
+        "{error}"
+    );
+    let error = plan_error(
+        "FROM scratch AS src\nFROM scratch\nARG X=src\nCOPY --from=${X} /f /f\n",
+        &[],
+    );
+    assert!(
+        error.contains("variable expansion is not supported for --from"),
+        "{error}"
+    );
+}
+
+#[test]
+fn build_args_override_the_predefined_args_not_the_platform() {
+    let text = "FROM scratch AS a\nARG TARGETOS\nARG TARGETPLATFORM\nLABEL os=$TARGETOS platform=$TARGETPLATFORM\n";
+    let node = &plan_with(
+        text,
+        &[("TARGETOS", "plan9"), ("TARGETPLATFORM", "foo/bar")],
+    )["a"];
+    assert_eq!(label(node, "os"), "plan9");
+    assert_eq!(label(node, "platform"), "foo/bar");
+    assert_eq!(node.platform.to_string(), "linux/amd64");
+    let base = &plan_with(
+        "ARG TARGETARCH\nFROM docker.io/library/alpine:${TARGETARCH}\n",
+        &[("TARGETARCH", "riscv64")],
+    )["0"];
+    assert_eq!(
+        base.base,
+        Base::Image("docker.io/library/alpine:riscv64".into())
+    );
+}
+
+/// The graph of `text` for `targets`, by stage name.
+fn plan_targets(text: &str, targets: &[&str]) -> IndexMap<String, Node> {
+    let project = parse_project("Dockerfile", text).unwrap_or_else(|e| panic!("{e:?}"));
+    let mut request = request(&[]);
+    request.targets = targets.iter().map(|t| (*t).to_owned()).collect();
+    let graph = resolve_graph(&project, &request).unwrap_or_else(|e| panic!("{e:?}"));
+    graph
+        .nodes()
+        .map(|(_, node)| (node.stage.clone(), node.clone()))
+        .collect()
+}
+
+#[test]
+fn targetstage_names_the_stage_being_built() {
+    let text = "FROM scratch AS base\nLABEL before=\"${TARGETSTAGE:-unset}\"\nARG TARGETSTAGE\nLABEL stage=$TARGETSTAGE\nFROM base AS foo\nFROM base AS final\n";
+    let nodes = plan_targets(text, &[]);
+    assert_eq!(label(&nodes["base"], "before"), "unset");
+    assert_eq!(label(&nodes["base"], "stage"), "final");
+    assert_eq!(label(&plan_targets(text, &["foo"])["base"], "stage"), "foo");
+    let unnamed = "FROM scratch\nARG TARGETSTAGE\nLABEL stage=$TARGETSTAGE\n";
+    assert_eq!(label(&plan_targets(unnamed, &[])["0"], "stage"), "default");
+    let project = parse_project("Dockerfile", unnamed).unwrap();
+    let mut request = request(&[("TARGETSTAGE", "mine")]);
+    request.targets = vec!["0".to_owned()];
+    let graph = resolve_graph(&project, &request).unwrap();
+    let node = graph.nodes().next().unwrap().1;
+    assert_eq!(label(node, "stage"), "mine");
+}
+
+#[test]
+fn proxy_args_reach_run_under_both_spellings() {
+    let node = &plan_with(
+        "FROM scratch\nRUN true\n",
+        &[
+            ("https_proxy", "http://s:2"),
+            ("NO_PROXY", "a"),
+            ("no_proxy", "b"),
+        ],
+    )["0"];
+    let arg = |name: &str| node.args.get(name).map(String::as_str);
+    assert_eq!(arg("HTTPS_PROXY"), Some("http://s:2"));
+    assert_eq!(arg("https_proxy"), Some("http://s:2"));
+    assert_eq!(arg("NO_PROXY"), Some("b"));
+    assert_eq!(arg("no_proxy"), Some("b"));
+    assert_eq!(arg("HTTP_PROXY"), None);
+    // Never in the image.
+    assert!(
+        node.config
+            .env
+            .keys()
+            .all(|k| !k.ends_with("_PROXY") && !k.ends_with("_proxy"))
+    );
+}
+
+#[test]
+fn from_finds_earlier_stages_by_exact_name_only() {
+    let nodes = plan("FROM scratch AS Build\nFROM build AS next\n");
+    assert_eq!(nodes["next"].base, Base::Stage(nodes["build"].id.clone()));
+    for (text, phrase) in [
+        (
+            "FROM scratch AS build\nFROM BUILD\n",
+            "failed to parse stage name \\\"BUILD\\\": invalid reference format",
+        ),
+        ("FROM scratch\nFROM 0\n", "`FROM 0` names an image"),
+        (
+            "FROM later AS first\nFROM scratch AS later\n",
+            "stage `first` starts from the stage `later`, which is defined after it",
+        ),
+        ("FROM me AS me\n", "stages form a cycle: me -> me"),
+        (
+            "FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\n",
+            "cannot copy from stage \\\"b\\\", it needs to be defined before current stage \\\"a\\\"",
+        ),
+    ] {
+        let error = match parse_project("Dockerfile", text) {
+            Err(e) => format!("{:?}", e.errors),
+            Ok(project) => {
+                let mut request = request(&[]);
+                request.targets = project.stages.keys().cloned().collect();
+                format!("{:?}", resolve_graph(&project, &request).expect_err(text))
+            }
+        };
+        assert!(error.contains(phrase), "{text}: {error}");
+    }
+}
+
+#[test]
+fn a_file_of_global_args_has_no_stages() {
+    let error = crate::dockerfile::parse_project("Dockerfile", "ARG A=1\nARG B\n").unwrap_err();
+    assert_eq!(
+        error.errors[0].message,
+        "dockerfile contains no stages to build"
+    );
+}
