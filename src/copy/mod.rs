@@ -12,6 +12,7 @@
 //! archives (plain, gzip or zstd) into the destination.
 
 mod fetch;
+pub mod git;
 pub mod glob;
 pub mod owner;
 
@@ -95,6 +96,22 @@ pub enum CopyError {
         expected: String,
         /// What was downloaded.
         actual: String,
+    },
+    /// A Git repository could not be checked out, or its URL is malformed.
+    #[error("cannot add the Git repository `{url}`: {why}")]
+    Git {
+        /// The URL as written.
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// `copy` of a URL or Git repository, which only `add` fetches.
+    #[error("source can't be a {what} for COPY: `{source_path}`")]
+    RemoteInCopy {
+        /// "URL" or "git ref", `BuildKit`'s words.
+        what: &'static str,
+        /// The source.
+        source_path: String,
     },
     /// Reading a source failed.
     #[error("cannot read `{}`: {source}", path.display())]
@@ -190,6 +207,8 @@ pub struct CopySpec<'a> {
     pub exclude: &'a [String],
     /// For `add` of a URL: the expected `sha256:` digest.
     pub checksum: Option<&'a str>,
+    /// For `add` of a Git repository: keep `.git` (`--keep-git-dir`).
+    pub keep_git_dir: Option<bool>,
 }
 
 /// The image being built: its root so far (None when it has no files).
@@ -421,8 +440,22 @@ pub fn copy_entries(
 
     let mut matched = Vec::new();
     let mut downloads = Vec::new();
+    let mut repositories = Vec::new();
     for source in spec.sources {
-        if spec.add && (source.starts_with("http://") || source.starts_with("https://")) {
+        if let Some(mut repository) = git_source(source, spec.add)? {
+            repository.set_checksum(spec.checksum)?;
+            let commit = repository.resolve()?;
+            let keep = keep_git_dir(&repository, spec.keep_git_dir)?;
+            repositories.push(repository.checkout(&commit, keep, &scratch.join("git"))?);
+            continue;
+        }
+        if !spec.add && is_url(source) {
+            return Err(CopyError::RemoteInCopy {
+                what: "URL",
+                source_path: source.clone(),
+            });
+        }
+        if spec.add && is_url(source) {
             downloads.push(fetch::fetch(
                 source,
                 spec.checksum,
@@ -435,7 +468,8 @@ pub fn copy_entries(
             matched.push((path, written, wildcard));
         }
     }
-    let several = matched.len() + downloads.len() > 1 || matched.iter().any(|(_, _, w)| *w);
+    let several = matched.len() + downloads.len() + repositories.len() > 1
+        || matched.iter().any(|(_, _, w)| *w);
     let dest_is_dir = spec.to.ends_with('/')
         || target
             .root
@@ -525,6 +559,17 @@ pub fn copy_entries(
             layer.insert(adjust(entry_for(&full, &at, &meta, true)?, from_context));
         }
     }
+    for (checkout, time) in repositories {
+        // BuildKit copies the checkout's root into the destination.
+        let origin = Origin::Rootfs {
+            root: &checkout,
+            name: "the Git repository",
+        };
+        for mut entry in walk_dir(&origin, b"", &dest, &exclude)? {
+            entry.mtime = time;
+            layer.insert(adjust(entry, true));
+        }
+    }
     for (path, name) in downloads {
         // Docker gives downloaded files mode 0600; they are never unpacked.
         let meta = fs::metadata(&path).map_err(io(&path))?;
@@ -539,6 +584,37 @@ pub fn copy_entries(
         layer.insert(adjust(entry, true));
     }
     Ok(layer.finish())
+}
+
+/// Whether `source` is an `http(s)://` URL.
+fn is_url(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://")
+}
+
+/// `source` as a Git repository, when it names one; only `add` takes one.
+fn git_source(source: &str, add: bool) -> Result<Option<git::GitSource>, CopyError> {
+    let parsed = git::parse(source).map_err(|why| CopyError::Git {
+        url: source.to_owned(),
+        why,
+    })?;
+    match parsed {
+        Some(_) if !add => Err(CopyError::RemoteInCopy {
+            what: "git ref",
+            source_path: source.to_owned(),
+        }),
+        parsed => Ok(parsed),
+    }
+}
+
+/// Whether to keep `.git`: the URL's `keep-git-dir` and the step's must agree.
+fn keep_git_dir(repository: &git::GitSource, step: Option<bool>) -> Result<bool, CopyError> {
+    match (repository.keep_git_dir, step) {
+        (Some(a), Some(b)) if a != b => Err(CopyError::Git {
+            url: repository.written.clone(),
+            why: "inconsistent keep-git-dir configuration".to_owned(),
+        }),
+        (a, b) => Ok(a.or(b).unwrap_or(false)),
+    }
 }
 
 /// A fresh directory under `scratch` for an unpacked archive; the caller removes `scratch` once the layer is written.
@@ -807,7 +883,7 @@ pub fn selected_paths(
         Ok(())
     };
     for source in spec.sources {
-        if spec.add && (source.starts_with("http://") || source.starts_with("https://")) {
+        if git_source(source, spec.add)?.is_some() || (spec.add && is_url(source)) {
             continue;
         }
         for (path, _) in expand_source(origin, source)? {

@@ -62,7 +62,17 @@ const FLAGS: [(&str, &[&str]); 5] = [
         "copy",
         &["from", "chown", "chmod", "link", "parents", "exclude"],
     ),
-    ("add", &["chown", "chmod", "link", "checksum", "exclude"]),
+    (
+        "add",
+        &[
+            "chown",
+            "chmod",
+            "link",
+            "checksum",
+            "exclude",
+            "keep-git-dir",
+        ],
+    ),
     (
         "healthcheck",
         &[
@@ -735,6 +745,7 @@ impl Lowerer {
             parents: false,
             exclude: Vec::new(),
             checksum: None,
+            keep_git_dir: None,
         };
         for (flag, value, span) in flags {
             let text = || value.clone().unwrap_or_default();
@@ -744,7 +755,7 @@ impl Lowerer {
                 _ => None,
             };
             match flag.as_str() {
-                "link" | "parents" => {
+                "link" | "parents" | "keep-git-dir" => {
                     let Some(on) = boolean() else {
                         self.error(
                             span.clone(),
@@ -755,6 +766,8 @@ impl Lowerer {
                     };
                     if flag == "link" {
                         copy.link = on;
+                    } else if flag == "keep-git-dir" {
+                        copy.keep_git_dir = Some(on);
                     } else {
                         copy.parents = on;
                     }

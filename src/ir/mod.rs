@@ -417,6 +417,10 @@ pub struct Copy<S> {
     /// For `add` of a URL: the expected `sha256:` digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum: Option<S>,
+    /// For `add` of a Git repository: keep its `.git` directory
+    /// (`--keep-git-dir`); none when not said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_git_dir: Option<bool>,
 }
 
 impl<S> Copy<S> {
@@ -432,6 +436,7 @@ impl<S> Copy<S> {
             parents: self.parents,
             exclude: self.exclude.into_iter().map(&mut *f).collect(),
             checksum: self.checksum.map(&mut *f),
+            keep_git_dir: self.keep_git_dir,
         }
     }
 }

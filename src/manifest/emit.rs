@@ -976,6 +976,7 @@ impl Writer<'_> {
             parents,
             exclude,
             checksum,
+            keep_git_dir,
         } = copy;
         self.push("{ ");
         self.push(action);
@@ -995,6 +996,9 @@ impl Writer<'_> {
             self.array(exclude, STEP_INDENT);
         }
         self.option("checksum", checksum.as_ref());
+        if let Some(keep) = keep_git_dir {
+            let _ = write!(self.out, ", keep_git_dir = {keep}");
+        }
         self.push(" }");
     }
 

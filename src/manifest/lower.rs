@@ -36,7 +36,7 @@ const ACTIONS: [&str; 13] = [
 ];
 
 /// Step options and the actions they apply to.
-const OPTIONS: [(&str, &[&str]); 12] = [
+const OPTIONS: [(&str, &[&str]); 13] = [
     ("default", &["arg"]),
     ("to", &["copy", "add", "file"]),
     ("from", &["copy"]),
@@ -46,6 +46,7 @@ const OPTIONS: [(&str, &[&str]); 12] = [
     ("parents", &["copy"]),
     ("exclude", &["copy", "add"]),
     ("checksum", &["add"]),
+    ("keep_git_dir", &["add"]),
     ("mounts", &["run"]),
     ("network", &["run"]),
     ("expand", &["file"]),
@@ -618,7 +619,8 @@ impl Lowerer {
                 return None;
             }
         };
-        let options = OPTIONS.iter().zip([
+        // One span per entry of `OPTIONS`, in its order (the length is checked).
+        let spans: [Option<Span>; OPTIONS.len()] = [
             step.default.as_ref().map(Spanned::span),
             step.to.as_ref().map(Spanned::span),
             step.from.as_ref().map(Spanned::span),
@@ -628,10 +630,12 @@ impl Lowerer {
             step.parents.as_ref().map(Spanned::span),
             step.exclude.as_ref().map(Spanned::span),
             step.checksum.as_ref().map(Spanned::span),
+            step.keep_git_dir.as_ref().map(Spanned::span),
             step.mounts.as_ref().map(Spanned::span),
             step.network.as_ref().map(Spanned::span),
             step.expand.as_ref().map(Spanned::span),
-        ]);
+        ];
+        let options = OPTIONS.iter().zip(spans);
         let mut misplaced = false;
         for ((option, applies_to), option_span) in options {
             if let Some(option_span) = option_span
@@ -878,6 +882,7 @@ impl Lowerer {
                 })
                 .unwrap_or_default(),
             checksum: step.checksum.map(located),
+            keep_git_dir: step.keep_git_dir.map(Spanned::into_inner),
         };
         Some(if action == "copy" {
             Step::Copy(copy)

@@ -335,6 +335,9 @@ pub struct Step {
     /// `add` of a URL: the expected digest, `sha256:...`.
     #[schemars(with = "Option<String>")]
     pub checksum: Option<Spanned<String>>,
+    /// `add` of a Git repository: keep its `.git` directory.
+    #[schemars(with = "Option<bool>")]
+    pub keep_git_dir: Option<Spanned<bool>>,
     /// `file`: expand `$NAME` and `${NAME}` in the content with the
     /// variables of this point (`\$` is a literal `$`), as a Dockerfile
     /// `COPY <<EOF` heredoc with an unquoted delimiter does.

@@ -274,6 +274,7 @@ impl InputSpec {
             parents: false,
             exclude: &self.exclude,
             checksum: None,
+            keep_git_dir: None,
         }
     }
 
@@ -320,13 +321,37 @@ impl InputSpec {
     }
 }
 
+/// The commits the Git repositories an `add` step reads are at now, one
+/// input each: a moved branch or tag changes the key, as in `BuildKit`.
+pub fn git_inputs(step: &Step<String>) -> Result<Vec<InputDigest>, String> {
+    let Step::Add(add) = step else {
+        return Ok(Vec::new());
+    };
+    let mut inputs = Vec::new();
+    for source in &add.sources {
+        let Some(repository) = copy::git::parse(source)? else {
+            continue;
+        };
+        let commit = repository.resolve().map_err(|e| e.to_string())?;
+        inputs.push(InputDigest {
+            label: format!("git {}", repository.remote),
+            digest: commit.clone(),
+            files: vec![(source.clone(), commit)],
+        });
+    }
+    Ok(inputs)
+}
+
 /// Why `step` can never be cached, if so: an `add` of a URL without a checksum.
 pub fn uncacheable(step: &Step<String>) -> Option<String> {
     match step {
         Step::Add(c) if c.checksum.is_none() => c
             .sources
             .iter()
-            .find(|s| s.starts_with("http://") || s.starts_with("https://"))
+            .find(|s| {
+                (s.starts_with("http://") || s.starts_with("https://"))
+                    && !copy::git::parse(s).is_ok_and(|g| g.is_some())
+            })
             .map(|url| format!("it downloads {url} without a `checksum` to pin it")),
         _ => None,
     }

@@ -293,5 +293,8 @@ fn step_inputs(
         };
         digests.push(digest);
     }
+    let git = cache::git_inputs(step)
+        .map_err(|e| error(format!("its Git source cannot be looked up: {e}")))?;
+    digests.extend(git);
     Ok(digests)
 }

@@ -1149,6 +1149,7 @@ impl<'p> Resolver<'p> {
             parents: copy.parents,
             exclude: scope.expand_all(&copy.exclude)?,
             checksum: scope.expand_opt(copy.checksum.as_ref())?,
+            keep_git_dir: copy.keep_git_dir,
         })
     }
 

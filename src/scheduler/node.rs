@@ -252,6 +252,7 @@ impl<'a> NodeRunner<'a> {
             };
             digests.push(digest);
         }
+        digests.extend(cache::git_inputs(step).ok()?);
         Some(digests)
     }
 
@@ -388,6 +389,7 @@ impl<'a> NodeRunner<'a> {
                     parents: c.parents,
                     exclude: &c.exclude,
                     checksum: c.checksum.as_deref(),
+                    keep_git_dir: c.keep_git_dir,
                 };
                 let from_name = match c.from.as_deref() {
                     None => String::new(),
@@ -431,6 +433,8 @@ impl<'a> NodeRunner<'a> {
                         copy::CopyError::LinkTargetMissing { .. } => "copy the file the link names into the context, or make the link point inside it",
                         copy::CopyError::Fetch { .. } => "check the URL and the network; or put the file in the context",
                         copy::CopyError::Checksum { .. } => "the file changed upstream, or the checksum is wrong: compare with `sha256sum`",
+                        copy::CopyError::Git { .. } => "check the URL, the ref and the network (`git ls-remote URL` shows the refs); or put the files in the context",
+                        copy::CopyError::RemoteInCopy { .. } => "use `ADD` to fetch it",
                         _ => "fix the step",
                     };
                     fail(e.to_string(), help)

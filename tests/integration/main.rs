@@ -11,6 +11,7 @@ mod convert;
 mod differential;
 mod dockerfile;
 mod examples;
+mod git;
 mod hostile_context;
 mod images;
 mod inspect;
