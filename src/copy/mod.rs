@@ -13,9 +13,10 @@
 
 mod fetch;
 pub mod glob;
+mod links;
 pub mod owner;
+mod staged;
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
@@ -27,7 +28,9 @@ use bstr::{BStr, BString, ByteSlice};
 
 use crate::context::PatternMatcher;
 use crate::layer::{self, Entry, EntryKind, FileSource};
+use links::Inode;
 use owner::{ModeSpec, Owner, resolve_owner};
+use staged::Layer;
 
 /// Why a copy could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -199,69 +202,6 @@ pub struct Target<'a> {
     pub root: Option<&'a Path>,
     /// Modification time for directories the step creates.
     pub mtime: i64,
-}
-
-/// Accumulates entries by path; parents are filled in at the end.
-struct Layer<'t> {
-    target: Target<'t>,
-    entries: BTreeMap<BString, Entry>,
-    created_dir_owner: Option<Owner>,
-}
-
-impl Layer<'_> {
-    fn insert(&mut self, entry: Entry) {
-        self.entries.insert(entry.path.clone(), entry);
-    }
-
-    /// Adds every missing parent: existing directories keep their metadata,
-    /// new ones are 0755, owned by `created_dir_owner` (the step's `chown`,
-    /// as `BuildKit` gives it to every directory a copy creates) or root.
-    fn finish(mut self) -> Vec<Entry> {
-        let mut parents: Vec<BString> = Vec::new();
-        for path in self.entries.keys() {
-            let mut at: &[u8] = path;
-            while let Some((parent, _)) = at.rsplit_once_str("/") {
-                if !self.entries.contains_key(parent.as_bstr()) {
-                    parents.push(parent.into());
-                }
-                at = parent;
-            }
-        }
-        parents.sort();
-        parents.dedup();
-        for parent in parents {
-            let existing = self
-                .target
-                .root
-                .and_then(|root| fs::symlink_metadata(root.join(host(&parent))).ok());
-            let entry = match existing {
-                Some(meta) if meta.file_type().is_symlink() => continue,
-                Some(meta) => Entry {
-                    path: parent.clone(),
-                    kind: EntryKind::Dir,
-                    mode: meta.mode() & 0o7777,
-                    uid: meta.uid(),
-                    gid: meta.gid(),
-                    mtime: meta.mtime(),
-                    xattrs: Vec::new(),
-                },
-                None => {
-                    let owner = self.created_dir_owner.unwrap_or(Owner { uid: 0, gid: 0 });
-                    Entry {
-                        path: parent.clone(),
-                        kind: EntryKind::Dir,
-                        mode: 0o755,
-                        uid: owner.uid,
-                        gid: owner.gid,
-                        mtime: self.target.mtime,
-                        xattrs: Vec::new(),
-                    }
-                }
-            };
-            self.entries.insert(parent, entry);
-        }
-        self.entries.into_values().collect()
-    }
 }
 
 /// `path` without its leading `/`, as a layer path.
@@ -445,11 +385,7 @@ pub fn copy_entries(
         return Err(CopyError::DestinationNotDirectory(spec.to.to_owned()));
     }
     let dest = layer_path(spec.to);
-    let mut layer = Layer {
-        target,
-        entries: BTreeMap::new(),
-        created_dir_owner: owner,
-    };
+    let mut layer = Layer::new(target, owner);
     let adjust = |mut entry: Entry, from_context: bool| -> Entry {
         if let Some(owner) = owner {
             entry.uid = owner.uid;
@@ -466,7 +402,9 @@ pub fn copy_entries(
         entry
     };
     let from_context = matches!(origin, Origin::Context { .. });
-    for (path, written, _) in matched {
+    // Each copied path is its own copy in `BuildKit`: hard links are kept
+    // among the files it reaches, never across copied paths.
+    for (copied, (path, written, _)) in matched.into_iter().enumerate() {
         let full = origin.root().join(host(&path));
         let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
         let name = written.rsplit_str("/").next().unwrap_or_default();
@@ -487,8 +425,8 @@ pub fn copy_entries(
             if !into.is_empty() {
                 layer.insert(adjust(entry_for(&full, &into, &meta, false)?, from_context));
             }
-            for entry in walk_dir(origin, &path, &into, &exclude)? {
-                layer.insert(adjust(entry, from_context));
+            for (entry, meta) in walk_dir(origin, &path, &into, &exclude)? {
+                layer.insert_named(adjust(entry, from_context), Inode::of(copied, &meta));
             }
         } else if spec.add && is_archive(&full)? {
             let unpacked = tempdir_in(scratch)?;
@@ -513,8 +451,18 @@ pub fn copy_entries(
                     source,
                 })?
             {
+                // The archive's hard links are real links in `unpacked`:
+                // they are linked again with the rest of this layer.
+                let file = unpacked.join(host(&entry.path));
+                let meta = fs::symlink_metadata(&file).map_err(io(&file))?;
+                if let EntryKind::Hardlink { .. } = entry.kind {
+                    entry.kind = EntryKind::File {
+                        source: FileSource::Path(file),
+                        size: meta.len(),
+                    };
+                }
                 entry.path = join(&into, &entry.path);
-                layer.insert(adjust(entry, false));
+                layer.insert_named(adjust(entry, false), Inode::of(copied, &meta));
             }
         } else {
             let at = if dest_is_dir || several {
@@ -621,16 +569,20 @@ fn entry_for(
     })
 }
 
-/// Entries under the directory `path` of `origin`, placed under `into`.
+/// Entries under the directory `path` of `origin`, placed under `into`,
+/// each with the (not followed) metadata of its source.
 fn walk_dir(
     origin: &Origin<'_>,
     path: &[u8],
     into: &[u8],
     exclude: &PatternMatcher,
-) -> Result<Vec<Entry>, CopyError> {
+) -> Result<Vec<(Entry, fs::Metadata)>, CopyError> {
     let mut entries = Vec::new();
     walk_under(origin, path, exclude, |rel, full, meta| {
-        entries.push(entry_for(full, &join(into, rel), meta, false)?);
+        entries.push((
+            entry_for(full, &join(into, rel), meta, false)?,
+            meta.clone(),
+        ));
         Ok(())
     })?;
     Ok(entries)
@@ -694,11 +646,7 @@ pub fn file_entries(
         .map(ModeSpec::parse)
         .transpose()?
         .map_or(0o644, |m| m.apply(0o644, false));
-    let mut layer = Layer {
-        target,
-        entries: BTreeMap::new(),
-        created_dir_owner: None,
-    };
+    let mut layer = Layer::new(target, None);
     layer.insert(Entry {
         path: layer_path(to),
         kind: EntryKind::File {
@@ -730,11 +678,7 @@ pub fn mkdir_entries(
         .map(|u| resolve_owner(u, target.root))
         .transpose()?
         .unwrap_or(Owner { uid: 0, gid: 0 });
-    let mut layer = Layer {
-        target,
-        entries: BTreeMap::new(),
-        created_dir_owner: Some(owner),
-    };
+    let mut layer = Layer::new(target, Some(owner));
     layer.insert(Entry {
         path: rel,
         kind: EntryKind::Dir,
