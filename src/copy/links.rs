@@ -178,6 +178,56 @@ mod tests {
         assert_eq!(kinds(&all), ["a", "b", "c -> b"]);
     }
 
+    /// The entries `copy sources to` writes from the context `root`.
+    fn copy(root: &std::path::Path, sources: &[&str], to: &str) -> Vec<String> {
+        let sources: Vec<String> = sources.iter().map(|s| (*s).to_owned()).collect();
+        let ignore = crate::context::PatternMatcher::new(&[]).unwrap();
+        let spec = super::super::CopySpec {
+            add: false,
+            sources: &sources,
+            to,
+            chown: None,
+            chmod: None,
+            parents: false,
+            exclude: &[],
+            checksum: None,
+        };
+        let origin = super::super::Origin::Context {
+            root,
+            ignore: &ignore,
+        };
+        let target = super::super::Target {
+            root: None,
+            mtime: 0,
+        };
+        let scratch = root.join("scratch");
+        let entries = super::super::copy_entries(&spec, &origin, target, &scratch).unwrap();
+        let map = entries.into_iter().map(|e| (e.path.clone(), e)).collect();
+        kinds(&map)
+    }
+
+    #[test]
+    fn copies_link_the_names_one_copied_path_reaches() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("x/d")).unwrap();
+        fs::create_dir(root.join("y")).unwrap();
+        fs::write(root.join("x/a"), "x").unwrap();
+        for name in ["x/b", "x/d/c", "other"] {
+            fs::hard_link(root.join("x/a"), root.join(name)).unwrap();
+        }
+        fs::write(root.join("y/b"), "y").unwrap();
+        assert_eq!(
+            copy(root, &["x"], "/c/"),
+            ["c", "c/a", "c/b -> c/a", "c/d", "c/d/c -> c/a"]
+        );
+        // `y/b` replaces `c/b`; `other` is its own copy.
+        assert_eq!(
+            copy(root, &["x", "y", "other"], "/c/"),
+            ["c", "c/a", "c/b", "c/d", "c/d/c -> c/a", "c/other"]
+        );
+    }
+
     #[test]
     fn only_regular_files_with_other_names_have_an_inode() {
         let dir = tempfile::tempdir().unwrap();

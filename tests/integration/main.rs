@@ -11,6 +11,7 @@ mod convert;
 mod differential;
 mod dockerfile;
 mod examples;
+mod hardlinks;
 mod hostile_context;
 mod images;
 mod inspect;
