@@ -17,6 +17,7 @@ mod links;
 pub mod owner;
 mod staged;
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
@@ -707,6 +708,10 @@ pub struct Selected {
     pub uid: u32,
     /// Owner group id.
     pub gid: u32,
+    /// For a regular file with other names: the first selected path (byte
+    /// order) that is the same file, unless that is this one. A copy links
+    /// the names it reaches of one file, so this is part of what it reads.
+    pub same_file_as: Option<BString>,
 }
 
 /// The kind of a [`Selected`] path.
@@ -731,7 +736,7 @@ pub fn selected_paths(
 ) -> Result<Vec<Selected>, CopyError> {
     let exclude =
         PatternMatcher::new(spec.exclude).map_err(|e| CopyError::Exclude(e.to_string()))?;
-    let mut out = Vec::new();
+    let mut out: Vec<(Selected, Option<(u64, u64)>)> = Vec::new();
     let mut push = |path: BString, full: PathBuf, meta: &fs::Metadata| -> Result<(), CopyError> {
         let kind = if meta.file_type().is_symlink() {
             SelectedKind::Symlink(bytes_of(fs::read_link(&full).map_err(io(&full))?))
@@ -740,14 +745,17 @@ pub fn selected_paths(
         } else {
             SelectedKind::File
         };
-        out.push(Selected {
+        let inode = (meta.is_file() && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
+        let selected = Selected {
             path,
             full,
             kind,
             mode: meta.permissions().mode() & 0o7777,
             uid: meta.uid(),
             gid: meta.gid(),
-        });
+            same_file_as: None,
+        };
+        out.push((selected, inode));
         Ok(())
     };
     for source in spec.sources {
@@ -768,7 +776,19 @@ pub fn selected_paths(
             })?;
         }
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out.dedup_by(|a, b| a.path == b.path);
-    Ok(out)
+    out.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+    out.dedup_by(|a, b| a.0.path == b.0.path);
+    let mut first: HashMap<(u64, u64), BString> = HashMap::new();
+    Ok(out
+        .into_iter()
+        .map(|(mut selected, inode)| {
+            if let Some(inode) = inode {
+                let name = first.entry(inode).or_insert_with(|| selected.path.clone());
+                if *name != selected.path {
+                    selected.same_file_as = Some(name.clone());
+                }
+            }
+            selected
+        })
+        .collect())
 }
