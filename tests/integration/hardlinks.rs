@@ -199,3 +199,49 @@ stage = "a"
     assert!(position("d/f ") < position("d/h "));
     assert!(position("d/f ") < position("e "));
 }
+
+#[test]
+fn copies_from_an_image_keep_its_hard_links() {
+    // Images are read through an overlay view of their layers.
+    if !can_run() {
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    sh(
+        base.path(),
+        "mkdir -p ctx/d && printf aaa > ctx/a && ln ctx/a ctx/b && ln ctx/a ctx/d/c",
+    );
+    build(base.path(), COPY_MANIFEST);
+    let project = tempfile::tempdir().unwrap();
+    build(
+        project.path(),
+        &format!(
+            r#"[stages.a]
+from = "scratch"
+steps = [
+  {{ copy = "/c/", from = "oci-layout:{}", to = "/x/" }},
+  {{ copy = ["/c/a", "/c/b"], from = "oci-layout:{0}", to = "/y/" }},
+]
+[images.a]
+stage = "a"
+"#,
+            base.path().join("out").display()
+        ),
+    );
+    let layout = project.path().join("out");
+    let layers = layer_digests(&layout);
+    assert_eq!(
+        layer_entries(&layout, &layers[0]),
+        [
+            "x/ dir",
+            "x/a file 3",
+            "x/b link x/a",
+            "x/d/ dir",
+            "x/d/c link x/a"
+        ]
+    );
+    assert_eq!(
+        layer_entries(&layout, &layers[1]),
+        ["y/ dir", "y/a file 3", "y/b file 3"]
+    );
+}
