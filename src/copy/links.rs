@@ -120,12 +120,12 @@ mod tests {
         paths.iter().map(|p| (BString::from(*p), file(p))).collect()
     }
 
-    fn inode(copied: usize, ino: u64) -> Option<Inode> {
-        Some(Inode {
+    fn inode(copied: usize, ino: u64) -> Inode {
+        Inode {
             copied,
             dev: 1,
             ino,
-        })
+        }
     }
 
     fn kinds(entries: &BTreeMap<BString, Entry>) -> Vec<String> {
@@ -144,7 +144,7 @@ mod tests {
         let mut links = Links::default();
         // Recorded in an order that is not the byte order.
         for path in ["c/z", "c/a/y", "c/b", "c/a.x"] {
-            links.record(path.as_bytes().as_bstr(), inode(0, 7));
+            links.record(path.as_bytes().as_bstr(), Some(inode(0, 7)));
         }
         links.apply(&mut all);
         // `.` sorts before `/`: `c/a.x` is the first name, as the writer orders them.
@@ -158,9 +158,9 @@ mod tests {
     fn names_reached_by_different_copied_paths_stay_files() {
         let mut all = entries(&["a", "b", "c"]);
         let mut links = Links::default();
-        links.record(b"a".as_bstr(), inode(0, 7));
-        links.record(b"b".as_bstr(), inode(1, 7));
-        links.record(b"c".as_bstr(), inode(1, 8));
+        links.record(b"a".as_bstr(), Some(inode(0, 7)));
+        links.record(b"b".as_bstr(), Some(inode(1, 7)));
+        links.record(b"c".as_bstr(), Some(inode(1, 8)));
         links.apply(&mut all);
         assert_eq!(kinds(&all), ["a", "b", "c"]);
     }
@@ -170,7 +170,7 @@ mod tests {
         let mut all = entries(&["a", "b", "c"]);
         let mut links = Links::default();
         for path in ["a", "b", "c"] {
-            links.record(path.as_bytes().as_bstr(), inode(0, 7));
+            links.record(path.as_bytes().as_bstr(), Some(inode(0, 7)));
         }
         // A later source writes a file of its own at `a`.
         links.record(b"a".as_bstr(), None);
