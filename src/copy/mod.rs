@@ -14,9 +14,11 @@
 mod fetch;
 pub mod git;
 pub mod glob;
+mod links;
 pub mod owner;
+mod staged;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
@@ -28,7 +30,9 @@ use bstr::{BStr, BString, ByteSlice};
 
 use crate::context::PatternMatcher;
 use crate::layer::{self, Entry, EntryKind, FileSource};
+use links::Inode;
 use owner::{ModeSpec, Owner, resolve_owner};
+use staged::Layer;
 
 /// Why a copy could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -218,69 +222,6 @@ pub struct Target<'a> {
     pub root: Option<&'a Path>,
     /// Modification time for directories the step creates.
     pub mtime: i64,
-}
-
-/// Accumulates entries by path; parents are filled in at the end.
-struct Layer<'t> {
-    target: Target<'t>,
-    entries: BTreeMap<BString, Entry>,
-    created_dir_owner: Option<Owner>,
-}
-
-impl Layer<'_> {
-    fn insert(&mut self, entry: Entry) {
-        self.entries.insert(entry.path.clone(), entry);
-    }
-
-    /// Adds every missing parent: existing directories keep their metadata,
-    /// new ones are 0755, owned by `created_dir_owner` (the step's `chown`,
-    /// as `BuildKit` gives it to every directory a copy creates) or root.
-    fn finish(mut self) -> Vec<Entry> {
-        let mut parents: Vec<BString> = Vec::new();
-        for path in self.entries.keys() {
-            let mut at: &[u8] = path;
-            while let Some((parent, _)) = at.rsplit_once_str("/") {
-                if !self.entries.contains_key(parent.as_bstr()) {
-                    parents.push(parent.into());
-                }
-                at = parent;
-            }
-        }
-        parents.sort();
-        parents.dedup();
-        for parent in parents {
-            let existing = self
-                .target
-                .root
-                .and_then(|root| fs::symlink_metadata(root.join(host(&parent))).ok());
-            let entry = match existing {
-                Some(meta) if meta.file_type().is_symlink() => continue,
-                Some(meta) => Entry {
-                    path: parent.clone(),
-                    kind: EntryKind::Dir,
-                    mode: meta.mode() & 0o7777,
-                    uid: meta.uid(),
-                    gid: meta.gid(),
-                    mtime: meta.mtime(),
-                    xattrs: Vec::new(),
-                },
-                None => {
-                    let owner = self.created_dir_owner.unwrap_or(Owner { uid: 0, gid: 0 });
-                    Entry {
-                        path: parent.clone(),
-                        kind: EntryKind::Dir,
-                        mode: 0o755,
-                        uid: owner.uid,
-                        gid: owner.gid,
-                        mtime: self.target.mtime,
-                        xattrs: Vec::new(),
-                    }
-                }
-            };
-            self.entries.insert(parent, entry);
-        }
-        self.entries.into_values().collect()
-    }
 }
 
 /// `path` without its leading `/`, as a layer path.
@@ -479,11 +420,7 @@ pub fn copy_entries(
         return Err(CopyError::DestinationNotDirectory(spec.to.to_owned()));
     }
     let dest = layer_path(spec.to);
-    let mut layer = Layer {
-        target,
-        entries: BTreeMap::new(),
-        created_dir_owner: owner,
-    };
+    let mut layer = Layer::new(target, owner);
     let adjust = |mut entry: Entry, from_context: bool| -> Entry {
         if let Some(owner) = owner {
             entry.uid = owner.uid;
@@ -500,7 +437,9 @@ pub fn copy_entries(
         entry
     };
     let from_context = matches!(origin, Origin::Context { .. });
-    for (path, written, _) in matched {
+    // Each copied path is its own copy in `BuildKit`: hard links are kept
+    // among the files it reaches, never across copied paths.
+    for (copied, (path, written, _)) in matched.into_iter().enumerate() {
         let full = origin.root().join(host(&path));
         let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
         let name = written.rsplit_str("/").next().unwrap_or_default();
@@ -521,8 +460,8 @@ pub fn copy_entries(
             if !into.is_empty() {
                 layer.insert(adjust(entry_for(&full, &into, &meta, false)?, from_context));
             }
-            for entry in walk_dir(origin, &path, &into, &exclude)? {
-                layer.insert(adjust(entry, from_context));
+            for (entry, meta) in walk_dir(origin, &path, &into, &exclude)? {
+                layer.insert_named(adjust(entry, from_context), Inode::of(copied, &meta));
             }
         } else if spec.add && is_archive(&full)? {
             let unpacked = tempdir_in(scratch)?;
@@ -547,8 +486,18 @@ pub fn copy_entries(
                     source,
                 })?
             {
+                // The archive's hard links are real links in `unpacked`:
+                // they are linked again with the rest of this layer.
+                let file = unpacked.join(host(&entry.path));
+                let meta = fs::symlink_metadata(&file).map_err(io(&file))?;
+                if let EntryKind::Hardlink { .. } = entry.kind {
+                    entry.kind = EntryKind::File {
+                        source: FileSource::Path(file),
+                        size: meta.len(),
+                    };
+                }
                 entry.path = join(&into, &entry.path);
-                layer.insert(adjust(entry, false));
+                layer.insert_named(adjust(entry, false), Inode::of(copied, &meta));
             }
         } else {
             let at = if dest_is_dir || several {
@@ -697,16 +646,20 @@ fn entry_for(
     })
 }
 
-/// Entries under the directory `path` of `origin`, placed under `into`.
+/// Entries under the directory `path` of `origin`, placed under `into`,
+/// each with the (not followed) metadata of its source.
 fn walk_dir(
     origin: &Origin<'_>,
     path: &[u8],
     into: &[u8],
     exclude: &PatternMatcher,
-) -> Result<Vec<Entry>, CopyError> {
+) -> Result<Vec<(Entry, fs::Metadata)>, CopyError> {
     let mut entries = Vec::new();
     walk_under(origin, path, exclude, |rel, full, meta| {
-        entries.push(entry_for(full, &join(into, rel), meta, false)?);
+        entries.push((
+            entry_for(full, &join(into, rel), meta, false)?,
+            meta.clone(),
+        ));
         Ok(())
     })?;
     Ok(entries)
@@ -770,11 +723,7 @@ pub fn file_entries(
         .map(ModeSpec::parse)
         .transpose()?
         .map_or(0o644, |m| m.apply(0o644, false));
-    let mut layer = Layer {
-        target,
-        entries: BTreeMap::new(),
-        created_dir_owner: None,
-    };
+    let mut layer = Layer::new(target, None);
     layer.insert(Entry {
         path: layer_path(to),
         kind: EntryKind::File {
@@ -806,11 +755,7 @@ pub fn mkdir_entries(
         .map(|u| resolve_owner(u, target.root))
         .transpose()?
         .unwrap_or(Owner { uid: 0, gid: 0 });
-    let mut layer = Layer {
-        target,
-        entries: BTreeMap::new(),
-        created_dir_owner: Some(owner),
-    };
+    let mut layer = Layer::new(target, Some(owner));
     layer.insert(Entry {
         path: rel,
         kind: EntryKind::Dir,
@@ -839,6 +784,10 @@ pub struct Selected {
     pub uid: u32,
     /// Owner group id.
     pub gid: u32,
+    /// For a regular file with other names: the first selected path (byte
+    /// order) that is the same file, unless that is this one. A copy links
+    /// the names it reaches of one file, so this is part of what it reads.
+    pub same_file_as: Option<BString>,
 }
 
 /// The kind of a [`Selected`] path.
@@ -863,7 +812,7 @@ pub fn selected_paths(
 ) -> Result<Vec<Selected>, CopyError> {
     let exclude =
         PatternMatcher::new(spec.exclude).map_err(|e| CopyError::Exclude(e.to_string()))?;
-    let mut out = Vec::new();
+    let mut out: Vec<(Selected, Option<(u64, u64)>)> = Vec::new();
     let mut push = |path: BString, full: PathBuf, meta: &fs::Metadata| -> Result<(), CopyError> {
         let kind = if meta.file_type().is_symlink() {
             SelectedKind::Symlink(bytes_of(fs::read_link(&full).map_err(io(&full))?))
@@ -872,14 +821,17 @@ pub fn selected_paths(
         } else {
             SelectedKind::File
         };
-        out.push(Selected {
+        let inode = (meta.is_file() && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()));
+        let selected = Selected {
             path,
             full,
             kind,
             mode: meta.permissions().mode() & 0o7777,
             uid: meta.uid(),
             gid: meta.gid(),
-        });
+            same_file_as: None,
+        };
+        out.push((selected, inode));
         Ok(())
     };
     for source in spec.sources {
@@ -900,7 +852,19 @@ pub fn selected_paths(
             })?;
         }
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out.dedup_by(|a, b| a.path == b.path);
-    Ok(out)
+    out.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+    out.dedup_by(|a, b| a.0.path == b.0.path);
+    let mut first: HashMap<(u64, u64), BString> = HashMap::new();
+    Ok(out
+        .into_iter()
+        .map(|(mut selected, inode)| {
+            if let Some(inode) = inode {
+                let name = first.entry(inode).or_insert_with(|| selected.path.clone());
+                if *name != selected.path {
+                    selected.same_file_as = Some(name.clone());
+                }
+            }
+            selected
+        })
+        .collect())
 }

@@ -12,6 +12,7 @@ mod differential;
 mod dockerfile;
 mod examples;
 mod git;
+mod hardlinks;
 mod hostile_context;
 mod images;
 mod inspect;
