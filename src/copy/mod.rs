@@ -11,11 +11,16 @@
 //! otherwise, files from a stage keep their owner; `add` unpacks local tar
 //! archives (plain, gzip or zstd) into the destination.
 
+mod dest;
 mod fetch;
 pub mod glob;
 pub mod owner;
+mod source;
+mod walk;
 
-use std::collections::BTreeMap;
+pub use dest::{file_entries, mkdir_entries};
+pub use walk::{Selected, SelectedKind, selected_paths};
+
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
@@ -23,11 +28,15 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use bstr::{BStr, BString, ByteSlice};
+use bstr::{BString, ByteSlice};
+
+use dest::Layer;
+use source::expand_source;
+use walk::walk_dir;
 
 use crate::context::PatternMatcher;
 use crate::layer::{self, Entry, EntryKind, FileSource};
-use owner::{ModeSpec, Owner, resolve_owner};
+use owner::{ModeSpec, resolve_owner};
 
 /// Why a copy could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -201,69 +210,6 @@ pub struct Target<'a> {
     pub mtime: i64,
 }
 
-/// Accumulates entries by path; parents are filled in at the end.
-struct Layer<'t> {
-    target: Target<'t>,
-    entries: BTreeMap<BString, Entry>,
-    created_dir_owner: Option<Owner>,
-}
-
-impl Layer<'_> {
-    fn insert(&mut self, entry: Entry) {
-        self.entries.insert(entry.path.clone(), entry);
-    }
-
-    /// Adds every missing parent: existing directories keep their metadata,
-    /// new ones are 0755, owned by `created_dir_owner` (the step's `chown`,
-    /// as `BuildKit` gives it to every directory a copy creates) or root.
-    fn finish(mut self) -> Vec<Entry> {
-        let mut parents: Vec<BString> = Vec::new();
-        for path in self.entries.keys() {
-            let mut at: &[u8] = path;
-            while let Some((parent, _)) = at.rsplit_once_str("/") {
-                if !self.entries.contains_key(parent.as_bstr()) {
-                    parents.push(parent.into());
-                }
-                at = parent;
-            }
-        }
-        parents.sort();
-        parents.dedup();
-        for parent in parents {
-            let existing = self
-                .target
-                .root
-                .and_then(|root| fs::symlink_metadata(root.join(host(&parent))).ok());
-            let entry = match existing {
-                Some(meta) if meta.file_type().is_symlink() => continue,
-                Some(meta) => Entry {
-                    path: parent.clone(),
-                    kind: EntryKind::Dir,
-                    mode: meta.mode() & 0o7777,
-                    uid: meta.uid(),
-                    gid: meta.gid(),
-                    mtime: meta.mtime(),
-                    xattrs: Vec::new(),
-                },
-                None => {
-                    let owner = self.created_dir_owner.unwrap_or(Owner { uid: 0, gid: 0 });
-                    Entry {
-                        path: parent.clone(),
-                        kind: EntryKind::Dir,
-                        mode: 0o755,
-                        uid: owner.uid,
-                        gid: owner.gid,
-                        mtime: self.target.mtime,
-                        xattrs: Vec::new(),
-                    }
-                }
-            };
-            self.entries.insert(parent, entry);
-        }
-        self.entries.into_values().collect()
-    }
-}
-
 /// `path` without its leading `/`, as a layer path.
 fn layer_path(path: &str) -> BString {
     path.trim_start_matches('/').trim_end_matches('/').into()
@@ -285,123 +231,6 @@ fn join(dir: &[u8], name: &[u8]) -> BString {
     } else {
         [dir, b"/", name].concat().into()
     }
-}
-
-/// Cleans a source path: no leading `/` or `./`, no `..` past the root.
-fn clean_source(source: &str) -> Result<String, CopyError> {
-    let cleaned = crate::util::path::clean_relative(Path::new(source))
-        .ok_or_else(|| CopyError::OutsideRoot(source.to_owned()))?;
-    Ok(cleaned
-        .into_os_string()
-        .into_string()
-        .expect("the components of a str are UTF-8"))
-}
-
-/// Follows the symlinks in `rel` inside `root`, as if `root` were `/`, the
-/// last component too when `follow_last`.
-fn resolve(
-    root: &Path,
-    rel: &[u8],
-    follow_last: bool,
-    source: &BStr,
-) -> Result<BString, CopyError> {
-    let resolved = crate::util::path::resolve_in_root(root, host(rel), follow_last)
-        .map_err(|_| CopyError::SymlinkLoop(source.to_string()))?;
-    Ok(bytes_of(resolved))
-}
-
-/// Whether `path` of `root` is a directory itself, not a symlink to one.
-fn is_real_dir(root: &Path, path: &[u8]) -> bool {
-    fs::symlink_metadata(root.join(host(path))).is_ok_and(|m| m.is_dir())
-}
-
-/// Follows `at` (whose parents hold no symlink) inside the origin's root and
-/// checks that what it reaches is there, not left out by the ignore file.
-/// `shown` is the path as the step names it, for messages.
-fn follow(origin: &Origin<'_>, at: &[u8], shown: &BStr) -> Result<BString, CopyError> {
-    let root = origin.root();
-    let resolved = resolve(root, at, true, shown)?;
-    let present = |p: &[u8]| {
-        fs::symlink_metadata(root.join(host(p))).is_ok() && (p.is_empty() || !origin.ignored(p))
-    };
-    if present(at) && present(&resolved) {
-        return Ok(resolved);
-    }
-    match fs::read_link(root.join(host(at))) {
-        Ok(target) if present(at) => Err(CopyError::LinkTargetMissing {
-            link: shown.to_string(),
-            target: target.to_string_lossy().into_owned(),
-            place: origin.place(),
-        }),
-        _ => Err(CopyError::NotFound {
-            source_path: shown.to_string(),
-            place: origin.place(),
-        }),
-    }
-}
-
-/// Expands one source into the root-relative paths it reaches, each with
-/// the path as written (they differ when a source is a symlink, which is
-/// followed but keeps its own name).
-///
-/// As in `BuildKit`, every symlink is followed inside the root, never out of
-/// it: the components before the first wildcard resolve like a named
-/// source; the rest are matched against what is really there, never
-/// descending through a symlink; and each match is then followed inside the
-/// root. The resolved paths hold no symlink.
-fn expand_source(origin: &Origin<'_>, source: &str) -> Result<Vec<(BString, BString)>, CopyError> {
-    let root = origin.root();
-    let shown = source.as_bytes().as_bstr();
-    let cleaned = clean_source(source)?;
-    let parts: Vec<&str> = cleaned.split('/').filter(|p| !p.is_empty()).collect();
-    let Some(first) = parts.iter().position(|p| glob::has_wildcards(p)) else {
-        let at = resolve(root, cleaned.as_bytes(), false, shown)?;
-        return Ok(vec![(follow(origin, &at, shown)?, cleaned.into())]);
-    };
-    let prefix = parts[..first].join("/");
-    let base = resolve(root, prefix.as_bytes(), true, shown)?;
-    // Each candidate: its path in the root (parents free of symlinks) and as
-    // written, both bytes: a wildcard may match names that are not UTF-8.
-    let mut matches: Vec<(BString, BString)> = vec![(base, prefix.into())];
-    for part in &parts[first..] {
-        let mut next = Vec::new();
-        for (dir, written) in &matches {
-            if !is_real_dir(root, dir) {
-                continue;
-            }
-            if !glob::has_wildcards(part) {
-                let path = join(dir, part.as_bytes());
-                if fs::symlink_metadata(root.join(host(&path))).is_ok() {
-                    next.push((path, join(written, part.as_bytes())));
-                }
-                continue;
-            }
-            let Ok(read) = fs::read_dir(root.join(host(dir))) else {
-                continue;
-            };
-            let mut names: Vec<Vec<u8>> = read
-                .filter_map(|e| Some(e.ok()?.file_name().into_vec()))
-                .collect();
-            names.sort();
-            for name in names {
-                if glob::matches(part, &name)? {
-                    next.push((join(dir, &name), join(written, &name)));
-                }
-            }
-        }
-        matches = next;
-    }
-    matches.retain(|(at, _)| !origin.ignored(at));
-    if matches.is_empty() {
-        return Err(CopyError::NotFound {
-            source_path: source.to_owned(),
-            place: origin.place(),
-        });
-    }
-    matches
-        .into_iter()
-        .map(|(at, written)| Ok((follow(origin, &at, written.as_bstr())?, written)))
-        .collect()
 }
 
 /// The entries of a `copy` or `add` step.
@@ -445,11 +274,7 @@ pub fn copy_entries(
         return Err(CopyError::DestinationNotDirectory(spec.to.to_owned()));
     }
     let dest = layer_path(spec.to);
-    let mut layer = Layer {
-        target,
-        entries: BTreeMap::new(),
-        created_dir_owner: owner,
-    };
+    let mut layer = Layer::new(target, owner);
     let adjust = |mut entry: Entry, from_context: bool| -> Entry {
         if let Some(owner) = owner {
             entry.uid = owner.uid;
@@ -619,212 +444,4 @@ fn entry_for(
         mtime: lmeta.mtime(),
         xattrs: Vec::new(),
     })
-}
-
-/// Entries under the directory `path` of `origin`, placed under `into`.
-fn walk_dir(
-    origin: &Origin<'_>,
-    path: &[u8],
-    into: &[u8],
-    exclude: &PatternMatcher,
-) -> Result<Vec<Entry>, CopyError> {
-    let mut entries = Vec::new();
-    walk_under(origin, path, exclude, |rel, full, meta| {
-        entries.push(entry_for(full, &join(into, rel), meta, false)?);
-        Ok(())
-    })?;
-    Ok(entries)
-}
-
-/// Calls `visit` with the path relative to `path`, the full path and the
-/// (not followed) metadata of everything under the directory `path` of
-/// `origin` that neither `exclude` nor the context's ignore file leaves out,
-/// parents before children, names sorted.
-fn walk_under(
-    origin: &Origin<'_>,
-    path: &[u8],
-    exclude: &PatternMatcher,
-    mut visit: impl FnMut(&[u8], &Path, &fs::Metadata) -> Result<(), CopyError>,
-) -> Result<(), CopyError> {
-    let root = origin.root().join(host(path));
-    let mut walker = walkdir::WalkDir::new(&root)
-        .min_depth(1)
-        .sort_by_file_name()
-        .into_iter();
-    while let Some(item) = walker.next() {
-        let item = item.map_err(|e| CopyError::Io {
-            path: e.path().unwrap_or(&root).to_owned(),
-            source: e
-                .into_io_error()
-                .unwrap_or_else(|| std::io::Error::other("walk failed")),
-        })?;
-        let rel = item
-            .path()
-            .strip_prefix(&root)
-            .expect("walkdir yields paths under its root")
-            .as_os_str()
-            .as_bytes();
-        let origin_rel = join(path, rel);
-        let is_dir = item.file_type().is_dir();
-        if (!exclude.is_empty() && exclude.excludes(rel)) || origin.ignored(&origin_rel) {
-            if is_dir && (exclude.excludes(rel) || origin.walk_ignored_dir(&origin_rel)) {
-                walker.skip_current_dir();
-            }
-            continue;
-        }
-        let meta = fs::symlink_metadata(item.path()).map_err(io(item.path()))?;
-        visit(rel, item.path(), &meta)?;
-    }
-    Ok(())
-}
-
-/// The entries of a `file` step: `content` at `to`.
-pub fn file_entries(
-    to: &str,
-    content: &str,
-    chown: Option<&str>,
-    chmod: Option<&str>,
-    target: Target<'_>,
-) -> Result<Vec<Entry>, CopyError> {
-    let owner = chown
-        .map(|c| resolve_owner(c, target.root))
-        .transpose()?
-        .unwrap_or(Owner { uid: 0, gid: 0 });
-    let mode = chmod
-        .map(ModeSpec::parse)
-        .transpose()?
-        .map_or(0o644, |m| m.apply(0o644, false));
-    let mut layer = Layer {
-        target,
-        entries: BTreeMap::new(),
-        created_dir_owner: None,
-    };
-    layer.insert(Entry {
-        path: layer_path(to),
-        kind: EntryKind::File {
-            source: FileSource::Bytes(content.as_bytes().into()),
-            size: content.len() as u64,
-        },
-        mode,
-        uid: owner.uid,
-        gid: owner.gid,
-        mtime: target.mtime,
-        xattrs: Vec::new(),
-    });
-    Ok(layer.finish())
-}
-
-/// The entries that create directory `path` when the image lacks it; None
-/// if it exists. What it creates belongs to `user` (the stage's `USER`,
-/// looked up in the image), as `BuildKit`'s `WORKDIR` makes it.
-pub fn mkdir_entries(
-    path: &str,
-    user: Option<&str>,
-    target: Target<'_>,
-) -> Result<Option<Vec<Entry>>, CopyError> {
-    let rel = layer_path(path);
-    if rel.is_empty() || target.root.is_some_and(|r| r.join(host(&rel)).is_dir()) {
-        return Ok(None);
-    }
-    let owner = user
-        .map(|u| resolve_owner(u, target.root))
-        .transpose()?
-        .unwrap_or(Owner { uid: 0, gid: 0 });
-    let mut layer = Layer {
-        target,
-        entries: BTreeMap::new(),
-        created_dir_owner: Some(owner),
-    };
-    layer.insert(Entry {
-        path: rel,
-        kind: EntryKind::Dir,
-        mode: 0o755,
-        uid: owner.uid,
-        gid: owner.gid,
-        mtime: target.mtime,
-        xattrs: Vec::new(),
-    });
-    Ok(Some(layer.finish()))
-}
-
-/// A file, directory or symlink that a `copy`, `add` or bind mount reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Selected {
-    /// Its path relative to the origin's root, symlinks in named sources
-    /// resolved; bytes, as the file name is.
-    pub path: BString,
-    /// Its path on disk.
-    pub full: PathBuf,
-    /// What it is.
-    pub kind: SelectedKind,
-    /// Permission bits.
-    pub mode: u32,
-    /// Owner user id.
-    pub uid: u32,
-    /// Owner group id.
-    pub gid: u32,
-}
-
-/// The kind of a [`Selected`] path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SelectedKind {
-    /// A regular file.
-    File,
-    /// A directory.
-    Dir,
-    /// A symbolic link with its target (bytes, as stored).
-    Symlink(BString),
-}
-
-/// Every path of `origin` that the sources of `spec` name, as [`copy_entries`]
-/// reads them (wildcards, symlinks in named sources, directories walked with
-/// the step's excludes and the context's ignore file), sorted by path. URLs
-/// are left out: a download is pinned by its checksum. The cache key of a
-/// step covers exactly these paths.
-pub fn selected_paths(
-    spec: &CopySpec<'_>,
-    origin: &Origin<'_>,
-) -> Result<Vec<Selected>, CopyError> {
-    let exclude =
-        PatternMatcher::new(spec.exclude).map_err(|e| CopyError::Exclude(e.to_string()))?;
-    let mut out = Vec::new();
-    let mut push = |path: BString, full: PathBuf, meta: &fs::Metadata| -> Result<(), CopyError> {
-        let kind = if meta.file_type().is_symlink() {
-            SelectedKind::Symlink(bytes_of(fs::read_link(&full).map_err(io(&full))?))
-        } else if meta.is_dir() {
-            SelectedKind::Dir
-        } else {
-            SelectedKind::File
-        };
-        out.push(Selected {
-            path,
-            full,
-            kind,
-            mode: meta.permissions().mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
-        });
-        Ok(())
-    };
-    for source in spec.sources {
-        if spec.add && (source.starts_with("http://") || source.starts_with("https://")) {
-            continue;
-        }
-        for (path, _) in expand_source(origin, source)? {
-            let full = origin.root().join(host(&path));
-            // A named source is followed when it is a symlink, as copy does.
-            let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
-            let is_dir = meta.is_dir();
-            push(path.clone(), full.clone(), &meta)?;
-            if !is_dir {
-                continue;
-            }
-            walk_under(origin, &path, &exclude, |rel, item, meta| {
-                push(join(&path, rel), item.to_owned(), meta)
-            })?;
-        }
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out.dedup_by(|a, b| a.path == b.path);
-    Ok(out)
 }
