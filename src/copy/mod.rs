@@ -3,9 +3,10 @@
 //! of layer entries; [`crate::layer`] turns it into a layer.
 //!
 //! Rules (Docker's): a directory source copies its contents; wildcards
-//! follow Go's `filepath.Match`; several sources, or a wildcard, need a
-//! destination directory ending in `/`; a destination that ends in `/` or
-//! is a directory in the image receives sources by name; a symlink named as
+//! follow Go's `filepath.Match`; the destination is followed through the
+//! image's symlinks inside its root; sources are placed one by one, and a
+//! destination that ends in `/` or is a directory (in the image, or made by
+//! an earlier source) receives them by name, else each lands at it; a symlink named as
 //! a source is followed, symlinks inside a copied directory are copied as
 //! links; files from the context belong to root unless `chown` says
 //! otherwise, files from a stage keep their owner; `add` unpacks local tar
@@ -30,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 use bstr::{BString, ByteSlice};
 
-use dest::Layer;
+use dest::{Dest, Layer};
 use source::expand_source;
 use walk::walk_dir;
 
@@ -49,9 +50,11 @@ pub enum CopyError {
         /// "the build context" or "stage X".
         place: String,
     },
-    /// Several sources need a directory destination.
-    #[error("copying several files needs a destination directory ending in `/`, not `{0}`")]
-    DestinationNotDirectory(String),
+    /// A directory's contents are copied to a path that is a file.
+    #[error(
+        "cannot copy to non-directory: `{0}` is a file (in the image, or written by an earlier source of the step), so a directory's contents cannot go there"
+    )]
+    NotADirectory(String),
     /// A `chown` value could not be resolved.
     #[error("cannot resolve owner `{spec}`: {why}")]
     Owner {
@@ -259,21 +262,10 @@ pub fn copy_entries(
             )?);
             continue;
         }
-        let wildcard = glob::has_wildcards(source);
-        for (path, written) in expand_source(origin, source)? {
-            matched.push((path, written, wildcard));
-        }
+        matched.extend(expand_source(origin, source)?);
     }
-    let several = matched.len() + downloads.len() > 1 || matched.iter().any(|(_, _, w)| *w);
-    let dest_is_dir = spec.to.ends_with('/')
-        || target
-            .root
-            .and_then(|r| fs::metadata(r.join(host(&layer_path(spec.to)))).ok())
-            .is_some_and(|m| m.is_dir());
-    if several && !spec.to.ends_with('/') {
-        return Err(CopyError::DestinationNotDirectory(spec.to.to_owned()));
-    }
-    let dest = layer_path(spec.to);
+    let to = Dest::resolve(spec.to, target)?;
+    let dest = to.path.clone();
     let mut layer = Layer::new(target, owner);
     let adjust = |mut entry: Entry, from_context: bool| -> Entry {
         if let Some(owner) = owner {
@@ -291,7 +283,7 @@ pub fn copy_entries(
         entry
     };
     let from_context = matches!(origin, Origin::Context { .. });
-    for (path, written, _) in matched {
+    for (path, written) in matched {
         let full = origin.root().join(host(&path));
         let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
         let name = written.rsplit_str("/").next().unwrap_or_default();
@@ -307,7 +299,7 @@ pub fn copy_entries(
             let into = if spec.parents {
                 join(&dest, &written)
             } else {
-                dest.clone()
+                layer.dir_at(&to, spec.to)?
             };
             if !into.is_empty() {
                 layer.insert(adjust(entry_for(&full, &into, &meta, false)?, from_context));
@@ -342,10 +334,10 @@ pub fn copy_entries(
                 layer.insert(adjust(entry, false));
             }
         } else {
-            let at = if dest_is_dir || several {
+            let at = if spec.parents {
                 join(&base, name)
             } else {
-                dest.clone()
+                layer.file_at(&to, name)
             };
             layer.insert(adjust(entry_for(&full, &at, &meta, true)?, from_context));
         }
@@ -353,11 +345,7 @@ pub fn copy_entries(
     for (path, name) in downloads {
         // Docker gives downloaded files mode 0600; they are never unpacked.
         let meta = fs::metadata(&path).map_err(io(&path))?;
-        let at = if dest_is_dir || several {
-            join(&dest, name.as_bytes())
-        } else {
-            dest.clone()
-        };
+        let at = layer.file_at(&to, name.as_bytes());
         let mut entry = entry_for(&path, &at, &meta, true)?;
         entry.mode = 0o600;
         entry.mtime = target.mtime;
