@@ -71,6 +71,11 @@ pub(super) fn follow(origin: &Origin<'_>, at: &[u8], shown: &BStr) -> Result<BSt
 /// source; the rest are matched against what is really there, never
 /// descending through a symlink; and each match is then followed inside the
 /// root. The resolved paths hold no symlink.
+///
+/// A named source that is not there is an error; a wildcard that matches
+/// nothing gives no paths, as `BuildKit`'s Dockerfile frontend allows
+/// (`AllowEmptyWildcard`), but the directory before its first wildcard
+/// must exist.
 pub(super) fn expand_source(
     origin: &Origin<'_>,
     source: &str,
@@ -85,6 +90,16 @@ pub(super) fn expand_source(
     };
     let prefix = parts[..first].join("/");
     let base = resolve(root, prefix.as_bytes(), true, shown)?;
+    // The part before the first wildcard must be there (`BuildKit` walks it);
+    // what the wildcard then matches may be nothing at all.
+    let base_there = fs::symlink_metadata(root.join(host(&base))).is_ok()
+        && (base.is_empty() || !origin.ignored(&base));
+    if !base_there {
+        return Err(CopyError::NotFound {
+            source_path: source.to_owned(),
+            place: origin.place(),
+        });
+    }
     // Each candidate: its path in the root (parents free of symlinks) and as
     // written, both bytes: a wildcard may match names that are not UTF-8.
     let mut matches: Vec<(BString, BString)> = vec![(base, prefix.into())];
@@ -117,14 +132,40 @@ pub(super) fn expand_source(
         matches = next;
     }
     matches.retain(|(at, _)| !origin.ignored(at));
-    if matches.is_empty() {
-        return Err(CopyError::NotFound {
-            source_path: source.to_owned(),
-            place: origin.place(),
-        });
-    }
     matches
         .into_iter()
         .map(|(at, written)| Ok((follow(origin, &at, written.as_bstr())?, written)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(root: &Path, source: &str) -> Result<Vec<String>, CopyError> {
+        let origin = Origin::Rootfs { root, name: "s" };
+        Ok(expand_source(&origin, source)?
+            .into_iter()
+            .map(|(at, _)| at.to_string())
+            .collect())
+    }
+
+    #[test]
+    fn a_wildcard_may_match_nothing_but_a_name_must_be_there() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("sub/a")).unwrap();
+        fs::write(dir.path().join("x.txt"), "x").unwrap();
+        assert_eq!(expand(dir.path(), "x*").unwrap(), ["x.txt"]);
+        assert!(expand(dir.path(), "nomatch*").unwrap().is_empty());
+        assert!(expand(dir.path(), "sub/*/none").unwrap().is_empty());
+        assert!(matches!(
+            expand(dir.path(), "missing.txt"),
+            Err(CopyError::NotFound { .. })
+        ));
+        // The directory before the first wildcard must exist.
+        assert!(matches!(
+            expand(dir.path(), "nodir/*.txt"),
+            Err(CopyError::NotFound { .. })
+        ));
+    }
 }
