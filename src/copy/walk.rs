@@ -32,6 +32,12 @@ pub(super) fn walk_dir(
 /// (not followed) metadata of everything under the directory `path` of
 /// `origin` that neither `exclude` nor the context's ignore file leaves out,
 /// parents before children, names sorted.
+///
+/// As fsutil's copy does for `BuildKit`: patterns are matched against paths
+/// relative to the copied directory (never the directory itself); an
+/// excluded directory is skipped whole unless some pattern is an exception
+/// (`!keep`), in which case it is walked and visited, with its own
+/// metadata, only before something under it that is kept.
 pub(super) fn walk_under(
     origin: &Origin<'_>,
     path: &[u8],
@@ -43,6 +49,9 @@ pub(super) fn walk_under(
         .min_depth(1)
         .sort_by_file_name()
         .into_iter();
+    // Left-out directories being walked for exceptions, outermost first:
+    // depth, path relative to `path`, full path.
+    let mut held: Vec<(usize, Vec<u8>, PathBuf)> = Vec::new();
     while let Some(item) = walker.next() {
         let item = item.map_err(|e| CopyError::Io {
             path: e.path().unwrap_or(&root).to_owned(),
@@ -58,11 +67,24 @@ pub(super) fn walk_under(
             .as_bytes();
         let origin_rel = join(path, rel);
         let is_dir = item.file_type().is_dir();
-        if (!exclude.is_empty() && exclude.excludes(rel)) || origin.ignored(&origin_rel) {
-            if is_dir && (exclude.excludes(rel) || origin.walk_ignored_dir(&origin_rel)) {
-                walker.skip_current_dir();
+        held.retain(|(depth, _, _)| *depth < item.depth());
+        let excluded = !exclude.is_empty() && exclude.excludes(rel);
+        let ignored = origin.ignored(&origin_rel);
+        if excluded || ignored {
+            if is_dir {
+                let skip = (excluded && !exclude.has_exceptions())
+                    || (ignored && origin.walk_ignored_dir(&origin_rel));
+                if skip {
+                    walker.skip_current_dir();
+                } else {
+                    held.push((item.depth(), rel.to_vec(), item.path().to_owned()));
+                }
             }
             continue;
+        }
+        for (_, held_rel, full) in held.drain(..) {
+            let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
+            visit(&held_rel, &full, &meta)?;
         }
         let meta = fs::symlink_metadata(item.path()).map_err(io(item.path()))?;
         visit(rel, item.path(), &meta)?;
@@ -150,4 +172,47 @@ pub fn selected_paths(
     out.sort_by(|a, b| a.path.cmp(&b.path));
     out.dedup_by(|a, b| a.path == b.path);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walked(root: &Path, patterns: &[&str]) -> Vec<String> {
+        let origin = Origin::Rootfs { root, name: "s" };
+        let patterns: Vec<String> = patterns.iter().map(|p| (*p).to_owned()).collect();
+        let exclude = PatternMatcher::new(&patterns).unwrap();
+        let mut out = Vec::new();
+        walk_under(&origin, b"app", &exclude, |rel, _, _| {
+            out.push(String::from_utf8_lossy(rel).into_owned());
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn excludes_are_relative_to_the_copied_directory_with_exceptions() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app");
+        fs::create_dir_all(app.join("docs/deep")).unwrap();
+        fs::create_dir_all(app.join("src")).unwrap();
+        for f in ["README.md", "docs/keep.md", "docs/deep/x.md", "src/a.go"] {
+            fs::write(app.join(f), "x").unwrap();
+        }
+        assert_eq!(
+            walked(dir.path(), &["*.md", "src"]),
+            ["docs", "docs/deep", "docs/deep/x.md", "docs/keep.md"]
+        );
+        // An excluded directory is walked for exceptions, and shows up
+        // only above what they keep.
+        assert_eq!(
+            walked(dir.path(), &["docs", "!docs/keep.md"]),
+            ["README.md", "docs", "docs/keep.md", "src", "src/a.go"]
+        );
+        assert_eq!(
+            walked(dir.path(), &["docs", "src", "!**/x.md"]),
+            ["README.md", "docs", "docs/deep", "docs/deep/x.md"]
+        );
+    }
 }
