@@ -164,9 +164,12 @@ impl<'t> Layer<'t> {
 }
 
 /// The entries of a `file` step: `content` at `to`, followed through the
-/// image's symlinks inside its root.
+/// image's symlinks inside its root. When `to` is a directory there (or
+/// ends in `/`) and the step gives the file a `name`, the file goes inside
+/// it under that name, as `BuildKit` copies a heredoc named by its delimiter.
 pub fn file_entries(
     to: &str,
+    name: Option<&str>,
     content: &str,
     chown: Option<&str>,
     chmod: Option<&str>,
@@ -182,8 +185,12 @@ pub fn file_entries(
         .map_or(0o644, |m| m.apply(0o644, false));
     let to = Dest::resolve(to, target)?;
     let mut layer = Layer::new(target, None);
+    let path = match name {
+        Some(name) => layer.file_at(&to, name.as_bytes()),
+        None => to.path,
+    };
     layer.insert(Entry {
-        path: to.path,
+        path,
         kind: EntryKind::File {
             source: FileSource::Bytes(content.as_bytes().into()),
             size: content.len() as u64,
@@ -350,5 +357,25 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(entries.iter().any(|e| e.path == "out/new"));
+    }
+
+    #[test]
+    fn a_named_file_goes_inside_a_directory_destination() {
+        let img = image();
+        let at = |to: &str, name: Option<&str>| {
+            let entries = file_entries(to, name, "x", None, None, target(img.path())).unwrap();
+            entries
+                .into_iter()
+                .find(|e| matches!(e.kind, EntryKind::File { .. }))
+                .unwrap()
+                .path
+                .to_string()
+        };
+        assert_eq!(at("/out/real", Some("EOF")), "out/real/EOF");
+        assert_eq!(at("/out/link", Some("EOF")), "out/real/EOF");
+        assert_eq!(at("/out/new/", Some("EOF")), "out/new/EOF");
+        assert_eq!(at("/out/file", Some("EOF")), "out/file");
+        assert_eq!(at("/out/dangling", Some("EOF")), "out/new");
+        assert_eq!(at("/out/real", None), "out/real");
     }
 }

@@ -1001,6 +1001,7 @@ impl Writer<'_> {
     fn file(&mut self, file: &File<Template>) {
         let File {
             to,
+            name,
             content,
             expand,
             chown,
@@ -1009,6 +1010,7 @@ impl Writer<'_> {
         self.push("{ file = ");
         self.string(&content.value);
         self.option("to", Some(to));
+        self.option("name", name.as_ref());
         self.option("chown", chown.as_ref());
         self.option("chmod", chmod.as_ref());
         if *expand {

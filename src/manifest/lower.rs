@@ -36,7 +36,7 @@ const ACTIONS: [&str; 13] = [
 ];
 
 /// Step options and the actions they apply to.
-const OPTIONS: [(&str, &[&str]); 12] = [
+const OPTIONS: [(&str, &[&str]); 13] = [
     ("default", &["arg"]),
     ("to", &["copy", "add", "file"]),
     ("from", &["copy"]),
@@ -49,6 +49,7 @@ const OPTIONS: [(&str, &[&str]); 12] = [
     ("mounts", &["run"]),
     ("network", &["run"]),
     ("expand", &["file"]),
+    ("name", &["file"]),
 ];
 
 /// Lowers `manifest`, read from `source`, or returns every error found.
@@ -807,6 +808,7 @@ impl Lowerer {
             let content = step.file.map(located)?;
             return Some(Step::File(File {
                 to,
+                name: step.name.map(located),
                 content,
                 expand: step.expand.is_some_and(Spanned::into_inner),
                 chown,

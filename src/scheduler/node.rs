@@ -439,6 +439,7 @@ impl<'a> NodeRunner<'a> {
             Step::File(f) => Some(
                 copy::file_entries(
                     &f.to,
+                    f.name.as_deref(),
                     &f.content,
                     f.chown.as_deref(),
                     f.chmod.as_deref(),
