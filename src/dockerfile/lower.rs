@@ -857,6 +857,7 @@ impl Lowerer {
             };
             self.stage().steps.push(Step::File(File {
                 to: Located::new(path, to.span.clone()),
+                name: (!into_dir).then(|| Located::new(heredoc.name.clone(), span.clone())),
                 content: Located::new(content, body_span),
                 expand,
                 chown: copy.chown.clone(),

@@ -324,6 +324,7 @@ impl<S> Step<S> {
             Step::Add(copy) => Step::Add(copy.map(f)),
             Step::File(file) => Step::File(File {
                 to: f(file.to),
+                name: file.name.map(&mut *f),
                 content: f(file.content),
                 expand: file.expand,
                 chown: file.chown.map(&mut *f),
@@ -446,6 +447,11 @@ impl<S> Copy<S> {
 pub struct File<S> {
     /// Destination path, relative to the working directory.
     pub to: S,
+    /// The file's name when `to` turns out to be a directory in the image
+    /// (a heredoc's delimiter, as `BuildKit` names it); without one, `to` is
+    /// the file's path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<S>,
     /// The file's content: written as is, or, with `expand`, a template.
     pub content: S,
     /// Whether `content` is a template expanded with the variables of this

@@ -1005,6 +1005,7 @@ impl Writer<'_> {
     fn file(&mut self, file: &File<Template>) {
         let File {
             to,
+            name,
             content,
             expand,
             chown,
@@ -1013,6 +1014,7 @@ impl Writer<'_> {
         self.push("{ file = ");
         self.string(&content.value);
         self.option("to", Some(to));
+        self.option("name", name.as_ref());
         self.option("chown", chown.as_ref());
         self.option("chmod", chmod.as_ref());
         if *expand {

@@ -343,6 +343,10 @@ pub struct Step {
     /// `COPY <<EOF` heredoc with an unquoted delimiter does.
     #[schemars(with = "Option<bool>")]
     pub expand: Option<Spanned<bool>>,
+    /// `file`: the file's name when `to` is a directory in the image (a
+    /// Dockerfile `COPY <<EOF /dir` names it after the delimiter).
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
     /// `run`: mounts present only while the command runs.
     #[schemars(with = "Option<Vec<Mount>>")]
     pub mounts: Option<Spanned<Vec<Spanned<Mount>>>>,

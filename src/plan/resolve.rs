@@ -795,6 +795,7 @@ impl<'p> Resolver<'p> {
                 }
                 Step::File(file) => Step::File(File {
                     to: dest_path(&workdir, &scope.expand(&file.to)?),
+                    name: file.name.as_ref().map(|n| n.value.clone()),
                     content: if file.expand {
                         scope.expand(&file.content)?
                     } else {
