@@ -11,6 +11,7 @@
 //! otherwise, files from a stage keep their owner; `add` unpacks local tar
 //! archives (plain, gzip or zstd) into the destination.
 
+mod collect;
 mod fetch;
 pub mod glob;
 pub mod owner;
@@ -27,7 +28,9 @@ use bstr::{BStr, BString, ByteSlice};
 
 use crate::context::PatternMatcher;
 use crate::layer::{self, Entry, EntryKind, FileSource};
-use owner::{ModeSpec, Owner, resolve_owner};
+use collect::Layer;
+pub use collect::{file_entries, mkdir_entries};
+use owner::{ModeSpec, resolve_owner};
 
 /// Why a copy could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +55,9 @@ pub enum CopyError {
         why: String,
     },
     /// A `chmod` value is malformed.
-    #[error("invalid mode `{0}`: write octal digits like 0755 or a symbolic mode like u+x,go-w")]
+    #[error(
+        "invalid chmod parameter: '{0}'. it should be octal string and between 0 and 07777, or a symbolic mode like u+x,go-w"
+    )]
     Mode(String),
     /// A wildcard is malformed.
     #[error(transparent)]
@@ -199,69 +204,6 @@ pub struct Target<'a> {
     pub root: Option<&'a Path>,
     /// Modification time for directories the step creates.
     pub mtime: i64,
-}
-
-/// Accumulates entries by path; parents are filled in at the end.
-struct Layer<'t> {
-    target: Target<'t>,
-    entries: BTreeMap<BString, Entry>,
-    created_dir_owner: Option<Owner>,
-}
-
-impl Layer<'_> {
-    fn insert(&mut self, entry: Entry) {
-        self.entries.insert(entry.path.clone(), entry);
-    }
-
-    /// Adds every missing parent: existing directories keep their metadata,
-    /// new ones are 0755, owned by `created_dir_owner` (the step's `chown`,
-    /// as `BuildKit` gives it to every directory a copy creates) or root.
-    fn finish(mut self) -> Vec<Entry> {
-        let mut parents: Vec<BString> = Vec::new();
-        for path in self.entries.keys() {
-            let mut at: &[u8] = path;
-            while let Some((parent, _)) = at.rsplit_once_str("/") {
-                if !self.entries.contains_key(parent.as_bstr()) {
-                    parents.push(parent.into());
-                }
-                at = parent;
-            }
-        }
-        parents.sort();
-        parents.dedup();
-        for parent in parents {
-            let existing = self
-                .target
-                .root
-                .and_then(|root| fs::symlink_metadata(root.join(host(&parent))).ok());
-            let entry = match existing {
-                Some(meta) if meta.file_type().is_symlink() => continue,
-                Some(meta) => Entry {
-                    path: parent.clone(),
-                    kind: EntryKind::Dir,
-                    mode: meta.mode() & 0o7777,
-                    uid: meta.uid(),
-                    gid: meta.gid(),
-                    mtime: meta.mtime(),
-                    xattrs: Vec::new(),
-                },
-                None => {
-                    let owner = self.created_dir_owner.unwrap_or(Owner { uid: 0, gid: 0 });
-                    Entry {
-                        path: parent.clone(),
-                        kind: EntryKind::Dir,
-                        mode: 0o755,
-                        uid: owner.uid,
-                        gid: owner.gid,
-                        mtime: self.target.mtime,
-                        xattrs: Vec::new(),
-                    }
-                }
-            };
-            self.entries.insert(parent, entry);
-        }
-        self.entries.into_values().collect()
-    }
 }
 
 /// `path` without its leading `/`, as a layer path.
@@ -449,6 +391,7 @@ pub fn copy_entries(
         target,
         entries: BTreeMap::new(),
         created_dir_owner: owner,
+        created_dir_mode: collect::created_dir_mode(mode.as_ref()),
     };
     let adjust = |mut entry: Entry, from_context: bool| -> Entry {
         if let Some(owner) = owner {
@@ -484,8 +427,18 @@ pub fn copy_entries(
             } else {
                 dest.clone()
             };
-            if !into.is_empty() {
+            if spec.parents && !into.is_empty() {
+                // `--parents` copies each directory on the way as it is.
                 layer.insert(adjust(entry_for(&full, &into, &meta, false)?, from_context));
+            } else if !spec.parents
+                && !into.is_empty()
+                && !layer.entries.contains_key(into.as_bstr())
+                && let Some(entry) = layer.dir_entry(&into)
+            {
+                // The destination of a directory's contents is never given
+                // the source directory's metadata (`BuildKit` makes it with
+                // `mkdir -p`): the image's own, else a created directory.
+                layer.insert(entry);
             }
             for entry in walk_dir(origin, &path, &into, &exclude)? {
                 layer.insert(adjust(entry, from_context));
@@ -676,75 +629,6 @@ fn walk_under(
         visit(rel, item.path(), &meta)?;
     }
     Ok(())
-}
-
-/// The entries of a `file` step: `content` at `to`.
-pub fn file_entries(
-    to: &str,
-    content: &str,
-    chown: Option<&str>,
-    chmod: Option<&str>,
-    target: Target<'_>,
-) -> Result<Vec<Entry>, CopyError> {
-    let owner = chown
-        .map(|c| resolve_owner(c, target.root))
-        .transpose()?
-        .unwrap_or(Owner { uid: 0, gid: 0 });
-    let mode = chmod
-        .map(ModeSpec::parse)
-        .transpose()?
-        .map_or(0o644, |m| m.apply(0o644, false));
-    let mut layer = Layer {
-        target,
-        entries: BTreeMap::new(),
-        created_dir_owner: None,
-    };
-    layer.insert(Entry {
-        path: layer_path(to),
-        kind: EntryKind::File {
-            source: FileSource::Bytes(content.as_bytes().into()),
-            size: content.len() as u64,
-        },
-        mode,
-        uid: owner.uid,
-        gid: owner.gid,
-        mtime: target.mtime,
-        xattrs: Vec::new(),
-    });
-    Ok(layer.finish())
-}
-
-/// The entries that create directory `path` when the image lacks it; None
-/// if it exists. What it creates belongs to `user` (the stage's `USER`,
-/// looked up in the image), as `BuildKit`'s `WORKDIR` makes it.
-pub fn mkdir_entries(
-    path: &str,
-    user: Option<&str>,
-    target: Target<'_>,
-) -> Result<Option<Vec<Entry>>, CopyError> {
-    let rel = layer_path(path);
-    if rel.is_empty() || target.root.is_some_and(|r| r.join(host(&rel)).is_dir()) {
-        return Ok(None);
-    }
-    let owner = user
-        .map(|u| resolve_owner(u, target.root))
-        .transpose()?
-        .unwrap_or(Owner { uid: 0, gid: 0 });
-    let mut layer = Layer {
-        target,
-        entries: BTreeMap::new(),
-        created_dir_owner: Some(owner),
-    };
-    layer.insert(Entry {
-        path: rel,
-        kind: EntryKind::Dir,
-        mode: 0o755,
-        uid: owner.uid,
-        gid: owner.gid,
-        mtime: target.mtime,
-        xattrs: Vec::new(),
-    });
-    Ok(Some(layer.finish()))
 }
 
 /// A file, directory or symlink that a `copy`, `add` or bind mount reads.
