@@ -16,6 +16,7 @@ use super::{Error, PREDEFINED_ARGS, PROXY_ARGS, Request, TARGETSTAGE};
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::dockerfile::LoweredTrigger;
 use crate::image::source::ImageSource;
+use crate::ir::Span;
 use crate::ir::{
     ArgScope, Base, BuildGraph, Copy, EdgeKind, File, Mount, MountOption, Node, NodeId, Platform,
     Project, ResolvedImage, Run, Stage, StageConfig, StagePlatform, Step, Template, reference,
@@ -777,8 +778,13 @@ impl<'p> Resolver<'p> {
             let resolved = match step {
                 Step::Run(run) => {
                     let mut mounts = Vec::with_capacity(run.mounts.len());
-                    for mount in &run.mounts {
-                        mounts.push(self.mount(&mut scope, mount, target, &mut dependencies)?);
+                    for run_mount in &run.mounts {
+                        let mount = self.mount(&mut scope, run_mount, target, &mut dependencies)?;
+                        mounts.push(self.mount_at_workdir(
+                            mount,
+                            target_span(run_mount),
+                            &workdir,
+                        )?);
                     }
                     Step::Run(Run {
                         command: run.command.clone(),
@@ -1259,6 +1265,36 @@ impl<'p> Resolver<'p> {
 }
 
 impl<'p> Resolver<'p> {
+    /// `mount` with a relative (or no) target made absolute against the
+    /// step's working directory, as `BuildKit`'s `dispatchRunMounts` does: a
+    /// bind, cache or tmpfs mount without `target` mounts at the working
+    /// directory; one that would mount at `/` is refused.
+    fn mount_at_workdir(
+        &self,
+        mut mount: Mount<String>,
+        span: Span,
+        workdir: &str,
+    ) -> Result<Mount<String>, Diagnostic> {
+        if let Mount::Cache { target, .. }
+        | Mount::Bind { target, .. }
+        | Mount::Tmpfs { target, .. } = &mut mount
+        {
+            if !target.starts_with('/') {
+                *target = join_path(workdir, target);
+            }
+            if join_path("/", target) == "/" {
+                return Err(self
+                    .project
+                    .source
+                    .error(span, format!("invalid mount target {:?}", join_path("/", target)))
+                    .with_help(
+                        "give the mount a `target` (without one it mounts at the working directory, which here is `/`)",
+                    ));
+            }
+        }
+        Ok(mount)
+    }
+
     /// A Dockerfile `--mount` whose type or typed options use variables:
     /// its options expanded, then read as `BuildKit` reads a `--mount`.
     fn deferred_mount(
@@ -1314,6 +1350,20 @@ fn expose_ports(spec: &str) -> Result<Vec<String>, String> {
         return Err(format!("the range `{ports}` ends before it starts"));
     }
     Ok((first..=last).map(|p| format!("{p}/{protocol}")).collect())
+}
+
+/// Where a mount's target was written (its `--mount` flag, in a Dockerfile).
+fn target_span(mount: &Mount<Template>) -> Span {
+    match mount {
+        Mount::Cache { target, .. } | Mount::Bind { target, .. } | Mount::Tmpfs { target, .. } => {
+            target.span.clone()
+        }
+        Mount::Deferred { options } => options
+            .iter()
+            .find_map(|o| o.value.as_ref())
+            .map_or(0..0, |t| t.span.clone()),
+        Mount::Secret { .. } | Mount::Ssh { .. } => 0..0,
+    }
 }
 
 /// `path` made absolute against `workdir` and cleaned of `.` and `..`.
