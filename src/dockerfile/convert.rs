@@ -29,7 +29,7 @@ use crate::manifest::{self, Anchor, Comments, Emitted};
 /// setting's key in the manifest.
 const SETTINGS: [(&str, &str); 9] = [
     ("label", "labels"),
-    ("maintainer", "labels"),
+    ("maintainer", "author"),
     ("expose", "expose"),
     ("volume", "volumes"),
     ("entrypoint", "entrypoint"),

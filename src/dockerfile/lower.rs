@@ -987,10 +987,11 @@ impl Lowerer {
                 self.stage().steps.push(Step::Label { labels });
             }
             ("maintainer", InstructionArgs::Shell(text)) => {
+                // BuildKit's `dispatchMaintainer`: the config's `author`,
+                // taken literally (no variable expansion); the last one wins.
                 let span = self.line_span(inst);
                 let value = text.replace('$', "\\$");
-                let labels = IndexMap::from([("maintainer".to_owned(), Located::new(value, span))]);
-                self.stage().steps.push(Step::Label { labels });
+                self.stage().config.author = Some(Located::new(value, span));
             }
             ("arg", _) => {
                 for (name, default) in self.arg_words(inst) {

@@ -944,6 +944,9 @@ impl<'p> Resolver<'p> {
         if let Some(signal) = &stage.config.stopsignal {
             config.stopsignal = Some(scope.expand(signal)?);
         }
+        if let Some(author) = &stage.config.author {
+            config.author = Some(scope.expand(author)?);
+        }
         config.onbuild.clone_from(&stage.config.onbuild);
 
         let depends = scope.reads_target;

@@ -12,6 +12,7 @@ mod differential;
 mod dockerfile;
 mod examples;
 mod hostile_context;
+mod image_config;
 mod images;
 mod inspect;
 mod layers;
