@@ -418,7 +418,10 @@ fn run_in(
                         .map_err(|_| setup(format!("secret `{id}` comes from ${var}, which is not set"), format!("export {var}, or pass the secret with `--secret id={id},src=FILE`")))?
                         .into_bytes(),
                     None if *required => {
-                        return Err(setup(format!("secret `{id}` is required but was not given"), format!("pass it with `--secret id={id},src=FILE` or `--secret id={id},env=VAR`")));
+                        return Err(setup(
+                            format!("secret {id}: not found (the mount is `required` and no secret `{id}` was given)"),
+                            format!("pass it with `--secret id={id},src=FILE` or `--secret id={id},env=VAR`"),
+                        ));
                     }
                     None => continue,
                 };
@@ -530,7 +533,9 @@ fn run_in(
                 let Some(socket) = grants.ssh.get(&id) else {
                     if *required {
                         return Err(setup(
-                            format!("SSH agent `{id}` is required but was not given"),
+                            format!(
+                                "no SSH key {id:?} forwarded from the client (the mount is `required`)"
+                            ),
                             format!("pass `--ssh {id}` with an agent running ($SSH_AUTH_SOCK)"),
                         ));
                     }
