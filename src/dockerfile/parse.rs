@@ -188,7 +188,7 @@ pub fn parse_for_build(text: &str) -> Result<Dockerfile, DockerfileError> {
 }
 
 /// `text` with the empty JSON argument of `CMD []`, `ENTRYPOINT []` (which
-/// BuildKit takes: they clear the setting) written `[""]`, which the
+/// `BuildKit` takes: they clear the setting) written `[""]`, which the
 /// `parse-dockerfile` crate, refusing an empty array, accepts. Only the end
 /// of those lines moves, so the crate's errors elsewhere keep their columns.
 fn with_empty_arrays_filled(text: &str, df: &Dockerfile) -> String {

@@ -16,7 +16,6 @@ use super::{Error, PREDEFINED_ARGS, PROXY_ARGS, Request, TARGETSTAGE};
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::dockerfile::LoweredTrigger;
 use crate::image::source::ImageSource;
-use crate::ir::Span;
 use crate::ir::{
     ArgScope, Base, BuildGraph, Copy, EdgeKind, File, Mount, MountOption, Node, NodeId, Platform,
     Project, ResolvedImage, Run, Stage, StageConfig, StagePlatform, Step, Template, reference,
@@ -780,11 +779,20 @@ impl<'p> Resolver<'p> {
                     let mut mounts = Vec::with_capacity(run.mounts.len());
                     for run_mount in &run.mounts {
                         let mount = self.mount(&mut scope, run_mount, target, &mut dependencies)?;
-                        mounts.push(self.mount_at_workdir(
-                            mount,
-                            target_span(run_mount),
-                            &workdir,
-                        )?);
+                        let mount = super::mount_target::at_workdir(mount, &workdir).map_err(
+                            |target| {
+                                self.project
+                                    .source
+                                    .error(
+                                        super::mount_target::target_span(run_mount),
+                                        format!("invalid mount target {target:?}"),
+                                    )
+                                    .with_help(
+                                        "give the mount a `target` (without one it mounts at the working directory, which here is `/`)",
+                                    )
+                            },
+                        )?;
+                        mounts.push(mount);
                     }
                     Step::Run(Run {
                         command: run.command.clone(),
@@ -1268,36 +1276,6 @@ impl<'p> Resolver<'p> {
 }
 
 impl<'p> Resolver<'p> {
-    /// `mount` with a relative (or no) target made absolute against the
-    /// step's working directory, as `BuildKit`'s `dispatchRunMounts` does: a
-    /// bind, cache or tmpfs mount without `target` mounts at the working
-    /// directory; one that would mount at `/` is refused.
-    fn mount_at_workdir(
-        &self,
-        mut mount: Mount<String>,
-        span: Span,
-        workdir: &str,
-    ) -> Result<Mount<String>, Diagnostic> {
-        if let Mount::Cache { target, .. }
-        | Mount::Bind { target, .. }
-        | Mount::Tmpfs { target, .. } = &mut mount
-        {
-            if !target.starts_with('/') {
-                *target = join_path(workdir, target);
-            }
-            if join_path("/", target) == "/" {
-                return Err(self
-                    .project
-                    .source
-                    .error(span, format!("invalid mount target {:?}", join_path("/", target)))
-                    .with_help(
-                        "give the mount a `target` (without one it mounts at the working directory, which here is `/`)",
-                    ));
-            }
-        }
-        Ok(mount)
-    }
-
     /// A Dockerfile `--mount` whose type or typed options use variables:
     /// its options expanded, then read as `BuildKit` reads a `--mount`.
     fn deferred_mount(
@@ -1355,22 +1333,8 @@ fn expose_ports(spec: &str) -> Result<Vec<String>, String> {
     Ok((first..=last).map(|p| format!("{p}/{protocol}")).collect())
 }
 
-/// Where a mount's target was written (its `--mount` flag, in a Dockerfile).
-fn target_span(mount: &Mount<Template>) -> Span {
-    match mount {
-        Mount::Cache { target, .. } | Mount::Bind { target, .. } | Mount::Tmpfs { target, .. } => {
-            target.span.clone()
-        }
-        Mount::Deferred { options } => options
-            .iter()
-            .find_map(|o| o.value.as_ref())
-            .map_or(0..0, |t| t.span.clone()),
-        Mount::Secret { .. } | Mount::Ssh { .. } => 0..0,
-    }
-}
-
 /// `path` made absolute against `workdir` and cleaned of `.` and `..`.
-fn join_path(workdir: &str, path: &str) -> String {
+pub(super) fn join_path(workdir: &str, path: &str) -> String {
     let joined = if path.starts_with('/') {
         path.to_owned()
     } else {

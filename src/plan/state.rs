@@ -158,16 +158,14 @@ mod tests {
         image
     }
 
-    fn exec(argv: &[&str]) -> Option<Command> {
-        Some(Command::Exec(
-            argv.iter().map(|s| (*s).to_owned()).collect(),
-        ))
+    fn exec(argv: &[&str]) -> Command {
+        Command::Exec(argv.iter().map(|s| (*s).to_owned()).collect())
     }
 
     #[test]
     fn entrypoint_drops_the_base_cmd_even_when_unchanged() {
         let image = after(&StageConfig {
-            entrypoint: exec(&["/bin/echo"]),
+            entrypoint: Some(exec(&["/bin/echo"])),
             ..StageConfig::default()
         });
         assert_eq!(image.runtime.entrypoint, Some(vec!["/bin/echo".into()]));
@@ -178,7 +176,7 @@ mod tests {
     #[test]
     fn the_stage_cmd_survives_its_entrypoint_and_sets_args_escaped() {
         let image = after(&StageConfig {
-            entrypoint: exec(&["/bin/echo"]),
+            entrypoint: Some(exec(&["/bin/echo"])),
             cmd: Some(Command::Shell("hi".into())),
             ..StageConfig::default()
         });
@@ -192,8 +190,8 @@ mod tests {
     #[test]
     fn empty_entrypoint_and_cmd_clear_them() {
         let image = after(&StageConfig {
-            entrypoint: exec(&[]),
-            cmd: exec(&[]),
+            entrypoint: Some(exec(&[])),
+            cmd: Some(exec(&[])),
             ..StageConfig::default()
         });
         assert_eq!(image.runtime.entrypoint, None);

@@ -1,5 +1,5 @@
 //! Image config fields a Dockerfile sets, as `BuildKit` writes them (checked
-//! with `docker build` on BuildKit 0.8 and `docker image inspect`): the
+//! with `docker build` on `BuildKit` 0.8 and `docker image inspect`): the
 //! `author` from `MAINTAINER`, `ArgsEscaped` with every `CMD`, `ENTRYPOINT`
 //! dropping the base's `CMD`, and `[]` clearing either.
 
