@@ -52,6 +52,19 @@ pub(super) struct Layer<'t> {
     entries: BTreeMap<BString, Entry>,
     links: Links,
     created_dir_owner: Option<Owner>,
+    /// Permission bits of the directories the step creates: 0755, or the
+    /// step's numeric `chmod` (`BuildKit` 0.21, dockerfile 1.15, on).
+    created_dir_mode: u32,
+}
+
+/// The mode of directories a copy creates: a numeric `chmod`'s permission
+/// bits (`BuildKit` gives them to the created parents since v0.21; special
+/// bits do not survive its `mkdir`), else 0755.
+pub(super) fn created_dir_mode(chmod: Option<&ModeSpec>) -> u32 {
+    match chmod {
+        Some(ModeSpec::Octal(mode)) => mode & 0o777,
+        _ => 0o755,
+    }
 }
 
 impl<'t> Layer<'t> {
@@ -63,6 +76,52 @@ impl<'t> Layer<'t> {
             entries: BTreeMap::new(),
             links: Links::default(),
             created_dir_owner,
+            created_dir_mode: 0o755,
+        }
+    }
+
+    /// The same layer, creating directories with `mode`.
+    pub(super) fn with_created_dir_mode(mut self, mode: u32) -> Self {
+        self.created_dir_mode = mode;
+        self
+    }
+
+    /// Whether the step put something at `path` already.
+    pub(super) fn has(&self, path: &[u8]) -> bool {
+        self.entries.contains_key(path.as_bstr())
+    }
+
+    /// The entry for directory `path` that the step needs: the image's own
+    /// when it has one (None when that is a symlink, which the layer must
+    /// not replace), else a new one as [`Layer::finish`] makes parents.
+    pub(super) fn dir_entry(&self, path: &[u8]) -> Option<Entry> {
+        let existing = self
+            .target
+            .root
+            .and_then(|root| fs::symlink_metadata(root.join(host(path))).ok());
+        match existing {
+            Some(meta) if meta.file_type().is_symlink() => None,
+            Some(meta) => Some(Entry {
+                path: path.into(),
+                kind: EntryKind::Dir,
+                mode: meta.mode() & 0o7777,
+                uid: meta.uid(),
+                gid: meta.gid(),
+                mtime: meta.mtime(),
+                xattrs: Vec::new(),
+            }),
+            None => {
+                let owner = self.created_dir_owner.unwrap_or(Owner { uid: 0, gid: 0 });
+                Some(Entry {
+                    path: path.into(),
+                    kind: EntryKind::Dir,
+                    mode: self.created_dir_mode,
+                    uid: owner.uid,
+                    gid: owner.gid,
+                    mtime: self.target.mtime,
+                    xattrs: Vec::new(),
+                })
+            }
         }
     }
 
@@ -125,11 +184,12 @@ impl<'t> Layer<'t> {
     }
 
     /// Links the names of each shared inode, then adds every missing parent:
-    /// existing directories keep their metadata,
-    /// new ones are 0755, owned by `created_dir_owner` (the step's `chown`,
-    /// as `BuildKit` gives it to every directory a copy creates) or root.
+    /// existing directories keep their metadata, new ones get
+    /// `created_dir_mode` (0755 unless a numeric `chmod`) and belong to
+    /// `created_dir_owner` (the step's `chown`, as `BuildKit` gives it to
+    /// every directory a copy creates) or root.
     pub(super) fn finish(mut self) -> Vec<Entry> {
-        self.links.apply(&mut self.entries);
+        std::mem::take(&mut self.links).apply(&mut self.entries);
         let mut parents: Vec<BString> = Vec::new();
         for path in self.entries.keys() {
             let mut at: &[u8] = path;
@@ -143,35 +203,9 @@ impl<'t> Layer<'t> {
         parents.sort();
         parents.dedup();
         for parent in parents {
-            let existing = self
-                .target
-                .root
-                .and_then(|root| fs::symlink_metadata(root.join(host(&parent))).ok());
-            let entry = match existing {
-                Some(meta) if meta.file_type().is_symlink() => continue,
-                Some(meta) => Entry {
-                    path: parent.clone(),
-                    kind: EntryKind::Dir,
-                    mode: meta.mode() & 0o7777,
-                    uid: meta.uid(),
-                    gid: meta.gid(),
-                    mtime: meta.mtime(),
-                    xattrs: Vec::new(),
-                },
-                None => {
-                    let owner = self.created_dir_owner.unwrap_or(Owner { uid: 0, gid: 0 });
-                    Entry {
-                        path: parent.clone(),
-                        kind: EntryKind::Dir,
-                        mode: 0o755,
-                        uid: owner.uid,
-                        gid: owner.gid,
-                        mtime: self.target.mtime,
-                        xattrs: Vec::new(),
-                    }
-                }
-            };
-            self.entries.insert(parent, entry);
+            if let Some(entry) = self.dir_entry(&parent) {
+                self.entries.insert(parent, entry);
+            }
         }
         self.entries.into_values().collect()
     }
@@ -189,16 +223,13 @@ pub fn file_entries(
     chmod: Option<&str>,
     target: Target<'_>,
 ) -> Result<Vec<Entry>, CopyError> {
-    let owner = chown
-        .map(|c| resolve_owner(c, target.root))
-        .transpose()?
-        .unwrap_or(Owner { uid: 0, gid: 0 });
-    let mode = chmod
-        .map(ModeSpec::parse)
-        .transpose()?
-        .map_or(0o644, |m| m.apply(0o644, false));
+    let chown = chown.map(|c| resolve_owner(c, target.root)).transpose()?;
+    let owner = chown.unwrap_or(Owner { uid: 0, gid: 0 });
+    let chmod = chmod.map(ModeSpec::parse).transpose()?;
+    let mode = chmod.as_ref().map_or(0o644, |m| m.apply(0o644, false));
     let to = Dest::resolve(to, target)?;
-    let mut layer = Layer::new(target, None);
+    let mut layer =
+        Layer::new(target, chown).with_created_dir_mode(created_dir_mode(chmod.as_ref()));
     let path = match name {
         Some(name) => layer.file_at(&to, name.as_bytes()),
         None => to.path,

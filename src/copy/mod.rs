@@ -67,7 +67,9 @@ pub enum CopyError {
         why: String,
     },
     /// A `chmod` value is malformed.
-    #[error("invalid mode `{0}`: write octal digits like 0755 or a symbolic mode like u+x,go-w")]
+    #[error(
+        "invalid chmod parameter: '{0}'. it should be octal string and between 0 and 07777, or a symbolic mode like u+x,go-w"
+    )]
     Mode(String),
     /// A wildcard is malformed.
     #[error(transparent)]
@@ -301,7 +303,8 @@ pub fn copy_entries(
     }
     let to = Dest::resolve(spec.to, target)?;
     let dest = to.path.clone();
-    let mut layer = Layer::new(target, owner);
+    let mut layer =
+        Layer::new(target, owner).with_created_dir_mode(dest::created_dir_mode(mode.as_ref()));
     let adjust = |mut entry: Entry, from_context: bool| -> Entry {
         if let Some(owner) = owner {
             entry.uid = owner.uid;
@@ -338,8 +341,18 @@ pub fn copy_entries(
             } else {
                 layer.dir_at(&to, spec.to)?
             };
-            if !into.is_empty() {
+            if spec.parents && !into.is_empty() {
+                // `--parents` copies each directory on the way as it is.
                 layer.insert(adjust(entry_for(&full, &into, &meta, false)?, from_context));
+            } else if !spec.parents
+                && !into.is_empty()
+                && !layer.has(&into)
+                && let Some(entry) = layer.dir_entry(&into)
+            {
+                // The destination of a directory's contents is never given
+                // the source directory's metadata (`BuildKit` makes it with
+                // `mkdir -p`): the image's own, else a created directory.
+                layer.insert(entry);
             }
             for (entry, meta) in walk_dir(origin, &path, &into, &exclude)? {
                 layer.insert_named(adjust(entry, from_context), Inode::of(copied, &meta));

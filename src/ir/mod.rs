@@ -189,6 +189,9 @@ pub struct StageConfig<S> {
     /// Signal sent to stop the container.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopsignal: Option<S>,
+    /// The image's `author` (a Dockerfile's `MAINTAINER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<S>,
     /// Dockerfile instructions stored as the image's `OnBuild` triggers,
     /// run by a later build that starts from the image. Never expanded.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -209,6 +212,7 @@ impl<S> Default for StageConfig<S> {
             volumes: Vec::new(),
             healthcheck: None,
             stopsignal: None,
+            author: None,
             onbuild: Vec::new(),
         }
     }

@@ -544,6 +544,7 @@ impl Writer<'_> {
             volumes,
             healthcheck,
             stopsignal,
+            author,
             onbuild,
         } = config;
         let mut tables = Vec::new();
@@ -623,6 +624,12 @@ impl Writer<'_> {
             self.comments(&setting("stopsignal"), "");
             self.push("stopsignal = ");
             self.template(signal);
+            self.push("\n");
+        }
+        if let Some(author) = author {
+            self.comments(&setting("author"), "");
+            self.push("author = ");
+            self.template(author);
             self.push("\n");
         }
         if !onbuild.is_empty() {

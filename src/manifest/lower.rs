@@ -293,6 +293,7 @@ impl Lowerer {
             volumes: stage.volumes.into_iter().map(located).collect(),
             healthcheck: stage.healthcheck.and_then(|h| self.healthcheck(h)),
             stopsignal: stage.stopsignal.map(located),
+            author: stage.author.map(located),
             onbuild: stage
                 .onbuild
                 .into_iter()

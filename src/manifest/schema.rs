@@ -223,6 +223,10 @@ pub struct Stage {
     /// Signal that stops the container, such as `SIGTERM`.
     #[schemars(with = "Option<String>")]
     pub stopsignal: Option<Spanned<String>>,
+    /// The image's author, as a Dockerfile's `MAINTAINER` sets it: the
+    /// config's `author` field (not a label).
+    #[schemars(with = "Option<String>")]
+    pub author: Option<Spanned<String>>,
     /// Dockerfile instructions stored in the image as `ONBUILD` triggers, run
     /// by a build that starts from the image: `["COPY . /app", "RUN make"]`.
     #[serde(default)]

@@ -406,8 +406,8 @@ fn copy_errors_are_clear() {
             "cannot copy to non-directory: `/x` is a file",
         ),
         (
-            r#"{ copy = "a.txt", to = "/x", chown = "nobody" }"#,
-            "cannot resolve owner `nobody`",
+            r#"{ copy = "a.txt", to = "/x", chown = ":nobody" }"#,
+            "cannot resolve owner `:nobody`",
         ),
     ];
     for (step, message) in cases {

@@ -14,6 +14,7 @@ mod examples;
 mod git;
 mod hardlinks;
 mod hostile_context;
+mod image_config;
 mod images;
 mod inspect;
 mod layers;
