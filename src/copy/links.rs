@@ -191,6 +191,7 @@ mod tests {
             parents: false,
             exclude: &[],
             checksum: None,
+            keep_git_dir: None,
         };
         let origin = super::super::Origin::Context {
             root,

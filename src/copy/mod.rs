@@ -514,7 +514,8 @@ pub fn copy_entries(
             root: &checkout,
             name: "the Git repository",
         };
-        for mut entry in walk_dir(&origin, b"", &dest, &exclude)? {
+        for (mut entry, _) in walk_dir(&origin, b"", &dest, &exclude)? {
+            // A fresh checkout's files each have one name.
             entry.mtime = time;
             layer.insert(adjust(entry, true));
         }
