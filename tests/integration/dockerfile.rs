@@ -5,6 +5,53 @@ use std::process::Command;
 
 use crate::util::{Output, can_run, imgbuild_in};
 
+/// `--build-arg` values nothing consumes are a warning, for `plan` and
+/// `apply` alike, in docker's words; the build goes on. CI's
+/// `BUILDKIT_INLINE_CACHE=1` is `BuildKit`'s own and never reported.
+#[test]
+fn unconsumed_build_args_are_a_warning() {
+    let dir = dockerfile_dir("FROM scratch\nARG USED\nLABEL used=$USED\n");
+    let out = tempfile::tempdir().unwrap();
+    let layout = format!("type=oci-layout,dest={}", out.path().join("l").display());
+    let args = [
+        "--build-arg",
+        "USED=1",
+        "--build-arg",
+        "FOO=1",
+        "--build-arg",
+        "BAR=2",
+        "--build-arg",
+        "BUILDKIT_INLINE_CACHE=1",
+    ];
+    let mut plan = vec!["plan", "-f", "Dockerfile"];
+    plan.extend(args);
+    let mut apply = vec![
+        "apply",
+        "-f",
+        "Dockerfile",
+        "--progress",
+        "plain",
+        "--output",
+        &layout,
+    ];
+    apply.extend(args);
+    for command in [plan, apply] {
+        let run = imgbuild_in(dir.path(), &command);
+        assert_eq!(run.code, 0, "{command:?}: {}", run.stderr);
+        let warnings: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("[Warning]"))
+            .collect();
+        assert_eq!(
+            warnings,
+            ["[Warning] One or more build-args [BAR FOO] were not consumed"],
+            "{command:?}: {}",
+            run.stderr
+        );
+    }
+}
+
 /// A temporary directory holding `Dockerfile` with `text`.
 pub(crate) fn dockerfile_dir(text: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
