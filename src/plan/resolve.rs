@@ -45,6 +45,7 @@ pub fn resolve(project: &Project, request: &Request) -> Result<BuildGraph, Error
         base_configs: HashMap::new(),
         visiting: Vec::new(),
     };
+    resolver.graph.stage_names = project.stages.keys().cloned().collect();
     let mut tags_seen: HashMap<String, &str> = HashMap::new();
     for name in images {
         let image = resolver

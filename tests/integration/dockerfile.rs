@@ -539,3 +539,99 @@ fn dockerignore_directory_is_refused() {
         }
     }
 }
+
+/// `COPY --from=NAME` with no stage `NAME` reads the image `NAME`, even
+/// when a stage has a similar name (`set` is not a typo of `test`):
+/// `BuildKit` never guesses. Only when the image cannot be loaded either
+/// does the error suggest the stage.
+#[test]
+fn copy_from_a_non_stage_name_is_an_image() {
+    let store = tempfile::tempdir().unwrap();
+    let store = store.path().to_str().unwrap();
+    let dockerfile =
+        "FROM scratch AS test\nCOPY Dockerfile /x\n\nFROM scratch\nCOPY --from=set /from-set /y\n";
+    let dir = dockerfile_dir(dockerfile);
+    let build = |dir: &Path, file: &str| {
+        imgbuild_in(
+            dir,
+            &[
+                "--store",
+                store,
+                "apply",
+                "-f",
+                file,
+                "--pull",
+                "never",
+                "--progress",
+                "plain",
+            ],
+        )
+    };
+
+    // Nothing named `set` anywhere: the image cannot be loaded, and only
+    // now does the stage `test` come up, as a hint.
+    let planned = imgbuild_in(
+        dir.path(),
+        &[
+            "--store",
+            store,
+            "plan",
+            "-f",
+            "Dockerfile",
+            "--pull",
+            "never",
+        ],
+    );
+    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    assert!(
+        planned.stdout.contains("did you mean the stage `test`?"),
+        "{}",
+        planned.stdout
+    );
+    let failed = build(dir.path(), "Dockerfile");
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(
+        failed
+            .stderr
+            .contains("docker.io/library/set:latest is not in the store")
+            && failed
+                .stderr
+                .contains("help: did you mean the stage `test`? `set` names no stage"),
+        "{}",
+        failed.stderr
+    );
+
+    // An image tagged `set` in the store: the copy reads it.
+    let image = tempfile::tempdir().unwrap();
+    std::fs::write(image.path().join("from-set"), "image set\n").unwrap();
+    std::fs::write(
+        image.path().join("imgbuild.toml"),
+        "[stages.s]\nfrom = \"scratch\"\nsteps = [{ copy = \"from-set\", to = \"/from-set\" }]\n\n[images.set]\nstage = \"s\"\ntags = [\"set\"]\n",
+    )
+    .unwrap();
+    let tagged = build(image.path(), "imgbuild.toml");
+    assert_eq!(tagged.code, 0, "{}", tagged.stderr);
+    let out = tempfile::tempdir().unwrap();
+    let local = format!("type=local,dest={}", out.path().display());
+    let copied = imgbuild_in(
+        dir.path(),
+        &[
+            "--store",
+            store,
+            "apply",
+            "-f",
+            "Dockerfile",
+            "--pull",
+            "never",
+            "--progress",
+            "plain",
+            "--output",
+            &local,
+        ],
+    );
+    assert_eq!(copied.code, 0, "{}", copied.stderr);
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("y")).unwrap(),
+        "image set\n"
+    );
+}

@@ -257,6 +257,24 @@ fn undeclared_args_are_a_warning() {
     assert_eq!(quiet.stderr, "");
 }
 
+/// A bare `from` that names no stage is an image, even one typo away from
+/// a stage (`php` is not `app`); when the image cannot be loaded, the plan
+/// suggests the stage.
+#[test]
+fn bare_from_near_a_stage_is_an_image() {
+    let out = plan_manifest(
+        "[stages.deps]\nfrom = \"scratch\"\n\n[stages.app]\nfrom = \"dpes\"\nsteps = [{ workdir = \"/w\" }]\n\n[images.app]\nstage = \"app\"\n",
+        &["--pull", "never"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("base image `dpes` cannot be loaded: docker.io/library/dpes:latest is not in the store")
+            && out.stdout.contains("did you mean the stage `deps`? `dpes` names no stage, so it is the image `docker.io/library/dpes`"),
+        "{}",
+        out.stdout
+    );
+}
+
 /// A missing manifest says how to name one.
 #[test]
 fn missing_manifest_is_a_usage_error() {
