@@ -53,6 +53,9 @@ impl Session {
     ) -> Result<Session, Error> {
         let source_date_epoch = source_date_epoch()?;
         let project = build.load()?;
+        if build.is_dockerfile() {
+            BuildArgs::warn_foreign_syntax(&project.source.name, &project.source.text, printer);
+        }
         let mut request = build.request()?;
         let manifest_dir = build.file_dir();
         let context_dir = build.context_dir(&project);

@@ -635,3 +635,32 @@ fn copy_from_a_non_stage_name_is_an_image() {
         "image set\n"
     );
 }
+
+/// A `# syntax=` naming docker/dockerfile (any tag, `-upstream` too) is
+/// the frontend imgbuild implements: nothing to say. Any other frontend
+/// gets a warning that imgbuild builds with its own; when the file does
+/// not parse as a Dockerfile either, the error starts at the directive.
+#[test]
+fn syntax_directive_naming_another_frontend() {
+    for syntax in [
+        "docker/dockerfile:1",
+        "docker/dockerfile:1.7-labs",
+        "docker.io/docker/dockerfile-upstream:master",
+        "docker/dockerfile@sha256:ac85f380a63b13dfcefa89046420e1781752bab202122f8f50032edf31be0021",
+    ] {
+        let out = plan(&format!("# syntax={syntax}\nFROM scratch\n"), &[]);
+        assert_eq!(out.code, 0, "{syntax}: {}", out.stderr);
+        assert!(!out.stderr.contains("syntax"), "{syntax}: {}", out.stderr);
+    }
+
+    let warned = plan("# syntax=tonistiigi/dockerfile:runmount\nFROM scratch\n", &[]);
+    assert_eq!(warned.code, 0, "{}", warned.stderr);
+    insta::assert_snapshot!(warned.stderr, @"Dockerfile:1:1: warning: `# syntax=tonistiigi/dockerfile:runmount` names a frontend imgbuild does not implement; imgbuild builds the file with its own Dockerfile frontend (docker/dockerfile syntax) instead");
+
+    let refused = plan(
+        "#!/usr/bin/env buildctl\n# syntax = ghcr.io/example/frontend:v2\nFROM scratch\nBUNDLE ./app --into /opt\n",
+        &[],
+    );
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    insta::assert_snapshot!(refused.stderr);
+}
