@@ -653,7 +653,10 @@ fn syntax_directive_naming_another_frontend() {
         assert!(!out.stderr.contains("syntax"), "{syntax}: {}", out.stderr);
     }
 
-    let warned = plan("# syntax=tonistiigi/dockerfile:runmount\nFROM scratch\n", &[]);
+    let warned = plan(
+        "# syntax=tonistiigi/dockerfile:runmount\nFROM scratch\n",
+        &[],
+    );
     assert_eq!(warned.code, 0, "{}", warned.stderr);
     insta::assert_snapshot!(warned.stderr, @"Dockerfile:1:1: warning: `# syntax=tonistiigi/dockerfile:runmount` names a frontend imgbuild does not implement; imgbuild builds the file with its own Dockerfile frontend (docker/dockerfile syntax) instead");
 
