@@ -10,7 +10,7 @@ use crate::context::PatternMatcher;
 use crate::copy::{self, CopySpec, Origin, Target};
 use crate::exec::rootfs::{View, read_only_view};
 use crate::exec::step::{Process, StepError};
-use crate::exec::{self, Executor, OciRuntime, Stream};
+use crate::exec::{self, Executor, OciRuntime};
 use crate::image::source::ImageSource;
 use crate::image::{DEFAULT_CREATED, HistoryEntry, Image, ImageConfig, LayerRef};
 use crate::ir::{Base, BuildGraph, Mount, Node, NodeId, Run, Step};
@@ -589,7 +589,7 @@ impl<'a> NodeRunner<'a> {
             shell: &state.shell,
             platform: &node.platform,
         };
-        let mut output = |_: Stream, line: &str| {
+        let mut output = |line: &str| {
             report(Event::Output {
                 node: &node.id,
                 step,
