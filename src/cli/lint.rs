@@ -101,6 +101,7 @@ pub fn run(args: &LintArgs, printer: Printer) -> Result<(), Error> {
         })
     })?;
     let name = file.display().to_string();
+    BuildArgs::warn_foreign_syntax(&name, &text, printer);
     let dockerfile = crate::dockerfile::parse_project(&name, &text);
     let context = match (&build.context, &dockerfile) {
         (Some(dir), _) => dir.clone(),

@@ -255,6 +255,21 @@ impl BuildArgs {
         Ok(())
     }
 
+    /// Warns when the Dockerfile `text` (named `name`) has a `# syntax=`
+    /// directive naming a frontend other than docker/dockerfile: imgbuild
+    /// builds it with its own frontend instead, where `BuildKit` would run
+    /// the one named.
+    pub fn warn_foreign_syntax(name: &str, text: &str, printer: Printer) {
+        if let Some(directive) = crate::dockerfile::foreign_syntax(text) {
+            let (line, column) =
+                crate::diagnostic::SourceFile::new(name, text).line_column(directive.span.start);
+            printer.message(&format!(
+                "{name}:{line}:{column}: warning: `# syntax={}` names a frontend imgbuild does not implement; imgbuild builds the file with its own Dockerfile frontend (docker/dockerfile syntax) instead",
+                directive.frontend
+            ));
+        }
+    }
+
     /// The directory of the manifest or Dockerfile: where relative paths in it start.
     pub fn file_dir(&self) -> PathBuf {
         self.file

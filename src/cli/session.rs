@@ -2,6 +2,7 @@
 //! context, the store and the settings every cache key depends on. Both go
 //! through here so they compute the same keys.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -52,6 +53,9 @@ impl Session {
     ) -> Result<Session, Error> {
         let source_date_epoch = source_date_epoch()?;
         let project = build.load()?;
+        if build.is_dockerfile() {
+            BuildArgs::warn_foreign_syntax(&project.source.name, &project.source.text, printer);
+        }
         let mut request = build.request()?;
         let manifest_dir = build.file_dir();
         let context_dir = build.context_dir(&project);
@@ -66,6 +70,7 @@ impl Session {
         ));
         request.bases = Some(Arc::clone(&bases));
         let graph = plan::resolve_graph(&project, &request)?;
+        warn_unconsumed(&project, &request, &graph, build.is_dockerfile(), printer);
         let no_cache = no_cache(build, &project)?;
         let context = ContextFiles::new(&context_dir, ignore, Some(&store));
         let scope = std::path::absolute(&build.file)
@@ -98,6 +103,42 @@ impl Session {
             bases: &self.bases,
         }
     }
+}
+
+/// Warns about `--arg` values nothing declares, as docker does (`BuildKit`
+/// ignores them silently): one line naming them all, then a hint for each
+/// that looks like a misspelt declared argument.
+fn warn_unconsumed(
+    project: &Project,
+    request: &plan::Request,
+    graph: &BuildGraph,
+    dockerfile: bool,
+    printer: Printer,
+) {
+    let unconsumed = plan::unconsumed_args(project, request, graph);
+    if unconsumed.is_empty() {
+        return;
+    }
+    let (noun, flag) = if dockerfile {
+        ("build-args", "--build-arg")
+    } else {
+        ("args", "--arg")
+    };
+    let names: Vec<&str> = unconsumed.iter().map(|u| u.name.as_str()).collect();
+    let mut text = format!(
+        "[Warning] One or more {noun} [{}] were not consumed",
+        names.join(" ")
+    );
+    for arg in &unconsumed {
+        if let Some(near) = &arg.closest {
+            let _ = write!(
+                text,
+                "\n  help: `{flag} {}`: did you mean `{near}`?",
+                arg.name
+            );
+        }
+    }
+    printer.message(&text);
 }
 
 fn source_date_epoch() -> Result<Option<i64>, Error> {

@@ -234,6 +234,28 @@ pub fn check(
     Ok(checker.report.into_findings())
 }
 
+/// Whether `path` is absolute on `os`, as `BuildKit`'s `system.IsAbs`
+/// judges a `WORKDIR`, `COPY` or `ADD` path: on Windows a drive letter is
+/// dropped (only `C:` is allowed; `C:` alone, `C:dir`, other drives and
+/// UNC paths are not absolute) and `\` counts as `/`.
+fn is_absolute(path: &str, os: &str) -> bool {
+    if os != "windows" {
+        return path.starts_with('/');
+    }
+    let slashed = |p: &str| p.replace('\\', "/");
+    let bytes = path.as_bytes();
+    if bytes.len() == 2 && bytes[1] == b':' {
+        return false;
+    }
+    if slashed(path).starts_with("//") {
+        return false;
+    }
+    match path.split_once(':') {
+        None => slashed(path).starts_with('/'),
+        Some((drive, rest)) => drive.eq_ignore_ascii_case("c") && slashed(rest).starts_with('/'),
+    }
+}
+
 /// The 1-based line of the parser directive `name` near the top of `text`.
 fn directive_line(text: &str, name: &str) -> usize {
     text.lines()
@@ -259,6 +281,8 @@ struct StageState {
     workdir_set: bool,
     /// A shell is set for shell-form commands (`SHELL`, or the base's).
     shell_set: bool,
+    /// The stage's operating system, which says what an absolute path is.
+    os: String,
 }
 
 /// What one stage tracks of its own instructions: where the last `CMD`,
@@ -657,7 +681,12 @@ impl Checker<'_> {
                 expanded.text
             })
             .unwrap_or_default();
-        (self.base_state(&base, &platform), Trackers::default(), name)
+        let mut state = self.base_state(&base, &platform);
+        if platform_flag.is_some() {
+            // `FROM --platform` sets it over a parent stage's too.
+            state.os.clone_from(&platform.os);
+        }
+        (state, Trackers::default(), name)
     }
 
     /// What a stage starting from `base` knows before its first instruction.
@@ -668,6 +697,7 @@ impl Checker<'_> {
         }
         let mut state = StageState {
             env_known: true,
+            os: platform.os.clone(),
             ..StageState::default()
         };
         if !base.eq_ignore_ascii_case("scratch") {
@@ -784,7 +814,7 @@ impl Checker<'_> {
             ("workdir", InstructionArgs::Shell(path)) => {
                 if let Some(path) = self.expand_checked(&rules, inst, state, path)
                     && !state.workdir_set
-                    && !path.starts_with('/')
+                    && !is_absolute(&path, &state.os)
                 {
                     self.add(
                         &rules,

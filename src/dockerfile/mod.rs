@@ -30,7 +30,8 @@ pub use lower::{LoweredTrigger, lower_trigger};
 pub use mount::{MountError, from_fields as mount_from_fields};
 pub use onbuild::check_trigger;
 pub use parse::{
-    Directives, Dockerfile, Heredoc, Instruction, InstructionArgs, parse, parse_for_build,
+    Directives, Dockerfile, Heredoc, Instruction, InstructionArgs, SyntaxDirective, parse,
+    parse_for_build,
 };
 pub use shell::{ShellError, ShellLex};
 
@@ -89,8 +90,38 @@ pub fn load(path: &Path) -> Result<Project, Error> {
 
 /// Parses and lowers Dockerfile `text`, naming it `name` in errors.
 pub fn parse_project(name: &str, text: &str) -> Result<Project, Diagnostics> {
-    let (source, dockerfile) = parse_source(name, text)?;
-    lower::lower(&dockerfile, source)
+    let (source, dockerfile) = parse_source(name, text).map_err(|e| foreign(name, text, e))?;
+    lower::lower(&dockerfile, source).map_err(|e| foreign(name, text, e))
+}
+
+/// The `# syntax=` directive of `text` when it names a frontend other than
+/// the Dockerfile one imgbuild implements (which builds the file anyway).
+pub fn foreign_syntax(text: &str) -> Option<SyntaxDirective> {
+    parse::syntax_directive(text).filter(|d| !d.is_dockerfile())
+}
+
+/// `errors` of a file that does not parse as a Dockerfile, led by one at
+/// its `# syntax=` directive when that names another frontend: the file
+/// is most likely written for that frontend.
+fn foreign(name: &str, text: &str, mut errors: Diagnostics) -> Diagnostics {
+    let Some(directive) = foreign_syntax(text) else {
+        return errors;
+    };
+    let source = SourceFile::new(name, text);
+    let error = source
+        .error(
+            directive.span,
+            format!(
+                "`# syntax={}` names a frontend imgbuild does not implement, and the file is not standard Dockerfile syntax",
+                directive.frontend
+            ),
+        )
+        .with_label("this frontend")
+        .with_help(
+            "imgbuild builds Dockerfiles with its own frontend, which reads the syntax of docker/dockerfile only (the errors below); build this file with that frontend (`docker buildx build`), or write it in standard Dockerfile syntax",
+        );
+    errors.errors.insert(0, error);
+    errors
 }
 
 /// Parses Dockerfile `text` for building, naming it `name` in errors.
@@ -126,7 +157,7 @@ pub fn check_text(
         let offset = offset_of(text, e.line, e.column);
         Diagnostics::from(source.error(offset..offset, e.message).with_help(e.help))
     };
-    let dockerfile = parse(text).map_err(at)?;
+    let dockerfile = parse(text).map_err(|e| foreign(name, text, at(e)))?;
     check::check(&dockerfile, &source, options).map_err(at)
 }
 

@@ -140,6 +140,74 @@ impl Heredoc {
     }
 }
 
+/// A `# syntax=` parser directive: the frontend it names and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxDirective {
+    /// The value, e.g. `docker/dockerfile:1`.
+    pub frontend: String,
+    /// The byte range of the directive's line, without its newline.
+    pub span: std::ops::Range<usize>,
+}
+
+impl SyntaxDirective {
+    /// Whether it names the Dockerfile frontend imgbuild implements:
+    /// `docker/dockerfile` or `docker/dockerfile-upstream` on Docker Hub,
+    /// with any tag or digest (`1`, `1.7-labs`, `master`).
+    pub fn is_dockerfile(&self) -> bool {
+        let reference = self.frontend.split_whitespace().next().unwrap_or_default();
+        let reference = ["docker.io/", "index.docker.io/", "registry-1.docker.io/"]
+            .iter()
+            .find_map(|prefix| reference.strip_prefix(prefix))
+            .unwrap_or(reference);
+        let repository = reference
+            .split('@')
+            .next()
+            .and_then(|name| name.split(':').next())
+            .unwrap_or_default();
+        matches!(
+            repository,
+            "docker/dockerfile" | "docker/dockerfile-upstream"
+        )
+    }
+}
+
+/// The `# syntax=` directive of `text`, found as `BuildKit` detects one
+/// (among the parser directives at the top, after an optional `#!` line),
+/// even when the rest of the file does not parse.
+pub fn syntax_directive(text: &str) -> Option<SyntaxDirective> {
+    let mut parser = DirectiveParser::default();
+    let mut start = 0;
+    for (index, raw) in text.split_inclusive('\n').enumerate() {
+        let line_start = start;
+        start += raw.len();
+        let mut line = trim_newline(raw);
+        let mut offset = line_start;
+        if index == 0 {
+            if let Some(rest) = line.strip_prefix('\u{feff}') {
+                line = rest;
+                offset += '\u{feff}'.len_utf8();
+            }
+            if line.starts_with("#!") {
+                continue;
+            }
+            let trimmed = line.trim_start();
+            offset += line.len() - trimmed.len();
+            line = trimmed;
+        }
+        match parser.parse_line(line) {
+            Ok(Some((key, frontend))) if key == "syntax" => {
+                return Some(SyntaxDirective {
+                    frontend,
+                    span: offset..offset + line.len(),
+                });
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return None,
+        }
+    }
+    None
+}
+
 /// Parses `text` with `BuildKit`'s parser semantics (no build-level checks).
 pub fn parse(text: &str) -> Result<Dockerfile, DockerfileError> {
     Parser::new(text).run()

@@ -118,25 +118,14 @@ pub struct RunOutcome {
     pub log_tail: Vec<String>,
 }
 
-/// Which output stream a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
 /// Runs processes in containers.
 pub trait Executor: Send + Sync {
     /// Runs `spec` to completion, calling `output` with each line as it
-    /// arrives (both streams, read concurrently), and returns its outcome.
+    /// arrives, and returns its outcome. Standard output and standard error
+    /// are one stream (one pipe, as `BuildKit` shows them): lines come in
+    /// the order the process wrote them.
     /// A non-zero exit is an `Ok` outcome; errors are failures to run at all.
-    fn run(
-        &self,
-        spec: &RunSpec,
-        output: &mut dyn FnMut(Stream, &str),
-    ) -> Result<RunOutcome, ExecError>;
+    fn run(&self, spec: &RunSpec, output: &mut dyn FnMut(&str)) -> Result<RunOutcome, ExecError>;
 
     /// The runtime's name and version, for `imgbuild doctor`.
     fn describe(&self) -> String;

@@ -8,11 +8,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::thread;
 
 use super::bundle::write_bundle;
-use super::{ExecError, RunOutcome, RunSpec, Stream};
+use super::{ExecError, RunOutcome, RunSpec};
 
 /// Lines kept in [`RunOutcome::log_tail`].
 const TAIL_LINES: usize = 20;
@@ -35,7 +33,7 @@ fn container_id() -> String {
 pub(crate) fn run_container(
     binary: &Path,
     spec: &RunSpec,
-    output: &mut dyn FnMut(Stream, &str),
+    output: &mut dyn FnMut(&str),
 ) -> Result<RunOutcome, ExecError> {
     write_bundle(spec)?;
     let bundle = std::path::absolute(&spec.bundle).map_err(|source| ExecError::Io {
@@ -60,10 +58,25 @@ pub(crate) fn run_container(
         source,
     })?;
     let id = container_id();
+    // One pipe for both: the process's stdout and stderr are one stream, in
+    // the order it wrote them. A runtime in the foreground copies each of
+    // them through a pipe of its own, concurrently, which reorders them; a
+    // detached one hands its own stdio to the process. Created
+    // close-on-exec, so no other container inherits the write end.
+    let (reader, writer) = std::io::pipe().map_err(|source| ExecError::Spawn {
+        binary: binary.to_owned(),
+        source,
+    })?;
+    let writer_err = writer.try_clone().map_err(|source| ExecError::Spawn {
+        binary: binary.to_owned(),
+        source,
+    })?;
     tracing::debug!(runtime = %binary.display(), bundle = %bundle.display(), %id, "starting container");
     // Registered before it exists: if this process is killed, the reaper
     // kills the runtime and deletes the container.
     let watch = super::reaper::watch_container(binary, &state, &id)?;
+    let pid_file = bundle.join(PID_FILE);
+    become_subreaper();
 
     let mut child = Command::new(binary)
         .arg("--root")
@@ -73,41 +86,55 @@ pub(crate) fn run_container(
         .arg("--log-format")
         .arg("json")
         .arg("run")
+        .arg("--detach")
+        .arg("--pid-file")
+        .arg(&pid_file)
         .arg("--bundle")
         .arg(&bundle)
         .arg(&id)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(writer)
+        .stderr(writer_err)
         .spawn()
         .map_err(|source| ExecError::Spawn {
             binary: binary.to_owned(),
             source,
         })?;
     watch.runtime_pid(child.id());
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stderr = child.stderr.take().expect("stderr is piped");
-
-    let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES + 1);
-    thread::scope(|scope| {
-        let (tx, rx) = mpsc::sync_channel::<(Stream, String)>(1024);
-        let tx_err = tx.clone();
-        scope.spawn(move || pump(stdout, Stream::Stdout, &tx));
-        scope.spawn(move || pump(stderr, Stream::Stderr, &tx_err));
-        // Ends when both readers have hit end of file and dropped their senders.
-        for (stream, line) in rx {
-            output(stream, &line);
-            if tail.len() == TAIL_LINES {
-                tail.pop_front();
-            }
-            tail.push_back(line);
-        }
-    });
-    let status = child.wait().map_err(|source| ExecError::Spawn {
+    // The runtime exits once the process runs, which is then this
+    // process's child (see `become_subreaper`).
+    let started = child.wait().map_err(|source| ExecError::Spawn {
         binary: binary.to_owned(),
         source,
     })?;
-    let exit_code = exit_code(status);
+    let process = started
+        .success()
+        .then(|| fs::read_to_string(&pid_file).ok())
+        .flatten()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw);
+
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES + 1);
+    // Ends when every holder of the write end (the runtime, the container's
+    // processes) has closed it.
+    read_lines(reader, &mut |line| {
+        output(line);
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line.to_owned());
+    });
+    let waited = match process {
+        Some(pid) => wait_process(pid),
+        None if started.success() => Err(ExecError::Runtime {
+            message: format!(
+                "{} wrote no process id to {}",
+                binary.display(),
+                pid_file.display()
+            ),
+        }),
+        None => Ok(exit_code(started)),
+    };
 
     if state.join(&id).exists() {
         // `run` normally destroys the container itself; clean up if it did not.
@@ -123,6 +150,7 @@ pub(crate) fn run_container(
             .status();
     }
     drop(watch);
+    let exit_code = waited?;
 
     if exit_code != 0 {
         let errors = runtime_errors(&log);
@@ -137,6 +165,44 @@ pub(crate) fn run_container(
         exit_code,
         log_tail: tail.into(),
     })
+}
+
+/// The runtime writes the process's pid there, inside the bundle.
+const PID_FILE: &str = "pid";
+
+/// Makes this process the reaper of its orphaned descendants, once: the
+/// process a detached runtime starts is reparented to it when the runtime
+/// exits, so it can wait for the process's exit status.
+fn become_subreaper() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+            tracing::warn!(error = %e, "cannot become a subreaper");
+        }
+    });
+}
+
+/// Waits for the container's process `pid`, this process's child since
+/// its runtime exited; its exit code, 128+signal when a signal killed it.
+fn wait_process(pid: rustix::process::Pid) -> Result<i32, ExecError> {
+    loop {
+        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
+            Ok(Some((_, status))) => {
+                if let Some(code) = status.exit_status() {
+                    return Ok(code);
+                }
+                if let Some(signal) = status.terminating_signal() {
+                    return Ok(128 + signal);
+                }
+            }
+            Ok(None) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => {
+                return Err(ExecError::Runtime {
+                    message: format!("cannot wait for the container's process {pid}: {e}"),
+                });
+            }
+        }
+    }
 }
 
 /// The process's exit code, 128+signal when the runtime itself was killed.
@@ -172,14 +238,14 @@ fn runtime_errors(log: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Reads `reader` to its end, sending each line (without its newline).
-fn pump(mut reader: impl Read, stream: Stream, tx: &mpsc::SyncSender<(Stream, String)>) {
+/// Reads `reader` to its end, passing on each line (without its newline;
+/// a longer one than [`MAX_LINE`] in pieces).
+fn read_lines(mut reader: impl Read, line: &mut dyn FnMut(&str)) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
-    let send = |bytes: &[u8]| {
+    let mut send = |bytes: &[u8]| {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        tx.send((stream, String::from_utf8_lossy(bytes).into_owned()))
-            .is_ok()
+        line(&String::from_utf8_lossy(bytes));
     };
     loop {
         let n = match reader.read(&mut buf) {
@@ -187,7 +253,7 @@ fn pump(mut reader: impl Read, stream: Stream, tx: &mpsc::SyncSender<(Stream, St
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                tracing::warn!(?stream, error = %e, "reading container output failed");
+                tracing::warn!(error = %e, "reading container output failed");
                 break;
             }
         };
@@ -199,15 +265,11 @@ fn pump(mut reader: impl Read, stream: Stream, tx: &mpsc::SyncSender<(Stream, St
             };
             pending.extend_from_slice(segment);
             while pending.len() > MAX_LINE {
-                if !send(&pending[..MAX_LINE]) {
-                    return;
-                }
+                send(&pending[..MAX_LINE]);
                 pending.drain(..MAX_LINE);
             }
             let Some(rest) = complete else { break };
-            if !send(&pending) {
-                return;
-            }
+            send(&pending);
             pending.clear();
             chunk = rest;
         }
@@ -258,23 +320,15 @@ mod tests {
 
     struct Captured {
         outcome: RunOutcome,
-        stdout: Vec<String>,
-        stderr: Vec<String>,
+        /// Every line of stdout and stderr, in order.
+        output: Vec<String>,
     }
 
     fn run(f: &Fixture) -> Captured {
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
-        let outcome = run_container(&f.runc, &f.spec, &mut |s, line| match s {
-            Stream::Stdout => stdout.push(line.to_owned()),
-            Stream::Stderr => stderr.push(line.to_owned()),
-        })
-        .unwrap();
-        Captured {
-            outcome,
-            stdout,
-            stderr,
-        }
+        let mut output = Vec::new();
+        let outcome =
+            run_container(&f.runc, &f.spec, &mut |line| output.push(line.to_owned())).unwrap();
+        Captured { outcome, output }
     }
 
     fn run_script(script: &str) -> Option<Captured> {
@@ -289,17 +343,18 @@ mod tests {
             return;
         };
         assert_eq!(c.outcome.exit_code, 3);
-        assert_eq!(c.stdout, ["out1", "out2"]);
-        assert_eq!(c.stderr, ["err1", "err2"]);
+        // One stream, in the order written.
+        assert_eq!(c.output, ["out1", "err1", "out2", "err2"]);
         assert_eq!(c.outcome.log_tail.len(), 4);
 
         assert_eq!(run_script("true").unwrap().outcome.exit_code, 0);
         // PID 1 ignores signals it has no handler for, even SIGKILL, when
         // they come from inside its namespace: a child shell is needed.
         let c = run_script("sh -c 'kill -9 $$'; echo after $?").unwrap();
-        assert_eq!(c.stdout, ["after 137"]);
+        // The shell's report of the kill is on stderr, the same stream.
+        assert_eq!(c.output, ["Killed", "after 137"]);
         let c = run_script("printf 'no newline'").unwrap();
-        assert_eq!(c.stdout, ["no newline"]);
+        assert_eq!(c.output, ["no newline"]);
     }
 
     #[test]
@@ -310,7 +365,7 @@ mod tests {
         let state = f.spec.bundle.join(STATE_DIR);
         let runc = f.runc.clone();
         let mut lines = Vec::new();
-        let outcome = run_container(&f.runc, &f.spec, &mut |_, line| {
+        let outcome = run_container(&f.runc, &f.spec, &mut |line| {
             lines.push(line.to_owned());
             if line == "ready" {
                 let list = Command::new(&runc)
@@ -348,12 +403,12 @@ mod tests {
         f.spec.gid = 1001;
         f.spec.additional_gids = vec![1002, 1003];
         let c = run(&f);
-        assert_eq!(c.outcome.exit_code, 0, "{:?}", c.stderr);
+        assert_eq!(c.outcome.exit_code, 0, "{:?}", c.output);
         // The capability set is the same for every user (as the brief asks),
         // so a non-root user keeps CAP_DAC_OVERRIDE.
-        eprintln!("{:?}", c.stdout);
+        eprintln!("{:?}", c.output);
         assert_eq!(
-            c.stdout[..6],
+            c.output[..6],
             [
                 "hello world",
                 "/work/dir",
@@ -384,12 +439,12 @@ mod tests {
         ) else {
             return;
         };
-        assert_eq!(c.outcome.exit_code, 0, "{:?}", c.stderr);
+        assert_eq!(c.outcome.exit_code, 0, "{:?}", c.output);
         assert_eq!(
-            c.stdout,
+            c.output,
             ["1", &*crate::exec::bundle::nofile_limit().to_string()],
             "stderr: {:?}",
-            c.stderr
+            c.output
         );
     }
 
@@ -403,7 +458,7 @@ mod tests {
         let host = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();
         let expected: Vec<&str> = host.lines().chain(["---"]).chain(hosts.lines()).collect();
-        assert_eq!(c.stdout, expected);
+        assert_eq!(c.output, expected);
         assert_eq!(
             fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
             host
@@ -433,10 +488,10 @@ mod tests {
         let Some(c) = run_script("ip -o link") else {
             return;
         };
-        assert_eq!(c.outcome.exit_code, 0, "{:?}", c.stderr);
-        assert_eq!(c.stdout.len(), 1, "{:?}", c.stdout);
-        assert!(c.stdout[0].contains(": lo: "), "{:?}", c.stdout);
-        assert!(c.stdout[0].contains(",UP"), "{:?}", c.stdout);
+        assert_eq!(c.outcome.exit_code, 0, "{:?}", c.output);
+        assert_eq!(c.output.len(), 1, "{:?}", c.output);
+        assert!(c.output[0].contains(": lo: "), "{:?}", c.output);
+        assert!(c.output[0].contains(",UP"), "{:?}", c.output);
     }
 
     #[test]
@@ -446,17 +501,17 @@ mod tests {
         };
         f.spec.network = NetworkMode::Host;
         let c = run(&f);
-        assert_eq!(c.outcome.exit_code, 0, "{:?}", c.stderr);
+        assert_eq!(c.outcome.exit_code, 0, "{:?}", c.output);
         let host: Vec<String> = fs::read_dir("/sys/class/net")
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(c.stdout.len(), host.len(), "{:?} vs {host:?}", c.stdout);
+        assert_eq!(c.output.len(), host.len(), "{:?} vs {host:?}", c.output);
         for name in host {
             assert!(
-                c.stdout.iter().any(|l| l.contains(&format!(": {name}"))),
+                c.output.iter().any(|l| l.contains(&format!(": {name}"))),
                 "{name} missing from {:?}",
-                c.stdout
+                c.output
             );
         }
     }
@@ -496,12 +551,12 @@ mod tests {
             },
         ];
         let c = run(&f);
-        assert_eq!(c.outcome.exit_code, 0, "{:?}", c.stderr);
-        assert_eq!(c.stdout.len(), 2, "{:?} {:?}", c.stdout, c.stderr);
-        assert_eq!(c.stdout[0], "content");
-        assert!(c.stdout[1].contains("tmpfs rw,"), "{}", c.stdout[1]);
-        assert!(c.stdout[1].contains("size=2048k"), "{}", c.stdout[1]);
-        assert!(c.stdout[1].contains("mode=750"), "{}", c.stdout[1]);
+        assert_eq!(c.outcome.exit_code, 0, "{:?}", c.output);
+        assert_eq!(c.output.len(), 2, "{:?} {:?}", c.output, c.output);
+        assert_eq!(c.output[0], "content");
+        assert!(c.output[1].contains("tmpfs rw,"), "{}", c.output[1]);
+        assert!(c.output[1].contains("size=2048k"), "{}", c.output[1]);
+        assert!(c.output[1].contains("mode=750"), "{}", c.output[1]);
         assert!(!host.path().join("new").exists());
         assert!(rw.path().join("new").exists());
     }
@@ -513,30 +568,14 @@ mod tests {
         ) else {
             return;
         };
-        let mut combined = Vec::new();
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
-        let outcome = run_container(&f.runc, &f.spec, &mut |s, line| {
-            combined.push(line.to_owned());
-            match s {
-                Stream::Stdout => stdout.push(line.to_owned()),
-                Stream::Stderr => stderr.push(line.to_owned()),
-            }
-        })
-        .unwrap();
-        let c = Captured {
-            outcome,
-            stdout,
-            stderr,
-        };
-        assert_eq!(c.outcome.exit_code, 0);
-        // The order across the two pipes is arrival order.
-        assert_eq!(c.outcome.log_tail, combined[combined.len() - 20..]);
-        assert_eq!(c.stdout.len(), 700_025);
-        assert_eq!(c.stderr.len(), 700_000);
-        assert_eq!(c.stderr.last().unwrap(), "700000");
+        let mut output = Vec::new();
+        let outcome =
+            run_container(&f.runc, &f.spec, &mut |line| output.push(line.to_owned())).unwrap();
+        assert_eq!(outcome.exit_code, 0);
+        assert_eq!(outcome.log_tail, output[output.len() - 20..]);
+        assert_eq!(output.len(), 1_400_025);
         let expected: Vec<String> = (5..25).map(|i| format!("tail{i}")).collect();
-        assert_eq!(c.stdout[c.stdout.len() - 20..], expected);
+        assert_eq!(output[output.len() - 20..], expected);
     }
 
     #[test]
@@ -545,7 +584,7 @@ mod tests {
             return;
         };
         f.spec.args = vec!["/no/such/command".into()];
-        let err = run_container(&f.runc, &f.spec, &mut |_, _| {}).unwrap_err();
+        let err = run_container(&f.runc, &f.spec, &mut |_| {}).unwrap_err();
         let ExecError::Runtime { message } = err else {
             panic!("{err:?}");
         };
@@ -561,7 +600,7 @@ mod tests {
                 readonly: false,
             },
         });
-        let err = run_container(&f.runc, &f.spec, &mut |_, _| {}).unwrap_err();
+        let err = run_container(&f.runc, &f.spec, &mut |_| {}).unwrap_err();
         assert!(matches!(err, ExecError::Runtime { .. }), "{err:?}");
         // A process printing runtime-like errors and failing is still a process exit.
         let c = run_script("echo 'level=error msg=\"runc run failed\"' >&2; exit 1").unwrap();
@@ -569,13 +608,11 @@ mod tests {
     }
 
     #[test]
-    fn pump_splits_lines() {
-        let (tx, rx) = mpsc::sync_channel(16);
+    fn read_lines_splits_lines() {
         let long = "y".repeat(MAX_LINE + 5);
         let input = format!("a\r\nb\n\n{long}\nc");
-        pump(input.as_bytes(), Stream::Stdout, &tx);
-        drop(tx);
-        let lines: Vec<String> = rx.into_iter().map(|(_, l)| l).collect();
+        let mut lines: Vec<String> = Vec::new();
+        read_lines(input.as_bytes(), &mut |l| lines.push(l.to_owned()));
         assert_eq!(lines.len(), 6);
         assert_eq!(lines[..3], ["a", "b", ""]);
         assert_eq!(lines[3].len(), MAX_LINE);

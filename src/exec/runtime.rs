@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use super::run::run_container;
-use super::{ExecError, Executor, MountKind, MountSpec, NetworkMode, RunOutcome, RunSpec, Stream};
+use super::{ExecError, Executor, MountKind, MountSpec, NetworkMode, RunOutcome, RunSpec};
 
 /// Runtimes tried by [`OciRuntime::detect`] without a preference, in order.
 const CANDIDATES: &[&str] = &["crun", "runc", "youki"];
@@ -95,11 +95,7 @@ impl OciRuntime {
 }
 
 impl Executor for OciRuntime {
-    fn run(
-        &self,
-        spec: &RunSpec,
-        output: &mut dyn FnMut(Stream, &str),
-    ) -> Result<RunOutcome, ExecError> {
+    fn run(&self, spec: &RunSpec, output: &mut dyn FnMut(&str)) -> Result<RunOutcome, ExecError> {
         run_container(&self.binary, spec, output)
     }
 
@@ -189,7 +185,7 @@ fn uncached_probe(binary: &Path, scratch: &Path) -> Result<String, ExecError> {
         network: NetworkMode::None,
         mounts,
     };
-    let outcome = run_container(binary, &spec, &mut |_, _| {});
+    let outcome = run_container(binary, &spec, &mut |_| {});
     // The binds live in the container's mount namespace only; nothing is
     // mounted here in ours.
     let _ = fs::remove_dir_all(&dir);
@@ -321,9 +317,9 @@ mod tests {
         };
         let mut lines = Vec::new();
         let outcome = executor
-            .run(&spec, &mut |s, l| lines.push((s, l.to_owned())))
+            .run(&spec, &mut |l| lines.push(l.to_owned()))
             .unwrap();
         assert_eq!(outcome.exit_code, 0);
-        assert_eq!(lines, [(Stream::Stdout, "hi".to_owned())]);
+        assert_eq!(lines, ["hi"]);
     }
 }

@@ -12,7 +12,7 @@ use super::private::PrivateDir;
 use super::reaper::{self, Guard};
 use super::rootfs::{Upper, mount_overlay};
 use super::ssh_agent::AgentProxy;
-use super::{Executor, MountKind, MountSpec, NetworkMode, RunSpec, Stream, standard_mount_points};
+use super::{Executor, MountKind, MountSpec, NetworkMode, RunSpec, standard_mount_points};
 use crate::ir::{Command, Mount, Network, Platform, Run, Sharing};
 use crate::store::Store;
 
@@ -204,7 +204,7 @@ pub fn run_step(
     run: &Run<String>,
     process: &Process<'_>,
     sources: &HashMap<String, PathBuf, impl std::hash::BuildHasher>,
-    output: &mut dyn FnMut(Stream, &str),
+    output: &mut dyn FnMut(&str),
 ) -> Result<Changes, StepError> {
     let temp = store.temp_path("run");
     let watch = reaper::watch_path(&temp).map_err(super::ExecError::from)?;
@@ -251,7 +251,7 @@ fn run_in(
     run: &Run<String>,
     process: &Process<'_>,
     sources: &HashMap<String, PathBuf, impl std::hash::BuildHasher>,
-    output: &mut dyn FnMut(Stream, &str),
+    output: &mut dyn FnMut(&str),
     temp: &Path,
     dirs: &[PathBuf],
     secrets: &PrivateDir,

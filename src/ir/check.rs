@@ -9,7 +9,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graphmap::DiGraphMap;
 
 use super::{Base, Mount, Project, Step, Template};
-use crate::diagnostic::{Diagnostic, closest, suggest};
+use crate::diagnostic::{Diagnostic, suggest};
 
 /// A reference from one stage to another, with where it was written.
 struct StageRef<'a> {
@@ -30,26 +30,13 @@ pub fn check(project: &Project) -> Vec<Diagnostic> {
             if at.value.contains('$') {
                 continue;
             }
-            match Base::parse(&at.value, is_stage) {
-                Base::Stage(to) => references.push(StageRef {
+            // A bare word that names no stage is an image, as in BuildKit.
+            if let Base::Stage(to) = Base::parse(&at.value, is_stage) {
+                references.push(StageRef {
                     from: &stage.name.value,
                     to,
                     at,
-                }),
-                Base::Image(name) if !name.contains(['/', ':', '@', '.']) => {
-                    // A bare word one typo away from a stage is a typo, not Docker Hub.
-                    if let Some(near) = closest(&name, stage_names.iter().copied()) {
-                        errors.push(
-                            project
-                                .source
-                                .error(at.span.clone(), format!("unknown stage `{name}`"))
-                                .with_help(format!(
-                                    "did you mean `{near}`? For an image named `{name}`, write `docker.io/library/{name}`"
-                                )),
-                        );
-                    }
-                }
-                _ => {}
+                });
             }
         }
     }

@@ -97,6 +97,9 @@ pub struct BuildGraph {
     graph: DiGraph<Node, Edge>,
     /// The requested images, in request order.
     pub images: Vec<ResolvedImage>,
+    /// The names of every stage of the project, planned or not: for the
+    /// hint when an image reference that fails to load looks like one.
+    pub stage_names: Vec<String>,
 }
 
 impl BuildGraph {

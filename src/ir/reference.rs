@@ -3,6 +3,20 @@
 //! Only checks the form, following the distribution reference grammar; the
 //! registry module resolves and normalizes references.
 
+/// What to say when the image `reference` cannot be loaded and it looks
+/// like a misspelt stage: a bare word (no registry, tag or digest) one
+/// typo away from a name in `stages`. Only a hint: a `from` that names no
+/// stage is an image reference, as in `BuildKit`, which never guesses.
+pub fn stage_hint(reference: &str, stages: &[String]) -> Option<String> {
+    if reference.contains(['/', ':', '@', '.']) {
+        return None;
+    }
+    let near = crate::diagnostic::closest(reference, stages.iter().map(String::as_str))?;
+    Some(format!(
+        "did you mean the stage `{near}`? `{reference}` names no stage, so it is the image `docker.io/library/{reference}`"
+    ))
+}
+
 /// Checks the form of an image reference; the error says which part is wrong.
 pub fn validate(reference: &str) -> Result<(), String> {
     if reference.is_empty() {

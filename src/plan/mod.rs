@@ -55,6 +55,21 @@ pub const PROXY_ARGS: [&str; 10] = [
     "all_proxy",
 ];
 
+/// The build arguments `BuildKit` reads itself (its frontend, exporters and
+/// attestations, besides `BUILDKIT_ATTEST_*`): never reported as unconsumed.
+pub const BUILDKIT_ARGS: [&str; 10] = [
+    "BUILDKIT_BUILD_NAME",
+    "BUILDKIT_CACHE_MOUNT_NS",
+    "BUILDKIT_CONTEXT_KEEP_GIT_DIR",
+    "BUILDKIT_DISABLE_FILEOP",
+    "BUILDKIT_DOCKERFILE_CHECK",
+    "BUILDKIT_INLINE_CACHE",
+    "BUILDKIT_MULTI_PLATFORM",
+    "BUILDKIT_SANDBOX_HOSTNAME",
+    "BUILDKIT_SYNTAX",
+    "SOURCE_DATE_EPOCH",
+];
+
 /// The version of the `--json` document; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -106,6 +121,25 @@ pub enum Error {
         /// What to do.
         help: String,
     },
+}
+
+/// An `--arg` that nothing in the project declares: `BuildKit` ignores it
+/// and so does the build, with a warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unconsumed {
+    /// The argument's name.
+    pub name: String,
+    /// The declared argument it most likely misspells.
+    pub closest: Option<String>,
+}
+
+/// The `--arg` values of `request` that nothing declares, sorted by name.
+pub fn unconsumed_args(
+    project: &Project,
+    request: &Request,
+    graph: &ir::BuildGraph,
+) -> Vec<Unconsumed> {
+    resolve::unconsumed_args(project, request, graph)
 }
 
 /// Plans the build of `request` from `project`.

@@ -20,7 +20,7 @@ use super::{CacheStatus, Plan};
 use crate::image::base::{BaseResolver, ResolvedBase};
 use crate::image::source::ImageSource;
 use crate::image::{DEFAULT_CREATED, Image, ImageConfig};
-use crate::ir::{Base, BuildGraph, NodeId, Platform};
+use crate::ir::{Base, BuildGraph, NodeId, Platform, reference};
 use crate::store::Store;
 
 /// Ends the reason of every step whose key depends on files a rebuilt stage
@@ -80,7 +80,12 @@ pub fn predict(plan: &mut Plan, graph: &BuildGraph, query: &CacheQuery<'_>) {
                         query
                             .bases
                             .resolve_metadata(&source, platform)
-                            .map_err(|e| e.to_string())
+                            .map_err(|e| {
+                                match reference::stage_hint(reference, &graph.stage_names) {
+                                    Some(hint) => format!("{e}; {hint}"),
+                                    None => e.to_string(),
+                                }
+                            })
                     })
                     .clone()
             };

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use indexmap::{IndexMap, IndexSet};
 
 use super::expand::{expand, literal};
-use super::{Error, PREDEFINED_ARGS, PROXY_ARGS, Request, TARGETSTAGE};
+use super::{BUILDKIT_ARGS, Error, PREDEFINED_ARGS, PROXY_ARGS, Request, TARGETSTAGE, Unconsumed};
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::dockerfile::LoweredTrigger;
 use crate::image::source::ImageSource;
@@ -45,6 +45,7 @@ pub fn resolve(project: &Project, request: &Request) -> Result<BuildGraph, Error
         base_configs: HashMap::new(),
         visiting: Vec::new(),
     };
+    resolver.graph.stage_names = project.stages.keys().cloned().collect();
     let mut tags_seen: HashMap<String, &str> = HashMap::new();
     for name in images {
         let image = resolver
@@ -64,7 +65,6 @@ pub fn resolve(project: &Project, request: &Request) -> Result<BuildGraph, Error
         }
         resolver.graph.images.push(image);
     }
-    check_overrides(project, request, &resolver.graph)?;
     Ok(resolver.graph)
 }
 
@@ -100,9 +100,16 @@ fn check_predefined_overrides(request: &Request) -> Result<(), Error> {
     }
 }
 
-/// Refuses `--arg` names that nothing declares: not the project, not an
-/// `arg` step of any stage, not a step from a base's `ONBUILD` triggers.
-fn check_overrides(project: &Project, request: &Request, graph: &BuildGraph) -> Result<(), Error> {
+/// The `--arg` names that nothing declares (not the project, not an `arg`
+/// step of any stage, not a step from a base's `ONBUILD` triggers), sorted,
+/// each with the declared name it is closest to. Proxy arguments and the
+/// arguments `BuildKit` reads itself ([`BUILDKIT_ARGS`]) are consumed
+/// without a declaration.
+pub fn unconsumed_args(
+    project: &Project,
+    request: &Request,
+    graph: &BuildGraph,
+) -> Vec<Unconsumed> {
     let mut declared: Vec<&str> = project.args.keys().map(String::as_str).collect();
     let steps = project
         .stages
@@ -125,23 +132,26 @@ fn check_overrides(project: &Project, request: &Request, graph: &BuildGraph) -> 
         declared.extend(PREDEFINED_ARGS);
         declared.push(TARGETSTAGE);
     }
-    for name in request.args.keys() {
-        if !declared.contains(&name.as_str()) && !PROXY_ARGS.contains(&name.as_str()) {
-            let source = &project.source.name;
-            let dockerfile = !std::path::Path::new(source)
-                .extension()
-                .is_some_and(|ext| ext.eq_ignore_ascii_case("toml"));
-            return Err(Error::Usage {
-                message: format!("`--arg {name}` is not declared in `{source}`"),
-                help: match crate::diagnostic::closest(name, declared.iter().copied()) {
-                    Some(near) => format!("did you mean `{near}`?"),
-                    None if dockerfile => format!("declare it with `ARG {name}`"),
-                    None => format!("declare it under `[args]`, e.g. `{name} = \"default\"`"),
-                },
-            });
-        }
-    }
-    Ok(())
+    let mut unconsumed: Vec<Unconsumed> = request
+        .args
+        .keys()
+        .filter(|name| {
+            !declared.contains(&name.as_str())
+                && !PROXY_ARGS.contains(&name.as_str())
+                && !is_buildkit_arg(name)
+        })
+        .map(|name| Unconsumed {
+            name: name.clone(),
+            closest: crate::diagnostic::closest(name, declared.iter().copied()).map(str::to_owned),
+        })
+        .collect();
+    unconsumed.sort_by(|a, b| a.name.cmp(&b.name));
+    unconsumed
+}
+
+/// Whether `BuildKit` reads the build argument `name` itself.
+fn is_buildkit_arg(name: &str) -> bool {
+    BUILDKIT_ARGS.contains(&name) || name.starts_with("BUILDKIT_ATTEST_")
 }
 
 /// The image names a request builds, groups expanded, in order, without repeats.

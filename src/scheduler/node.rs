@@ -10,7 +10,7 @@ use crate::context::PatternMatcher;
 use crate::copy::{self, CopySpec, Origin, Target};
 use crate::exec::rootfs::{View, read_only_view};
 use crate::exec::step::{Process, StepError};
-use crate::exec::{self, Executor, OciRuntime, Stream};
+use crate::exec::{self, Executor, OciRuntime};
 use crate::image::source::ImageSource;
 use crate::image::{DEFAULT_CREATED, HistoryEntry, Image, ImageConfig, LayerRef};
 use crate::ir::{Base, BuildGraph, Mount, Node, NodeId, Run, Step};
@@ -54,23 +54,36 @@ impl<'a> NodeRunner<'a> {
     }
 
     /// Resolves (once per build) the image `reference` for the node's platform.
-    fn base_image(&self, node: &Node, reference: &str) -> Result<Image, BuildError> {
+    /// When it cannot be loaded and looks like a misspelt stage of `graph`,
+    /// the help says so first.
+    fn base_image(
+        &self,
+        graph: &BuildGraph,
+        node: &Node,
+        reference: &str,
+    ) -> Result<Image, BuildError> {
         let source = ImageSource::parse(reference, &self.options.manifest_dir);
         let base = self
             .options
             .bases
             .resolve(&source, &node.platform)
-            .map_err(|e| match e {
-                crate::image::ImageError::Source { message, help } => BuildError::Base {
+            .map_err(|e| {
+                let (message, help) = match e {
+                    crate::image::ImageError::Source { message, help } => (message, help),
+                    other => (
+                        format!("cannot load base image `{reference}`: {other}"),
+                        "check the image source".into(),
+                    ),
+                };
+                let help = match crate::ir::reference::stage_hint(reference, &graph.stage_names) {
+                    Some(hint) => format!("{hint}; otherwise: {help}"),
+                    None => help,
+                };
+                BuildError::Base {
                     node: node.id.clone(),
                     message,
                     help,
-                },
-                other => BuildError::Base {
-                    node: node.id.clone(),
-                    message: format!("cannot load base image `{reference}`: {other}"),
-                    help: "check the image source".into(),
-                },
+                }
             })?;
         Ok(base.image)
     }
@@ -143,7 +156,7 @@ impl<'a> NodeRunner<'a> {
                 (built.image.clone(), built.key)
             }
             Base::Image(reference) => {
-                let mut base = self.base_image(node, reference)?;
+                let mut base = self.base_image(graph, node, reference)?;
                 check_onbuild(node, reference, &base)?;
                 let key = CacheKey::image(&base);
                 base.config.created.clone_from(&self.created);
@@ -238,7 +251,7 @@ impl<'a> NodeRunner<'a> {
                                 format!("stage {}", graph.node(id).stage),
                             )
                         }
-                        None => (self.base_image(node, from).ok()?, from.to_owned()),
+                        None => (self.base_image(graph, node, from).ok()?, from.to_owned()),
                     };
                     match spec.recall(self.store, &source.layers) {
                         Some(digest) => digest,
@@ -399,7 +412,7 @@ impl<'a> NodeRunner<'a> {
                                 [&graph.find(stage).expect("a copy source is a node")]
                                 .image
                                 .clone(),
-                            None => self.base_image(node, from)?,
+                            None => self.base_image(graph, node, from)?,
                         };
                         from_view = Some(self.rootfs(&source)?);
                         from.trim_start_matches("stage:").to_owned()
@@ -551,7 +564,7 @@ impl<'a> NodeRunner<'a> {
                     Some(stage) => results[&graph.find(stage).expect("a mount source is a node")]
                         .image
                         .clone(),
-                    None => self.base_image(node, from)?,
+                    None => self.base_image(graph, node, from)?,
                 };
                 let path = match self.rootfs(&source)? {
                     Some(view) => {
@@ -577,7 +590,7 @@ impl<'a> NodeRunner<'a> {
             shell: &state.shell,
             platform: &node.platform,
         };
-        let mut output = |_: Stream, line: &str| {
+        let mut output = |line: &str| {
             report(Event::Output {
                 node: &node.id,
                 step,

@@ -349,15 +349,6 @@ fn error_shows_the_source_line() {
 }
 
 bad_manifest!(
-    bare_stage_name_typo,
-    "[stages.deps]\nfrom = \"scratch\"\n\n[stages.app]\nfrom = \"dpes\"\n",
-    "unknown stage `dpes`",
-    5,
-    8,
-    "did you mean `deps`?"
-);
-
-bad_manifest!(
     healthcheck_with_docker_prefix,
     "[stages.a]\nfrom = \"scratch\"\nhealthcheck = { test = [\"CMD\", \"true\"] }\n",
     "`test` starts with `CMD`",

@@ -5,6 +5,53 @@ use std::process::Command;
 
 use crate::util::{Output, can_run, imgbuild_in};
 
+/// `--build-arg` values nothing consumes are a warning, for `plan` and
+/// `apply` alike, in docker's words; the build goes on. CI's
+/// `BUILDKIT_INLINE_CACHE=1` is `BuildKit`'s own and never reported.
+#[test]
+fn unconsumed_build_args_are_a_warning() {
+    let dir = dockerfile_dir("FROM scratch\nARG USED\nLABEL used=$USED\n");
+    let out = tempfile::tempdir().unwrap();
+    let layout = format!("type=oci-layout,dest={}", out.path().join("l").display());
+    let args = [
+        "--build-arg",
+        "USED=1",
+        "--build-arg",
+        "FOO=1",
+        "--build-arg",
+        "BAR=2",
+        "--build-arg",
+        "BUILDKIT_INLINE_CACHE=1",
+    ];
+    let mut plan = vec!["plan", "-f", "Dockerfile"];
+    plan.extend(args);
+    let mut apply = vec![
+        "apply",
+        "-f",
+        "Dockerfile",
+        "--progress",
+        "plain",
+        "--output",
+        &layout,
+    ];
+    apply.extend(args);
+    for command in [plan, apply] {
+        let run = imgbuild_in(dir.path(), &command);
+        assert_eq!(run.code, 0, "{command:?}: {}", run.stderr);
+        let warnings: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("[Warning]"))
+            .collect();
+        assert_eq!(
+            warnings,
+            ["[Warning] One or more build-args [BAR FOO] were not consumed"],
+            "{command:?}: {}",
+            run.stderr
+        );
+    }
+}
+
 /// A temporary directory holding `Dockerfile` with `text`.
 pub(crate) fn dockerfile_dir(text: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -500,4 +547,132 @@ fn dockerignore_directory_is_refused() {
             assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
         }
     }
+}
+
+/// `COPY --from=NAME` with no stage `NAME` reads the image `NAME`, even
+/// when a stage has a similar name (`set` is not a typo of `test`):
+/// `BuildKit` never guesses. Only when the image cannot be loaded either
+/// does the error suggest the stage.
+#[test]
+fn copy_from_a_non_stage_name_is_an_image() {
+    let store = tempfile::tempdir().unwrap();
+    let store = store.path().to_str().unwrap();
+    let dockerfile =
+        "FROM scratch AS test\nCOPY Dockerfile /x\n\nFROM scratch\nCOPY --from=set /from-set /y\n";
+    let dir = dockerfile_dir(dockerfile);
+    let build = |dir: &Path, file: &str| {
+        imgbuild_in(
+            dir,
+            &[
+                "--store",
+                store,
+                "apply",
+                "-f",
+                file,
+                "--pull",
+                "never",
+                "--progress",
+                "plain",
+            ],
+        )
+    };
+
+    // Nothing named `set` anywhere: the image cannot be loaded, and only
+    // now does the stage `test` come up, as a hint.
+    let planned = imgbuild_in(
+        dir.path(),
+        &[
+            "--store",
+            store,
+            "plan",
+            "-f",
+            "Dockerfile",
+            "--pull",
+            "never",
+        ],
+    );
+    assert_eq!(planned.code, 0, "{}", planned.stderr);
+    assert!(
+        planned.stdout.contains("did you mean the stage `test`?"),
+        "{}",
+        planned.stdout
+    );
+    let failed = build(dir.path(), "Dockerfile");
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(
+        failed
+            .stderr
+            .contains("docker.io/library/set:latest is not in the store")
+            && failed
+                .stderr
+                .contains("help: did you mean the stage `test`? `set` names no stage"),
+        "{}",
+        failed.stderr
+    );
+
+    // An image tagged `set` in the store: the copy reads it.
+    let image = tempfile::tempdir().unwrap();
+    std::fs::write(image.path().join("from-set"), "image set\n").unwrap();
+    std::fs::write(
+        image.path().join("imgbuild.toml"),
+        "[stages.s]\nfrom = \"scratch\"\nsteps = [{ copy = \"from-set\", to = \"/from-set\" }]\n\n[images.set]\nstage = \"s\"\ntags = [\"set\"]\n",
+    )
+    .unwrap();
+    let tagged = build(image.path(), "imgbuild.toml");
+    assert_eq!(tagged.code, 0, "{}", tagged.stderr);
+    let out = tempfile::tempdir().unwrap();
+    let local = format!("type=local,dest={}", out.path().display());
+    let copied = imgbuild_in(
+        dir.path(),
+        &[
+            "--store",
+            store,
+            "apply",
+            "-f",
+            "Dockerfile",
+            "--pull",
+            "never",
+            "--progress",
+            "plain",
+            "--output",
+            &local,
+        ],
+    );
+    assert_eq!(copied.code, 0, "{}", copied.stderr);
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("y")).unwrap(),
+        "image set\n"
+    );
+}
+
+/// A `# syntax=` naming docker/dockerfile (any tag, `-upstream` too) is
+/// the frontend imgbuild implements: nothing to say. Any other frontend
+/// gets a warning that imgbuild builds with its own; when the file does
+/// not parse as a Dockerfile either, the error starts at the directive.
+#[test]
+fn syntax_directive_naming_another_frontend() {
+    for syntax in [
+        "docker/dockerfile:1",
+        "docker/dockerfile:1.7-labs",
+        "docker.io/docker/dockerfile-upstream:master",
+        "docker/dockerfile@sha256:ac85f380a63b13dfcefa89046420e1781752bab202122f8f50032edf31be0021",
+    ] {
+        let out = plan(&format!("# syntax={syntax}\nFROM scratch\n"), &[]);
+        assert_eq!(out.code, 0, "{syntax}: {}", out.stderr);
+        assert!(!out.stderr.contains("syntax"), "{syntax}: {}", out.stderr);
+    }
+
+    let warned = plan(
+        "# syntax=tonistiigi/dockerfile:runmount\nFROM scratch\n",
+        &[],
+    );
+    assert_eq!(warned.code, 0, "{}", warned.stderr);
+    insta::assert_snapshot!(warned.stderr, @"Dockerfile:1:1: warning: `# syntax=tonistiigi/dockerfile:runmount` names a frontend imgbuild does not implement; imgbuild builds the file with its own Dockerfile frontend (docker/dockerfile syntax) instead");
+
+    let refused = plan(
+        "#!/usr/bin/env buildctl\n# syntax = ghcr.io/example/frontend:v2\nFROM scratch\nBUNDLE ./app --into /opt\n",
+        &[],
+    );
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    insta::assert_snapshot!(refused.stderr);
 }

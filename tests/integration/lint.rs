@@ -505,3 +505,22 @@ fn explain_prints_every_rules_section() {
     );
     assert_eq!(unknown.stdout, "");
 }
+
+/// `WorkdirRelativePath` judges the path by the target's OS, as `BuildKit`
+/// does: `C:\go` is absolute for a Windows target, not for Linux.
+#[test]
+fn workdir_relative_path_follows_the_target_os() {
+    let text = "# escape=`\nFROM scratch\nWORKDIR C:\\go\n";
+    let windows = lint(text, &["--platform", "windows/amd64"]);
+    assert_eq!(windows.code, 0, "{}", windows.stderr);
+    assert_eq!(windows.stdout, "no findings\n");
+    let linux = lint(text, &["--platform", "linux/amd64"]);
+    assert_eq!(linux.code, 0, "{}", linux.stderr);
+    assert!(
+        linux.stdout.starts_with(
+            "Dockerfile:3:1: WorkdirRelativePath: Relative workdir \"C:\\\\go\" can have unexpected results if the base image changes\n"
+        ),
+        "{}",
+        linux.stdout
+    );
+}

@@ -206,9 +206,8 @@ fn unused_stages_are_not_planned() {
 /// Bad command-line values are usage errors: exit code 2 and what to do.
 #[test]
 fn bad_flags_are_usage_errors() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--target", "ap"], "unknown target `ap`"),
-        (&["--arg", "VERSON=1"], "did you mean `VERSION`?"),
         (
             &["--arg", "TARGETARCH=arm64"],
             "`--arg TARGETARCH` cannot be set",
@@ -226,6 +225,54 @@ fn bad_flags_are_usage_errors() {
             out.stderr
         );
     }
+}
+
+/// An `--arg` nothing declares is a warning, as in docker: the plan is
+/// made, and a misspelt name gets a hint. `BuildKit`'s own arguments and
+/// the proxies are consumed without a declaration.
+#[test]
+fn undeclared_args_are_a_warning() {
+    let out = plan_manifest(
+        CROSS,
+        &[
+            "--arg",
+            "VERSON=1",
+            "--arg",
+            "EXTRA=x",
+            "--arg",
+            "BUILDKIT_INLINE_CACHE=1",
+            "--arg",
+            "SOURCE_DATE_EPOCH=0",
+            "--arg",
+            "HTTP_PROXY=http://proxy:3128",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    insta::assert_snapshot!(out.stderr, @r"
+    [Warning] One or more args [EXTRA VERSON] were not consumed
+      help: `--arg VERSON`: did you mean `VERSION`?
+    ");
+    let quiet = plan_manifest(CROSS, &["-q", "--arg", "EXTRA=x"]);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert_eq!(quiet.stderr, "");
+}
+
+/// A bare `from` that names no stage is an image, even one typo away from
+/// a stage (`php` is not `app`); when the image cannot be loaded, the plan
+/// suggests the stage.
+#[test]
+fn bare_from_near_a_stage_is_an_image() {
+    let out = plan_manifest(
+        "[stages.deps]\nfrom = \"scratch\"\n\n[stages.app]\nfrom = \"dpes\"\nsteps = [{ workdir = \"/w\" }]\n\n[images.app]\nstage = \"app\"\n",
+        &["--pull", "never"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("base image `dpes` cannot be loaded: docker.io/library/dpes:latest is not in the store")
+            && out.stdout.contains("did you mean the stage `deps`? `dpes` names no stage, so it is the image `docker.io/library/dpes`"),
+        "{}",
+        out.stdout
+    );
 }
 
 /// A missing manifest says how to name one.

@@ -354,6 +354,40 @@ fn failing_step_reports_exit_code_and_output() {
     assert!(out.stderr.contains("the error"), "{}", out.stderr);
 }
 
+/// A step's stdout and stderr reach the log in the order it wrote them,
+/// as with `BuildKit`: one stream, not two raced against each other.
+#[test]
+fn output_keeps_the_order_of_stdout_and_stderr() {
+    if !can_run() {
+        return;
+    }
+    let script = "for i in 1 2 3 4 5 6 7 8 9 10; do echo out$i; echo err$i >&2; done; exit 3";
+    let project = Project::new(&format!("  {{ run = \"{script}\" }},"));
+    let out = project.apply(&["--progress", "plain"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let written: Vec<String> = (1..=10)
+        .flat_map(|i| [format!("out{i}"), format!("err{i}")])
+        .collect();
+    // The plain progress, then the failure's last lines: each in order.
+    let is_written = |l: &&str| written.iter().any(|w| w == l);
+    let progress: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next())
+        .filter(is_written)
+        .collect();
+    assert_eq!(progress, written, "{}", out.stderr);
+    let tail: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::trim)
+        .filter(is_written)
+        .collect();
+    assert_eq!(tail, written, "{}", out.stderr);
+}
+
 #[test]
 fn network_none_has_only_loopback() {
     if !can_run() {

@@ -199,6 +199,59 @@ fn workdir_relative_path() {
     );
 }
 
+/// `BuildKit` judges a path by the stage's OS: `C:\go` is absolute on
+/// Windows (with a backtick as the escape character; the default escape makes it `C:go`), and
+/// a stage keeps its parent's OS.
+#[test]
+fn workdir_relative_path_follows_the_stage_os() {
+    let windows = "FROM --platform=windows/amd64 scratch AS windows\n";
+    quiet(
+        "WorkdirRelativePath",
+        &format!("# escape=`\n{windows}WORKDIR C:\\go\n"),
+    );
+    quiet("WorkdirRelativePath", &format!("{windows}WORKDIR C:/go\n"));
+    quiet(
+        "WorkdirRelativePath",
+        &format!("{windows}FROM windows\nWORKDIR C:/app\n"),
+    );
+    fires(
+        "WorkdirRelativePath",
+        &format!("{windows}WORKDIR C:\\go\n"),
+        "Relative workdir \"C:go\" can have unexpected results if the base image changes",
+        2,
+    );
+    fires(
+        "WorkdirRelativePath",
+        &format!("{windows}WORKDIR D:/go\n"),
+        "Relative workdir \"D:/go\" can have unexpected results if the base image changes",
+        2,
+    );
+    fires(
+        "WorkdirRelativePath",
+        "FROM scratch\nWORKDIR C:/go\n",
+        "Relative workdir \"C:/go\" can have unexpected results if the base image changes",
+        2,
+    );
+}
+
+#[test]
+fn windows_absolute_paths() {
+    for path in ["C:\\go", "c:/go", "\\go", "/go", "C:\\"] {
+        assert!(is_absolute(path, "windows"), "{path}");
+    }
+    for path in [
+        "C:",
+        "C:go",
+        "D:\\go",
+        "go",
+        "\\\\server\\share",
+        "//server/share",
+    ] {
+        assert!(!is_absolute(path, "windows"), "{path}");
+    }
+    assert!(!is_absolute("C:\\go", "linux"));
+}
+
 #[test]
 fn undefined_var() {
     fires(
