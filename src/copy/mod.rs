@@ -3,20 +3,27 @@
 //! of layer entries; [`crate::layer`] turns it into a layer.
 //!
 //! Rules (Docker's): a directory source copies its contents; wildcards
-//! follow Go's `filepath.Match`; several sources, or a wildcard, need a
-//! destination directory ending in `/`; a destination that ends in `/` or
-//! is a directory in the image receives sources by name; a symlink named as
+//! follow Go's `filepath.Match`; the destination is followed through the
+//! image's symlinks inside its root; sources are placed one by one, and a
+//! destination that ends in `/` or is a directory (in the image, or made by
+//! an earlier source) receives them by name, else each lands at it; a symlink named as
 //! a source is followed, symlinks inside a copied directory are copied as
 //! links; files from the context belong to root unless `chown` says
 //! otherwise, files from a stage keep their owner; `add` unpacks local tar
 //! archives (plain, gzip or zstd) into the destination.
 
+mod dest;
 mod fetch;
 pub mod git;
 pub mod glob;
+mod links;
 pub mod owner;
+mod source;
+mod walk;
 
-use std::collections::BTreeMap;
+pub use dest::{file_entries, mkdir_entries};
+pub use walk::{Selected, SelectedKind, selected_paths};
+
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
@@ -24,11 +31,16 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use bstr::{BStr, BString, ByteSlice};
+use bstr::{BString, ByteSlice};
+
+use dest::{Dest, Layer};
+use source::expand_source;
+use walk::walk_dir;
 
 use crate::context::PatternMatcher;
 use crate::layer::{self, Entry, EntryKind, FileSource};
-use owner::{ModeSpec, Owner, resolve_owner};
+use links::Inode;
+use owner::{ModeSpec, resolve_owner};
 
 /// Why a copy could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -41,9 +53,11 @@ pub enum CopyError {
         /// "the build context" or "stage X".
         place: String,
     },
-    /// Several sources need a directory destination.
-    #[error("copying several files needs a destination directory ending in `/`, not `{0}`")]
-    DestinationNotDirectory(String),
+    /// A directory's contents are copied to a path that is a file.
+    #[error(
+        "cannot copy to non-directory: `{0}` is a file (in the image, or written by an earlier source of the step), so a directory's contents cannot go there"
+    )]
+    NotADirectory(String),
     /// A `chown` value could not be resolved.
     #[error("cannot resolve owner `{spec}`: {why}")]
     Owner {
@@ -53,7 +67,9 @@ pub enum CopyError {
         why: String,
     },
     /// A `chmod` value is malformed.
-    #[error("invalid mode `{0}`: write octal digits like 0755 or a symbolic mode like u+x,go-w")]
+    #[error(
+        "invalid chmod parameter: '{0}'. it should be octal string and between 0 and 07777, or a symbolic mode like u+x,go-w"
+    )]
     Mode(String),
     /// A wildcard is malformed.
     #[error(transparent)]
@@ -220,69 +236,6 @@ pub struct Target<'a> {
     pub mtime: i64,
 }
 
-/// Accumulates entries by path; parents are filled in at the end.
-struct Layer<'t> {
-    target: Target<'t>,
-    entries: BTreeMap<BString, Entry>,
-    created_dir_owner: Option<Owner>,
-}
-
-impl Layer<'_> {
-    fn insert(&mut self, entry: Entry) {
-        self.entries.insert(entry.path.clone(), entry);
-    }
-
-    /// Adds every missing parent: existing directories keep their metadata,
-    /// new ones are 0755, owned by `created_dir_owner` (the step's `chown`,
-    /// as `BuildKit` gives it to every directory a copy creates) or root.
-    fn finish(mut self) -> Vec<Entry> {
-        let mut parents: Vec<BString> = Vec::new();
-        for path in self.entries.keys() {
-            let mut at: &[u8] = path;
-            while let Some((parent, _)) = at.rsplit_once_str("/") {
-                if !self.entries.contains_key(parent.as_bstr()) {
-                    parents.push(parent.into());
-                }
-                at = parent;
-            }
-        }
-        parents.sort();
-        parents.dedup();
-        for parent in parents {
-            let existing = self
-                .target
-                .root
-                .and_then(|root| fs::symlink_metadata(root.join(host(&parent))).ok());
-            let entry = match existing {
-                Some(meta) if meta.file_type().is_symlink() => continue,
-                Some(meta) => Entry {
-                    path: parent.clone(),
-                    kind: EntryKind::Dir,
-                    mode: meta.mode() & 0o7777,
-                    uid: meta.uid(),
-                    gid: meta.gid(),
-                    mtime: meta.mtime(),
-                    xattrs: Vec::new(),
-                },
-                None => {
-                    let owner = self.created_dir_owner.unwrap_or(Owner { uid: 0, gid: 0 });
-                    Entry {
-                        path: parent.clone(),
-                        kind: EntryKind::Dir,
-                        mode: 0o755,
-                        uid: owner.uid,
-                        gid: owner.gid,
-                        mtime: self.target.mtime,
-                        xattrs: Vec::new(),
-                    }
-                }
-            };
-            self.entries.insert(parent, entry);
-        }
-        self.entries.into_values().collect()
-    }
-}
-
 /// `path` without its leading `/`, as a layer path.
 fn layer_path(path: &str) -> BString {
     path.trim_start_matches('/').trim_end_matches('/').into()
@@ -304,123 +257,6 @@ fn join(dir: &[u8], name: &[u8]) -> BString {
     } else {
         [dir, b"/", name].concat().into()
     }
-}
-
-/// Cleans a source path: no leading `/` or `./`, no `..` past the root.
-fn clean_source(source: &str) -> Result<String, CopyError> {
-    let cleaned = crate::util::path::clean_relative(Path::new(source))
-        .ok_or_else(|| CopyError::OutsideRoot(source.to_owned()))?;
-    Ok(cleaned
-        .into_os_string()
-        .into_string()
-        .expect("the components of a str are UTF-8"))
-}
-
-/// Follows the symlinks in `rel` inside `root`, as if `root` were `/`, the
-/// last component too when `follow_last`.
-fn resolve(
-    root: &Path,
-    rel: &[u8],
-    follow_last: bool,
-    source: &BStr,
-) -> Result<BString, CopyError> {
-    let resolved = crate::util::path::resolve_in_root(root, host(rel), follow_last)
-        .map_err(|_| CopyError::SymlinkLoop(source.to_string()))?;
-    Ok(bytes_of(resolved))
-}
-
-/// Whether `path` of `root` is a directory itself, not a symlink to one.
-fn is_real_dir(root: &Path, path: &[u8]) -> bool {
-    fs::symlink_metadata(root.join(host(path))).is_ok_and(|m| m.is_dir())
-}
-
-/// Follows `at` (whose parents hold no symlink) inside the origin's root and
-/// checks that what it reaches is there, not left out by the ignore file.
-/// `shown` is the path as the step names it, for messages.
-fn follow(origin: &Origin<'_>, at: &[u8], shown: &BStr) -> Result<BString, CopyError> {
-    let root = origin.root();
-    let resolved = resolve(root, at, true, shown)?;
-    let present = |p: &[u8]| {
-        fs::symlink_metadata(root.join(host(p))).is_ok() && (p.is_empty() || !origin.ignored(p))
-    };
-    if present(at) && present(&resolved) {
-        return Ok(resolved);
-    }
-    match fs::read_link(root.join(host(at))) {
-        Ok(target) if present(at) => Err(CopyError::LinkTargetMissing {
-            link: shown.to_string(),
-            target: target.to_string_lossy().into_owned(),
-            place: origin.place(),
-        }),
-        _ => Err(CopyError::NotFound {
-            source_path: shown.to_string(),
-            place: origin.place(),
-        }),
-    }
-}
-
-/// Expands one source into the root-relative paths it reaches, each with
-/// the path as written (they differ when a source is a symlink, which is
-/// followed but keeps its own name).
-///
-/// As in `BuildKit`, every symlink is followed inside the root, never out of
-/// it: the components before the first wildcard resolve like a named
-/// source; the rest are matched against what is really there, never
-/// descending through a symlink; and each match is then followed inside the
-/// root. The resolved paths hold no symlink.
-fn expand_source(origin: &Origin<'_>, source: &str) -> Result<Vec<(BString, BString)>, CopyError> {
-    let root = origin.root();
-    let shown = source.as_bytes().as_bstr();
-    let cleaned = clean_source(source)?;
-    let parts: Vec<&str> = cleaned.split('/').filter(|p| !p.is_empty()).collect();
-    let Some(first) = parts.iter().position(|p| glob::has_wildcards(p)) else {
-        let at = resolve(root, cleaned.as_bytes(), false, shown)?;
-        return Ok(vec![(follow(origin, &at, shown)?, cleaned.into())]);
-    };
-    let prefix = parts[..first].join("/");
-    let base = resolve(root, prefix.as_bytes(), true, shown)?;
-    // Each candidate: its path in the root (parents free of symlinks) and as
-    // written, both bytes: a wildcard may match names that are not UTF-8.
-    let mut matches: Vec<(BString, BString)> = vec![(base, prefix.into())];
-    for part in &parts[first..] {
-        let mut next = Vec::new();
-        for (dir, written) in &matches {
-            if !is_real_dir(root, dir) {
-                continue;
-            }
-            if !glob::has_wildcards(part) {
-                let path = join(dir, part.as_bytes());
-                if fs::symlink_metadata(root.join(host(&path))).is_ok() {
-                    next.push((path, join(written, part.as_bytes())));
-                }
-                continue;
-            }
-            let Ok(read) = fs::read_dir(root.join(host(dir))) else {
-                continue;
-            };
-            let mut names: Vec<Vec<u8>> = read
-                .filter_map(|e| Some(e.ok()?.file_name().into_vec()))
-                .collect();
-            names.sort();
-            for name in names {
-                if glob::matches(part, &name)? {
-                    next.push((join(dir, &name), join(written, &name)));
-                }
-            }
-        }
-        matches = next;
-    }
-    matches.retain(|(at, _)| !origin.ignored(at));
-    if matches.is_empty() {
-        return Err(CopyError::NotFound {
-            source_path: source.to_owned(),
-            place: origin.place(),
-        });
-    }
-    matches
-        .into_iter()
-        .map(|(at, written)| Ok((follow(origin, &at, written.as_bstr())?, written)))
-        .collect()
 }
 
 /// The entries of a `copy` or `add` step.
@@ -463,27 +299,12 @@ pub fn copy_entries(
             )?);
             continue;
         }
-        let wildcard = glob::has_wildcards(source);
-        for (path, written) in expand_source(origin, source)? {
-            matched.push((path, written, wildcard));
-        }
+        matched.extend(expand_source(origin, source)?);
     }
-    let several = matched.len() + downloads.len() + repositories.len() > 1
-        || matched.iter().any(|(_, _, w)| *w);
-    let dest_is_dir = spec.to.ends_with('/')
-        || target
-            .root
-            .and_then(|r| fs::metadata(r.join(host(&layer_path(spec.to)))).ok())
-            .is_some_and(|m| m.is_dir());
-    if several && !spec.to.ends_with('/') {
-        return Err(CopyError::DestinationNotDirectory(spec.to.to_owned()));
-    }
-    let dest = layer_path(spec.to);
-    let mut layer = Layer {
-        target,
-        entries: BTreeMap::new(),
-        created_dir_owner: owner,
-    };
+    let to = Dest::resolve(spec.to, target)?;
+    let dest = to.path.clone();
+    let mut layer =
+        Layer::new(target, owner).with_created_dir_mode(dest::created_dir_mode(mode.as_ref()));
     let adjust = |mut entry: Entry, from_context: bool| -> Entry {
         if let Some(owner) = owner {
             entry.uid = owner.uid;
@@ -500,7 +321,9 @@ pub fn copy_entries(
         entry
     };
     let from_context = matches!(origin, Origin::Context { .. });
-    for (path, written, _) in matched {
+    // Each copied path is its own copy in `BuildKit`: hard links are kept
+    // among the files it reaches, never across copied paths.
+    for (copied, (path, written)) in matched.into_iter().enumerate() {
         let full = origin.root().join(host(&path));
         let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
         let name = written.rsplit_str("/").next().unwrap_or_default();
@@ -516,13 +339,23 @@ pub fn copy_entries(
             let into = if spec.parents {
                 join(&dest, &written)
             } else {
-                dest.clone()
+                layer.dir_at(&to, spec.to)?
             };
-            if !into.is_empty() {
+            if spec.parents && !into.is_empty() {
+                // `--parents` copies each directory on the way as it is.
                 layer.insert(adjust(entry_for(&full, &into, &meta, false)?, from_context));
+            } else if !spec.parents
+                && !into.is_empty()
+                && !layer.has(&into)
+                && let Some(entry) = layer.dir_entry(&into)
+            {
+                // The destination of a directory's contents is never given
+                // the source directory's metadata (`BuildKit` makes it with
+                // `mkdir -p`): the image's own, else a created directory.
+                layer.insert(entry);
             }
-            for entry in walk_dir(origin, &path, &into, &exclude)? {
-                layer.insert(adjust(entry, from_context));
+            for (entry, meta) in walk_dir(origin, &path, &into, &exclude)? {
+                layer.insert_named(adjust(entry, from_context), Inode::of(copied, &meta));
             }
         } else if spec.add && is_archive(&full)? {
             let unpacked = tempdir_in(scratch)?;
@@ -547,14 +380,24 @@ pub fn copy_entries(
                     source,
                 })?
             {
+                // The archive's hard links are real links in `unpacked`:
+                // they are linked again with the rest of this layer.
+                let file = unpacked.join(host(&entry.path));
+                let meta = fs::symlink_metadata(&file).map_err(io(&file))?;
+                if let EntryKind::Hardlink { .. } = entry.kind {
+                    entry.kind = EntryKind::File {
+                        source: FileSource::Path(file),
+                        size: meta.len(),
+                    };
+                }
                 entry.path = join(&into, &entry.path);
-                layer.insert(adjust(entry, false));
+                layer.insert_named(adjust(entry, false), Inode::of(copied, &meta));
             }
         } else {
-            let at = if dest_is_dir || several {
+            let at = if spec.parents {
                 join(&base, name)
             } else {
-                dest.clone()
+                layer.file_at(&to, name)
             };
             layer.insert(adjust(entry_for(&full, &at, &meta, true)?, from_context));
         }
@@ -565,7 +408,8 @@ pub fn copy_entries(
             root: &checkout,
             name: "the Git repository",
         };
-        for mut entry in walk_dir(&origin, b"", &dest, &exclude)? {
+        let into = layer.dir_at(&to, spec.to)?;
+        for (mut entry, _) in walk_dir(&origin, b"", &into, &exclude)? {
             entry.mtime = time;
             layer.insert(adjust(entry, true));
         }
@@ -573,11 +417,7 @@ pub fn copy_entries(
     for (path, name) in downloads {
         // Docker gives downloaded files mode 0600; they are never unpacked.
         let meta = fs::metadata(&path).map_err(io(&path))?;
-        let at = if dest_is_dir || several {
-            join(&dest, name.as_bytes())
-        } else {
-            dest.clone()
-        };
+        let at = layer.file_at(&to, name.as_bytes());
         let mut entry = entry_for(&path, &at, &meta, true)?;
         entry.mode = 0o600;
         entry.mtime = target.mtime;
@@ -695,212 +535,4 @@ fn entry_for(
         mtime: lmeta.mtime(),
         xattrs: Vec::new(),
     })
-}
-
-/// Entries under the directory `path` of `origin`, placed under `into`.
-fn walk_dir(
-    origin: &Origin<'_>,
-    path: &[u8],
-    into: &[u8],
-    exclude: &PatternMatcher,
-) -> Result<Vec<Entry>, CopyError> {
-    let mut entries = Vec::new();
-    walk_under(origin, path, exclude, |rel, full, meta| {
-        entries.push(entry_for(full, &join(into, rel), meta, false)?);
-        Ok(())
-    })?;
-    Ok(entries)
-}
-
-/// Calls `visit` with the path relative to `path`, the full path and the
-/// (not followed) metadata of everything under the directory `path` of
-/// `origin` that neither `exclude` nor the context's ignore file leaves out,
-/// parents before children, names sorted.
-fn walk_under(
-    origin: &Origin<'_>,
-    path: &[u8],
-    exclude: &PatternMatcher,
-    mut visit: impl FnMut(&[u8], &Path, &fs::Metadata) -> Result<(), CopyError>,
-) -> Result<(), CopyError> {
-    let root = origin.root().join(host(path));
-    let mut walker = walkdir::WalkDir::new(&root)
-        .min_depth(1)
-        .sort_by_file_name()
-        .into_iter();
-    while let Some(item) = walker.next() {
-        let item = item.map_err(|e| CopyError::Io {
-            path: e.path().unwrap_or(&root).to_owned(),
-            source: e
-                .into_io_error()
-                .unwrap_or_else(|| std::io::Error::other("walk failed")),
-        })?;
-        let rel = item
-            .path()
-            .strip_prefix(&root)
-            .expect("walkdir yields paths under its root")
-            .as_os_str()
-            .as_bytes();
-        let origin_rel = join(path, rel);
-        let is_dir = item.file_type().is_dir();
-        if (!exclude.is_empty() && exclude.excludes(rel)) || origin.ignored(&origin_rel) {
-            if is_dir && (exclude.excludes(rel) || origin.walk_ignored_dir(&origin_rel)) {
-                walker.skip_current_dir();
-            }
-            continue;
-        }
-        let meta = fs::symlink_metadata(item.path()).map_err(io(item.path()))?;
-        visit(rel, item.path(), &meta)?;
-    }
-    Ok(())
-}
-
-/// The entries of a `file` step: `content` at `to`.
-pub fn file_entries(
-    to: &str,
-    content: &str,
-    chown: Option<&str>,
-    chmod: Option<&str>,
-    target: Target<'_>,
-) -> Result<Vec<Entry>, CopyError> {
-    let owner = chown
-        .map(|c| resolve_owner(c, target.root))
-        .transpose()?
-        .unwrap_or(Owner { uid: 0, gid: 0 });
-    let mode = chmod
-        .map(ModeSpec::parse)
-        .transpose()?
-        .map_or(0o644, |m| m.apply(0o644, false));
-    let mut layer = Layer {
-        target,
-        entries: BTreeMap::new(),
-        created_dir_owner: None,
-    };
-    layer.insert(Entry {
-        path: layer_path(to),
-        kind: EntryKind::File {
-            source: FileSource::Bytes(content.as_bytes().into()),
-            size: content.len() as u64,
-        },
-        mode,
-        uid: owner.uid,
-        gid: owner.gid,
-        mtime: target.mtime,
-        xattrs: Vec::new(),
-    });
-    Ok(layer.finish())
-}
-
-/// The entries that create directory `path` when the image lacks it; None
-/// if it exists. What it creates belongs to `user` (the stage's `USER`,
-/// looked up in the image), as `BuildKit`'s `WORKDIR` makes it.
-pub fn mkdir_entries(
-    path: &str,
-    user: Option<&str>,
-    target: Target<'_>,
-) -> Result<Option<Vec<Entry>>, CopyError> {
-    let rel = layer_path(path);
-    if rel.is_empty() || target.root.is_some_and(|r| r.join(host(&rel)).is_dir()) {
-        return Ok(None);
-    }
-    let owner = user
-        .map(|u| resolve_owner(u, target.root))
-        .transpose()?
-        .unwrap_or(Owner { uid: 0, gid: 0 });
-    let mut layer = Layer {
-        target,
-        entries: BTreeMap::new(),
-        created_dir_owner: Some(owner),
-    };
-    layer.insert(Entry {
-        path: rel,
-        kind: EntryKind::Dir,
-        mode: 0o755,
-        uid: owner.uid,
-        gid: owner.gid,
-        mtime: target.mtime,
-        xattrs: Vec::new(),
-    });
-    Ok(Some(layer.finish()))
-}
-
-/// A file, directory or symlink that a `copy`, `add` or bind mount reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Selected {
-    /// Its path relative to the origin's root, symlinks in named sources
-    /// resolved; bytes, as the file name is.
-    pub path: BString,
-    /// Its path on disk.
-    pub full: PathBuf,
-    /// What it is.
-    pub kind: SelectedKind,
-    /// Permission bits.
-    pub mode: u32,
-    /// Owner user id.
-    pub uid: u32,
-    /// Owner group id.
-    pub gid: u32,
-}
-
-/// The kind of a [`Selected`] path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SelectedKind {
-    /// A regular file.
-    File,
-    /// A directory.
-    Dir,
-    /// A symbolic link with its target (bytes, as stored).
-    Symlink(BString),
-}
-
-/// Every path of `origin` that the sources of `spec` name, as [`copy_entries`]
-/// reads them (wildcards, symlinks in named sources, directories walked with
-/// the step's excludes and the context's ignore file), sorted by path. URLs
-/// are left out: a download is pinned by its checksum. The cache key of a
-/// step covers exactly these paths.
-pub fn selected_paths(
-    spec: &CopySpec<'_>,
-    origin: &Origin<'_>,
-) -> Result<Vec<Selected>, CopyError> {
-    let exclude =
-        PatternMatcher::new(spec.exclude).map_err(|e| CopyError::Exclude(e.to_string()))?;
-    let mut out = Vec::new();
-    let mut push = |path: BString, full: PathBuf, meta: &fs::Metadata| -> Result<(), CopyError> {
-        let kind = if meta.file_type().is_symlink() {
-            SelectedKind::Symlink(bytes_of(fs::read_link(&full).map_err(io(&full))?))
-        } else if meta.is_dir() {
-            SelectedKind::Dir
-        } else {
-            SelectedKind::File
-        };
-        out.push(Selected {
-            path,
-            full,
-            kind,
-            mode: meta.permissions().mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
-        });
-        Ok(())
-    };
-    for source in spec.sources {
-        if git_source(source, spec.add)?.is_some() || (spec.add && is_url(source)) {
-            continue;
-        }
-        for (path, _) in expand_source(origin, source)? {
-            let full = origin.root().join(host(&path));
-            // A named source is followed when it is a symlink, as copy does.
-            let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
-            let is_dir = meta.is_dir();
-            push(path.clone(), full.clone(), &meta)?;
-            if !is_dir {
-                continue;
-            }
-            walk_under(origin, &path, &exclude, |rel, item, meta| {
-                push(join(&path, rel), item.to_owned(), meta)
-            })?;
-        }
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    out.dedup_by(|a, b| a.path == b.path);
-    Ok(out)
 }

@@ -15,9 +15,13 @@ pub struct Owner {
 }
 
 /// Resolves `user[:group]` against the image whose root is `rootfs` (None
-/// for an image with no files). Docker's rules: a numeric user without a
-/// group uses the same number as gid; a named user without a group uses
-/// the user's primary group.
+/// for an image with no files), as `BuildKit`'s file operations do: a
+/// numeric user without a group uses the same number as gid; a named user
+/// is looked up in /etc/passwd and brings its primary group. A name that
+/// the image does not have (or an image without the file) is not an
+/// error: an unknown user is 0:0 and an unknown group keeps the gid the
+/// user gave, exactly as `BuildKit` (`solver/llbsolver/ops/user_linux.go`)
+/// resolves it.
 pub fn resolve_owner(spec: &str, rootfs: Option<&Path>) -> Result<Owner, CopyError> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -29,52 +33,48 @@ pub fn resolve_owner(spec: &str, rootfs: Option<&Path>) -> Result<Owner, CopyErr
             why: "expected `user[:group]`".into(),
         });
     }
-    let read = |file: &str| rootfs.and_then(|r| std::fs::read_to_string(r.join(file)).ok());
-    let (uid, primary_gid) = match user.parse::<u32>() {
+    let read = |file: &str| {
+        rootfs
+            .and_then(|r| {
+                let rel = crate::util::path::resolve_in_root(r, Path::new(file), true).ok()?;
+                let full = r.join(rel);
+                if full.is_file() {
+                    std::fs::read_to_string(full).ok()
+                } else {
+                    None
+                }
+            })
+            .unwrap_or_default()
+    };
+    let (uid, mut gid) = match user.parse::<u32>() {
         Ok(uid) => (uid, uid),
         Err(_) => {
-            let passwd = read("etc/passwd").ok_or_else(|| CopyError::Owner {
-                spec: spec.to_owned(),
-                why: format!("user `{user}` is a name, and the image has no /etc/passwd to look it up in; use a numeric id"),
-            })?;
-            lookup(&passwd, user, 2)
-                .and_then(|fields| Some((fields.0, fields.1?)))
-                .ok_or_else(|| CopyError::Owner {
-                    spec: spec.to_owned(),
-                    why: format!("no user `{user}` in the image's /etc/passwd"),
-                })?
+            lookup(&read("/etc/passwd"), user).map_or((0, 0), |(uid, gid)| (uid, gid.unwrap_or(0)))
         }
     };
-    let gid = match group {
-        None => primary_gid,
-        Some(group) => match group.parse::<u32>() {
-            Ok(gid) => gid,
+    if let Some(group) = group {
+        match group.parse::<u32>() {
+            Ok(id) => gid = id,
             Err(_) => {
-                let groups = read("etc/group").ok_or_else(|| CopyError::Owner {
-                    spec: spec.to_owned(),
-                    why: format!("group `{group}` is a name, and the image has no /etc/group; use a numeric id"),
-                })?;
-                lookup(&groups, group, 2)
-                    .map(|f| f.0)
-                    .ok_or_else(|| CopyError::Owner {
-                        spec: spec.to_owned(),
-                        why: format!("no group `{group}` in the image's /etc/group"),
-                    })?
+                if let Some((id, _)) = lookup(&read("/etc/group"), group) {
+                    gid = id;
+                }
             }
-        },
-    };
+        }
+    }
     Ok(Owner { uid, gid })
 }
 
-/// Finds `name` in a passwd/group file: its id (field `id_field`) and, for passwd, the gid.
-fn lookup(file: &str, name: &str, id_field: usize) -> Option<(u32, Option<u32>)> {
+/// Finds `name` in a passwd or group file: its id (the third field) and
+/// the fourth field as a number (the gid, in passwd).
+fn lookup(file: &str, name: &str) -> Option<(u32, Option<u32>)> {
     file.lines().find_map(|line| {
         let fields: Vec<&str> = line.split(':').collect();
         if fields.first() != Some(&name) {
             return None;
         }
-        let id = fields.get(id_field)?.parse().ok()?;
-        Some((id, fields.get(id_field + 1).and_then(|g| g.parse().ok())))
+        let id = fields.get(2)?.parse().ok()?;
+        Some((id, fields.get(3).and_then(|g| g.parse().ok())))
     })
 }
 
@@ -228,17 +228,31 @@ mod tests {
             resolve_owner("7:staff", root).unwrap(),
             Owner { uid: 7, gid: 50 }
         );
-        assert!(
-            resolve_owner("nobody", root)
-                .unwrap_err()
-                .to_string()
-                .contains("no user `nobody`")
+        // Unknown names are not errors in BuildKit: user 0:0, group kept.
+        assert_eq!(
+            resolve_owner("nobody", root).unwrap(),
+            Owner { uid: 0, gid: 0 }
         );
-        assert!(
-            resolve_owner("app", None)
-                .unwrap_err()
-                .to_string()
-                .contains("no /etc/passwd")
+        assert_eq!(
+            resolve_owner("app:nogroup", root).unwrap(),
+            Owner {
+                uid: 1000,
+                gid: 1001
+            }
         );
+        assert_eq!(
+            resolve_owner("7:nogroup", root).unwrap(),
+            Owner { uid: 7, gid: 7 }
+        );
+        assert_eq!(
+            resolve_owner("nobody:staff", root).unwrap(),
+            Owner { uid: 0, gid: 50 }
+        );
+        // An image without /etc/passwd (scratch, a linked copy) finds no names.
+        assert_eq!(
+            resolve_owner("app:staff", None).unwrap(),
+            Owner { uid: 0, gid: 0 }
+        );
+        assert!(resolve_owner(":staff", root).is_err());
     }
 }

@@ -29,7 +29,7 @@ use crate::manifest::{self, Anchor, Comments, Emitted};
 /// setting's key in the manifest.
 const SETTINGS: [(&str, &str); 9] = [
     ("label", "labels"),
-    ("maintainer", "labels"),
+    ("maintainer", "author"),
     ("expose", "expose"),
     ("volume", "volumes"),
     ("entrypoint", "entrypoint"),
@@ -74,7 +74,7 @@ fn refuse_deferred_mounts(project: &Project) -> Result<(), Diagnostics> {
             .source
             .error(
                 at.span.clone(),
-                "cannot convert a `--mount` whose type, `mode`, `uid`, `gid`, `size`, `sharing` or flags use variables",
+                "imgbuild cannot convert a `--mount` whose type, `mode`, `uid`, `gid`, `size`, `sharing` or flags use variables (BuildKit's dockerfile frontend expands them since 1.3; `imgbuild apply` builds such a Dockerfile, but a manifest mount has no variables there)",
             )
             .with_help("a manifest mount takes these literally; write the values in the Dockerfile, then convert")
             .into()),

@@ -642,11 +642,21 @@ impl Lowerer {
         for (flag, value, span) in flags {
             let value = value.clone().unwrap_or_default();
             match flag.as_str() {
+                // `sandbox` is BuildKit's default, which imgbuild always is.
+                "security" if value == "sandbox" => {}
+                "security" if value == "insecure" => {
+                    self.error(
+                        span.clone(),
+                        "`RUN --security=insecure` (BuildKit's dockerfile frontend 1.20, labs since 1.1.2, with the `security.insecure` entitlement) is not supported by imgbuild",
+                        "imgbuild runs every step unprivileged in its own namespaces; remove the flag (or write `--security=sandbox`), or run the privileged work outside the build",
+                    );
+                    return;
+                }
                 "security" => {
                     self.error(
                         span.clone(),
-                        format!("`RUN --security={value}` is not supported"),
-                        "imgbuild runs every step unprivileged in its own namespaces; remove the flag, or run the privileged work outside the build",
+                        format!("security {value:?} is not valid"),
+                        "write `--security=sandbox` (the default) or `--security=insecure`",
                     );
                     return;
                 }
@@ -857,6 +867,7 @@ impl Lowerer {
             };
             self.stage().steps.push(Step::File(File {
                 to: Located::new(path, to.span.clone()),
+                name: (!into_dir).then(|| Located::new(heredoc.name.clone(), span.clone())),
                 content: Located::new(content, body_span),
                 expand,
                 chown: copy.chown.clone(),
@@ -987,8 +998,8 @@ impl Lowerer {
                     if has_variable(&key.value) {
                         self.error(
                             key.span,
-                            "variables in label keys are not supported yet",
-                            "write the key literally",
+                            "variables in `LABEL` keys (which BuildKit's dockerfile frontend expands, since 1.0) are not supported by imgbuild yet",
+                            "write the key literally; the value may use variables",
                         );
                         return;
                     }
@@ -1000,10 +1011,11 @@ impl Lowerer {
                 self.stage().steps.push(Step::Label { labels });
             }
             ("maintainer", InstructionArgs::Shell(text)) => {
+                // BuildKit's `dispatchMaintainer`: the config's `author`,
+                // taken literally (no variable expansion); the last one wins.
                 let span = self.line_span(inst);
                 let value = text.replace('$', "\\$");
-                let labels = IndexMap::from([("maintainer".to_owned(), Located::new(value, span))]);
-                self.stage().steps.push(Step::Label { labels });
+                self.stage().config.author = Some(Located::new(value, span));
             }
             ("arg", _) => {
                 for (name, default) in self.arg_words(inst) {

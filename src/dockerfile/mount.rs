@@ -199,7 +199,7 @@ fn build(
     let Some(allowed) = crate::ir::mount_options(&kind) else {
         let types: Vec<&str> = crate::ir::MOUNT_OPTIONS.iter().map(|(t, _)| *t).collect();
         return Err(error(
-            format!("unknown mount type `{kind}`"),
+            format!("unsupported mount type {kind:?}"),
             suggest("mount type", &kind, &types),
         ));
     };
@@ -268,15 +268,13 @@ fn build(
             _ => required = as_flag()?,
         }
     }
-    let need_target = || {
-        error(
-            format!("`{kind}` mount has no `target`"),
-            "add `target=PATH`, where the mount appears, e.g. `target=/root/.cache`",
-        )
-    };
+    // As in `BuildKit`, a bind, cache or tmpfs mount without `target`
+    // mounts at the working directory (the plan resolves the empty target,
+    // and relative ones, against it).
+    let target_or_workdir = || target.clone().unwrap_or_default();
     Ok(match kind.as_str() {
         "cache" => Mount::Cache {
-            target: target.ok_or_else(need_target)?,
+            target: target_or_workdir(),
             id,
             sharing,
             from,
@@ -304,13 +302,13 @@ fn build(
             }
         }
         "bind" => Mount::Bind {
-            target: target.ok_or_else(need_target)?,
+            target: target_or_workdir(),
             source,
             from,
             rw: rw && !readonly,
         },
         "tmpfs" => Mount::Tmpfs {
-            target: target.ok_or_else(need_target)?,
+            target: target_or_workdir(),
             size,
         },
         _ => Mount::Ssh {
@@ -392,18 +390,19 @@ mod tests {
                 .help
                 .contains("target")
         );
+        // No target: the plan mounts it at the working directory.
         assert!(
-            read("type=cache")
-                .unwrap_err()
-                .message
-                .contains("no `target`")
+            matches!(read("type=cache").unwrap(), Mount::Cache { target, .. } if target.is_empty())
+        );
+        assert!(
+            matches!(read("from=build").unwrap(), Mount::Bind { target, .. } if target.is_empty())
         );
         assert!(read("type=cache,target=/x,mode=9").is_err());
         assert!(
             read("type=volume,target=/x")
                 .unwrap_err()
                 .message
-                .contains("unknown mount type")
+                .contains("unsupported mount type \"volume\"")
         );
         assert!(read("type=secret").is_err());
     }

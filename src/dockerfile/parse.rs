@@ -173,7 +173,9 @@ pub fn parse_for_build(text: &str) -> Result<Dockerfile, DockerfileError> {
             "start a stage with `FROM IMAGE` (or `FROM scratch`) after the global `ARG`s",
         ));
     }
-    if let Err(e) = parse_dockerfile::parse(&without_heredocs(text, &df)) {
+    if let Err(e) =
+        parse_dockerfile::parse(&with_empty_arrays_filled(&without_heredocs(text, &df), &df))
+    {
         let msg = format!("{e:#}");
         return Err(DockerfileError::new(
             e.line().max(1),
@@ -183,6 +185,27 @@ pub fn parse_for_build(text: &str) -> Result<Dockerfile, DockerfileError> {
         ));
     }
     Ok(df)
+}
+
+/// `text` with the empty JSON argument of `CMD []`, `ENTRYPOINT []` (which
+/// `BuildKit` takes: they clear the setting) written `[""]`, which the
+/// `parse-dockerfile` crate, refusing an empty array, accepts. Only the end
+/// of those lines moves, so the crate's errors elsewhere keep their columns.
+fn with_empty_arrays_filled(text: &str, df: &Dockerfile) -> String {
+    let mut filled = text.to_owned();
+    for inst in df.instructions.iter().rev() {
+        if !matches!(&inst.args, InstructionArgs::Json(argv) if argv.is_empty()) {
+            continue;
+        }
+        let Some(line) = filled.get(inst.span.clone()) else {
+            continue;
+        };
+        if let Some(open) = line.rfind('[') {
+            let at = inst.span.start + open;
+            filled.replace_range(at..=at, "[\"\"");
+        }
+    }
+    filled
 }
 
 /// `text` as the `parse-dockerfile` crate can read it: the crate knows only

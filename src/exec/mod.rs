@@ -36,6 +36,7 @@ mod run;
 mod runtime;
 mod ssh_agent;
 pub mod step;
+pub mod user;
 
 use std::io;
 use std::path::PathBuf;

@@ -157,65 +157,6 @@ pub fn check_platform(platform: &Platform, host: &Platform) -> Result<(), StepEr
     }
 }
 
-/// Looks up `user[:group]` for a process: a numeric user without a group
-/// gets its passwd group, or 0; supplementary groups come from /etc/group.
-fn resolve_user(spec: Option<&str>, root: &Path) -> Result<(u32, u32, Vec<u32>), StepError> {
-    let Some(spec) = spec.filter(|s| !s.is_empty()) else {
-        return Ok((0, 0, Vec::new()));
-    };
-    let (user, group) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
-    let groups = fs::read_to_string(root.join("etc/group")).unwrap_or_default();
-    let entry = passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 3 && (f[0] == user || (user.parse::<u32>().is_ok() && f[2] == user)));
-    let uid = match user.parse::<u32>() {
-        Ok(uid) => uid,
-        Err(_) => entry
-            .as_ref()
-            .and_then(|f| f[2].parse().ok())
-            .ok_or_else(|| {
-                setup(
-                    format!("user `{user}` is not in the image's /etc/passwd"),
-                    "create the user in an earlier step, or use a numeric uid",
-                )
-            })?,
-    };
-    let name = entry.as_ref().map(|f| f[0].to_owned());
-    let gid = match group {
-        Some(group) => match group.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => groups
-                .lines()
-                .map(|l| l.split(':').collect::<Vec<_>>())
-                .find(|f| f.len() > 2 && f[0] == group)
-                .and_then(|f| f[2].parse().ok())
-                .ok_or_else(|| {
-                    setup(
-                        format!("group `{group}` is not in the image's /etc/group"),
-                        "create the group in an earlier step, or use a numeric gid",
-                    )
-                })?,
-        },
-        None => entry.as_ref().and_then(|f| f[3].parse().ok()).unwrap_or(0),
-    };
-    let additional = match &name {
-        Some(name) => groups
-            .lines()
-            .map(|l| l.split(':').collect::<Vec<_>>())
-            .filter(|f| f.len() > 3 && f[3].split(',').any(|m| m == name))
-            .filter_map(|f| f[2].parse().ok())
-            .filter(|g| *g != gid)
-            .collect(),
-        None => Vec::new(),
-    };
-    Ok((uid, gid, additional))
-}
-
 /// `path` inside `root`, following symlinks as if `root` were `/`, so a
 /// symlink in the context or a stage cannot reach the host's files.
 fn inside(root: &Path, path: &str) -> Result<PathBuf, StepError> {
@@ -329,7 +270,12 @@ fn run_in(
         )
     })?;
 
-    let (uid, gid, additional_gids) = resolve_user(process.user, merged)?;
+    let super::user::ExecUser {
+        uid,
+        gid,
+        additional_gids,
+    } = super::user::resolve(process.user.unwrap_or_default(), merged)
+        .map_err(|e| setup(e.to_string(), e.help()))?;
     let workdir = inside(merged, process.workdir)?;
     fs::create_dir_all(&workdir).map_err(|e| io_setup("create the workdir", &workdir, &e))?;
 
@@ -472,7 +418,10 @@ fn run_in(
                         .map_err(|_| setup(format!("secret `{id}` comes from ${var}, which is not set"), format!("export {var}, or pass the secret with `--secret id={id},src=FILE`")))?
                         .into_bytes(),
                     None if *required => {
-                        return Err(setup(format!("secret `{id}` is required but was not given"), format!("pass it with `--secret id={id},src=FILE` or `--secret id={id},env=VAR`")));
+                        return Err(setup(
+                            format!("secret {id}: not found (the mount is `required` and no secret `{id}` was given)"),
+                            format!("pass it with `--secret id={id},src=FILE` or `--secret id={id},env=VAR`"),
+                        ));
                     }
                     None => continue,
                 };
@@ -584,7 +533,9 @@ fn run_in(
                 let Some(socket) = grants.ssh.get(&id) else {
                     if *required {
                         return Err(setup(
-                            format!("SSH agent `{id}` is required but was not given"),
+                            format!(
+                                "no SSH key {id:?} forwarded from the client (the mount is `required`)"
+                            ),
                             format!("pass `--ssh {id}` with an agent running ($SSH_AUTH_SOCK)"),
                         ));
                     }

@@ -49,6 +49,9 @@ pub struct RuntimeConfig {
     /// Docker's `OnBuild` triggers: instructions a build starting from the
     /// image runs first.
     pub onbuild: Vec<String>,
+    /// Docker's `ArgsEscaped`: `BuildKit` sets it with every `CMD` (either
+    /// form), and an image inherits it from its base.
+    pub args_escaped: bool,
 }
 
 impl RuntimeConfig {
@@ -87,6 +90,8 @@ pub struct ImageConfig {
     pub platform: Platform,
     /// RFC 3339 creation time.
     pub created: String,
+    /// The image's author (a Dockerfile's `MAINTAINER`), inherited from the base.
+    pub author: Option<String>,
     /// Runtime settings.
     pub runtime: RuntimeConfig,
     /// The layers' uncompressed digests, bottom first.
@@ -104,6 +109,7 @@ impl ImageConfig {
         Self {
             platform,
             created: created.to_owned(),
+            author: None,
             runtime: RuntimeConfig {
                 env: vec![("PATH".to_owned(), DEFAULT_PATH.to_owned())],
                 working_dir: Some("/".to_owned()),
@@ -173,6 +179,7 @@ impl ImageConfig {
             healthcheck: c.get("Healthcheck").filter(|h| !h.is_null()).cloned(),
             shell: strings(c, "Shell"),
             onbuild: strings(c, "OnBuild").unwrap_or_default(),
+            args_escaped: c.get("ArgsEscaped").and_then(Value::as_bool) == Some(true),
         };
         let diff_ids = doc
             .pointer("/rootfs/diff_ids")
@@ -206,6 +213,7 @@ impl ImageConfig {
         Ok(Self {
             platform,
             created: text(&doc, "created").unwrap_or_else(|| DEFAULT_CREATED.to_owned()),
+            author: text(&doc, "author").filter(|a| !a.is_empty()),
             runtime,
             diff_ids,
             history,
@@ -286,6 +294,9 @@ impl ImageConfig {
         if let Some(variant) = &self.platform.variant {
             image = image.variant(variant.clone());
         }
+        if let Some(author) = &self.author {
+            image = image.author(author.clone());
+        }
         let image = image.build().expect("image config always builds");
         let mut doc = serde_json::to_value(&image).expect("image config serializes");
         let config = doc
@@ -301,6 +312,9 @@ impl ImageConfig {
         }
         if !r.onbuild.is_empty() {
             config.insert("OnBuild".into(), serde_json::json!(r.onbuild));
+        }
+        if r.args_escaped {
+            config.insert("ArgsEscaped".into(), Value::Bool(true));
         }
         to_canonical_json(&sorted(doc))
     }
@@ -361,5 +375,21 @@ mod tests {
         assert!(config.runtime.onbuild.is_empty());
         let written: Value = serde_json::from_slice(&config.to_json()).unwrap();
         assert!(written["config"].get("OnBuild").is_none(), "{written}");
+    }
+
+    #[test]
+    fn author_and_args_escaped_are_read_and_written_as_docker_does() {
+        let docker = br#"{"os":"linux","architecture":"amd64","author":"Jane <j@x>","config":{"ArgsEscaped":true,"Cmd":["x"]}}"#;
+        let config = ImageConfig::from_json(docker).unwrap();
+        assert_eq!(config.author.as_deref(), Some("Jane <j@x>"));
+        assert!(config.runtime.args_escaped);
+        let written: Value = serde_json::from_slice(&config.to_json()).unwrap();
+        assert_eq!(written["author"], "Jane <j@x>");
+        assert_eq!(written["config"]["ArgsEscaped"], true);
+
+        let plain = ImageConfig::scratch(Platform::parse("linux/amd64").unwrap(), DEFAULT_CREATED);
+        let written: Value = serde_json::from_slice(&plain.to_json()).unwrap();
+        assert!(written.get("author").is_none(), "{written}");
+        assert!(written["config"].get("ArgsEscaped").is_none(), "{written}");
     }
 }

@@ -189,6 +189,9 @@ pub struct StageConfig<S> {
     /// Signal sent to stop the container.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopsignal: Option<S>,
+    /// The image's `author` (a Dockerfile's `MAINTAINER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<S>,
     /// Dockerfile instructions stored as the image's `OnBuild` triggers,
     /// run by a later build that starts from the image. Never expanded.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -209,6 +212,7 @@ impl<S> Default for StageConfig<S> {
             volumes: Vec::new(),
             healthcheck: None,
             stopsignal: None,
+            author: None,
             onbuild: Vec::new(),
         }
     }
@@ -324,6 +328,7 @@ impl<S> Step<S> {
             Step::Add(copy) => Step::Add(copy.map(f)),
             Step::File(file) => Step::File(File {
                 to: f(file.to),
+                name: file.name.map(&mut *f),
                 content: f(file.content),
                 expand: file.expand,
                 chown: file.chown.map(&mut *f),
@@ -446,6 +451,11 @@ impl<S> Copy<S> {
 pub struct File<S> {
     /// Destination path, relative to the working directory.
     pub to: S,
+    /// The file's name when `to` turns out to be a directory in the image
+    /// (a heredoc's delimiter, as `BuildKit` names it); without one, `to` is
+    /// the file's path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<S>,
     /// The file's content: written as is, or, with `expand`, a template.
     pub content: S,
     /// Whether `content` is a template expanded with the variables of this

@@ -200,3 +200,58 @@ fn read_xattrs(host: &Path, rel: &BStr) -> Result<(Xattrs, bool), LayerError> {
     xattrs.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     Ok((xattrs, opaque))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    fn links(root: &Path) -> Vec<(String, String)> {
+        entries_from_dir(root)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EntryKind::Hardlink { target } => Some((e.path.to_string(), target.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_first_name_in_byte_order_is_the_file_whatever_was_made_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        // `a.x` sorts before `a/y` (`.` < `/`), though a walk reaches `a/`
+        // first: the writer orders paths by bytes, so the link target must too.
+        let orders: [&[&str]; 2] = [&["a/y", "a.x", "b", "c"], &["c", "b", "a.x", "a/y"]];
+        let mut seen = Vec::new();
+        for (n, order) in orders.iter().enumerate() {
+            let root = tmp.path().join(n.to_string());
+            fs::create_dir_all(root.join("a")).unwrap();
+            fs::write(root.join(order[0]), "x").unwrap();
+            for name in &order[1..] {
+                fs::hard_link(root.join(order[0]), root.join(name)).unwrap();
+            }
+            seen.push(links(&root));
+        }
+        let want: Vec<(String, String)> = ["a/y", "b", "c"]
+            .iter()
+            .map(|p| ((*p).to_owned(), "a.x".to_owned()))
+            .collect();
+        assert_eq!(seen[0], want);
+        assert_eq!(seen[1], want);
+    }
+
+    #[test]
+    fn a_single_name_left_of_a_linked_file_is_a_file() {
+        // The other name is in a lower layer (or was deleted): nlink > 1,
+        // but nothing in this tree to link to.
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("upper");
+        fs::create_dir(&root).unwrap();
+        fs::write(root.join("f"), "x").unwrap();
+        fs::hard_link(root.join("f"), tmp.path().join("outside")).unwrap();
+        let entries = entries_from_dir(&root).unwrap();
+        assert!(matches!(entries[0].kind, EntryKind::File { .. }));
+    }
+}

@@ -544,6 +544,7 @@ impl Writer<'_> {
             volumes,
             healthcheck,
             stopsignal,
+            author,
             onbuild,
         } = config;
         let mut tables = Vec::new();
@@ -623,6 +624,12 @@ impl Writer<'_> {
             self.comments(&setting("stopsignal"), "");
             self.push("stopsignal = ");
             self.template(signal);
+            self.push("\n");
+        }
+        if let Some(author) = author {
+            self.comments(&setting("author"), "");
+            self.push("author = ");
+            self.template(author);
             self.push("\n");
         }
         if !onbuild.is_empty() {
@@ -1005,6 +1012,7 @@ impl Writer<'_> {
     fn file(&mut self, file: &File<Template>) {
         let File {
             to,
+            name,
             content,
             expand,
             chown,
@@ -1013,6 +1021,7 @@ impl Writer<'_> {
         self.push("{ file = ");
         self.string(&content.value);
         self.option("to", Some(to));
+        self.option("name", name.as_ref());
         self.option("chown", chown.as_ref());
         self.option("chmod", chmod.as_ref());
         if *expand {

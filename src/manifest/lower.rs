@@ -36,7 +36,7 @@ const ACTIONS: [&str; 13] = [
 ];
 
 /// Step options and the actions they apply to.
-const OPTIONS: [(&str, &[&str]); 13] = [
+const OPTIONS: [(&str, &[&str]); 14] = [
     ("default", &["arg"]),
     ("to", &["copy", "add", "file"]),
     ("from", &["copy"]),
@@ -50,6 +50,7 @@ const OPTIONS: [(&str, &[&str]); 13] = [
     ("mounts", &["run"]),
     ("network", &["run"]),
     ("expand", &["file"]),
+    ("name", &["file"]),
 ];
 
 /// Lowers `manifest`, read from `source`, or returns every error found.
@@ -292,6 +293,7 @@ impl Lowerer {
             volumes: stage.volumes.into_iter().map(located).collect(),
             healthcheck: stage.healthcheck.and_then(|h| self.healthcheck(h)),
             stopsignal: stage.stopsignal.map(located),
+            author: stage.author.map(located),
             onbuild: stage
                 .onbuild
                 .into_iter()
@@ -634,6 +636,7 @@ impl Lowerer {
             step.mounts.as_ref().map(Spanned::span),
             step.network.as_ref().map(Spanned::span),
             step.expand.as_ref().map(Spanned::span),
+            step.name.as_ref().map(Spanned::span),
         ];
         let options = OPTIONS.iter().zip(spans);
         let mut misplaced = false;
@@ -811,6 +814,7 @@ impl Lowerer {
             let content = step.file.map(located)?;
             return Some(Step::File(File {
                 to,
+                name: step.name.map(located),
                 content,
                 expand: step.expand.is_some_and(Spanned::into_inner),
                 chown,

@@ -223,6 +223,10 @@ pub struct Stage {
     /// Signal that stops the container, such as `SIGTERM`.
     #[schemars(with = "Option<String>")]
     pub stopsignal: Option<Spanned<String>>,
+    /// The image's author, as a Dockerfile's `MAINTAINER` sets it: the
+    /// config's `author` field (not a label).
+    #[schemars(with = "Option<String>")]
+    pub author: Option<Spanned<String>>,
     /// Dockerfile instructions stored in the image as `ONBUILD` triggers, run
     /// by a build that starts from the image: `["COPY . /app", "RUN make"]`.
     #[serde(default)]
@@ -343,6 +347,10 @@ pub struct Step {
     /// `COPY <<EOF` heredoc with an unquoted delimiter does.
     #[schemars(with = "Option<bool>")]
     pub expand: Option<Spanned<bool>>,
+    /// `file`: the file's name when `to` is a directory in the image (a
+    /// Dockerfile `COPY <<EOF /dir` names it after the delimiter).
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
     /// `run`: mounts present only while the command runs.
     #[schemars(with = "Option<Vec<Mount>>")]
     pub mounts: Option<Spanned<Vec<Spanned<Mount>>>>,

@@ -385,7 +385,13 @@ fn digest_selected(
             } else {
                 format!("{}:{}", s.uid, s.gid)
             };
-            let digest = CacheKey::of(&[kind, &s.mode.to_le_bytes(), owner.as_bytes(), &content]);
+            let mode = s.mode.to_le_bytes();
+            let mut parts: Vec<&[u8]> = vec![kind, &mode, owner.as_bytes(), &content];
+            // Another name of the same file: the copy writes a hard link.
+            if let Some(first) = &s.same_file_as {
+                parts.extend([&b"same file as"[..], first.as_slice()]);
+            }
+            let digest = CacheKey::of(&parts);
             Ok((&s.path, digest.to_string()))
         })
         .collect::<Result<_, String>>()?;

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod expand;
+mod mount_target;
 mod predict;
 mod render;
 mod resolve;

@@ -777,8 +777,22 @@ impl<'p> Resolver<'p> {
             let resolved = match step {
                 Step::Run(run) => {
                     let mut mounts = Vec::with_capacity(run.mounts.len());
-                    for mount in &run.mounts {
-                        mounts.push(self.mount(&mut scope, mount, target, &mut dependencies)?);
+                    for run_mount in &run.mounts {
+                        let mount = self.mount(&mut scope, run_mount, target, &mut dependencies)?;
+                        let mount = super::mount_target::at_workdir(mount, &workdir).map_err(
+                            |target| {
+                                self.project
+                                    .source
+                                    .error(
+                                        super::mount_target::target_span(run_mount),
+                                        format!("invalid mount target {target:?}"),
+                                    )
+                                    .with_help(
+                                        "give the mount a `target` (without one it mounts at the working directory, which here is `/`)",
+                                    )
+                            },
+                        )?;
+                        mounts.push(mount);
                     }
                     Step::Run(Run {
                         command: run.command.clone(),
@@ -795,6 +809,7 @@ impl<'p> Resolver<'p> {
                 }
                 Step::File(file) => Step::File(File {
                     to: dest_path(&workdir, &scope.expand(&file.to)?),
+                    name: file.name.as_ref().map(|n| n.value.clone()),
                     content: if file.expand {
                         scope.expand(&file.content)?
                     } else {
@@ -937,6 +952,9 @@ impl<'p> Resolver<'p> {
         }
         if let Some(signal) = &stage.config.stopsignal {
             config.stopsignal = Some(scope.expand(signal)?);
+        }
+        if let Some(author) = &stage.config.author {
+            config.author = Some(scope.expand(author)?);
         }
         config.onbuild.clone_from(&stage.config.onbuild);
 
@@ -1318,7 +1336,7 @@ fn expose_ports(spec: &str) -> Result<Vec<String>, String> {
 }
 
 /// `path` made absolute against `workdir` and cleaned of `.` and `..`.
-fn join_path(workdir: &str, path: &str) -> String {
+pub(super) fn join_path(workdir: &str, path: &str) -> String {
     let joined = if path.starts_with('/') {
         path.to_owned()
     } else {

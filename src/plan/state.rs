@@ -6,8 +6,8 @@
 use indexmap::IndexMap;
 
 use crate::image::Image;
-use crate::image::config::{command_argv, healthcheck_json};
-use crate::ir::{ArgScope, Node, Step};
+use crate::image::config::{ImageConfig, command_argv, healthcheck_json};
+use crate::ir::{ArgScope, Node, StageConfig, Step};
 
 /// The shell for string-form commands when none is set.
 pub const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
@@ -92,8 +92,12 @@ impl State {
 
 /// Applies the node's resolved config on top of what its base had.
 pub fn apply_config(node: &Node, image: &mut Image) {
-    let c = &node.config;
-    let r = &mut image.config.runtime;
+    apply_stage_config(&node.config, &mut image.config);
+}
+
+/// [`apply_config`] on the image's config.
+fn apply_stage_config(c: &StageConfig<String>, image: &mut ImageConfig) {
+    let r = &mut image.runtime;
     let shell: Vec<String> = c
         .shell
         .clone()
@@ -108,15 +112,19 @@ pub fn apply_config(node: &Node, image: &mut Image) {
     if let Some(user) = &c.user {
         r.user = Some(user.clone());
     }
+    // As `BuildKit`: an `entrypoint` drops the base's `cmd` (even when it is
+    // the base's own entrypoint again); the stage's `cmd` is applied after
+    // it, and sets `ArgsEscaped`. An empty argv (`ENTRYPOINT []`) clears.
     if let Some(entrypoint) = &c.entrypoint {
-        let argv = command_argv(entrypoint, &shell);
-        if r.entrypoint.as_ref() != Some(&argv) {
-            r.entrypoint = Some(argv);
-            r.cmd = None;
-        }
+        r.entrypoint = Some(command_argv(entrypoint, &shell)).filter(|a| !a.is_empty());
+        r.cmd = None;
     }
     if let Some(cmd) = &c.cmd {
-        r.cmd = Some(command_argv(cmd, &shell));
+        r.cmd = Some(command_argv(cmd, &shell)).filter(|a| !a.is_empty());
+        r.args_escaped = true;
+    }
+    if let Some(author) = &c.author {
+        image.author = Some(author.clone());
     }
     r.labels
         .extend(c.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -133,4 +141,73 @@ pub fn apply_config(node: &Node, image: &mut Image) {
     }
     // A base's triggers ran in this stage; only the stage's own remain.
     r.onbuild.clone_from(&c.onbuild);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Command, Platform};
+
+    /// The config after a stage with `config` on a base whose entrypoint
+    /// is `/bin/echo` and whose cmd is `base`.
+    fn after(config: &StageConfig<String>) -> ImageConfig {
+        let mut image = ImageConfig::scratch(Platform::parse("linux/amd64").unwrap(), "");
+        image.runtime.entrypoint = Some(vec!["/bin/echo".into()]);
+        image.runtime.cmd = Some(vec!["base".into()]);
+        apply_stage_config(config, &mut image);
+        image
+    }
+
+    fn exec(argv: &[&str]) -> Command {
+        Command::Exec(argv.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    #[test]
+    fn entrypoint_drops_the_base_cmd_even_when_unchanged() {
+        let image = after(&StageConfig {
+            entrypoint: Some(exec(&["/bin/echo"])),
+            ..StageConfig::default()
+        });
+        assert_eq!(image.runtime.entrypoint, Some(vec!["/bin/echo".into()]));
+        assert_eq!(image.runtime.cmd, None);
+        assert!(!image.runtime.args_escaped);
+    }
+
+    #[test]
+    fn the_stage_cmd_survives_its_entrypoint_and_sets_args_escaped() {
+        let image = after(&StageConfig {
+            entrypoint: Some(exec(&["/bin/echo"])),
+            cmd: Some(Command::Shell("hi".into())),
+            ..StageConfig::default()
+        });
+        assert_eq!(
+            image.runtime.cmd,
+            Some(vec!["/bin/sh".into(), "-c".into(), "hi".into()])
+        );
+        assert!(image.runtime.args_escaped);
+    }
+
+    #[test]
+    fn empty_entrypoint_and_cmd_clear_them() {
+        let image = after(&StageConfig {
+            entrypoint: Some(exec(&[])),
+            cmd: Some(exec(&[])),
+            ..StageConfig::default()
+        });
+        assert_eq!(image.runtime.entrypoint, None);
+        assert_eq!(image.runtime.cmd, None);
+    }
+
+    #[test]
+    fn author_is_set_and_otherwise_inherited() {
+        let image = after(&StageConfig {
+            author: Some("Jane <j@x>".into()),
+            ..StageConfig::default()
+        });
+        assert_eq!(image.author.as_deref(), Some("Jane <j@x>"));
+        let mut child = image.clone();
+        apply_stage_config(&StageConfig::default(), &mut child);
+        assert_eq!(child.author.as_deref(), Some("Jane <j@x>"));
+        assert_eq!(child.runtime.entrypoint, image.runtime.entrypoint);
+    }
 }

@@ -429,7 +429,7 @@ impl<'a> NodeRunner<'a> {
                 Some(copy::copy_entries(&spec, &origin, target, scratch).map_err(|e| {
                     let help = match &e {
                         copy::CopyError::NotFound { .. } => "check the path and the context's .dockerignore",
-                        copy::CopyError::DestinationNotDirectory(_) => "end `to` with `/`",
+                        copy::CopyError::NotADirectory(_) => "end `to` with `/` and copy into a directory, or give the directory source its own destination",
                         copy::CopyError::LinkTargetMissing { .. } => "copy the file the link names into the context, or make the link point inside it",
                         copy::CopyError::Fetch { .. } => "check the URL and the network; or put the file in the context",
                         copy::CopyError::Checksum { .. } => "the file changed upstream, or the checksum is wrong: compare with `sha256sum`",
@@ -443,6 +443,7 @@ impl<'a> NodeRunner<'a> {
             Step::File(f) => Some(
                 copy::file_entries(
                     &f.to,
+                    f.name.as_deref(),
                     &f.content,
                     f.chown.as_deref(),
                     f.chmod.as_deref(),

@@ -402,12 +402,12 @@ fn copy_errors_are_clear() {
             "`ignored.txt` not found in the build context",
         ),
         (
-            r#"{ copy = ["a.txt", "a.txt"], to = "/x" }"#,
-            "needs a destination directory ending in `/`",
+            r#"{ copy = ["a.txt", "."], to = "/x" }"#,
+            "cannot copy to non-directory: `/x` is a file",
         ),
         (
-            r#"{ copy = "a.txt", to = "/x", chown = "nobody" }"#,
-            "cannot resolve owner `nobody`",
+            r#"{ copy = "a.txt", to = "/x", chown = ":nobody" }"#,
+            "cannot resolve owner `:nobody`",
         ),
     ];
     for (step, message) in cases {

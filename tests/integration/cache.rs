@@ -391,3 +391,21 @@ tags = ["localhost/a:1"]
         ["src/f-\\xfe.txt added, src/f-\\xff.txt removed"]
     );
 }
+
+#[test]
+fn linking_two_copied_files_rebuilds_the_copy() {
+    // The layer holds a hard link where it held a second file: the step
+    // reads which names are one file, so its key changes with it.
+    let project = Project::new(
+        "[stages.a]\nfrom = \"scratch\"\nsteps = [{ copy = \"d\", to = \"/d/\" }]\n[images.a]\nstage = \"a\"\n",
+    );
+    project.file("d/a", "x").file("d/b", "x");
+    let (_, separate) = project.apply(&[]);
+    std::fs::remove_file(project.path().join("d/b")).unwrap();
+    std::fs::hard_link(project.path().join("d/a"), project.path().join("d/b")).unwrap();
+    assert_eq!(project.plan(&[])["a"], ["d/b changed"]);
+    let (ran, linked) = project.apply(&[]);
+    assert_eq!(ran["a"], ["ran"]);
+    assert_ne!(separate, linked);
+    assert_eq!(project.plan(&[])["a"], ["cached"]);
+}

@@ -181,10 +181,19 @@ fn forbidden_onbuild_triggers_are_refused() {
 fn security_is_refused() {
     assert_bad(
         "FROM scratch\nRUN --security=insecure make\n",
-        "`RUN --security=insecure` is not supported",
+        "`RUN --security=insecure` (BuildKit's dockerfile frontend 1.20",
         2,
         5,
     );
+    assert_bad(
+        "FROM scratch\nRUN --security=root make\n",
+        "security \"root\" is not valid",
+        2,
+        5,
+    );
+    // The default mode is accepted.
+    let out = plan("FROM scratch\nRUN --security=sandbox make\n", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
 #[test]

@@ -479,9 +479,7 @@ fn secrets_reach_the_step_and_nothing_else() {
     .apply(&[]);
     assert_eq!(missing.code, 1, "{}", missing.stderr);
     assert!(
-        missing
-            .stderr
-            .contains("secret `absent` is required but was not given"),
+        missing.stderr.contains("secret absent: not found"),
         "{}",
         missing.stderr
     );

@@ -226,9 +226,14 @@ fn expose_reads_ports_as_buildkit_does() {
 }
 
 #[test]
-fn maintainer_and_a_later_label_keep_their_order() {
+fn maintainer_sets_the_author_not_a_label() {
     let node = &plan("FROM scratch\nMAINTAINER a@b\nLABEL maintainer=c@d\n")["0"];
     assert_eq!(label(node, "maintainer"), "c@d");
+    assert_eq!(node.config.author.as_deref(), Some("a@b"));
+    // Taken literally, the last one winning, as BuildKit's dispatchMaintainer.
+    let node = &plan("FROM scratch\nMAINTAINER x\nMAINTAINER Jane <j@x> $HOME\n")["0"];
+    assert_eq!(node.config.author.as_deref(), Some("Jane <j@x> $HOME"));
+    assert!(node.config.labels.is_empty());
 }
 
 #[test]

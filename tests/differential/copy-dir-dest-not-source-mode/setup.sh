@@ -1,0 +1,6 @@
+mkdir -p dir
+echo z > dir/z
+mkdir dir/sub
+echo y > dir/sub/y
+chmod 0700 dir/sub
+chmod 0711 dir

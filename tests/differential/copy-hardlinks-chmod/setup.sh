@@ -1,0 +1,5 @@
+printf aaa > a
+ln a b
+mkdir d
+ln a d/c
+printf zz > z

@@ -1,0 +1,4 @@
+printf aaa > a
+ln a b
+mkdir d
+ln a d/c
