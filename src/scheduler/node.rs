@@ -720,9 +720,7 @@ impl NodeRunner<'_> {
             })
             .sum();
         let root = self.store.root();
-        let free = rustix::fs::statvfs(root)
-            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
-            .unwrap_or(0);
+        let free = rustix::fs::statvfs(root).map_or(0, |s| s.f_bavail.saturating_mul(s.f_frsize));
         BuildError::Environment {
             message: format!(
                 "the store `{}` ran out of space writing the layer of `{text}`: the layer needs about {} and the store's filesystem has {} free",
