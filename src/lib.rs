@@ -12,6 +12,8 @@ pub mod dockerfile;
 pub mod error;
 pub mod exec;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod image;
 pub mod inspect;
 pub mod ir;

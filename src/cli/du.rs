@@ -1,5 +1,6 @@
 //! `imgbuild du`: what the store holds and how much disk it uses.
 
+pub use crate::util::size::human_size;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -159,22 +160,6 @@ fn to_json(store: &Store, usage: &Usage) -> Value {
         "kinds": kinds,
         "cache_entries": entries,
     })
-}
-
-/// A number of bytes in binary units: `512 B`, `1.5 KiB`, `20.0 GiB`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    #[allow(clippy::cast_precision_loss)] // One decimal is all that is shown.
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// RFC 3339 UTC, to the second.

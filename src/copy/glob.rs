@@ -39,7 +39,7 @@ pub fn matches(pattern: &str, name: &[u8]) -> Result<bool, BadPattern> {
             _ => i += 1,
         }
     }
-    Ok(match_from(&p, 0, name, 0))
+    Ok(match_from(&p, name))
 }
 
 /// Index just past the `]` closing the class that starts at `start`.
@@ -92,43 +92,127 @@ fn class_matches(p: &[char], start: usize, end: usize, c: char) -> bool {
     found != negated
 }
 
-/// Matches `p[pi..]` against the bytes `n[ni..]`. Like Go's `filepath.Match`,
-/// `*` may stop at any byte, `?` and classes take one rune (see the module
-/// docs) and literals compare bytes.
-fn match_from(p: &[char], pi: usize, n: &[u8], ni: usize) -> bool {
-    if pi == p.len() {
-        return ni == n.len();
-    }
-    let literal = |c: char, next: usize| {
-        let mut buf = [0u8; 4];
-        let c = c.encode_utf8(&mut buf).as_bytes();
-        n[ni..].starts_with(c) && match_from(p, next, n, ni + c.len())
-    };
-    match p[pi] {
-        '*' => (ni..=n.len())
-            .take_while(|&k| k == ni || n[k - 1] != b'/')
-            .any(|k| match_from(p, pi + 1, n, k)),
-        '?' => {
-            ni < n.len() && n[ni] != b'/' && {
-                let (_, width) = decode_rune(&n[ni..]);
-                match_from(p, pi + 1, n, ni + width)
+/// Matches all of `p` against the bytes `n` as Go's `filepath.Match` does:
+/// the pattern is split into chunks at its stars, and each chunk after a
+/// star is tried at every position up to the next `/`, taking the first
+/// that fits (the last chunk must reach the end). No recursion, and at
+/// most pattern × name steps, whatever the input: `*`, `?` and classes
+/// never backtrack further than their own chunk.
+fn match_from(p: &[char], n: &[u8]) -> bool {
+    let mut pattern = p;
+    let mut name = n;
+    'chunks: while !pattern.is_empty() {
+        let star = pattern[0] == '*';
+        while pattern.first() == Some(&'*') {
+            pattern = &pattern[1..];
+        }
+        let end = chunk_end(pattern);
+        let (chunk, rest) = pattern.split_at(end);
+        pattern = rest;
+        if star && chunk.is_empty() {
+            // A trailing star matches the rest, up to a `/`.
+            return !name.contains(&b'/');
+        }
+        if let Some(after) = match_chunk(chunk, name)
+            && (after.is_empty() || !pattern.is_empty())
+        {
+            name = after;
+            continue;
+        }
+        if star {
+            let mut i = 0;
+            while i < name.len() && name[i] != b'/' {
+                if let Some(after) = match_chunk(chunk, &name[i + 1..]) {
+                    // The last chunk must match the whole rest of the name.
+                    if pattern.is_empty() && !after.is_empty() {
+                        i += 1;
+                        continue;
+                    }
+                    name = after;
+                    continue 'chunks;
+                }
+                i += 1;
             }
         }
-        '[' => {
-            let end = class_end(p, pi).expect("checked before matching");
-            ni < n.len() && n[ni] != b'/' && {
-                let (c, width) = decode_rune(&n[ni..]);
-                class_matches(p, pi, end, c) && match_from(p, end, n, ni + width)
+        return false;
+    }
+    name.is_empty()
+}
+
+/// Where the chunk at the start of `p` (no leading star) ends: at the next
+/// star outside a class and an escape, or at the end.
+fn chunk_end(p: &[char]) -> usize {
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '*' => return i,
+            '\\' => i += 2,
+            '[' => i = class_end(p, i).unwrap_or(p.len()),
+            _ => i += 1,
+        }
+    }
+    p.len()
+}
+
+/// Matches the star-free `chunk` at the start of `n`; the rest of `n`.
+fn match_chunk<'n>(chunk: &[char], mut n: &'n [u8]) -> Option<&'n [u8]> {
+    let mut i = 0;
+    while i < chunk.len() {
+        match chunk[i] {
+            '?' => {
+                if n.first().is_none_or(|b| *b == b'/') {
+                    return None;
+                }
+                let (_, width) = decode_rune(n);
+                n = &n[width..];
+                i += 1;
+            }
+            '[' => {
+                let end = class_end(chunk, i)?;
+                if n.first().is_none_or(|b| *b == b'/') {
+                    return None;
+                }
+                let (c, width) = decode_rune(n);
+                if !class_matches(chunk, i, end, c) {
+                    return None;
+                }
+                n = &n[width..];
+                i = end;
+            }
+            c => {
+                let c = if c == '\\' {
+                    i += 1;
+                    *chunk.get(i)?
+                } else {
+                    c
+                };
+                let mut buf = [0u8; 4];
+                let bytes = c.encode_utf8(&mut buf).as_bytes();
+                n = n.strip_prefix(bytes)?;
+                i += 1;
             }
         }
-        '\\' => literal(p[pi + 1], pi + 2),
-        c => literal(c, pi + 1),
     }
+    Some(n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_stars_and_long_patterns_match_in_bounded_time() {
+        let name = "a".repeat(255);
+        let stars = format!("{}b", "*a".repeat(40));
+        assert!(!matches(&stars, name.as_bytes()).unwrap());
+        assert!(matches(&"*a".repeat(40), name.as_bytes()).unwrap());
+        // A very long literal pattern: no recursion, so no stack to exhaust.
+        let long = "x".repeat(200_000);
+        assert!(matches(&format!("{long}*"), long.as_bytes()).unwrap());
+        // Pattern × name steps at most: a star before a 4 KiB chunk.
+        let chunk = "x".repeat(4096);
+        assert!(!matches(&format!("*{chunk}y"), chunk.as_bytes()).unwrap());
+    }
 
     #[test]
     fn go_filepath_match_cases() {

@@ -146,21 +146,7 @@ pub enum LayerError {
     },
 }
 
-/// Bytes in binary units, one decimal: `512 B`, `64.0 MiB`.
-#[allow(clippy::cast_precision_loss)] // one decimal shown
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
+use crate::util::size::human_size;
 
 impl LayerError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {

@@ -13,6 +13,11 @@ use crate::ir::pattern;
 /// How deeply references may nest inside words (`${A:-${B:-...}}`).
 pub const MAX_DEPTH: usize = 64;
 
+/// The most bytes one expansion may give. Values can grow only through
+/// other values (`ARG B=$A$A`, `ARG C=$B$B`, ...), which doubles at every
+/// step; this stops such a chain long before it exhausts memory.
+pub const MAX_EXPANDED: usize = 4 << 20;
+
 /// Expands the variable references in `input`:
 ///
 /// - `$NAME`, `${NAME}`;
@@ -490,6 +495,7 @@ fn evaluate(
             }
             Part::Var(var) => var,
         };
+        too_long(out)?;
         let value = lookup(var.name);
         let Some(modifier) = &var.modifier else {
             out.push_str(value.as_deref().unwrap_or(""));
@@ -551,7 +557,19 @@ fn evaluate(
             }
         }
     }
-    Ok(())
+    too_long(out)
+}
+
+/// Fails when `out` is past [`MAX_EXPANDED`].
+fn too_long(out: &str) -> Result<(), ExpandError> {
+    if out.len() <= MAX_EXPANDED {
+        return Ok(());
+    }
+    Err(error(
+        0,
+        format!("expands to more than {} MiB", MAX_EXPANDED >> 20),
+        "a value grows through others (`ARG B=$A$A`); make large values in a `RUN` step".to_owned(),
+    ))
 }
 
 #[cfg(test)]
@@ -577,6 +595,16 @@ mod tests {
 
     fn err(input: &str) -> ExpandError {
         run(input).0.expect_err(input)
+    }
+
+    #[test]
+    fn expansions_that_grow_past_the_limit_fail() {
+        let big = "x".repeat(MAX_EXPANDED / 2 + 1);
+        let result = expand("$A$A$A", &mut |_| Some(big.clone()));
+        let e = result.expect_err("three halves are too many");
+        assert!(e.message.contains("expands to more than 4 MiB"), "{e:?}");
+        let two = expand("$A", &mut |_| Some(big.clone())).unwrap();
+        assert_eq!(two.len(), big.len());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::exec::{self, Executor, OciRuntime};
 use crate::image::source::ImageSource;
 use crate::image::{DEFAULT_CREATED, HistoryEntry, Image, ImageConfig, LayerRef};
 use crate::ir::{Base, BuildGraph, Mount, Node, NodeId, Run, Step};
-use crate::layer::{self, Entry, WriteOptions};
+use crate::layer::{self, Entry, EntryKind, WriteOptions};
 use crate::plan::cache::{
     self, CacheKey, ContextFiles, InputDigest, InputSpec, KeySettings, NodeKeys, StepRecord,
 };
@@ -689,9 +689,14 @@ impl<'a> NodeRunner<'a> {
             },
             source_date_epoch: self.options.source_date_epoch,
         };
-        let mut writer = self.store.blob_writer()?;
-        let written = layer::write_layer(entries, &options, &mut writer)?;
-        let (digest, size) = writer.commit()?;
+        let write = || -> Result<_, BuildError> {
+            let mut writer = self.store.blob_writer()?;
+            let written = layer::write_layer(entries, &options, &mut writer)?;
+            let (digest, size) = writer.commit()?;
+            Ok((written, digest, size))
+        };
+        // The writer is gone (with its temp file) before free space is measured.
+        let (written, digest, size) = write().map_err(|e| self.out_of_space(e, entries, text))?;
         debug_assert_eq!(digest.to_string(), written.digest);
         let diff_id = Digest::parse(&written.diff_id)?;
         image.layers.push(LayerRef {
@@ -709,6 +714,54 @@ impl<'a> NodeRunner<'a> {
         });
         Ok(())
     }
+}
+
+impl NodeRunner<'_> {
+    /// `error`, or when it comes from a full filesystem, an error that says
+    /// so: which store, how much the layer of step `text` (of `entries`)
+    /// needs, how much is free, and what to do. The blob being written is
+    /// removed with its writer, so the store stays consistent.
+    fn out_of_space(&self, error: BuildError, entries: &[Entry], text: &str) -> BuildError {
+        if !is_out_of_space(&error) {
+            return error;
+        }
+        let needed: u64 = entries
+            .iter()
+            .map(|e| match &e.kind {
+                EntryKind::File { size, .. } => size.div_ceil(512) * 512 + 512,
+                _ => 512,
+            })
+            .sum();
+        let root = self.store.root();
+        let free = rustix::fs::statvfs(root).map_or(0, |s| s.f_bavail.saturating_mul(s.f_frsize));
+        BuildError::Environment {
+            message: format!(
+                "the store `{}` ran out of space writing the layer of `{text}`: the layer needs about {} and the store's filesystem has {} free",
+                root.display(),
+                crate::util::size::human_size(needed),
+                crate::util::size::human_size(free),
+            ),
+            help: "free space on that filesystem (`imgbuild prune` removes what no image uses) or give `--store` a larger one, then build again: the store is left consistent and the steps already built stay cached".to_owned(),
+        }
+    }
+}
+
+/// Whether `error` comes from a full filesystem or quota (`ENOSPC`, `EDQUOT`).
+fn is_out_of_space(error: &(dyn std::error::Error + 'static)) -> bool {
+    let full = [
+        rustix::io::Errno::NOSPC.raw_os_error(),
+        rustix::io::Errno::DQUOT.raw_os_error(),
+    ];
+    let mut at = Some(error);
+    while let Some(e) = at {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.raw_os_error().is_some_and(|code| full.contains(&code))
+        {
+            return true;
+        }
+        at = e.source();
+    }
+    false
 }
 
 /// Checks that the base image's `ONBUILD` triggers are the ones the plan

@@ -299,3 +299,88 @@ fn sparse_files_stay_sparse() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout.split_whitespace().nth(1).unwrap(), digest);
 }
+
+/// A tmpfs of `size` mounted at a fresh directory, unmounted on drop.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount(size: &str) -> Option<SmallFs> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        Some(SmallFs { dir })
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-l"])
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_store_fails_clearly_stays_consistent_and_recovers() {
+    let Some(small) = SmallFs::mount("6m") else {
+        return;
+    };
+    let store = small.dir.path().join("store");
+    let project = tempfile::tempdir().unwrap();
+    let big = vec![7u8; 12 << 20];
+    std::fs::write(project.path().join("big.bin"), &big).unwrap();
+    std::fs::write(project.path().join("small.txt"), "small\n").unwrap();
+    let manifest = |file: &str| {
+        format!(
+            "[stages.a]\nfrom = \"scratch\"\nsteps = [{{ copy = \"small.txt\", to = \"/small.txt\" }}, {{ copy = \"{file}\", to = \"/data\" }}]\n[images.a]\nstage = \"a\"\n"
+        )
+    };
+    let run = |args: &[&str]| {
+        let mut all = vec!["--store", store.to_str().unwrap()];
+        all.extend_from_slice(args);
+        imgbuild_in(project.path(), &all)
+    };
+    std::fs::write(project.path().join("imgbuild.toml"), manifest("big.bin")).unwrap();
+    let out = run(&["apply"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "the store `{}` ran out of space writing the layer of `copy big.bin -> /data`",
+            store.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("the layer needs about 12.0 MiB"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("imgbuild prune"), "{}", out.stderr);
+    assert!(
+        entries(&store.join("tmp")).is_empty(),
+        "no temp file is left"
+    );
+
+    let verify = run(&["store", "verify"]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+
+    // With the big file replaced, the next build succeeds, reusing the
+    // step built before the failure.
+    std::fs::write(project.path().join("imgbuild.toml"), manifest("small.txt")).unwrap();
+    let out = run(&["apply", "--progress", "plain"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("CACHED"), "{}", out.stderr);
+    let verify = run(&["store", "verify"]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+}
