@@ -34,8 +34,8 @@ use std::path::{Path, PathBuf};
 use bstr::{BString, ByteSlice};
 
 use dest::{Dest, Layer};
-use source::expand_source;
-use walk::walk_dir;
+use source::{expand_parents, expand_source};
+use walk::{walk_dir, walk_parents};
 
 use crate::context::PatternMatcher;
 use crate::layer::{self, Entry, EntryKind, FileSource};
@@ -50,6 +50,15 @@ pub enum CopyError {
     NotFound {
         /// The source as written.
         source_path: String,
+        /// "the build context" or "stage X".
+        place: String,
+    },
+    /// A `parents` source without wildcards copies nothing: the path it
+    /// names is not there, or left out (`BuildKit`'s `RequiredPaths`).
+    #[error("\"{path}\": not found in {place}")]
+    RequiredNotFound {
+        /// The path, as `BuildKit` names it: `/`, the root, the pattern.
+        path: String,
         /// "the build context" or "stage X".
         place: String,
     },
@@ -275,6 +284,7 @@ pub fn copy_entries(
         PatternMatcher::new(spec.exclude).map_err(|e| CopyError::Exclude(e.to_string()))?;
 
     let mut matched = Vec::new();
+    let mut parents = Vec::new();
     let mut downloads = Vec::new();
     let mut repositories = Vec::new();
     for source in spec.sources {
@@ -299,7 +309,11 @@ pub fn copy_entries(
             )?);
             continue;
         }
-        matched.extend(expand_source(origin, source)?);
+        if spec.parents {
+            parents.push(expand_parents(origin, source)?);
+        } else {
+            matched.extend(expand_source(origin, source)?);
+        }
     }
     let to = Dest::resolve(spec.to, target)?;
     let dest = to.path.clone();
@@ -327,33 +341,9 @@ pub fn copy_entries(
         let full = origin.root().join(host(&path));
         let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
         let name = written.rsplit_str("/").next().unwrap_or_default();
-        let base = if spec.parents {
-            join(
-                &dest,
-                written.rsplit_once_str("/").map_or(&b""[..], |(p, _)| p),
-            )
-        } else {
-            dest.clone()
-        };
         if meta.is_dir() {
-            let into = if spec.parents {
-                join(&dest, &written)
-            } else {
-                layer.dir_at(&to, spec.to)?
-            };
-            if spec.parents && !into.is_empty() {
-                // `--parents` copies each directory on the way as it is.
-                layer.insert(adjust(entry_for(&full, &into, &meta, false)?, from_context));
-            } else if !spec.parents
-                && !into.is_empty()
-                && !layer.has(&into)
-                && let Some(entry) = layer.dir_entry(&into)
-            {
-                // The destination of a directory's contents is never given
-                // the source directory's metadata (`BuildKit` makes it with
-                // `mkdir -p`): the image's own, else a created directory.
-                layer.insert(entry);
-            }
+            let into = layer.dir_at(&to, spec.to)?;
+            insert_dest_dir(&mut layer, &into);
             for (entry, meta) in walk_dir(origin, &path, &into, &exclude)? {
                 layer.insert_named(adjust(entry, from_context), Inode::of(copied, &meta));
             }
@@ -373,7 +363,6 @@ pub fn copy_entries(
                 path: path.to_string(),
                 source,
             })?;
-            let into = base.clone();
             for mut entry in
                 layer::entries_from_dir(&unpacked).map_err(|source| CopyError::Unpack {
                     path: path.to_string(),
@@ -390,17 +379,41 @@ pub fn copy_entries(
                         size: meta.len(),
                     };
                 }
-                entry.path = join(&into, &entry.path);
+                entry.path = join(&dest, &entry.path);
                 layer.insert_named(adjust(entry, false), Inode::of(copied, &meta));
             }
         } else {
-            let at = if spec.parents {
-                join(&base, name)
-            } else {
-                layer.file_at(&to, name)
-            };
+            let at = layer.file_at(&to, name);
             layer.insert(adjust(entry_for(&full, &at, &meta, true)?, from_context));
         }
+    }
+    // `parents`: each root is copied as a directory's contents, keeping
+    // what its pattern matches with the directories above it, as `BuildKit`
+    // copies with `IncludePatterns`; each root is its own copy.
+    let mut copied = 0;
+    let mut into = BString::default();
+    for source in &parents {
+        walk_parents(origin, source, &exclude, |root, rel, full, meta| {
+            match rel {
+                None if meta.is_dir() => {
+                    copied += 1;
+                    into = layer.dir_at(&to, spec.to)?;
+                    insert_dest_dir(&mut layer, &into);
+                }
+                None => {
+                    // A root that is not a directory is copied whole, by name.
+                    copied += 1;
+                    let name = root.rsplit_str("/").next().unwrap_or_default();
+                    let at = layer.file_at(&to, name);
+                    layer.insert(adjust(entry_for(full, &at, meta, true)?, from_context));
+                }
+                Some(rel) => {
+                    let entry = entry_for(full, &join(&into, rel), meta, false)?;
+                    layer.insert_named(adjust(entry, from_context), Inode::of(copied, meta));
+                }
+            }
+            Ok(())
+        })?;
     }
     for (checkout, time) in repositories {
         // BuildKit copies the checkout's root into the destination.
@@ -424,6 +437,18 @@ pub fn copy_entries(
         layer.insert(adjust(entry, true));
     }
     Ok(layer.finish())
+}
+
+/// Gives the destination of a directory's contents its entry, unless the
+/// step has one there: never the source directory's metadata (`BuildKit`
+/// makes it with `mkdir -p`), the image's own, else a created directory.
+fn insert_dest_dir(layer: &mut Layer<'_>, into: &[u8]) {
+    if !into.is_empty()
+        && !layer.has(into)
+        && let Some(entry) = layer.dir_entry(into)
+    {
+        layer.insert(entry);
+    }
 }
 
 /// Whether `source` is an `http(s)://` URL.
@@ -535,4 +560,250 @@ fn entry_for(
         mtime: lmeta.mtime(),
         xattrs: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tree of `BuildKit`'s `testCopyRelativeParents`, under `test/`.
+    fn relative_parents_tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("test");
+        for d in ["a/b/c/d/e", "a/b2/c/d/e", "a/b/c2/d/e", "a/b/c2/d/e2"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for f in [
+            "a/b/c/d/foo",
+            "a/b/c/d/e/bay",
+            "a/b2/c/d/e/bar",
+            "a/b/c2/d/e/baz",
+            "a/b/c2/d/e2/baz",
+        ] {
+            fs::write(root.join(f), f).unwrap();
+        }
+        dir
+    }
+
+    fn spec<'a>(sources: &'a [String], to: &'a str, exclude: &'a [String]) -> CopySpec<'a> {
+        CopySpec {
+            add: false,
+            sources,
+            to,
+            chown: None,
+            chmod: None,
+            parents: true,
+            exclude,
+            checksum: None,
+            keep_git_dir: None,
+        }
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// The paths `copy --parents sources to` writes from the stage at
+    /// `root`, checking that the cache key reads exactly their sources.
+    fn copied(root: &Path, sources: &[&str], to: &str, exclude: &[&str]) -> Vec<String> {
+        try_copied(root, sources, to, exclude).unwrap()
+    }
+
+    fn try_copied(
+        root: &Path,
+        sources: &[&str],
+        to: &str,
+        exclude: &[&str],
+    ) -> Result<Vec<String>, CopyError> {
+        let (sources, exclude) = (strings(sources), strings(exclude));
+        let spec = spec(&sources, to, &exclude);
+        let origin = Origin::Rootfs { root, name: "base" };
+        let target = Target {
+            root: None,
+            mtime: 0,
+        };
+        let selected = selected_paths(&spec, &origin)?;
+        let entries = copy_entries(&spec, &origin, target, &root.join("scratch"))?;
+        // Every copied file was read for the key, and nothing else but the
+        // roots and the directories above kept paths.
+        let read: Vec<&BString> = selected.iter().map(|s| &s.path).collect();
+        for entry in &entries {
+            if !matches!(entry.kind, EntryKind::Dir) {
+                let EntryKind::File {
+                    source: FileSource::Path(p),
+                    ..
+                } = &entry.kind
+                else {
+                    continue;
+                };
+                let rel = bytes_of(p.strip_prefix(root).unwrap().to_owned());
+                assert!(read.contains(&&rel), "{rel} not in the key: {read:?}");
+            }
+        }
+        let files = |it: &mut dyn Iterator<Item = bool>| it.filter(|f| *f).count();
+        assert_eq!(
+            files(
+                &mut entries
+                    .iter()
+                    .map(|e| matches!(e.kind, EntryKind::File { .. }))
+            ),
+            files(&mut selected.iter().map(|s| s.kind == SelectedKind::File)),
+        );
+        Ok(entries.into_iter().map(|e| e.path.to_string()).collect())
+    }
+
+    #[test]
+    fn parents_keep_the_path_below_the_pivot() {
+        let dir = relative_parents_tree();
+        let root = dir.path();
+        // middle: the root is before `/./`, the rest is kept.
+        assert_eq!(
+            copied(root, &["/test/a/b/./c/d"], "/out/", &[]),
+            [
+                "out",
+                "out/c",
+                "out/c/d",
+                "out/c/d/e",
+                "out/c/d/e/bay",
+                "out/c/d/foo"
+            ]
+        );
+        // end, start: no `/./` (a trailing `/.` is none), the whole path.
+        for source in ["/test/a/b/c/d/.", "./test/a/b/c/d"] {
+            let paths = copied(root, &[source], "/out/", &[]);
+            assert!(
+                paths.contains(&"out/test/a/b/c/d/foo".to_owned()),
+                "{paths:?}"
+            );
+            assert!(!paths.iter().any(|p| p.contains("c2") || p.contains("b2")));
+        }
+        // double: only the first `/./` is the pivot.
+        assert_eq!(
+            copied(root, &["/test/a/./b/./c"], "/out/", &[]),
+            [
+                "out",
+                "out/b",
+                "out/b/c",
+                "out/b/c/d",
+                "out/b/c/d/e",
+                "out/b/c/d/e/bay",
+                "out/b/c/d/foo"
+            ]
+        );
+    }
+
+    #[test]
+    fn parents_wildcards_before_and_after_the_pivot() {
+        let dir = relative_parents_tree();
+        let root = dir.path();
+        // wildcard: after the pivot, a pattern; directories only above matches.
+        let paths = copied(root, &["/test/a/./*/c"], "/out/", &[]);
+        assert!(paths.contains(&"out/b/c/d/e/bay".to_owned()));
+        assert!(paths.contains(&"out/b2/c/d/e/bar".to_owned()));
+        assert!(!paths.iter().any(|p| p.contains("c2")), "{paths:?}");
+        // doublewildcard: each root match is a root; `**` in the pattern.
+        assert_eq!(
+            copied(root, &["/test/a/b*/./c/**/e"], "/out/", &[]),
+            [
+                "out",
+                "out/c",
+                "out/c/d",
+                "out/c/d/e",
+                "out/c/d/e/bar",
+                "out/c/d/e/bay"
+            ]
+        );
+        // doubleinputs
+        assert_eq!(
+            copied(
+                root,
+                &["/test/a/b/c*/./d/**/baz", "/test/a/b*/./c/**/bar"],
+                "/out/",
+                &[]
+            ),
+            [
+                "out",
+                "out/c",
+                "out/c/d",
+                "out/c/d/e",
+                "out/c/d/e/bar",
+                "out/d",
+                "out/d/e",
+                "out/d/e/baz",
+                "out/d/e2",
+                "out/d/e2/baz"
+            ]
+        );
+    }
+
+    #[test]
+    fn parents_missing_paths() {
+        // `testCopyParentsMissingDirectory` has no `b2`.
+        let dir = relative_parents_tree();
+        let root = dir.path();
+        fs::remove_dir_all(root.join("test/a/b2")).unwrap();
+        // A path without wildcards must be there, in `BuildKit`'s words.
+        let err = try_copied(root, &["/test/nonexistent-file"], "/out/", &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"/test/nonexistent-file\": not found in `base`"
+        );
+        let err = try_copied(root, &["test/a/./nope/x"], "/out/", &[]).unwrap_err();
+        assert!(
+            matches!(err, CopyError::RequiredNotFound { ref path, .. } if path == "/test/a/nope/x")
+        );
+        // A root without wildcards must be there too.
+        assert!(try_copied(root, &["test/nope/./x*"], "/out/", &[]).is_err());
+        // A wildcard that matches nothing copies nothing, the destination
+        // is made all the same (wildcard-nonexistent, wildcard-afterpivot).
+        assert_eq!(copied(root, &["/test/a/b2*/c"], "/out/", &[]), ["out"]);
+        assert_eq!(copied(root, &["/test/a/b/./c3*"], "/out/", &[]), ["out"]);
+        // But a root wildcard that matches nothing has no copy at all.
+        assert!(copied(root, &["/test/a/x*/./c"], "/out/", &[]).is_empty());
+    }
+
+    #[test]
+    fn parents_lazy_parents_keep_their_metadata_and_excludes_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("foo1/foo2")).unwrap();
+        fs::create_dir_all(root.join("other")).unwrap();
+        fs::write(root.join("foo1/foo2/bar"), "testing").unwrap();
+        fs::write(root.join("foo1/foo2/baz"), "testing2").unwrap();
+        fs::write(root.join("other/bar"), "o").unwrap();
+        fs::set_permissions(root.join("foo1"), fs::Permissions::from_mode(0o700)).unwrap();
+        let (sources, exclude) = (strings(&["foo1/foo2/ba*", "*/bar"]), strings(&["**/baz"]));
+        let spec = spec(&sources, "/test", &exclude);
+        let origin = Origin::Rootfs { root, name: "s" };
+        let target = Target {
+            root: None,
+            mtime: 0,
+        };
+        let entries = copy_entries(&spec, &origin, target, &root.join("scratch")).unwrap();
+        let modes: Vec<(String, u32)> = entries
+            .iter()
+            .map(|e| (e.path.to_string(), e.mode))
+            .collect();
+        assert_eq!(
+            modes,
+            [
+                ("test".to_owned(), 0o755),
+                ("test/foo1".to_owned(), 0o700),
+                ("test/foo1/foo2".to_owned(), 0o755),
+                ("test/foo1/foo2/bar".to_owned(), 0o644),
+                ("test/other".to_owned(), 0o755),
+                ("test/other/bar".to_owned(), 0o644),
+            ]
+        );
+    }
+
+    #[test]
+    fn parents_patterns_and_pruning() {
+        let include = walk::Include::new("a/b*/c".to_owned()).unwrap();
+        assert!(include.keeps(b"a/bx/c"));
+        assert!(include.keeps(b"a/bx/c/d"));
+        assert!(!include.keeps(b"a/bx"));
+        let empty = walk::Include::new(String::new()).unwrap();
+        assert!(!empty.keeps(b"a"));
+    }
 }

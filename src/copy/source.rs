@@ -7,6 +7,7 @@ use std::path::Path;
 
 use bstr::{BStr, BString, ByteSlice};
 
+use super::walk::Include;
 use super::{CopyError, Origin, bytes_of, glob, host, join};
 
 /// Cleans a source path: no leading `/` or `./`, no `..` past the root.
@@ -136,6 +137,83 @@ pub(super) fn expand_source(
         .into_iter()
         .map(|(at, written)| Ok((follow(origin, &at, written.as_bstr())?, written)))
         .collect()
+}
+
+/// A `parents` source: the roots its part before the first `/./` reaches
+/// (the origin's root without one) and what to keep below each.
+#[derive(Debug)]
+pub(super) struct ParentsSource {
+    /// The roots, resolved, in order.
+    pub(super) roots: Vec<BString>,
+    /// What is kept below each root.
+    pub(super) include: Include,
+    /// When neither part has a wildcard: the path that must be copied, as
+    /// `BuildKit` names it (`/root/pattern`).
+    pub(super) required: Option<String>,
+}
+
+/// Whether `text` has a wildcard, as `BuildKit`'s frontend tells
+/// (`containsWildcards`): `*`, `?` or `[`, but not escaped by `\`.
+fn contains_wildcards(text: &str) -> bool {
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'*' | b'?' | b'[' => return true,
+            b'\\' => {
+                bytes.next();
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// `path` cleaned as Go's `path.Join("/", path)` cleans it, relative: no
+/// empty, `.` or `..` components (`..` stops at the root).
+fn clean_pattern(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    parts.join("/")
+}
+
+/// Splits a `parents` source as `BuildKit`'s Dockerfile frontend does
+/// (`dispatchCopy`): at its first `/./`, the part before is the copy root,
+/// which may hold wildcards (each match is a root of its own, and a root
+/// wildcard matching nothing copies nothing), the rest an include pattern
+/// matched below each root; without `/./`, the root is the origin's root
+/// and the whole source is the pattern. A root without wildcards must be
+/// there; so must the path the source names when neither part has one.
+pub(super) fn expand_parents(
+    origin: &Origin<'_>,
+    source: &str,
+) -> Result<ParentsSource, CopyError> {
+    let (root, pattern) = source.split_once("/./").unwrap_or(("", source));
+    let pattern = clean_pattern(pattern);
+    let required = (!contains_wildcards(root) && !contains_wildcards(&pattern)).then(|| {
+        let root = clean_pattern(root);
+        format!("/{}", clean_pattern(&format!("{root}/{pattern}")))
+    });
+    let roots = if clean_source(root)?.is_empty() {
+        vec![BString::default()]
+    } else {
+        expand_source(origin, root)?
+            .into_iter()
+            .map(|(at, _)| at)
+            .collect()
+    };
+    Ok(ParentsSource {
+        roots,
+        include: Include::new(pattern)?,
+        required,
+    })
 }
 
 #[cfg(test)]

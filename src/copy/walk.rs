@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use bstr::BString;
 
-use super::source::expand_source;
+use super::source::{ParentsSource, expand_parents, expand_source};
 use super::{CopyError, CopySpec, Origin, bytes_of, entry_for, host, io, join};
 use crate::context::PatternMatcher;
 use crate::layer::Entry;
@@ -47,8 +47,26 @@ pub(super) fn walk_under(
     origin: &Origin<'_>,
     path: &[u8],
     exclude: &PatternMatcher,
+    visit: impl FnMut(&[u8], &Path, &fs::Metadata) -> Result<(), CopyError>,
+) -> Result<(), CopyError> {
+    walk_filtered(origin, path, exclude, None, visit)
+}
+
+/// [`walk_under`], keeping only what `include` keeps (`parents`): a path is
+/// kept when the pattern matches it or a directory above it; a directory
+/// that is not kept is walked (unless nothing below it can match) and
+/// visited, with its own metadata, only before something under it that is
+/// kept, as fsutil creates parents lazily for `IncludePatterns`.
+fn walk_filtered(
+    origin: &Origin<'_>,
+    path: &[u8],
+    exclude: &PatternMatcher,
+    include: Option<&Include>,
     mut visit: impl FnMut(&[u8], &Path, &fs::Metadata) -> Result<(), CopyError>,
 ) -> Result<(), CopyError> {
+    if include.is_some_and(Include::keeps_nothing) {
+        return Ok(());
+    }
     let root = origin.root().join(host(path));
     let mut walker = walkdir::WalkDir::new(&root)
         .min_depth(1)
@@ -75,10 +93,12 @@ pub(super) fn walk_under(
         held.retain(|(depth, _, _)| *depth < item.depth());
         let excluded = !exclude.is_empty() && exclude.excludes(rel);
         let ignored = origin.ignored(&origin_rel);
-        if excluded || ignored {
+        let left = include.is_some_and(|i| !i.keeps(rel));
+        if excluded || ignored || left {
             if is_dir {
                 let skip = (excluded && !exclude.has_exceptions())
-                    || (ignored && origin.walk_ignored_dir(&origin_rel));
+                    || (ignored && origin.walk_ignored_dir(&origin_rel))
+                    || (left && include.is_some_and(|i| !i.may_keep_under(rel)));
                 if skip {
                     walker.skip_current_dir();
                 } else {
@@ -95,6 +115,107 @@ pub(super) fn walk_under(
         visit(rel, item.path(), &meta)?;
     }
     Ok(())
+}
+
+/// What a `parents` source keeps below each of its roots: the part of the
+/// source after its `/./` (or all of it), as `BuildKit` gives fsutil's copy
+/// an include pattern (moby/patternmatcher, so `**` works).
+#[derive(Debug, Clone)]
+pub(super) struct Include {
+    /// The pattern, cleaned; empty when it is the root itself.
+    pattern: String,
+    matcher: PatternMatcher,
+    /// The leading components of the pattern without any wildcard or
+    /// escape: nothing outside them can match.
+    literal: Vec<String>,
+}
+
+impl Include {
+    /// The include pattern `pattern` (already cleaned, relative).
+    pub(super) fn new(pattern: String) -> Result<Self, CopyError> {
+        let matcher = PatternMatcher::new(std::slice::from_ref(&pattern))
+            .map_err(|e| CopyError::Exclude(e.to_string()))?;
+        let literal = pattern
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .take_while(|c| !c.contains(['*', '?', '[', ']', '^', '\\']))
+            .map(str::to_owned)
+            .collect();
+        Ok(Include {
+            pattern,
+            matcher,
+            literal,
+        })
+    }
+
+    /// The pattern, cleaned.
+    pub(super) fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// An empty pattern keeps nothing: patternmatcher drops it, and fsutil
+    /// then has an include matcher that matches no path.
+    fn keeps_nothing(&self) -> bool {
+        self.matcher.is_empty()
+    }
+
+    /// Whether `rel` (relative to the root) is kept: the pattern matches it
+    /// or a directory above it.
+    pub(super) fn keeps(&self, rel: &[u8]) -> bool {
+        self.matcher.excludes(rel)
+    }
+
+    /// Whether something below the directory `rel` may be kept.
+    fn may_keep_under(&self, rel: &[u8]) -> bool {
+        rel.split(|&b| b == b'/')
+            .zip(&self.literal)
+            .all(|(have, want)| have == want.as_bytes())
+    }
+}
+
+/// Walks what the `parents` source `parents` copies: for each of its roots
+/// (in order), `visit(root, None, ..)` for the root itself, then, when it is
+/// a directory, `visit(root, Some(rel), ..)` for everything under it that
+/// its include pattern keeps and neither `exclude` nor the ignore file
+/// leaves out (see [`walk_filtered`]).
+///
+/// A source without wildcards must copy something, as `BuildKit` requires
+/// its path (`RequiredPaths`), else the copy fails.
+pub(super) fn walk_parents(
+    origin: &Origin<'_>,
+    parents: &ParentsSource,
+    exclude: &PatternMatcher,
+    mut visit: impl FnMut(&[u8], Option<&[u8]>, &Path, &fs::Metadata) -> Result<(), CopyError>,
+) -> Result<(), CopyError> {
+    let wanted = parents.include.pattern().as_bytes();
+    let mut found = false;
+    for root in &parents.roots {
+        let full = origin.root().join(host(root));
+        let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
+        visit(root, None, &full, &meta)?;
+        if !meta.is_dir() {
+            continue;
+        }
+        walk_filtered(
+            origin,
+            root,
+            exclude,
+            Some(&parents.include),
+            |rel, item, meta| {
+                found |= !wanted.is_empty()
+                    && rel.starts_with(wanted)
+                    && (rel.len() == wanted.len() || rel[wanted.len()] == b'/');
+                visit(root, Some(rel), item, meta)
+            },
+        )?;
+    }
+    match &parents.required {
+        Some(path) if !found => Err(CopyError::RequiredNotFound {
+            path: path.clone(),
+            place: origin.place(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A file, directory or symlink that a `copy`, `add` or bind mount reads.
@@ -165,6 +286,14 @@ pub fn selected_paths(
     };
     for source in spec.sources {
         if super::git_source(source, spec.add)?.is_some() || (spec.add && super::is_url(source)) {
+            continue;
+        }
+        if spec.parents {
+            let parents = expand_parents(origin, source)?;
+            walk_parents(origin, &parents, &exclude, |root, rel, full, meta| {
+                let path = rel.map_or_else(|| root.into(), |rel| join(root, rel));
+                push(path, full.to_owned(), meta)
+            })?;
             continue;
         }
         for (path, _) in expand_source(origin, source)? {

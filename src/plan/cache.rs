@@ -235,6 +235,9 @@ pub struct InputSpec {
     pub exclude: Vec<String>,
     /// `add` semantics (URLs skipped).
     pub add: bool,
+    /// `parents`: sources split at `/./` into roots and include patterns.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub parents: bool,
 }
 
 impl InputSpec {
@@ -246,6 +249,7 @@ impl InputSpec {
                 sources: c.sources.clone(),
                 exclude: c.exclude.clone(),
                 add: matches!(step, Step::Add(_)),
+                parents: c.parents,
             }],
             Step::Run(run) => run
                 .mounts
@@ -256,6 +260,7 @@ impl InputSpec {
                         sources: vec![source.clone().unwrap_or_else(|| "/".into())],
                         exclude: Vec::new(),
                         add: false,
+                        parents: false,
                     }),
                     _ => None,
                 })
@@ -271,7 +276,7 @@ impl InputSpec {
             to: "/",
             chown: None,
             chmod: None,
-            parents: false,
+            parents: self.parents,
             exclude: &self.exclude,
             checksum: None,
             keep_git_dir: None,
@@ -300,8 +305,13 @@ impl InputSpec {
     /// Where the digest of this input read from an image with `layers` is memoised.
     pub fn memo_key(&self, layers: &[LayerRef]) -> String {
         let diff_ids: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
-        let spec = serde_json::to_vec(&(&self.sources, &self.exclude, self.add))
-            .expect("an input spec serializes");
+        // Without `parents`, the key of earlier versions, so their memos hold.
+        let spec = if self.parents {
+            serde_json::to_vec(&(&self.sources, &self.exclude, self.add, true))
+        } else {
+            serde_json::to_vec(&(&self.sources, &self.exclude, self.add))
+        }
+        .expect("an input spec serializes");
         CacheKey::of(&[b"input", diff_ids.join(",").as_bytes(), &spec]).to_string()
     }
 

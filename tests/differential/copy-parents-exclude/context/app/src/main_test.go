@@ -1,0 +1,1 @@
+app/src/main_test.go

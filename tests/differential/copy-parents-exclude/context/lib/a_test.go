@@ -1,0 +1,1 @@
+lib/a_test.go
