@@ -316,3 +316,20 @@ fn mutated_dockerignores_never_panic() {
 fn mutated_layers_never_panic_or_escape() {
     run("layer", &layer_seeds(), 250, super::layer);
 }
+
+/// Inputs the fuzz targets found, replayed: each once took seconds to minutes.
+#[test]
+fn inputs_the_fuzzers_found_run_quickly() {
+    for (target, input) in [
+        (
+            super::shell_word as fn(&[u8]),
+            include_bytes!("regressions/shell_word-slow-replace-1").as_slice(),
+        ),
+        (
+            super::shell_word,
+            include_bytes!("regressions/shell_word-slow-replace-2").as_slice(),
+        ),
+    ] {
+        target(input);
+    }
+}

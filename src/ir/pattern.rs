@@ -8,8 +8,6 @@
 //! ([`crate::dockerfile::shell`]) and the IR's templates
 //! ([`crate::plan::expand`]), so the two agree on every pattern.
 
-use std::collections::HashSet;
-
 /// A pattern that cannot be compiled, e.g. `\x` (an escape of nothing special).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid pattern ({pattern}) in substitution: {why}")]
@@ -41,48 +39,44 @@ pub fn replace(
     replacement: &str,
     all: bool,
 ) -> Result<String, PatternError> {
-    let value: Vec<char> = value.chars().collect();
     let re = Pattern::compile(pattern, true, false).map_err(|e| PatternError::new(pattern, e))?;
     if all {
-        Ok(re.replace_all(&value, replacement))
-    } else if let Some((start, end)) = re.find_at(&value, 0) {
-        let mut out: String = value[..start].iter().collect();
+        Ok(re.replace_all(value, replacement))
+    } else if let Some((start, end)) = re.find_at(value, 0) {
+        let mut out = value[..start].to_owned();
         out.push_str(replacement);
-        out.extend(&value[end..]);
+        out.push_str(&value[end..]);
         Ok(out)
     } else {
-        Ok(value.iter().collect())
+        Ok(value.to_owned())
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tok {
-    /// `*`: any run of characters except newline.
-    Star,
-    /// `?`: one character except newline.
-    Any,
-    Lit(char),
-}
-
-/// A shell wildcard pattern (`*`, `?`, `\` escapes; no brackets), matched
-/// with the leftmost-first preference of Go's regexp.
+/// A shell wildcard pattern (`*`, `?`, `\` escapes; no brackets), compiled
+/// to a regular expression as `BuildKit` compiles it for Go's regexp: the
+/// `regex` crate has the same leftmost-first semantics and runs in time
+/// linear in the value, whatever the pattern (no backtracking, no
+/// recursion).
 struct Pattern {
-    toks: Vec<Tok>,
-    greedy: bool,
+    re: regex::Regex,
     anchored: bool,
 }
 
 impl Pattern {
     fn compile(pattern: &str, greedy: bool, anchored: bool) -> Result<Self, String> {
         let chars: Vec<char> = pattern.chars().collect();
-        let mut toks = Vec::new();
+        let mut re = String::with_capacity(pattern.len() * 2 + 2);
+        if anchored {
+            re.push_str("\\A");
+        }
         let mut i = 0;
         while i < chars.len() {
             let ch = chars[i];
             i += 1;
             match ch {
-                '*' => toks.push(Tok::Star),
-                '?' => toks.push(Tok::Any),
+                // Neither `*` nor `?` matches a newline, as Go's `.`.
+                '*' => re.push_str(if greedy { "[^\\n]*" } else { "[^\\n]*?" }),
+                '?' => re.push_str("[^\\n]"),
                 '\\' => {
                     // `\}` and `\/` only protect the ${} syntax; drop the backslash.
                     if matches!(chars.get(i), Some('}' | '/')) {
@@ -90,82 +84,33 @@ impl Pattern {
                     }
                     match chars.get(i) {
                         Some(&c @ ('*' | '?' | '\\')) => {
-                            toks.push(Tok::Lit(c));
+                            re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4])));
                             i += 1;
                         }
                         Some(&c) => return Err(format!("invalid escape '\\{c}'")),
                         None => return Err("invalid escape '\\'".to_string()),
                     }
                 }
-                c => toks.push(Tok::Lit(c)),
+                c => re.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
             }
         }
-        Ok(Self {
-            toks,
-            greedy,
-            anchored,
-        })
+        let re = regex::RegexBuilder::new(&re)
+            .size_limit(64 << 20)
+            .build()
+            .map_err(|_| "the pattern is too long".to_owned())?;
+        Ok(Self { re, anchored })
     }
 
-    fn match_from(
-        &self,
-        text: &[char],
-        ti: usize,
-        pos: usize,
-        failed: &mut HashSet<(usize, usize)>,
-    ) -> Option<usize> {
-        if ti == self.toks.len() {
-            return Some(pos);
-        }
-        if failed.contains(&(ti, pos)) {
+    /// Leftmost match starting at or after the byte `from`, as byte offsets.
+    fn find_at(&self, text: &str, from: usize) -> Option<(usize, usize)> {
+        if self.anchored && from != 0 {
             return None;
         }
-        let found = match self.toks[ti] {
-            Tok::Lit(c) => {
-                if text.get(pos) == Some(&c) {
-                    self.match_from(text, ti + 1, pos + 1, failed)
-                } else {
-                    None
-                }
-            }
-            Tok::Any => match text.get(pos) {
-                Some(&c) if c != '\n' => self.match_from(text, ti + 1, pos + 1, failed),
-                _ => None,
-            },
-            Tok::Star => {
-                let max = text[pos..].iter().take_while(|&&c| c != '\n').count();
-                if self.greedy {
-                    (0..=max)
-                        .rev()
-                        .find_map(|k| self.match_from(text, ti + 1, pos + k, failed))
-                } else {
-                    (0..=max).find_map(|k| self.match_from(text, ti + 1, pos + k, failed))
-                }
-            }
-        };
-        if found.is_none() {
-            failed.insert((ti, pos));
-        }
-        found
-    }
-
-    /// Leftmost match starting at or after `from`, as `(start, end)` char indices.
-    fn find_at(&self, text: &[char], from: usize) -> Option<(usize, usize)> {
-        let mut failed = HashSet::new();
-        if self.anchored {
-            if from != 0 {
-                return None;
-            }
-            return self.match_from(text, 0, 0, &mut failed).map(|end| (0, end));
-        }
-        (from..=text.len()).find_map(|start| {
-            self.match_from(text, 0, start, &mut failed)
-                .map(|end| (start, end))
-        })
+        self.re.find_at(text, from).map(|m| (m.start(), m.end()))
     }
 
     /// Go's `Regexp.ReplaceAllString`, including `$` expansion in `repl`.
-    fn replace_all(&self, text: &[char], repl: &str) -> String {
+    fn replace_all(&self, text: &str, repl: &str) -> String {
         let mut out = String::new();
         let mut last_end = 0;
         let mut search = 0;
@@ -173,15 +118,20 @@ impl Pattern {
             let Some((start, end)) = self.find_at(text, search) else {
                 break;
             };
-            out.extend(&text[last_end..start]);
+            out.push_str(&text[last_end..start]);
             if end > last_end || start == 0 {
                 expand_template(&mut out, repl, &text[start..end]);
             }
             last_end = end;
-            search = if search + 1 > end { search + 1 } else { end };
+            search = if search >= end {
+                // An empty match: go on after the next character.
+                search + text[search..].chars().next().map_or(1, char::len_utf8)
+            } else {
+                end
+            };
         }
         if last_end <= text.len() {
-            out.extend(&text[last_end..]);
+            out.push_str(&text[last_end..]);
         }
         out
     }
@@ -190,7 +140,7 @@ impl Pattern {
 /// Go's `Regexp.Expand` for a pattern without capture groups: `$$` is `$`,
 /// `$0`/`${0}` is the match, other valid references are empty, malformed
 /// ones are kept literally.
-fn expand_template(out: &mut String, template: &str, matched: &[char]) {
+fn expand_template(out: &mut String, template: &str, matched: &str) {
     let mut rest = template;
     while let Some(idx) = rest.find('$') {
         out.push_str(&rest[..idx]);
@@ -228,7 +178,7 @@ fn expand_template(out: &mut String, template: &str, matched: &[char]) {
             && name.bytes().all(|b| b.is_ascii_digit())
             && name.parse::<u64>() == Ok(0)
         {
-            out.extend(matched);
+            out.push_str(matched);
         }
     }
     out.push_str(rest);
@@ -241,9 +191,8 @@ fn expand_template(out: &mut String, template: &str, matched: &[char]) {
 /// When `pattern` is not a valid pattern.
 pub fn trim_prefix(pattern: &str, value: &str, longest: bool) -> Result<String, PatternError> {
     let re = Pattern::compile(pattern, longest, true).map_err(|e| PatternError::new(pattern, e))?;
-    let chars: Vec<char> = value.chars().collect();
-    Ok(match re.find_at(&chars, 0) {
-        Some((_, end)) => chars[end..].iter().collect(),
+    Ok(match re.find_at(value, 0) {
+        Some((_, end)) => value[end..].to_owned(),
         None => value.to_string(),
     })
 }
@@ -304,6 +253,20 @@ mod tests {
             "invalid pattern (\\x) in substitution: invalid escape '\\x'"
         );
         assert!(trim_suffix("a\\x", v, false).is_err());
+    }
+
+    #[test]
+    fn long_values_and_patterns_take_linear_time() {
+        // Once a backtracking matcher: quadratic and worse in the value.
+        let value = "ab".repeat(50_000);
+        assert_eq!(replace("*x*y", &value, "", true).unwrap(), value);
+        assert_eq!(replace("a", &value, "", true).unwrap(), "b".repeat(50_000));
+        assert_eq!(
+            trim_suffix("*a*", &value, false).unwrap(),
+            "ab".repeat(49_999)
+        );
+        let long = "x".repeat(100_000);
+        assert_eq!(trim_prefix(&long, &long, false).unwrap(), "");
     }
 
     #[test]
