@@ -147,7 +147,7 @@ fn build_until_base_runs_step_3(progress: &Progress, clock: &ManualClock) {
         elapsed: Duration::from_millis(112_123),
         timings: Some(StepTimings {
             rootfs: Duration::from_millis(100),
-            run: Duration::from_millis(110_000),
+            run: Duration::from_secs(110),
             diff: Duration::from_millis(1_310),
             layer: Duration::from_millis(450),
             commit: Duration::from_millis(60),
