@@ -102,6 +102,8 @@ pub struct Changes {
     pub temp: PathBuf,
     /// The upperdir: exactly what the step changed.
     pub upper: PathBuf,
+    /// How long the command ran (the rest of `run_step` prepared it).
+    pub ran: std::time::Duration,
     /// The temp directory's registration with the reaper.
     _watch: Guard,
 }
@@ -217,12 +219,13 @@ pub fn run_step(
     }
     // Secret files, agent sockets and the bundle (whose config.json and
     // runtime state hold the environment, secrets included): in memory, 0700.
+    let mut ran = std::time::Duration::ZERO;
     let result = PrivateDir::create()
         .map_err(StepError::from)
         .and_then(|secrets| {
             let result = run_in(
                 store, executor, grants, context, lowers, run, process, sources, output, &temp,
-                &dirs, &secrets,
+                &dirs, &secrets, &mut ran,
             );
             // Removed as soon as the process has ended, whatever its outcome.
             drop(secrets);
@@ -231,6 +234,7 @@ pub fn run_step(
     match result {
         Ok(()) => Ok(Changes {
             upper: dirs[0].clone(),
+            ran,
             temp,
             _watch: watch,
         }),
@@ -255,6 +259,7 @@ fn run_in(
     temp: &Path,
     dirs: &[PathBuf],
     secrets: &PrivateDir,
+    ran: &mut std::time::Duration,
 ) -> Result<(), StepError> {
     let (upper, work, merged, empty, private) = (&dirs[0], &dirs[1], &dirs[2], &dirs[3], &dirs[4]);
     let bundle = secrets.create_dir("bundle")?;
@@ -631,7 +636,9 @@ fn run_in(
         },
         mounts,
     };
+    let started = std::time::Instant::now();
     let outcome = executor.run(&spec, output);
+    *ran = started.elapsed();
     drop(agents);
     drop(overlays);
     drop(mount);

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{Ending, Fate, Outcome, StepCounts, millis};
-use crate::scheduler::Event;
+use crate::scheduler::{Event, StepTimings};
 
 /// The last line.
 fn summary<'a>(ending: &Ending<'_>, images: Vec<Image<'a>>, error: Option<&'a str>) -> Line<'a> {
@@ -57,6 +57,9 @@ enum Line<'a> {
         summary: &'a str,
         cached: bool,
         elapsed_ms: u64,
+        /// Where `elapsed_ms` went; absent when cached.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timings_ms: Option<TimingsMs>,
         time_ms: u64,
     },
     /// A step failed; `step` is null when the stage failed before its
@@ -83,6 +86,31 @@ enum Line<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<&'a str>,
     },
+}
+
+/// A step's phases in whole milliseconds (see [`StepTimings`]); `other`
+/// is what is in none of them.
+#[derive(Debug, Serialize)]
+struct TimingsMs {
+    rootfs: u64,
+    run: u64,
+    diff: u64,
+    layer: u64,
+    commit: u64,
+    other: u64,
+}
+
+impl TimingsMs {
+    fn new(t: &StepTimings, elapsed: Duration) -> Self {
+        Self {
+            rootfs: millis(t.rootfs),
+            run: millis(t.run),
+            diff: millis(t.diff),
+            layer: millis(t.layer),
+            commit: millis(t.commit),
+            other: millis(t.other(elapsed)),
+        }
+    }
 }
 
 /// An image in the summary.
@@ -156,12 +184,14 @@ impl Json {
                 summary,
                 cached,
                 elapsed,
+                timings,
             } => Line::StepDone {
                 node,
                 step,
                 summary,
                 cached,
                 elapsed_ms: millis(elapsed),
+                timings_ms: timings.map(|t| TimingsMs::new(&t, elapsed)),
                 time_ms,
             },
         };

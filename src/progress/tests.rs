@@ -10,6 +10,7 @@ use indicatif::InMemoryTerm;
 use super::*;
 use crate::image::{Image, ImageConfig};
 use crate::ir::Platform;
+use crate::scheduler::StepTimings;
 use crate::store::{Descriptor, Digest, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 
 /// A clock that moves only when told.
@@ -100,6 +101,7 @@ fn build_until_base_runs_step_3(progress: &Progress, clock: &ManualClock) {
         summary: "copy src/ -> /src/",
         cached: true,
         elapsed: Duration::ZERO,
+        timings: None,
     });
     progress.event(&Event::StepStarted {
         node: BASE,
@@ -129,6 +131,7 @@ fn build_until_base_runs_step_3(progress: &Progress, clock: &ManualClock) {
         summary: "file /etc/app.conf (12 bytes)",
         cached: false,
         elapsed: Duration::from_millis(12_050),
+        timings: None,
     });
     clock.advance(100_000);
     progress.event(&Event::Output {
@@ -142,6 +145,13 @@ fn build_until_base_runs_step_3(progress: &Progress, clock: &ManualClock) {
         summary: "run make",
         cached: false,
         elapsed: Duration::from_millis(112_123),
+        timings: Some(StepTimings {
+            rootfs: Duration::from_millis(100),
+            run: Duration::from_secs(110),
+            diff: Duration::from_millis(1_310),
+            layer: Duration::from_millis(450),
+            commit: Duration::from_millis(60),
+        }),
     });
     progress.event(&Event::StepStarted {
         node: BASE,
@@ -164,6 +174,7 @@ fn finish_base(progress: &Progress, clock: &ManualClock) {
         summary: "run make test",
         cached: false,
         elapsed: Duration::from_millis(1_200),
+        timings: None,
     });
 }
 
@@ -408,6 +419,7 @@ fn build_concurrently(progress: &Progress) {
                         summary: "run work",
                         cached: false,
                         elapsed: Duration::ZERO,
+                        timings: None,
                     });
                 }
             });

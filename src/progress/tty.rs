@@ -103,6 +103,7 @@ impl Tty {
                 summary,
                 cached,
                 elapsed,
+                ..
             } => {
                 let result = if cached {
                     "CACHED".to_owned()

@@ -7,6 +7,7 @@
 //! step whose key is in the cache is not run, its layer is reused.
 
 mod node;
+mod timings;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -18,6 +19,8 @@ use crate::ir::{BuildGraph, NodeId, Platform};
 use crate::layer::LayerError;
 use crate::plan::cache::{CacheKey, ContextFiles, KeySettings, NoCache};
 use crate::store::{Store, StoreError};
+
+pub use timings::{Phase, StepTimings};
 
 /// Why a build failed.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -192,6 +195,8 @@ pub enum Event<'a> {
         cached: bool,
         /// How long it ran (zero when cached).
         elapsed: Duration,
+        /// Where that time went (None when cached).
+        timings: Option<StepTimings>,
     },
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{BuildError, BuildOptions, Built, Event, rfc3339};
+use super::{BuildError, BuildOptions, Built, Event, Phase, StepTimings, rfc3339};
 use crate::context::PatternMatcher;
 use crate::copy::{self, CopySpec, Origin, Target};
 use crate::exec::rootfs::{View, read_only_view};
@@ -102,23 +102,32 @@ impl<'a> NodeRunner<'a> {
                 if let Some(path) = store.snapshot(&layer.diff_id) {
                     return Ok(path);
                 }
-                store.create_snapshot(&layer.diff_id, |dir: &Path| -> Result<(), BuildError> {
-                    let blob = store.open_blob(&layer.digest)?;
-                    let options = layer::ExtractOptions {
-                        preserve_ownership: true,
-                        overlay_whiteouts: true,
-                        max_size: Some(layer.extraction_bound(self.options.max_layer_size)),
-                        diff_id: Some(layer.diff_id.to_string()),
-                        space_needed: layer.size,
-                    };
-                    layer::extract_layer(blob, dir, &options).map_err(|reason| {
-                        BuildError::Extract {
-                            layer: layer.digest.to_string(),
-                            reason,
-                        }
-                    })?;
-                    Ok(())
-                })
+                let started = Instant::now();
+                let _span = tracing::debug_span!("snapshot", diff_id = %layer.diff_id).entered();
+                let snapshot =
+                    store.create_snapshot(&layer.diff_id, |dir: &Path| -> Result<(), BuildError> {
+                        let blob = store.open_blob(&layer.digest)?;
+                        let options = layer::ExtractOptions {
+                            preserve_ownership: true,
+                            overlay_whiteouts: true,
+                            max_size: Some(layer.extraction_bound(self.options.max_layer_size)),
+                            diff_id: Some(layer.diff_id.to_string()),
+                            space_needed: layer.size,
+                        };
+                        layer::extract_layer(blob, dir, &options).map_err(|reason| {
+                            BuildError::Extract {
+                                layer: layer.digest.to_string(),
+                                reason,
+                            }
+                        })?;
+                        Ok(())
+                    });
+                tracing::debug!(
+                    size = layer.size,
+                    ms = started.elapsed().as_secs_f64() * 1e3,
+                    "extracted a layer into a snapshot"
+                );
+                snapshot
             })
             .collect()
     }
@@ -305,7 +314,12 @@ impl<'a> NodeRunner<'a> {
             let record_id = cache::record_id(scope, &node.id, 0);
             if !self.use_cached(node, image, record.as_ref(), &record_id)? {
                 let before = image.layers.len();
-                self.mkdir(image, dir, &format!("workdir {dir}"))?;
+                self.mkdir(
+                    image,
+                    dir,
+                    &format!("workdir {dir}"),
+                    &mut StepTimings::default(),
+                )?;
                 self.store_result(image, before, record.as_ref(), &record_id)?;
             }
         }
@@ -321,6 +335,7 @@ impl<'a> NodeRunner<'a> {
                     summary: &text,
                     cached: true,
                     elapsed: Duration::ZERO,
+                    timings: None,
                 });
                 continue;
             }
@@ -330,6 +345,8 @@ impl<'a> NodeRunner<'a> {
                 summary: &text,
             });
             let started = Instant::now();
+            let _span = tracing::debug_span!("step", node = %node.id, step = i + 1).entered();
+            let mut timings = StepTimings::default();
             let before = image.layers.len();
             self.run_step_uncached(
                 graph,
@@ -342,14 +359,28 @@ impl<'a> NodeRunner<'a> {
                 i + 1,
                 scratch,
                 report,
+                &mut timings,
             )?;
-            self.store_result(image, before, record.as_ref(), &record_id)?;
+            timings.time(Phase::Commit, || {
+                self.store_result(image, before, record.as_ref(), &record_id)
+            })?;
+            let elapsed = started.elapsed();
+            tracing::debug!(
+                rootfs_ms = timings.rootfs.as_secs_f64() * 1e3,
+                run_ms = timings.run.as_secs_f64() * 1e3,
+                diff_ms = timings.diff.as_secs_f64() * 1e3,
+                layer_ms = timings.layer.as_secs_f64() * 1e3,
+                commit_ms = timings.commit.as_secs_f64() * 1e3,
+                other_ms = timings.other(elapsed).as_secs_f64() * 1e3,
+                "step timings"
+            );
             report(Event::StepDone {
                 node: &node.id,
                 step: i + 1,
                 summary: &text,
                 cached: false,
-                elapsed: started.elapsed(),
+                elapsed,
+                timings: Some(timings),
             });
         }
         Ok(keys.key())
@@ -369,10 +400,11 @@ impl<'a> NodeRunner<'a> {
         number: usize,
         scratch: &Path,
         report: &(dyn Fn(Event<'_>) + Sync),
+        timings: &mut StepTimings,
     ) -> Result<(), BuildError> {
         if let Step::Run(run) = step {
             return self.run_step(
-                graph, node, image, results, state, run, text, number, report,
+                graph, node, image, results, state, run, text, number, report, timings,
             );
         }
         let fail = |message: String, help: &str| BuildError::Step {
@@ -384,7 +416,9 @@ impl<'a> NodeRunner<'a> {
         };
         // A linked copy does not look at what is below it.
         let linked = matches!(step, Step::Copy(c) | Step::Add(c) if c.link);
+        let rootfs_started = Instant::now();
         let target_root = if linked { None } else { self.rootfs(image)? };
+        timings.add(Phase::Rootfs, rootfs_started);
         // Views read by the step live until its layer is written.
         let mut from_view: Option<Option<View>> = None;
         let target = Target {
@@ -414,7 +448,9 @@ impl<'a> NodeRunner<'a> {
                                 .clone(),
                             None => self.base_image(graph, node, from)?,
                         };
+                        let started = Instant::now();
                         from_view = Some(self.rootfs(&source)?);
+                        timings.add(Phase::Rootfs, started);
                         from.trim_start_matches("stage:").to_owned()
                     }
                 };
@@ -439,7 +475,10 @@ impl<'a> NodeRunner<'a> {
                         }
                     }
                 };
-                Some(copy::copy_entries(&spec, &origin, target, scratch).map_err(|e| {
+                let collect = Instant::now();
+                let entries = copy::copy_entries(&spec, &origin, target, scratch);
+                timings.add(Phase::Run, collect);
+                Some(entries.map_err(|e| {
                     let help = match &e {
                         copy::CopyError::NotFound { .. } => "check the path and the context's .dockerignore",
                         copy::CopyError::NotADirectory(_) => "end `to` with `/` and copy into a directory, or give the directory source its own destination",
@@ -453,7 +492,7 @@ impl<'a> NodeRunner<'a> {
                     fail(e.to_string(), help)
                 })?)
             }
-            Step::File(f) => Some(
+            Step::File(f) => Some(timings.time(Phase::Run, || {
                 copy::file_entries(
                     &f.to,
                     f.name.as_deref(),
@@ -462,9 +501,12 @@ impl<'a> NodeRunner<'a> {
                     f.chmod.as_deref(),
                     target,
                 )
-                .map_err(|e| fail(e.to_string(), "fix the step"))?,
-            ),
-            Step::Workdir { path } => copy::mkdir_entries(path, state.user.as_deref(), target)
+                .map_err(|e| fail(e.to_string(), "fix the step"))
+            })?),
+            Step::Workdir { path } => timings
+                .time(Phase::Run, || {
+                    copy::mkdir_entries(path, state.user.as_deref(), target)
+                })
                 .map_err(|e| {
                     fail(
                         e.to_string(),
@@ -482,7 +524,7 @@ impl<'a> NodeRunner<'a> {
             Step::Run(_) => unreachable!("handled above"),
         };
         match entries {
-            Some(entries) => self.add_layer(image, &entries, text)?,
+            Some(entries) => self.add_layer(image, &entries, text, timings)?,
             None => image.config.history.push(HistoryEntry {
                 created: self.created.clone(),
                 created_by: format!("imgbuild: {text}"),
@@ -523,6 +565,7 @@ impl<'a> NodeRunner<'a> {
         text: &str,
         step: usize,
         report: &(dyn Fn(Event<'_>) + Sync),
+        timings: &mut StepTimings,
     ) -> Result<(), BuildError> {
         let fail = |message: String, help: String| BuildError::Step {
             node: node.id.clone(),
@@ -548,6 +591,7 @@ impl<'a> NodeRunner<'a> {
         };
         exec::step::check_platform(&node.platform, &self.options.host).map_err(to_build_error)?;
         let executor = self.executor()?;
+        let prepare = Instant::now();
         let lowers = self.snapshots(image)?;
         let mut views = Vec::new();
         let mut sources = HashMap::new();
@@ -598,6 +642,8 @@ impl<'a> NodeRunner<'a> {
             });
         };
         let context = self.context_view(run)?;
+        timings.add(Phase::Rootfs, prepare);
+        let execute = Instant::now();
         let changes = exec::step::run_step(
             self.store,
             executor.as_ref(),
@@ -611,12 +657,30 @@ impl<'a> NodeRunner<'a> {
             &sources,
             &mut output,
         )
-        .map_err(to_build_error)?;
-        drop(views);
-        drop(context);
-        let result = layer::entries_from_dir(&changes.upper)
+        .map_err(to_build_error);
+        let whole = execute.elapsed();
+        let changes = changes?;
+        // The command's own time; the rest of `run_step` set up its rootfs.
+        timings.add_duration(Phase::Run, changes.ran);
+        timings.add_duration(Phase::Rootfs, whole.saturating_sub(changes.ran));
+        timings.time(Phase::Rootfs, || {
+            drop(views);
+            drop(context);
+        });
+        let scan = Instant::now();
+        let entries = {
+            let _span = tracing::debug_span!("diff").entered();
+            layer::entries_from_dir(&changes.upper)
+        };
+        timings.add(Phase::Diff, scan);
+        tracing::debug!(
+            entries = entries.as_ref().map_or(0, Vec::len),
+            ms = scan.elapsed().as_secs_f64() * 1e3,
+            "scanned the upper dir"
+        );
+        let result = entries
             .map_err(BuildError::from)
-            .and_then(|entries| self.add_layer(image, &entries, text));
+            .and_then(|entries| self.add_layer(image, &entries, text, timings));
         let _ = std::fs::remove_dir_all(&changes.temp);
         result
     }
@@ -656,7 +720,13 @@ impl<'a> NodeRunner<'a> {
         }
     }
 
-    fn mkdir(&self, image: &mut Image, dir: &str, text: &str) -> Result<(), BuildError> {
+    fn mkdir(
+        &self,
+        image: &mut Image,
+        dir: &str,
+        text: &str,
+        timings: &mut StepTimings,
+    ) -> Result<(), BuildError> {
         let root = self.rootfs(image)?;
         let target = Target {
             root: root.as_ref().map(View::path),
@@ -669,7 +739,7 @@ impl<'a> NodeRunner<'a> {
                 help: "this is a bug in imgbuild".into(),
             })?;
         if let Some(entries) = entries {
-            self.add_layer(image, &entries, text)?;
+            self.add_layer(image, &entries, text, timings)?;
         }
         Ok(())
     }
@@ -680,6 +750,7 @@ impl<'a> NodeRunner<'a> {
         image: &mut Image,
         entries: &[Entry],
         text: &str,
+        timings: &mut StepTimings,
     ) -> Result<(), BuildError> {
         let options = WriteOptions {
             // Stored uncompressed: compressing is for images leaving the machine.
@@ -689,14 +760,29 @@ impl<'a> NodeRunner<'a> {
             },
             source_date_epoch: self.options.source_date_epoch,
         };
-        let write = || -> Result<_, BuildError> {
+        let mut timings_written = (Duration::ZERO, Duration::ZERO);
+        let mut write = || -> Result<_, BuildError> {
+            let started = Instant::now();
             let mut writer = self.store.blob_writer()?;
-            let written = layer::write_layer(entries, &options, &mut writer)?;
+            let written = {
+                let _span = tracing::debug_span!("layer", entries = entries.len()).entered();
+                layer::write_layer(entries, &options, &mut writer)?
+            };
+            let committing = Instant::now();
             let (digest, size) = writer.commit()?;
+            timings_written = (committing - started, committing.elapsed());
+            tracing::debug!(
+                size,
+                layer_ms = timings_written.0.as_secs_f64() * 1e3,
+                commit_ms = timings_written.1.as_secs_f64() * 1e3,
+                "wrote a layer"
+            );
             Ok((written, digest, size))
         };
         // The writer is gone (with its temp file) before free space is measured.
         let (written, digest, size) = write().map_err(|e| self.out_of_space(e, entries, text))?;
+        timings.add_duration(Phase::Layer, timings_written.0);
+        timings.add_duration(Phase::Commit, timings_written.1);
         debug_assert_eq!(digest.to_string(), written.digest);
         let diff_id = Digest::parse(&written.diff_id)?;
         image.layers.push(LayerRef {

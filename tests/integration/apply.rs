@@ -889,6 +889,19 @@ fn progress_json_reports_steps_and_the_cache() {
     );
     assert_eq!(done[0]["summary"], "file /one.txt (4 bytes)");
     assert!(done.iter().all(|e| e["elapsed_ms"].is_u64()));
+    // Every step that ran says where its time went: each phase, and
+    // together no more than the step's own time (values are never asserted).
+    for event in &done {
+        let timings = event["timings_ms"].as_object().expect("timings_ms");
+        let phases = ["rootfs", "run", "diff", "layer", "commit", "other"];
+        let names: Vec<&str> = timings.keys().map(String::as_str).collect();
+        assert_eq!(names.len(), phases.len(), "{event}");
+        let sum: u64 = phases
+            .iter()
+            .map(|p| timings[*p].as_u64().expect("whole milliseconds"))
+            .sum();
+        assert!(sum <= event["elapsed_ms"].as_u64().unwrap(), "{event}");
+    }
     let started = events
         .iter()
         .filter(|e| e["event"] == "step_started")
@@ -919,6 +932,7 @@ fn progress_json_reports_steps_and_the_cache() {
     for event in &done {
         assert_eq!(event["cached"], true, "{event}");
         assert_eq!(event["elapsed_ms"], 0, "{event}");
+        assert!(event.get("timings_ms").is_none(), "{event}");
     }
     assert!(!events.iter().any(|e| e["event"] == "step_started"));
     let summary = events.last().unwrap();
@@ -927,6 +941,16 @@ fn progress_json_reports_steps_and_the_cache() {
         (&0.into(), &3.into())
     );
     assert_eq!(second.stdout, first.stdout);
+}
+
+/// Plain progress without what changes from run to run: times, the
+/// host's platform and digests.
+fn mask_progress(text: &str, host: &str) -> String {
+    let seconds = regex::Regex::new(r"\b\d+\.\d+s\b").unwrap();
+    let digest = regex::Regex::new(r"sha256:[0-9a-f]{64}").unwrap();
+    let text = text.replace(host, "[host]");
+    let text = seconds.replace_all(&text, "[t]");
+    digest.replace_all(&text, "sha256:[digest]").into_owned()
 }
 
 #[test]
@@ -957,6 +981,7 @@ fn progress_plain_numbers_steps_and_marks_cached_ones() {
         "{}",
         first.stderr
     );
+    insta::assert_snapshot!(mask_progress(&first.stderr, &host.to_string()));
     let second = project.apply(&["--progress", "plain"]);
     let header = format!("#1 [base@{host} 1/2] file /one.txt (4 bytes)\n#1 CACHED\n");
     assert!(second.stderr.starts_with(&header), "{}", second.stderr);
