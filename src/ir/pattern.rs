@@ -5,7 +5,7 @@
 //! protect the `${}` syntax, so they stand for `}` and `/`.
 //!
 //! Both variable expanders use it: the Dockerfile's shell words
-//! ([`crate::dockerfile::shell`]) and the IR's templates
+//! (the front end's `dockerfile::shell`) and the IR's templates
 //! ([`crate::plan::expand`]), so the two agree on every pattern.
 
 /// A pattern that cannot be compiled, e.g. `\x` (an escape of nothing special).

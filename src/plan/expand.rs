@@ -5,7 +5,7 @@
 //! The input is first parsed completely (so a malformed expression is reported even
 //! inside a default that is never used) and then evaluated, calling `lookup` only for
 //! the references that are actually reached. It agrees with the Dockerfile's shell
-//! words ([`crate::dockerfile::shell`]) on everything a Dockerfile word can become;
+//! words (the front end's `dockerfile::shell`) on everything a Dockerfile word can become;
 //! both match patterns with [`crate::ir::pattern`].
 
 use crate::ir::pattern;
