@@ -137,7 +137,8 @@ impl<W: Write> Write for Compressor<W> {
 /// A writer that passes bytes through while hashing and counting them.
 pub(crate) struct HashWriter<W> {
     inner: W,
-    hasher: Sha256,
+    /// None: only counting.
+    hasher: Option<Sha256>,
     count: u64,
 }
 
@@ -145,21 +146,34 @@ impl<W: Write> HashWriter<W> {
     pub(crate) fn new(inner: W) -> Self {
         HashWriter {
             inner,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             count: 0,
         }
     }
 
-    /// Returns the inner writer, the `sha256:<hex>` digest and the byte count.
+    /// A writer that only counts; its digest comes back empty.
+    pub(crate) fn counting(inner: W) -> Self {
+        HashWriter {
+            inner,
+            hasher: None,
+            count: 0,
+        }
+    }
+
+    /// Returns the inner writer, the `sha256:<hex>` digest (empty when only
+    /// counting) and the byte count.
     pub(crate) fn into_parts(self) -> (W, String, u64) {
-        (self.inner, sha256_digest_string(self.hasher), self.count)
+        let digest = self.hasher.map(sha256_digest_string).unwrap_or_default();
+        (self.inner, digest, self.count)
     }
 }
 
 impl<W: Write> Write for HashWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = self.hasher.as_mut() {
+            hasher.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }

@@ -87,7 +87,14 @@ pub fn write_layer(
 ) -> Result<WrittenLayer, LayerError> {
     let records = plan(entries)?;
 
-    let compressor = Compressor::new(&options.compression, HashWriter::new(out))?;
+    // Uncompressed, the output is the tar stream: its digest is the diff_id.
+    let plain = options.compression.compression == super::Compression::None;
+    let out = if plain {
+        HashWriter::counting(out)
+    } else {
+        HashWriter::new(out)
+    };
+    let compressor = Compressor::new(&options.compression, out)?;
     let mut tar = BufWriter::with_capacity(COPY_BUFFER, HashWriter::new(compressor));
     let mut scratch = vec![0u8; COPY_BUFFER];
     for record in &records {
@@ -102,6 +109,7 @@ pub fn write_layer(
     let (compressor, diff_id, uncompressed_size) = hashed_tar.into_parts();
     let hashed_out = compressor.finish().map_err(LayerError::Write)?;
     let (mut out, digest, size) = hashed_out.into_parts();
+    let digest = if plain { diff_id.clone() } else { digest };
     out.flush().map_err(LayerError::Write)?;
     Ok(WrittenLayer {
         diff_id,

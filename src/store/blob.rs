@@ -42,8 +42,19 @@ impl Store {
             store: self.clone(),
             file: Some(SparseWriter::new(file)),
             temp: Some(temp),
-            hasher: Hasher::new(),
+            hasher: Some(Hasher::new()),
+            len: 0,
         })
+    }
+
+    /// A [`BlobWriter`] for a caller that hashes the very bytes it writes
+    /// (the layer writer does, for the layer's `diff_id`), so they are not
+    /// hashed twice: it must be committed with
+    /// [`BlobWriter::commit_hashed_by_caller`].
+    pub fn blob_writer_hashed_by_caller(&self) -> Result<BlobWriter, StoreError> {
+        let mut writer = self.blob_writer()?;
+        writer.hasher = None;
+        Ok(writer)
     }
 
     /// Reads a whole blob and checks it against its digest (meant for small
@@ -120,13 +131,15 @@ pub struct BlobWriter {
     file: Option<SparseWriter>,
     /// `Some` until committed or removed.
     temp: Option<PathBuf>,
-    hasher: Hasher,
+    /// None when the caller hashes what it writes.
+    hasher: Option<Hasher>,
+    len: u64,
 }
 
 impl BlobWriter {
     /// Bytes written so far.
     pub fn size(&self) -> u64 {
-        self.hasher.len()
+        self.len
     }
 
     fn temp_path(&self) -> &std::path::Path {
@@ -147,12 +160,26 @@ impl BlobWriter {
         self.finish(Some(expected))
     }
 
+    /// Like [`BlobWriter::commit`] for a writer from
+    /// [`Store::blob_writer_hashed_by_caller`]: `digest` is what the caller
+    /// computed over every byte it wrote.
+    pub fn commit_hashed_by_caller(self, digest: &Digest) -> Result<(Digest, u64), StoreError> {
+        debug_assert!(
+            self.hasher.is_none(),
+            "a writer that hashes commits with `commit`"
+        );
+        self.finish(Some(digest))
+    }
+
     fn finish(mut self, expected: Option<&Digest>) -> Result<(Digest, u64), StoreError> {
         let temp = self.temp_path().to_owned();
         let sparse = self.file.take().expect("file until committed");
         let file = sparse.finish().ctx("write temp file", &temp)?;
-        let size = self.hasher.len();
-        let digest = std::mem::take(&mut self.hasher).finish();
+        let size = self.len;
+        let digest = match self.hasher.take() {
+            Some(hasher) => hasher.finish(),
+            None => expected.expect("the caller's digest").clone(),
+        };
         if let Some(expected) = expected
             && *expected != digest
         {
@@ -178,7 +205,10 @@ impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let file = self.file.as_mut().expect("file until committed");
         let n = file.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = self.hasher.as_mut() {
+            hasher.update(&buf[..n]);
+        }
+        self.len += n as u64;
         Ok(n)
     }
 
