@@ -48,6 +48,7 @@ pub use gc::{
     UsageKind, UsageRow,
 };
 pub use lock::StoreLock;
+pub use snapshot::SnapshotDraft;
 pub use sparse::{SparseWriter, copy_sparse};
 pub use tags::{
     Descriptor, DescriptorPlatform, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME_ANNOTATION,

@@ -325,6 +325,7 @@ impl Store {
         report: &mut PruneReport,
     ) -> Result<(), StoreError> {
         self.remove_dir_out_of_place(&self.snapshot_path(diff_id), "prune-snapshot")?;
+        self.remove_unsynced_marker(diff_id)?;
         report.reclaimed += inventory.size(&Item::Snapshot(diff_id.clone()));
         report.snapshots.push(diff_id.clone());
         Ok(())
