@@ -27,7 +27,7 @@ pub use compress::compress_stream;
 pub(crate) use compress::decompressing_reader;
 pub use entry::{Entry, EntryKind, FileSource};
 pub use extract::{ExtractOptions, Extracted, MaxSize, extract_layer};
-pub use scan::entries_from_dir;
+pub use scan::{entries_from_dir, normalize_as_extracted};
 pub use write::{WriteOptions, WrittenLayer, write_layer};
 
 /// Prefix of a whiteout file name (`.wh.NAME` deletes `NAME`).

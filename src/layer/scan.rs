@@ -156,6 +156,52 @@ fn device_numbers(rdev: u64) -> (u32, u32) {
     (rustix::fs::major(rdev), rustix::fs::minor(rdev))
 }
 
+/// Makes the tree `root`, which [`entries_from_dir`] read as `entries`
+/// and which was then written as a layer with `source_date_epoch`, what
+/// extracting that layer (with overlay whiteouts) gives, so it can serve as
+/// the layer's snapshot: every mtime (and atime) becomes the layer's
+/// whole-second, clamped mtime, and overlayfs bookkeeping xattrs (`origin`,
+/// `impure`, ...) are removed; the opaque marker stays, as extraction writes
+/// it. Everything else a layer records (content, modes, owners, links,
+/// xattrs) the tree already has.
+///
+/// # Errors
+///
+/// [`LayerError::Io`] naming the path that cannot be changed.
+pub fn normalize_as_extracted(
+    root: &Path,
+    entries: &[Entry],
+    source_date_epoch: Option<i64>,
+) -> Result<(), LayerError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    for entry in entries {
+        let host = root.join(std::ffi::OsStr::from_bytes(&entry.path));
+        for name in xattr::list(&host).map_err(|e| LayerError::io(&host, e))? {
+            let overlay = std::str::from_utf8(&name).is_ok_and(is_overlay_xattr);
+            if overlay && !name.ends_with(b".overlay.opaque") {
+                xattr::remove(&host, &name).map_err(|e| LayerError::io(&host, e))?;
+            }
+        }
+        let mtime = source_date_epoch.map_or(entry.mtime, |epoch| entry.mtime.min(epoch));
+        let time = rustix::fs::Timespec {
+            tv_sec: mtime,
+            tv_nsec: 0,
+        };
+        let times = rustix::fs::Timestamps {
+            last_access: time,
+            last_modification: time,
+        };
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            &host,
+            &times,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| LayerError::io(&host, e.into()))?;
+    }
+    Ok(())
+}
+
 /// Reads the xattrs of `host`, sorted by name, without overlayfs ones; also
 /// reports whether the overlay opaque marker (`y`) is set.
 fn read_xattrs(host: &Path, rel: &BStr) -> Result<(Xattrs, bool), LayerError> {

@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -1111,4 +1111,146 @@ fn extraction_refuses_to_fill_the_filesystem() {
     )
     .unwrap();
     assert_eq!(fs::metadata(fs16.0.join("c/big")).unwrap().len(), 32 << 20);
+}
+
+/// Everything a later step can read of a tree (and overlayfs reads of a
+/// lowerdir), path by path: type, mode, owner, mtime, device, xattrs
+/// (overlay ones included) and content. Not atimes, which reading changes,
+/// nor a whiteout's mtime, which overlayfs never shows.
+fn full_view(root: &Path) -> Vec<String> {
+    let mut all: Vec<PathBuf> = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .collect();
+    all.sort();
+    all.iter()
+        .map(|path| {
+            let meta = fs::symlink_metadata(path).unwrap();
+            let mut xattrs: Vec<String> = super::xattr::list(path)
+                .unwrap()
+                .into_iter()
+                .map(|name| {
+                    let value = super::xattr::get(path, &name).unwrap();
+                    format!("{}={value:?}", String::from_utf8_lossy(&name))
+                })
+                .collect();
+            xattrs.sort();
+            let content = if meta.is_file() {
+                sha256_hex(&fs::read(path).unwrap())
+            } else if meta.file_type().is_symlink() {
+                fs::read_link(path).unwrap().display().to_string()
+            } else {
+                String::new()
+            };
+            let whiteout = meta.file_type().is_char_device() && meta.rdev() == 0;
+            let mtime = if whiteout {
+                String::new()
+            } else {
+                format!("{}.{}", meta.mtime(), meta.mtime_nsec())
+            };
+            format!(
+                "{} mode={:o} owner={}:{} mtime={mtime} rdev={} nlink={} xattrs={xattrs:?} {content}",
+                path.strip_prefix(root).unwrap().display(),
+                meta.mode(),
+                meta.uid(),
+                meta.gid(),
+                meta.rdev(),
+                meta.nlink(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_upper_dir_normalized_is_what_extracting_its_layer_gives() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: trusted xattrs and whiteout devices need root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let upper = tmp.path().join("upper");
+    fs::create_dir_all(upper.join("opq/sub")).unwrap();
+    fs::create_dir_all(upper.join("etc")).unwrap();
+    fs::write(upper.join("opq/sub/new"), b"new").unwrap();
+    fs::write(upper.join("etc/config"), b"key = value\n").unwrap();
+    fs::hard_link(upper.join("etc/config"), upper.join("etc/config-link")).unwrap();
+    std::os::unix::fs::symlink("config", upper.join("etc/link")).unwrap();
+    std::os::unix::fs::lchown(upper.join("etc/config"), Some(1000), Some(1000)).unwrap();
+    fs::set_permissions(upper.join("etc"), fs::Permissions::from_mode(0o750)).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        upper.join("etc/gone"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o000),
+        rustix::fs::makedev(0, 0),
+    )
+    .unwrap();
+    let set = |path: &str, name: &str, value: &[u8]| {
+        rustix::fs::lsetxattr(
+            upper.join(path),
+            name,
+            value,
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+    };
+    set("opq", "trusted.overlay.opaque", b"y");
+    set("etc", "trusted.overlay.impure", b"y");
+    set("etc/config", "trusted.overlay.origin", b"\x00\xfb\x21");
+    set("etc/config", "user.kept", b"value");
+    // The command's own times: nanoseconds, some after SOURCE_DATE_EPOCH.
+    for (i, path) in walk(&upper).iter().enumerate() {
+        let secs = if i % 2 == 0 {
+            1_800_000_000
+        } else {
+            1_500_000_000
+        };
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            path,
+            &rustix::fs::Timestamps {
+                last_access: rustix::fs::Timespec {
+                    tv_sec: secs + 7,
+                    tv_nsec: 5,
+                },
+                last_modification: rustix::fs::Timespec {
+                    tv_sec: secs,
+                    tv_nsec: 123_456_789,
+                },
+            },
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+    }
+
+    for epoch in [None, Some(1_700_000_000)] {
+        let tree = tmp.path().join(format!("tree-{epoch:?}"));
+        let copy = std::process::Command::new("cp")
+            .args(["-a", "--"])
+            .arg(&upper)
+            .arg(&tree)
+            .status()
+            .unwrap();
+        assert!(copy.success());
+        let entries = entries_from_dir(&tree).unwrap();
+        let options = WriteOptions {
+            source_date_epoch: epoch,
+            ..options(Compression::None)
+        };
+        let (layer, _) = write_to_vec(&entries, &options);
+        let extracted = tmp.path().join(format!("extracted-{epoch:?}"));
+        extract_layer(
+            layer.as_slice(),
+            &extracted,
+            &ExtractOptions {
+                preserve_ownership: true,
+                overlay_whiteouts: true,
+                ..ExtractOptions::default()
+            },
+        )
+        .unwrap();
+        super::normalize_as_extracted(&tree, &entries, epoch).unwrap();
+        assert_eq!(full_view(&tree), full_view(&extracted), "epoch {epoch:?}");
+    }
 }

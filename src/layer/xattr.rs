@@ -64,3 +64,9 @@ pub(crate) fn set(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     rustix::fs::lsetxattr(path, name, value, XattrFlags::empty())?;
     Ok(())
 }
+
+/// Removes xattr `name` of `path`.
+pub(crate) fn remove(path: &Path, name: &[u8]) -> io::Result<()> {
+    rustix::fs::lremovexattr(path, std::ffi::OsStr::from_bytes(name))?;
+    Ok(())
+}

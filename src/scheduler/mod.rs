@@ -7,6 +7,7 @@
 //! step whose key is in the cache is not run, its layer is reused.
 
 mod node;
+mod snapshot;
 mod timings;
 
 use std::collections::{BTreeMap, HashMap};
@@ -221,6 +222,10 @@ pub fn build(
     options: &BuildOptions,
     report: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<Vec<BuiltImage>, BuildError> {
+    // Snapshots written unsynced long enough ago are durable by now.
+    if let Err(e) = store.settle_snapshots() {
+        tracing::warn!("cannot settle the store's recent snapshots: {e}");
+    }
     let runner = node::NodeRunner::new(store, context, options);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.jobs.unwrap_or(0))

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::snapshot::{self, Extraction};
 use super::{BuildError, BuildOptions, Built, Event, Phase, StepTimings, rfc3339};
 use crate::context::PatternMatcher;
 use crate::copy::{self, CopySpec, Origin, Target};
@@ -523,8 +524,11 @@ impl<'a> NodeRunner<'a> {
             | Step::Stopsignal { .. } => None,
             Step::Run(_) => unreachable!("handled above"),
         };
+        // The layer's snapshot is read by the node's next step, or by the
+        // nodes built on this one.
+        let snapshot = number < node.steps.len() || has_dependents(graph, node);
         match entries {
-            Some(entries) => self.add_layer(image, &entries, text, timings)?,
+            Some(entries) => self.add_layer(image, &entries, text, snapshot, timings)?,
             None => image.config.history.push(HistoryEntry {
                 created: self.created.clone(),
                 created_by: format!("imgbuild: {text}"),
@@ -678,9 +682,21 @@ impl<'a> NodeRunner<'a> {
             ms = scan.elapsed().as_secs_f64() * 1e3,
             "scanned the upper dir"
         );
-        let result = entries
-            .map_err(BuildError::from)
-            .and_then(|entries| self.add_layer(image, &entries, text, timings));
+        let result = entries.map_err(BuildError::from).and_then(|entries| {
+            self.add_layer(image, &entries, text, false, timings)?;
+            // The upper dir holds exactly the layer: it becomes its snapshot.
+            let adopting = Instant::now();
+            let diff_id = &image.layers.last().expect("a layer was just added").diff_id;
+            snapshot::adopt_upper(
+                self.store,
+                &changes.upper,
+                &entries,
+                diff_id,
+                self.options.source_date_epoch,
+            );
+            timings.add(Phase::Layer, adopting);
+            Ok(())
+        });
         let _ = std::fs::remove_dir_all(&changes.temp);
         result
     }
@@ -739,17 +755,20 @@ impl<'a> NodeRunner<'a> {
                 help: "this is a bug in imgbuild".into(),
             })?;
         if let Some(entries) = entries {
-            self.add_layer(image, &entries, text, timings)?;
+            self.add_layer(image, &entries, text, true, timings)?;
         }
         Ok(())
     }
 
-    /// Writes `entries` as a layer on `image`.
+    /// Writes `entries` as a layer on `image`; with `snapshot`, also
+    /// extracts it, as it is written, into its snapshot for the steps that
+    /// read it next.
     fn add_layer(
         &self,
         image: &mut Image,
         entries: &[Entry],
         text: &str,
+        snapshot: bool,
         timings: &mut StepTimings,
     ) -> Result<(), BuildError> {
         let options = WriteOptions {
@@ -760,29 +779,57 @@ impl<'a> NodeRunner<'a> {
             },
             source_date_epoch: self.options.source_date_epoch,
         };
-        let mut timings_written = (Duration::ZERO, Duration::ZERO);
-        let mut write = || -> Result<_, BuildError> {
+        let write = |extraction: Option<&mut Extraction<'_>>| -> Result<_, BuildError> {
             let started = Instant::now();
-            let mut writer = self.store.blob_writer()?;
+            // The layer writer hashes the tar stream, which is the blob.
+            let mut writer = self.store.blob_writer_hashed_by_caller()?;
             let written = {
                 let _span = tracing::debug_span!("layer", entries = entries.len()).entered();
-                layer::write_layer(entries, &options, &mut writer)?
+                match extraction {
+                    Some(extraction) => {
+                        layer::write_layer(entries, &options, extraction.writer(&mut writer))?
+                    }
+                    None => layer::write_layer(entries, &options, &mut writer)?,
+                }
             };
             let committing = Instant::now();
-            let (digest, size) = writer.commit()?;
-            timings_written = (committing - started, committing.elapsed());
+            let (digest, size) =
+                writer.commit_hashed_by_caller(&Digest::parse(&written.digest)?)?;
+            let spent = (committing - started, committing.elapsed());
             tracing::debug!(
                 size,
-                layer_ms = timings_written.0.as_secs_f64() * 1e3,
-                commit_ms = timings_written.1.as_secs_f64() * 1e3,
+                layer_ms = spent.0.as_secs_f64() * 1e3,
+                commit_ms = spent.1.as_secs_f64() * 1e3,
                 "wrote a layer"
             );
-            Ok((written, digest, size))
+            Ok((written, digest, size, spent))
         };
         // The writer is gone (with its temp file) before free space is measured.
-        let (written, digest, size) = write().map_err(|e| self.out_of_space(e, entries, text))?;
-        timings.add_duration(Phase::Layer, timings_written.0);
-        timings.add_duration(Phase::Commit, timings_written.1);
+        let (written, digest, size) = std::thread::scope(|scope| {
+            let mut extraction = snapshot
+                .then(|| Extraction::start(scope, self.store))
+                .flatten();
+            let written = write(extraction.as_mut());
+            if let Ok((.., spent)) = &written {
+                timings.add_duration(Phase::Layer, spent.0);
+                timings.add_duration(Phase::Commit, spent.1);
+            }
+            if let Some(extraction) = extraction {
+                // Waiting for the rest of the extraction readies the next rootfs.
+                let started = Instant::now();
+                match &written {
+                    Ok((written, ..)) => match Digest::parse(&written.diff_id) {
+                        Ok(diff_id) => extraction.finish(&diff_id),
+                        Err(_) => extraction.abandon(),
+                    },
+                    Err(_) => extraction.abandon(),
+                }
+                timings.add(Phase::Rootfs, started);
+            }
+            written
+        })
+        .map_err(|e| self.out_of_space(e, entries, text))
+        .map(|(written, digest, size, _)| (written, digest, size))?;
         debug_assert_eq!(digest.to_string(), written.digest);
         let diff_id = Digest::parse(&written.diff_id)?;
         image.layers.push(LayerRef {
@@ -830,6 +877,16 @@ impl NodeRunner<'_> {
             help: "free space on that filesystem (`imgbuild prune` removes what no image uses) or give `--store` a larger one, then build again: the store is left consistent and the steps already built stay cached".to_owned(),
         }
     }
+}
+
+/// Whether other nodes of `graph` build on `node` or read from it.
+fn has_dependents(graph: &BuildGraph, node: &Node) -> bool {
+    let Some(id) = graph.find(&node.id) else {
+        return true;
+    };
+    graph
+        .nodes()
+        .any(|(other, _)| graph.dependencies(other).iter().any(|(d, _)| *d == id))
 }
 
 /// Whether `error` comes from a full filesystem or quota (`ENOSPC`, `EDQUOT`).
