@@ -70,6 +70,42 @@ impl OciRuntime {
         Err(ExecError::NoRuntime { tried })
     }
 
+    /// [`OciRuntime::detect`], remembered across processes: `remembered`
+    /// is what an earlier call returned as its memory. When nothing that
+    /// decided that detection has changed (the candidates' binaries, by
+    /// path, size, mtime and inode, and the boot), its runtime is used
+    /// without a probe container; otherwise detection runs again. Returns
+    /// the runtime and, when it probed one, the memory to keep.
+    pub fn detect_remembered(
+        preferred: Option<&str>,
+        scratch: &Path,
+        remembered: Option<&[u8]>,
+    ) -> (Result<OciRuntime, ExecError>, Option<Vec<u8>>) {
+        let fingerprint = detection_fingerprint(preferred);
+        let recalled = remembered
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .and_then(|text| {
+                let mut fields = text.split('\t');
+                let (Some(print), Some(binary), Some(version)) =
+                    (fields.next(), fields.next(), fields.next())
+                else {
+                    return None;
+                };
+                (print == fingerprint)
+                    .then(|| (PathBuf::from(binary), version.trim_end().to_owned()))
+            });
+        if let Some((binary, version)) = recalled {
+            tracing::debug!(runtime = %binary.display(), %version, "using the OCI runtime probed by an earlier build");
+            return (Ok(OciRuntime::from_probed(binary, version)), None);
+        }
+        let detected = OciRuntime::detect(preferred, scratch);
+        let memory = detected.as_ref().ok().and_then(|runtime| {
+            let binary = runtime.binary.to_str()?;
+            Some(format!("{fingerprint}\t{binary}\t{}\n", runtime.version).into_bytes())
+        });
+        (detected, memory)
+    }
+
     /// A runtime known to work, e.g. from a persisted earlier [`probe`].
     pub fn from_probed(binary: PathBuf, version: String) -> OciRuntime {
         let name = binary.file_name().map_or_else(
@@ -102,6 +138,36 @@ impl Executor for OciRuntime {
     fn describe(&self) -> String {
         format!("{} {} ({})", self.name, self.version, self.binary.display())
     }
+}
+
+/// What [`OciRuntime::detect`]'s outcome depends on, as one line: the
+/// preference, each candidate's resolved binary (canonical path, size,
+/// mtime, inode) and this boot's id.
+fn detection_fingerprint(preferred: Option<&str>) -> String {
+    use std::fmt::Write as _;
+    use std::os::unix::fs::MetadataExt;
+    let candidates: Vec<&str> = preferred.map_or_else(|| CANDIDATES.to_vec(), |p| vec![p]);
+    let mut print = format!("v1 preferred={}", preferred.unwrap_or("-"));
+    for candidate in candidates {
+        let identity = resolve(candidate)
+            .and_then(|binary| fs::canonicalize(binary).ok())
+            .and_then(|binary| {
+                let meta = fs::metadata(&binary).ok()?;
+                Some(format!(
+                    "{}:{}:{}.{}:{}",
+                    binary.display(),
+                    meta.size(),
+                    meta.mtime(),
+                    meta.mtime_nsec(),
+                    meta.ino()
+                ))
+            })
+            .unwrap_or_else(|| "absent".to_owned());
+        let _ = write!(print, " {candidate}={identity}");
+    }
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let _ = write!(print, " boot={}", boot.trim());
+    print.replace(['\t', '\n'], " ")
 }
 
 /// `name` as an executable path: itself when it contains a `/`, else
@@ -240,6 +306,31 @@ fn version(binary: &Path) -> Result<String, ExecError> {
 mod tests {
     use super::*;
     use crate::exec::test_support::{busybox_rootfs, runc_or_skip};
+
+    #[test]
+    fn a_remembered_probe_holds_only_while_its_fingerprint_does() {
+        let scratch = tempfile::tempdir().unwrap();
+        let print = detection_fingerprint(None);
+        // Same runtimes, same boot: the memory is used as it is, unprobed.
+        let memory = format!("{print}\t/remembered/runc\t9.9\n");
+        let (runtime, kept) =
+            OciRuntime::detect_remembered(None, scratch.path(), Some(memory.as_bytes()));
+        let runtime = runtime.unwrap();
+        assert_eq!(runtime.binary(), Path::new("/remembered/runc"));
+        assert_eq!(runtime.version(), "9.9");
+        assert!(kept.is_none(), "nothing new to remember");
+        // Another preference or binary: detected again.
+        let stale = format!("{print} changed\t/remembered/runc\t9.9\n");
+        let (runtime, kept) =
+            OciRuntime::detect_remembered(None, scratch.path(), Some(stale.as_bytes()));
+        if runc_or_skip().is_some() {
+            let runtime = runtime.unwrap();
+            assert_ne!(runtime.binary(), Path::new("/remembered/runc"));
+            let kept = String::from_utf8(kept.unwrap()).unwrap();
+            assert!(kept.starts_with(&format!("{print}\t")), "{kept}");
+        }
+        assert_ne!(detection_fingerprint(Some("/bin/true")), print);
+    }
 
     #[test]
     fn detect_picks_runc_and_caches_the_probe() {

@@ -23,6 +23,10 @@ use crate::plan::state::{State, apply_config};
 use crate::plan::summary;
 use crate::store::{CacheEntry, CachedLayer, Digest, Store};
 
+/// `ROOT/meta/` file remembering which OCI runtime works (see
+/// [`OciRuntime::detect_remembered`]).
+const RUNTIME_PROBE: &str = "runtime-probe";
+
 /// Runs nodes against one store.
 pub struct NodeRunner<'a> {
     store: &'a Store,
@@ -546,8 +550,19 @@ impl<'a> NodeRunner<'a> {
             return Ok(Arc::clone(executor));
         }
         let scratch = self.store.temp_path("probe");
-        let runtime = OciRuntime::detect(self.options.runtime.as_deref(), &scratch);
+        // An earlier build's probe holds while the runtimes and the boot are the same.
+        let remembered = self.store.read_meta(RUNTIME_PROBE).ok().flatten();
+        let (runtime, memory) = OciRuntime::detect_remembered(
+            self.options.runtime.as_deref(),
+            &scratch,
+            remembered.as_deref(),
+        );
         let _ = std::fs::remove_dir_all(&scratch);
+        if let Some(memory) = memory
+            && let Err(e) = self.store.write_meta(RUNTIME_PROBE, &memory)
+        {
+            tracing::debug!("cannot remember the runtime probe: {e}");
+        }
         let executor: Arc<dyn Executor> = Arc::new(runtime.map_err(|e| BuildError::Environment {
             message: e.to_string(),
             help: "install runc (Debian: `apt-get install runc`) or pass `--runtime PATH`; `imgbuild doctor` checks".into(),
