@@ -50,7 +50,7 @@ pub fn run(args: &InspectArgs, store_dir: Option<&Path>, printer: Printer) -> Re
         .fail_on_waste
         .as_deref()
         .map(|text| {
-            crate::manifest::parse_size(text).ok_or_else(|| Error::Usage {
+            crate::ir::value::parse_size(text).ok_or_else(|| Error::Usage {
                 message: format!("invalid `--fail-on-waste {text}`"),
                 help: "write a size such as `0`, `512KiB`, `10MB` or `1g`".into(),
             })

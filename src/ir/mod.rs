@@ -14,6 +14,7 @@ mod graph;
 pub mod pattern;
 pub mod platform;
 pub mod reference;
+pub mod value;
 
 use std::ops::Range;
 use std::sync::Arc;

@@ -1212,7 +1212,7 @@ mod tests {
             (5, "5ns"),
         ] {
             assert_eq!(duration(nanos), text);
-            assert_eq!(super::super::parse_duration(text), Some(nanos));
+            assert_eq!(crate::ir::value::parse_duration(text), Some(nanos));
         }
     }
 

@@ -4,8 +4,6 @@
 pub mod emit;
 mod lower;
 
-pub use lower::parse_size;
-pub(crate) use lower::{parse_duration, parse_octal};
 pub mod schema;
 
 pub use emit::{Anchor, Comments, Emitted, emit};
