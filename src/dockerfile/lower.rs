@@ -24,13 +24,13 @@ use super::onbuild;
 use super::parse::{Dockerfile, Heredoc, Instruction, InstructionArgs, heredoc_word};
 use super::word::{self, HeredocText, WordError, has_variable};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, suggest};
+use crate::ir::args::PREDEFINED_ARGS;
 use crate::ir::value::parse_duration;
 use crate::ir::{
     self, ArgScope, Command, Copy, File, Group, Healthcheck, Image, Located, Network, Project, Run,
     SourceMap, Span, Stage, StageConfig, StagePlatform, Step, Template,
 };
 use crate::lint::RuleSet;
-use crate::plan::PREDEFINED_ARGS;
 
 /// The instructions imgbuild reads, for suggestions.
 const INSTRUCTIONS: [&str; 18] = [

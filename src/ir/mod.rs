@@ -9,6 +9,7 @@
 //! Step, mount and copy types are generic over their string type `S`:
 //! [`Template`] in a project, `String` once resolved.
 
+pub mod args;
 mod check;
 mod graph;
 pub mod pattern;

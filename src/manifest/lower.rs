@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use super::schema::{self, Mode, OneOrMany, Scalar};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, suggest};
+use crate::ir::args::PREDEFINED_ARGS;
 use crate::ir::value::{parse_duration, parse_octal, parse_size};
 use crate::ir::{
     self, ArgScope, Command, Copy, File, Group, Healthcheck, Image, Located, Network, Platform,
@@ -17,7 +18,6 @@ use crate::ir::{
     reference,
 };
 use crate::lint::RuleSet;
-use crate::plan::PREDEFINED_ARGS;
 
 /// The action keys of a step.
 const ACTIONS: [&str; 13] = [

@@ -23,37 +23,9 @@ use crate::ir::{self, Base, EdgeKind, Platform, Project, StageConfig, Step};
 pub use predict::{CacheQuery, predict};
 pub use render::{render_text, summary};
 
-/// Arguments imgbuild sets from the platforms. A manifest cannot declare or
-/// override them; a Dockerfile (argument scope `declared`) may override
-/// them with `--build-arg`, as `BuildKit` allows.
-pub const PREDEFINED_ARGS: [&str; 8] = [
-    "TARGETPLATFORM",
-    "TARGETOS",
-    "TARGETARCH",
-    "TARGETVARIANT",
-    "BUILDPLATFORM",
-    "BUILDOS",
-    "BUILDARCH",
-    "BUILDVARIANT",
-];
-
 /// The argument `BuildKit` (dockerfile 1.11) sets to the name of the stage
 /// being built, in a Dockerfile's global scope.
 pub const TARGETSTAGE: &str = "TARGETSTAGE";
-
-/// Proxy arguments accepted with `--arg` without being declared, as Docker does.
-pub const PROXY_ARGS: [&str; 10] = [
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "FTP_PROXY",
-    "NO_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "ftp_proxy",
-    "no_proxy",
-    "all_proxy",
-];
 
 /// The build arguments `BuildKit` reads itself (its frontend, exporters and
 /// attestations, besides `BUILDKIT_ATTEST_*`): never reported as unconsumed.

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use super::*;
+use crate::ir::args::PREDEFINED_ARGS;
 use crate::ir::{BuildGraph, Step};
-use crate::plan::{self, PREDEFINED_ARGS, Request};
+use crate::plan::{self, Request};
 
 /// A build graph as comparable lines: every node with every field (the
 /// start config too, which the Plan JSON leaves out), its dependencies by
