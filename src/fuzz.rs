@@ -82,7 +82,7 @@ pub fn shell_word(data: &[u8]) {
         let _ = lex.process_word(word, &get);
         let _ = lex.process_words(word, &get);
     }
-    let _ = plan::expand::expand(word, &mut |name| get(name));
+    let _ = crate::ir::template::expand(word, &mut |name| get(name));
 }
 
 /// A `.dockerignore`: parsed, compiled and matched against paths made of

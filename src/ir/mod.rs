@@ -15,6 +15,7 @@ mod graph;
 pub mod pattern;
 pub mod platform;
 pub mod reference;
+pub mod template;
 pub mod value;
 
 use std::ops::Range;

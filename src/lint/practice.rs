@@ -196,7 +196,7 @@ impl<'a> Linter<'a> {
             }
             value
         };
-        let text = crate::plan::expand::expand(&template.value, &mut lookup).ok()?;
+        let text = crate::ir::template::expand(&template.value, &mut lookup).ok()?;
         known.then_some(text)
     }
 

@@ -7,7 +7,6 @@
 //! as the document described in the book's "Plan JSON" chapter.
 
 pub mod cache;
-pub mod expand;
 mod mount_target;
 mod predict;
 mod render;

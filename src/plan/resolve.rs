@@ -11,12 +11,12 @@ use std::collections::HashMap;
 
 use indexmap::{IndexMap, IndexSet};
 
-use super::expand::{expand, literal};
 use super::{BUILDKIT_ARGS, Error, Request, TARGETSTAGE, Unconsumed};
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::dockerfile::LoweredTrigger;
 use crate::image::source::ImageSource;
 use crate::ir::args::{PREDEFINED_ARGS, PROXY_ARGS};
+use crate::ir::template::{expand, literal};
 use crate::ir::{
     ArgScope, Base, BuildGraph, Copy, EdgeKind, File, Mount, MountOption, Node, NodeId, Platform,
     Project, ResolvedImage, Run, Stage, StageConfig, StagePlatform, Step, Template, reference,
