@@ -29,7 +29,7 @@ use crate::diagnostic::{SourceFile, closest};
 use crate::image::config::DEFAULT_PATH;
 use crate::image::source::{self, ImageSource};
 use crate::ir::{Platform, Project, Span, reference};
-use crate::lint::{Finding, Report, Rule, RuleSet, practice};
+use crate::lint::{Finding, Report, Rule, RuleSet, looks_secret, practice};
 
 /// The book's page on these checks: one ``## `RULE` `` section per check,
 /// which `imgbuild lint --explain RULE` prints.
@@ -1073,36 +1073,6 @@ fn arg_pairs(inst: &Instruction) -> Vec<(String, Option<String>)> {
 
 fn is_remote(path: &str) -> bool {
     path.starts_with("http://") || path.starts_with("https://") || path.starts_with("git@")
-}
-
-/// Whether an `ARG` or `ENV` name looks like it holds a secret, as
-/// `BuildKit` decides: a word such as `password`, `token` or `key` at
-/// either end or between underscores, unless `public`, `file` or `version`
-/// is one too.
-pub(crate) fn looks_secret(key: &str) -> bool {
-    const DENY: [&str; 10] = [
-        "apikey",
-        "auth",
-        "credential",
-        "credentials",
-        "key",
-        "password",
-        "pword",
-        "passwd",
-        "secret",
-        "token",
-    ];
-    const ALLOW: [&str; 3] = ["public", "file", "version"];
-    let has = |words: &[&str]| {
-        let lower = key.to_ascii_lowercase();
-        words.iter().any(|w| {
-            lower == *w
-                || lower.starts_with(&format!("{w}_"))
-                || lower.ends_with(&format!("_{w}"))
-                || lower.contains(&format!("_{w}_"))
-        })
-    };
-    has(&DENY) && !has(&ALLOW)
 }
 
 /// Go's `%q` for the strings these messages quote.

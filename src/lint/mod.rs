@@ -152,6 +152,36 @@ fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
+/// Whether an `ARG` or `ENV` name looks like it holds a secret, as
+/// `BuildKit` decides: a word such as `password`, `token` or `key` at
+/// either end or between underscores, unless `public`, `file` or `version`
+/// is one too.
+pub fn looks_secret(key: &str) -> bool {
+    const DENY: [&str; 10] = [
+        "apikey",
+        "auth",
+        "credential",
+        "credentials",
+        "key",
+        "password",
+        "pword",
+        "passwd",
+        "secret",
+        "token",
+    ];
+    const ALLOW: [&str; 3] = ["public", "file", "version"];
+    let has = |words: &[&str]| {
+        let lower = key.to_ascii_lowercase();
+        words.iter().any(|w| {
+            lower == *w
+                || lower.starts_with(&format!("{w}_"))
+                || lower.ends_with(&format!("_{w}"))
+                || lower.contains(&format!("_{w}_"))
+        })
+    };
+    has(&DENY) && !has(&ALLOW)
+}
+
 /// The findings of one file, under that file's [`RuleSet`].
 #[derive(Debug, Clone)]
 pub struct Report {

@@ -21,8 +21,7 @@ use std::collections::HashSet;
 
 use indexmap::IndexMap;
 
-use super::{Finding, Report, Rule, RuleSet};
-use crate::dockerfile::check::looks_secret;
+use super::{Finding, Report, Rule, RuleSet, looks_secret};
 use crate::image::source::ImageSource;
 use crate::ir::{Base, Command, Mount, Project, Run, Span, Stage, Step, Template};
 
