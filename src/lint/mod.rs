@@ -4,12 +4,13 @@
 //! This module is generic: a front end defines its [`Rule`]s and reports
 //! [`Finding`]s through a [`Report`], which drops the rules a file disables
 //! (its [`RuleSet`]) and marks findings as errors when the file asks for it.
-//! The Dockerfile checks (`BuildKit`'s build checks) live in
-//! [`crate::dockerfile`]; `imgbuild lint`, `plan` and `apply` print the
-//! findings with [`render`]. The best-practice rules of [`practice`] run
-//! over the IR, so manifests and Dockerfiles get them alike; only
-//! `imgbuild lint` runs them.
+//! The Dockerfile checks (`BuildKit`'s build checks) are listed in
+//! [`buildkit`] and run in [`crate::dockerfile`]; `imgbuild lint`, `plan`
+//! and `apply` print the findings with [`render`]. The best-practice rules
+//! of [`practice`] run over the IR, so manifests and Dockerfiles get them
+//! alike; only `imgbuild lint` runs them.
 
+pub mod buildkit;
 pub mod practice;
 
 use std::fmt::Write as _;

@@ -348,10 +348,7 @@ impl Lowerer {
                     }
                 }
                 other => {
-                    let help = if crate::dockerfile::check::RULES
-                        .iter()
-                        .any(|r| r.name == other)
-                    {
+                    let help = if crate::lint::buildkit::RULES.iter().any(|r| r.name == other) {
                         format!(
                             "`{other}` is one of BuildKit's Dockerfile checks, which do not run on manifests; remove it"
                         )

@@ -468,7 +468,7 @@ fn best_practice_findings_point_at_lint_explain() {
 
 #[test]
 fn explain_prints_every_rules_section() {
-    let rules = imgbuild::dockerfile::check::RULES
+    let rules = imgbuild::lint::buildkit::RULES
         .iter()
         .chain(&imgbuild::lint::practice::RULES);
     for rule in rules {
