@@ -168,7 +168,7 @@ fn load(store: &Store, image: &str, platform: Option<&Platform>) -> Result<Vec<R
             "the image is damaged; rebuild or re-import it",
         )
     };
-    if ImageSource::is_local(image) {
+    if crate::ir::reference::is_local(image) {
         let platform = platform.cloned().unwrap_or_else(Platform::host);
         let source = ImageSource::parse(image, Path::new("."));
         let (_, loaded) = source::import(store, &source, &platform).map_err(|e| {

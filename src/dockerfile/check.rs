@@ -439,7 +439,7 @@ impl Checker<'_> {
                 return;
             };
             let text = expanded.text;
-            if ImageSource::is_local(&text) {
+            if reference::is_local(&text) {
                 continue;
             }
             if reference::validate(&text).is_err() {
@@ -552,7 +552,7 @@ impl Checker<'_> {
             ..StageState::default()
         };
         if !base.eq_ignore_ascii_case("scratch") {
-            let config = ImageSource::is_local(base)
+            let config = reference::is_local(base)
                 .then(|| {
                     source::read_config(&ImageSource::parse(base, self.options.base_dir), platform)
                         .ok()

@@ -22,8 +22,7 @@ use std::collections::HashSet;
 use indexmap::IndexMap;
 
 use super::{Finding, Report, Rule, RuleSet, looks_secret};
-use crate::image::source::ImageSource;
-use crate::ir::{Base, Command, Mount, Project, Run, Span, Stage, Step, Template};
+use crate::ir::{Base, Command, Mount, Project, Run, Span, Stage, Step, Template, reference};
 
 /// The book's page on these rules: one ``## `RULE` `` section per rule,
 /// which `imgbuild lint --explain RULE` prints.
@@ -262,7 +261,7 @@ impl<'a> Linter<'a> {
 
     /// Reports `reference`, written at `span`, when it is not pinned.
     fn unpinned(&mut self, reference: &str, span: &Span, what: &str, key: &str) {
-        if ImageSource::is_local(reference) || reference.parse::<usize>().is_ok() {
+        if reference::is_local(reference) || reference.parse::<usize>().is_ok() {
             return;
         }
         let parts = Reference::split(reference);
@@ -635,7 +634,7 @@ impl<'a> Reference<'a> {
 /// programs run without them. Runtimes that build too (`node`, `python`,
 /// `ruby`) are not on it, and neither are JRE tags of the JDK images.
 fn toolchain_image(reference: &str) -> Option<&'static str> {
-    if ImageSource::is_local(reference) {
+    if reference::is_local(reference) {
         return None;
     }
     let parts = Reference::split(reference);

@@ -382,7 +382,7 @@ impl Lowerer {
     fn reference(&mut self, reference: &Spanned<String>, allow_special: bool) {
         let text = reference.get_ref();
         if has_variable(text)
-            || crate::image::source::ImageSource::is_local(text)
+            || reference::is_local(text)
             || (allow_special && (text == "scratch" || text.starts_with("stage:")))
             || !text.contains([':', '/', '@', '.'])
         {

@@ -589,7 +589,7 @@ impl<'p> Resolver<'p> {
     }
 
     fn check_reference(&self, reference: &str, at: &Template) -> Result<(), Diagnostic> {
-        if crate::image::source::ImageSource::is_local(reference) {
+        if reference::is_local(reference) {
             return Ok(());
         }
         if reference.trim().is_empty() && at.value.contains('$') {
@@ -1013,7 +1013,7 @@ impl<'p> Resolver<'p> {
             return known.clone();
         }
         let source = ImageSource::parse(reference, &self.request.base_dir);
-        let config = if ImageSource::is_local(reference) {
+        let config = if reference::is_local(reference) {
             crate::image::source::read_config(&source, platform)
         } else if let Some(bases) = &self.request.bases {
             bases
