@@ -167,7 +167,9 @@ pub fn parse(
 
 /// Reads the fields of a deferred mount (see [`parse`]) whose values the
 /// plan has expanded.
-pub fn from_fields(fields: &[(String, Option<String>)]) -> Result<Mount<String>, MountError> {
+pub(super) fn from_fields(
+    fields: &[(String, Option<String>)],
+) -> Result<Mount<String>, MountError> {
     build(fields, &|v| Ok(v.to_owned()), &str::to_owned)
 }
 

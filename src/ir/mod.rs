@@ -16,6 +16,7 @@ pub mod pattern;
 pub mod platform;
 pub mod reference;
 pub mod template;
+pub mod trigger;
 pub mod value;
 
 use std::ops::Range;

@@ -11,6 +11,7 @@ use toml::Spanned;
 use super::schema::{self, Mode, OneOrMany, Scalar};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, suggest};
 use crate::ir::args::PREDEFINED_ARGS;
+use crate::ir::trigger::TriggerSyntax;
 use crate::ir::value::{parse_duration, parse_octal, parse_size};
 use crate::ir::{
     self, ArgScope, Command, Copy, File, Group, Healthcheck, Image, Located, Network, Platform,
@@ -55,9 +56,14 @@ const OPTIONS: [(&str, &[&str]); 14] = [
 ];
 
 /// Lowers `manifest`, read from `source`, or returns every error found.
-pub fn lower(manifest: schema::Manifest, source: Arc<SourceFile>) -> Result<Project, Diagnostics> {
+pub fn lower(
+    manifest: schema::Manifest,
+    source: Arc<SourceFile>,
+    triggers: &dyn TriggerSyntax,
+) -> Result<Project, Diagnostics> {
     let mut lower = Lowerer {
         source: Arc::clone(&source),
+        triggers,
         errors: Vec::new(),
         arg_scope: ArgScope::Everywhere,
         source_map: SourceMap::default(),
@@ -149,14 +155,16 @@ fn is_arg_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-struct Lowerer {
+struct Lowerer<'t> {
     source: Arc<SourceFile>,
+    /// Checks `onbuild` triggers, which are Dockerfile instructions.
+    triggers: &'t dyn TriggerSyntax,
     errors: Vec<Diagnostic>,
     arg_scope: ArgScope,
     source_map: SourceMap,
 }
 
-impl Lowerer {
+impl Lowerer<'_> {
     fn error(&mut self, span: Span, message: impl Into<String>, help: impl Into<String>) {
         let error = self.source.error(span, message).with_help(help);
         self.errors.push(error);
@@ -365,7 +373,7 @@ impl Lowerer {
     /// Checks an `onbuild` trigger: one Dockerfile instruction that may run
     /// in a later build.
     fn trigger(&mut self, trigger: Spanned<String>) -> Option<String> {
-        match crate::dockerfile::check_trigger(trigger.get_ref()) {
+        match self.triggers.check(trigger.get_ref()) {
             Ok(()) => Some(trigger.into_inner()),
             Err(e) => {
                 self.error(

@@ -61,6 +61,11 @@ pub struct Request {
     /// Reads registry base images' configs while planning (their `ONBUILD`
     /// triggers); without it only local bases are read.
     pub bases: Option<std::sync::Arc<crate::image::base::BaseResolver>>,
+    /// Reads the `ONBUILD` triggers of base images and the `--mount`s whose
+    /// options hold variables: the Dockerfile front end's
+    /// [`crate::dockerfile::Triggers`] on the command line. Without it a
+    /// build that meets either fails to plan.
+    pub triggers: Option<std::sync::Arc<dyn ir::trigger::TriggerSyntax>>,
 }
 
 impl Default for Request {
@@ -72,6 +77,7 @@ impl Default for Request {
             host: Platform::host(),
             base_dir: std::path::PathBuf::from("."),
             bases: None,
+            triggers: None,
         }
     }
 }
