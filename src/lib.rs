@@ -29,3 +29,6 @@ pub mod store;
 pub mod util;
 
 pub use error::Error;
+
+#[cfg(test)]
+mod architecture_tests;
