@@ -1,6 +1,6 @@
 //! `BuildKit`'s build checks over a parsed Dockerfile, with its rule names,
 //! messages and semantics (`frontend/dockerfile/linter` and the checks in
-//! `dockerfile2llb`), reported as [`lint::Finding`]s.
+//! `dockerfile2llb`), reported as [`Finding`]s.
 //!
 //! The checks walk the file as `BuildKit` dispatches it: global arguments
 //! first, then every stage in order, tracking the variables each

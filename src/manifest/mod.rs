@@ -1,5 +1,5 @@
 //! The TOML front end: reads `imgbuild.toml`, checks it, and lowers it to the
-//! IR; [`emit`] writes a project back out as a manifest.
+//! IR; [`emit`](mod@emit) writes a project back out as a manifest.
 
 pub mod emit;
 mod lower;
