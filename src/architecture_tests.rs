@@ -19,9 +19,10 @@ const ENTRY_POINTS: [&str; 2] = ["cli", "fuzz"];
 
 /// Modules below the front ends and the command line. `error` is the
 /// command line's error type, which wraps the front ends' errors.
-const BELOW_FRONT_ENDS: [&str; 17] = [
+const BELOW_FRONT_ENDS: [&str; 18] = [
     "ir",
     "lint",
+    "practice",
     "plan",
     "scheduler",
     "store",
@@ -104,12 +105,13 @@ fn forbidden(edge: &Edge) -> Option<String> {
         "ir" if !["diagnostic", "util", "lint"].contains(&target) => Some(format!(
             "`ir` may import only `diagnostic`, `util` and the lint core, not `{target}`"
         )),
-        "ir" if to.get(1) == Some(&"practice") => {
-            Some("`ir` may import the lint core, not the rules over the IR".to_owned())
-        }
-        // The lint core (rules as data) and the rules over the IR.
+        // The lint core: rules as data, findings and reports.
         "lint" if !["ir", "diagnostic", "util"].contains(&target) => Some(format!(
-            "`lint` may import only `ir`, `diagnostic` and `util`, not `{target}`"
+            "the lint core may import only `ir`, `diagnostic` and `util`, not `{target}`"
+        )),
+        // The best-practice rules, over the IR.
+        "practice" if !["ir", "lint", "diagnostic", "util"].contains(&target) => Some(format!(
+            "`practice` may import only `ir`, `lint`, `diagnostic` and `util`, not `{target}`"
         )),
         "dockerfile" | "manifest" if FRONT_ENDS.contains(&target) => {
             let convert_emits = from.get(1) == Some(&"convert") && target == "manifest";
@@ -425,4 +427,7 @@ fn convert_alone_may_use_the_manifest_front_end() {
     assert!(forbidden(&edge("src/plan/mod.rs", &["plan"], "dockerfile")).is_some());
     assert!(forbidden(&edge("src/cli/mod.rs", &["cli"], "dockerfile")).is_none());
     assert!(forbidden(&edge("src/store/mod.rs", &["store"], "cli")).is_some());
+    assert!(forbidden(&edge("src/ir/mod.rs", &["ir"], "lint")).is_none());
+    assert!(forbidden(&edge("src/ir/mod.rs", &["ir"], "practice")).is_some());
+    assert!(forbidden(&edge("src/practice.rs", &["practice"], "image")).is_some());
 }

@@ -9,7 +9,8 @@ use super::session::load_ignore;
 use super::{BuildArgs, RegistryArgs, parse_key_value};
 use crate::error::Error;
 use crate::image::base::PullPolicy;
-use crate::lint::{Finding, practice};
+use crate::lint::Finding;
+use crate::practice;
 use crate::printer::Printer;
 
 /// Flags of `imgbuild lint`: only those it honours. It checks every stage,

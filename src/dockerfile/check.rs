@@ -37,7 +37,8 @@ use crate::lint::buildkit::{
     REDUNDANT_TARGET_PLATFORM, RESERVED_STAGE_NAME, SECRETS_USED_IN_ARG_OR_ENV, STAGE_NAME_CASING,
     UNDEFINED_ARG_IN_FROM, UNDEFINED_VAR, WORKDIR_RELATIVE_PATH,
 };
-use crate::lint::{Finding, Report, Rule, RuleSet, looks_secret, practice};
+use crate::lint::{Finding, Report, Rule, RuleSet, looks_secret};
+use crate::practice;
 
 /// What the checks need to know besides the file.
 #[derive(Debug, Clone)]
@@ -843,7 +844,7 @@ impl Checker<'_> {
     }
 }
 
-/// Runs the best-practice rules ([`crate::lint::practice`]) on `project`,
+/// Runs the best-practice rules ([`crate::practice`]) on `project`,
 /// lowered from `dockerfile`: under the file's `# check=` directive, and
 /// under the `# check=skip=` comment above an instruction for what that
 /// instruction wrote.

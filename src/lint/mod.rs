@@ -7,11 +7,10 @@
 //! The Dockerfile checks (`BuildKit`'s build checks) are listed in
 //! [`buildkit`] and run in [`crate::dockerfile`]; `imgbuild lint`, `plan`
 //! and `apply` print the findings with [`render`]. The best-practice rules
-//! of [`practice`] run over the IR, so manifests and Dockerfiles get them
-//! alike; only `imgbuild lint` runs them.
+//! of [`crate::practice`] run over the IR, so manifests and Dockerfiles get
+//! them alike; only `imgbuild lint` runs them.
 
 pub mod buildkit;
-pub mod practice;
 
 use std::fmt::Write as _;
 

@@ -342,7 +342,7 @@ impl Writer<'_> {
             checks
                 .skip
                 .iter()
-                .filter(|name| crate::lint::practice::rule_names().any(|rule| rule == *name))
+                .filter(|name| crate::practice::rule_names().any(|rule| rule == *name))
                 .map(|name| toml_string(name))
                 .collect()
         };

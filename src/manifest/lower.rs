@@ -346,7 +346,7 @@ impl Lowerer<'_> {
             error: lint.error.is_some_and(|e| *e.get_ref()),
             ..RuleSet::default()
         };
-        let names: Vec<&str> = crate::lint::practice::rule_names().collect();
+        let names: Vec<&str> = crate::practice::rule_names().collect();
         for name in lint.skip.unwrap_or_default() {
             match name.get_ref().as_str() {
                 "all" => rules.skip_all = true,

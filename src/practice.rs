@@ -21,12 +21,12 @@ use std::collections::HashSet;
 
 use indexmap::IndexMap;
 
-use super::{Finding, Report, Rule, RuleSet, looks_secret};
 use crate::ir::{Base, Command, Mount, Project, Run, Span, Stage, Step, Template, reference};
+use crate::lint::{Finding, Report, Rule, RuleSet, looks_secret};
 
 /// The book's page on these rules: one ``## `RULE` `` section per rule,
 /// which `imgbuild lint --explain RULE` prints.
-pub const DOCS: &str = include_str!("../../book/src/lint.md");
+pub const DOCS: &str = include_str!("../book/src/lint.md");
 
 /// `UnpinnedBaseImage`.
 pub const UNPINNED_BASE_IMAGE: Rule = Rule {
