@@ -25,7 +25,11 @@ fn render(diagnostics: Diagnostics) {
 }
 
 fn plan_project(project: &crate::ir::Project) {
-    match plan::plan(project, &Request::default()) {
+    let request = Request {
+        triggers: Some(std::sync::Arc::new(crate::dockerfile::Triggers)),
+        ..Request::default()
+    };
+    match plan::plan(project, &request) {
         Ok(plan) => {
             let _ = serde_json::to_string(&plan);
         }
@@ -37,7 +41,7 @@ fn plan_project(project: &crate::ir::Project) {
 
 /// A manifest: parsed, lowered and planned; errors rendered.
 pub fn manifest(data: &[u8]) {
-    match crate::manifest::parse("imgbuild.toml", &text(data)) {
+    match crate::manifest::parse("imgbuild.toml", &text(data), &crate::dockerfile::Triggers) {
         Ok(project) => plan_project(&project),
         Err(diagnostics) => render(diagnostics),
     }
@@ -82,7 +86,7 @@ pub fn shell_word(data: &[u8]) {
         let _ = lex.process_word(word, &get);
         let _ = lex.process_words(word, &get);
     }
-    let _ = plan::expand::expand(word, &mut |name| get(name));
+    let _ = crate::ir::template::expand(word, &mut |name| get(name));
 }
 
 /// A `.dockerignore`: parsed, compiled and matched against paths made of

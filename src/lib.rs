@@ -21,6 +21,7 @@ pub mod layer;
 pub mod lint;
 pub mod manifest;
 pub mod plan;
+pub mod practice;
 pub mod printer;
 pub mod progress;
 pub mod registry;
@@ -29,3 +30,6 @@ pub mod store;
 pub mod util;
 
 pub use error::Error;
+
+#[cfg(test)]
+mod architecture_tests;

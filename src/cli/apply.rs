@@ -76,7 +76,7 @@ pub struct ApplyArgs {
 }
 
 fn parse_max_layer_size(text: &str) -> Result<u64, String> {
-    match crate::manifest::parse_size(text) {
+    match crate::ir::value::parse_size(text) {
         Some(0) => Err("the limit must be more than 0".to_owned()),
         Some(size) => Ok(size),
         None => Err(format!(

@@ -50,7 +50,7 @@ pub fn run(args: &InspectArgs, store_dir: Option<&Path>, printer: Printer) -> Re
         .fail_on_waste
         .as_deref()
         .map(|text| {
-            crate::manifest::parse_size(text).ok_or_else(|| Error::Usage {
+            crate::ir::value::parse_size(text).ok_or_else(|| Error::Usage {
                 message: format!("invalid `--fail-on-waste {text}`"),
                 help: "write a size such as `0`, `512KiB`, `10MB` or `1g`".into(),
             })
@@ -168,7 +168,7 @@ fn load(store: &Store, image: &str, platform: Option<&Platform>) -> Result<Vec<R
             "the image is damaged; rebuild or re-import it",
         )
     };
-    if ImageSource::is_local(image) {
+    if crate::ir::reference::is_local(image) {
         let platform = platform.cloned().unwrap_or_else(Platform::host);
         let source = ImageSource::parse(image, Path::new("."));
         let (_, loaded) = source::import(store, &source, &platform).map_err(|e| {

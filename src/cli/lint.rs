@@ -9,7 +9,8 @@ use super::session::load_ignore;
 use super::{BuildArgs, RegistryArgs, parse_key_value};
 use crate::error::Error;
 use crate::image::base::PullPolicy;
-use crate::lint::{Finding, practice};
+use crate::lint::Finding;
+use crate::practice;
 use crate::printer::Printer;
 
 /// Flags of `imgbuild lint`: only those it honours. It checks every stage,
@@ -150,7 +151,7 @@ fn print(findings: &[Finding], json: bool, printer: Printer) -> Result<(), Error
 /// the best-practice page, `BuildKit`'s checks page, or both when both have
 /// a rule of that name.
 fn explain(rule: &str) -> Result<String, Error> {
-    let checks = crate::dockerfile::check::RULES;
+    let checks = crate::lint::buildkit::RULES;
     let practices = practice::RULES;
     let names: Vec<&str> = practices.iter().chain(&checks).map(|r| r.name).collect();
     let Some(name) = names
@@ -176,7 +177,7 @@ fn explain(rule: &str) -> Result<String, Error> {
         sections.push(format!("{text}\n"));
     }
     if let Some(check) = checks.iter().find(|r| r.name == name) {
-        let text = crate::lint::explanation(crate::dockerfile::check::DOCS, name)
+        let text = crate::lint::explanation(crate::lint::buildkit::DOCS, name)
             .expect("every BuildKit check has a section in book/src/checks.md");
         sections.push(match check.url {
             Some(url) => format!("{text}\n\nBuildKit's documentation: {url}\n"),

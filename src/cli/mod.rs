@@ -171,7 +171,10 @@ impl BuildArgs {
         if self.is_dockerfile() {
             Ok(crate::dockerfile::load(&self.file)?)
         } else {
-            Ok(crate::manifest::load(&self.file)?)
+            Ok(crate::manifest::load(
+                &self.file,
+                &crate::dockerfile::Triggers,
+            )?)
         }
     }
 
@@ -193,6 +196,7 @@ impl BuildArgs {
             platforms,
             args,
             base_dir: self.file_dir(),
+            triggers: Some(std::sync::Arc::new(crate::dockerfile::Triggers)),
             ..crate::plan::Request::default()
         })
     }

@@ -28,7 +28,7 @@ pub struct PruneArgs {
 }
 
 fn parse_keep_storage(text: &str) -> Result<u64, String> {
-    crate::manifest::parse_size(text).ok_or_else(|| {
+    crate::ir::value::parse_size(text).ok_or_else(|| {
         format!(
             "`{text}` is not a size: write a whole number with an optional unit, e.g. `10GB`, `512MiB`, `100k`"
         )

@@ -251,11 +251,12 @@ pub enum SelectedKind {
     Symlink(BString),
 }
 
-/// Every path of `origin` that the sources of `spec` name, as [`copy_entries`]
-/// reads them (wildcards, symlinks in named sources, directories walked with
-/// the step's excludes and the context's ignore file), sorted by path. URLs
-/// are left out: a download is pinned by its checksum. The cache key of a
-/// step covers exactly these paths.
+/// Every path of `origin` that the sources of `spec` name, as
+/// [`copy_entries`](super::copy_entries) reads them (wildcards, symlinks in
+/// named sources, directories walked with the step's excludes and the
+/// context's ignore file), sorted by path. URLs are left out: a download is
+/// pinned by its checksum. The cache key of a step covers exactly these
+/// paths.
 pub fn selected_paths(
     spec: &CopySpec<'_>,
     origin: &Origin<'_>,

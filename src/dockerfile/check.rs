@@ -1,6 +1,6 @@
 //! `BuildKit`'s build checks over a parsed Dockerfile, with its rule names,
 //! messages and semantics (`frontend/dockerfile/linter` and the checks in
-//! `dockerfile2llb`), reported as [`lint::Finding`]s.
+//! `dockerfile2llb`), reported as [`Finding`]s.
 //!
 //! The checks walk the file as `BuildKit` dispatches it: global arguments
 //! first, then every stage in order, tracking the variables each
@@ -29,164 +29,16 @@ use crate::diagnostic::{SourceFile, closest};
 use crate::image::config::DEFAULT_PATH;
 use crate::image::source::{self, ImageSource};
 use crate::ir::{Platform, Project, Span, reference};
-use crate::lint::{Finding, Report, Rule, RuleSet, practice};
-
-/// The book's page on these checks: one ``## `RULE` `` section per check,
-/// which `imgbuild lint --explain RULE` prints.
-pub const DOCS: &str = include_str!("../../book/src/checks.md");
-
-const fn rule(name: &'static str, description: &'static str, page: &'static str) -> Rule {
-    Rule {
-        name,
-        description,
-        url: Some(page),
-    }
-}
-
-/// `StageNameCasing`.
-pub const STAGE_NAME_CASING: Rule = rule(
-    "StageNameCasing",
-    "Stage names should be lowercase",
-    "https://docs.docker.com/go/dockerfile/rule/stage-name-casing/",
-);
-/// `FromAsCasing`.
-pub const FROM_AS_CASING: Rule = rule(
-    "FromAsCasing",
-    "The 'as' keyword should match the case of the 'from' keyword",
-    "https://docs.docker.com/go/dockerfile/rule/from-as-casing/",
-);
-/// `NoEmptyContinuation`.
-pub const NO_EMPTY_CONTINUATION: Rule = rule(
-    "NoEmptyContinuation",
-    "Empty continuation lines will become errors in a future release",
-    "https://docs.docker.com/go/dockerfile/rule/no-empty-continuation/",
-);
-/// `ConsistentInstructionCasing`.
-pub const CONSISTENT_INSTRUCTION_CASING: Rule = rule(
-    "ConsistentInstructionCasing",
-    "All commands within the Dockerfile should use the same casing (either upper or lower)",
-    "https://docs.docker.com/go/dockerfile/rule/consistent-instruction-casing/",
-);
-/// `DuplicateStageName`.
-pub const DUPLICATE_STAGE_NAME: Rule = rule(
-    "DuplicateStageName",
-    "Stage names should be unique",
-    "https://docs.docker.com/go/dockerfile/rule/duplicate-stage-name/",
-);
-/// `ReservedStageName`.
-pub const RESERVED_STAGE_NAME: Rule = rule(
-    "ReservedStageName",
-    "Reserved words should not be used as stage names",
-    "https://docs.docker.com/go/dockerfile/rule/reserved-stage-name/",
-);
-/// `JSONArgsRecommended`.
-pub const JSON_ARGS_RECOMMENDED: Rule = rule(
-    "JSONArgsRecommended",
-    "JSON arguments recommended for ENTRYPOINT/CMD to prevent unintended behavior related to OS signals",
-    "https://docs.docker.com/go/dockerfile/rule/json-args-recommended/",
-);
-/// `MaintainerDeprecated`.
-pub const MAINTAINER_DEPRECATED: Rule = rule(
-    "MaintainerDeprecated",
-    "The MAINTAINER instruction is deprecated, use a label instead to define an image author",
-    "https://docs.docker.com/go/dockerfile/rule/maintainer-deprecated/",
-);
-/// `UndefinedArgInFrom`.
-pub const UNDEFINED_ARG_IN_FROM: Rule = rule(
-    "UndefinedArgInFrom",
-    "FROM command must use declared ARGs",
-    "https://docs.docker.com/go/dockerfile/rule/undefined-arg-in-from/",
-);
-/// `WorkdirRelativePath`.
-pub const WORKDIR_RELATIVE_PATH: Rule = rule(
-    "WorkdirRelativePath",
-    "Relative workdir without an absolute workdir declared within the build can have unexpected results if the base image changes",
-    "https://docs.docker.com/go/dockerfile/rule/workdir-relative-path/",
-);
-/// `UndefinedVar`.
-pub const UNDEFINED_VAR: Rule = rule(
-    "UndefinedVar",
-    "Variables should be defined before their use",
-    "https://docs.docker.com/go/dockerfile/rule/undefined-var/",
-);
-/// `MultipleInstructionsDisallowed`.
-pub const MULTIPLE_INSTRUCTIONS_DISALLOWED: Rule = rule(
-    "MultipleInstructionsDisallowed",
-    "Multiple instructions of the same type should not be used in the same stage",
-    "https://docs.docker.com/go/dockerfile/rule/multiple-instructions-disallowed/",
-);
-/// `LegacyKeyValueFormat`.
-pub const LEGACY_KEY_VALUE_FORMAT: Rule = rule(
-    "LegacyKeyValueFormat",
-    "Legacy key/value format with whitespace separator should not be used",
-    "https://docs.docker.com/go/dockerfile/rule/legacy-key-value-format/",
-);
-/// `RedundantTargetPlatform`.
-pub const REDUNDANT_TARGET_PLATFORM: Rule = rule(
-    "RedundantTargetPlatform",
-    "Setting platform to predefined $TARGETPLATFORM in FROM is redundant as this is the default behavior",
-    "https://docs.docker.com/go/dockerfile/rule/redundant-target-platform/",
-);
-/// `SecretsUsedInArgOrEnv`.
-pub const SECRETS_USED_IN_ARG_OR_ENV: Rule = rule(
-    "SecretsUsedInArgOrEnv",
-    "Sensitive data should not be used in the ARG or ENV commands",
-    "https://docs.docker.com/go/dockerfile/rule/secrets-used-in-arg-or-env/",
-);
-/// `InvalidDefaultArgInFrom`.
-pub const INVALID_DEFAULT_ARG_IN_FROM: Rule = rule(
-    "InvalidDefaultArgInFrom",
-    "Default value for global ARG results in an empty or invalid base image name",
-    "https://docs.docker.com/go/dockerfile/rule/invalid-default-arg-in-from/",
-);
-/// `FromPlatformFlagConstDisallowed`.
-pub const FROM_PLATFORM_FLAG_CONST_DISALLOWED: Rule = rule(
-    "FromPlatformFlagConstDisallowed",
-    "FROM --platform flag should not use a constant value",
-    "https://docs.docker.com/go/dockerfile/rule/from-platform-flag-const-disallowed/",
-);
-/// `CopyIgnoredFile`.
-pub const COPY_IGNORED_FILE: Rule = rule(
-    "CopyIgnoredFile",
-    "Attempting to Copy file that is excluded by .dockerignore",
-    "https://docs.docker.com/go/dockerfile/rule/copy-ignored-file/",
-);
-/// `ExposeProtoCasing`.
-pub const EXPOSE_PROTO_CASING: Rule = rule(
-    "ExposeProtoCasing",
-    "Protocol in EXPOSE instruction should be lowercase",
-    "https://docs.docker.com/go/dockerfile/rule/expose-proto-casing/",
-);
-/// `ExposeInvalidFormat`.
-pub const EXPOSE_INVALID_FORMAT: Rule = rule(
-    "ExposeInvalidFormat",
-    "IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release",
-    "https://docs.docker.com/go/dockerfile/rule/expose-invalid-format/",
-);
-
-/// Every Dockerfile check imgbuild runs.
-pub const RULES: [Rule; 20] = [
-    STAGE_NAME_CASING,
-    FROM_AS_CASING,
-    NO_EMPTY_CONTINUATION,
-    CONSISTENT_INSTRUCTION_CASING,
-    DUPLICATE_STAGE_NAME,
-    RESERVED_STAGE_NAME,
-    JSON_ARGS_RECOMMENDED,
-    MAINTAINER_DEPRECATED,
-    UNDEFINED_ARG_IN_FROM,
-    WORKDIR_RELATIVE_PATH,
-    UNDEFINED_VAR,
-    MULTIPLE_INSTRUCTIONS_DISALLOWED,
-    LEGACY_KEY_VALUE_FORMAT,
-    REDUNDANT_TARGET_PLATFORM,
-    SECRETS_USED_IN_ARG_OR_ENV,
-    INVALID_DEFAULT_ARG_IN_FROM,
-    FROM_PLATFORM_FLAG_CONST_DISALLOWED,
-    COPY_IGNORED_FILE,
-    EXPOSE_PROTO_CASING,
-    EXPOSE_INVALID_FORMAT,
-];
+use crate::lint::buildkit::{
+    CONSISTENT_INSTRUCTION_CASING, COPY_IGNORED_FILE, DUPLICATE_STAGE_NAME, EXPOSE_INVALID_FORMAT,
+    EXPOSE_PROTO_CASING, FROM_AS_CASING, FROM_PLATFORM_FLAG_CONST_DISALLOWED,
+    INVALID_DEFAULT_ARG_IN_FROM, JSON_ARGS_RECOMMENDED, LEGACY_KEY_VALUE_FORMAT,
+    MAINTAINER_DEPRECATED, MULTIPLE_INSTRUCTIONS_DISALLOWED, NO_EMPTY_CONTINUATION,
+    REDUNDANT_TARGET_PLATFORM, RESERVED_STAGE_NAME, SECRETS_USED_IN_ARG_OR_ENV, STAGE_NAME_CASING,
+    UNDEFINED_ARG_IN_FROM, UNDEFINED_VAR, WORKDIR_RELATIVE_PATH,
+};
+use crate::lint::{Finding, Report, Rule, RuleSet, looks_secret};
+use crate::practice;
 
 /// What the checks need to know besides the file.
 #[derive(Debug, Clone)]
@@ -588,7 +440,7 @@ impl Checker<'_> {
                 return;
             };
             let text = expanded.text;
-            if ImageSource::is_local(&text) {
+            if reference::is_local(&text) {
                 continue;
             }
             if reference::validate(&text).is_err() {
@@ -701,7 +553,7 @@ impl Checker<'_> {
             ..StageState::default()
         };
         if !base.eq_ignore_ascii_case("scratch") {
-            let config = ImageSource::is_local(base)
+            let config = reference::is_local(base)
                 .then(|| {
                     source::read_config(&ImageSource::parse(base, self.options.base_dir), platform)
                         .ok()
@@ -992,7 +844,7 @@ impl Checker<'_> {
     }
 }
 
-/// Runs the best-practice rules ([`crate::lint::practice`]) on `project`,
+/// Runs the best-practice rules ([`crate::practice`]) on `project`,
 /// lowered from `dockerfile`: under the file's `# check=` directive, and
 /// under the `# check=skip=` comment above an instruction for what that
 /// instruction wrote.
@@ -1073,36 +925,6 @@ fn arg_pairs(inst: &Instruction) -> Vec<(String, Option<String>)> {
 
 fn is_remote(path: &str) -> bool {
     path.starts_with("http://") || path.starts_with("https://") || path.starts_with("git@")
-}
-
-/// Whether an `ARG` or `ENV` name looks like it holds a secret, as
-/// `BuildKit` decides: a word such as `password`, `token` or `key` at
-/// either end or between underscores, unless `public`, `file` or `version`
-/// is one too.
-pub(crate) fn looks_secret(key: &str) -> bool {
-    const DENY: [&str; 10] = [
-        "apikey",
-        "auth",
-        "credential",
-        "credentials",
-        "key",
-        "password",
-        "pword",
-        "passwd",
-        "secret",
-        "token",
-    ];
-    const ALLOW: [&str; 3] = ["public", "file", "version"];
-    let has = |words: &[&str]| {
-        let lower = key.to_ascii_lowercase();
-        words.iter().any(|w| {
-            lower == *w
-                || lower.starts_with(&format!("{w}_"))
-                || lower.ends_with(&format!("_{w}"))
-                || lower.contains(&format!("_{w}_"))
-        })
-    };
-    has(&DENY) && !has(&ALLOW)
 }
 
 /// Go's `%q` for the strings these messages quote.

@@ -90,14 +90,16 @@ fn check(
     placements: &[Placement],
 ) -> Result<(), Diagnostics> {
     let source = &project.source;
-    let read = manifest::parse("converted manifest", &emitted.text).map_err(|invalid| {
-        let errors = invalid
-            .errors
-            .iter()
-            .map(|error| point_back(source, emitted, error))
-            .collect();
-        Diagnostics { errors }
-    })?;
+    let read = manifest::parse("converted manifest", &emitted.text, &super::Triggers).map_err(
+        |invalid| {
+            let errors = invalid
+                .errors
+                .iter()
+                .map(|error| point_back(source, emitted, error))
+                .collect();
+            Diagnostics { errors }
+        },
+    )?;
     let expected = definition(project);
     let actual = definition(&read);
     let Some(part) = (0..expected.len().max(actual.len()))

@@ -24,13 +24,14 @@ use super::onbuild;
 use super::parse::{Dockerfile, Heredoc, Instruction, InstructionArgs, heredoc_word};
 use super::word::{self, HeredocText, WordError, has_variable};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, suggest};
+use crate::ir::args::PREDEFINED_ARGS;
+use crate::ir::trigger::LoweredTrigger;
+use crate::ir::value::parse_duration;
 use crate::ir::{
     self, ArgScope, Command, Copy, File, Group, Healthcheck, Image, Located, Network, Project, Run,
     SourceMap, Span, Stage, StageConfig, StagePlatform, Step, Template,
 };
 use crate::lint::RuleSet;
-use crate::manifest::parse_duration;
-use crate::plan::PREDEFINED_ARGS;
 
 /// The instructions imgbuild reads, for suggestions.
 const INSTRUCTIONS: [&str; 18] = [
@@ -204,21 +205,11 @@ pub fn lower_placed(
     Ok((project, placements))
 }
 
-/// What one `ONBUILD` trigger does in the stage that runs it: its steps,
-/// and the image settings it changes (`CMD`, `ENTRYPOINT`, `HEALTHCHECK`).
-#[derive(Debug, Clone)]
-pub struct LoweredTrigger {
-    /// The steps, in order.
-    pub steps: Vec<Step<Template>>,
-    /// The settings the trigger sets; the rest stay at their defaults.
-    pub config: StageConfig<Template>,
-}
-
 /// Lowers the `ONBUILD` trigger `trigger` (one Dockerfile instruction, as an
 /// image stores it) for a stage of a project whose stages are `stages`, in
 /// order, so `--from=INDEX` and stage names resolve. Errors point into the
 /// trigger's text, named `ONBUILD trigger`.
-pub fn lower_trigger(trigger: &str, stages: &[&str]) -> Result<LoweredTrigger, Diagnostics> {
+pub(super) fn lower_trigger(trigger: &str, stages: &[&str]) -> Result<LoweredTrigger, Diagnostics> {
     let source = Arc::new(SourceFile::new("ONBUILD trigger", trigger));
     let inst = onbuild::parse_trigger(trigger).map_err(|e| {
         Diagnostics::from(source.error(0..trigger.len(), e.message).with_help(e.help))

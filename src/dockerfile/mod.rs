@@ -3,7 +3,8 @@
 //! does ([`shell::ShellLex`]), and lowers the AST to the same IR as the TOML
 //! front end ([`load`]), with `BuildKit`'s argument scoping. `ONBUILD`
 //! triggers are stored and, when a base has them, lowered for the plan
-//! ([`lower_trigger`]). [`check`] runs `BuildKit`'s build checks;
+//! through [`Triggers`], the [`crate::ir::trigger::TriggerSyntax`] the
+//! caller hands it. [`check`] runs `BuildKit`'s build checks;
 //! [`convert`] writes a Dockerfile as a manifest.
 //!
 //! Conformance with `BuildKit` is tested against its own test data
@@ -17,6 +18,7 @@ mod mount;
 mod onbuild;
 pub mod parse;
 pub mod shell;
+mod triggers;
 mod word;
 
 use std::path::{Path, PathBuf};
@@ -26,14 +28,12 @@ use crate::diagnostic::{Diagnostics, SourceFile};
 use crate::ir::Project;
 
 pub use convert::convert;
-pub use lower::{LoweredTrigger, lower_trigger};
-pub use mount::{MountError, from_fields as mount_from_fields};
-pub use onbuild::check_trigger;
 pub use parse::{
     Directives, Dockerfile, Heredoc, Instruction, InstructionArgs, SyntaxDirective, parse,
     parse_for_build,
 };
 pub use shell::{ShellError, ShellLex};
+pub use triggers::Triggers;
 
 /// An error reading a Dockerfile, with its position and advice on fixing it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

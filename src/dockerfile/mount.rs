@@ -1,8 +1,8 @@
 //! `RUN --mount=...`: `BuildKit`'s CSV mount options, read into IR mounts.
 
 use crate::diagnostic::suggest;
+use crate::ir::value::{parse_octal, parse_size};
 use crate::ir::{Mount, MountOption, Sharing};
-use crate::manifest::{parse_octal, parse_size};
 
 /// Every option name `BuildKit` accepts, with the canonical name it stands for.
 const ALIASES: [(&str, &str); 17] = [
@@ -167,7 +167,9 @@ pub fn parse(
 
 /// Reads the fields of a deferred mount (see [`parse`]) whose values the
 /// plan has expanded.
-pub fn from_fields(fields: &[(String, Option<String>)]) -> Result<Mount<String>, MountError> {
+pub(super) fn from_fields(
+    fields: &[(String, Option<String>)],
+) -> Result<Mount<String>, MountError> {
     build(fields, &|v| Ok(v.to_owned()), &str::to_owned)
 }
 

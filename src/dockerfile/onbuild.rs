@@ -69,7 +69,7 @@ pub(crate) fn parse_trigger(trigger: &str) -> Result<Instruction, DockerfileErro
 
 /// Checks that `trigger` is one Dockerfile instruction that may run as an
 /// `ONBUILD` trigger, for front ends that take trigger text as is.
-pub fn check_trigger(trigger: &str) -> Result<(), DockerfileError> {
+pub(super) fn check_trigger(trigger: &str) -> Result<(), DockerfileError> {
     parse_trigger(trigger).map(|_| ())
 }
 

@@ -127,8 +127,8 @@ struct Lexer<'e> {
 }
 
 /// How deeply `${A:-${B:-...}}` may nest; the template grammar has the same
-/// limit ([`crate::plan::expand::MAX_DEPTH`]).
-const MAX_DEPTH: usize = crate::plan::expand::MAX_DEPTH;
+/// limit ([`crate::ir::template::MAX_DEPTH`]).
+const MAX_DEPTH: usize = crate::ir::template::MAX_DEPTH;
 
 struct Words {
     words: Vec<String>,

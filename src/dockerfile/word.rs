@@ -2,7 +2,7 @@
 //!
 //! Dockerfile words have quotes and escapes that `BuildKit` removes while it
 //! expands variables (`shell/lex.go`, mirrored by [`super::shell`]). The IR's
-//! templates are expanded later, at plan time, by [`crate::plan::expand`].
+//! templates are expanded later, at plan time, by [`crate::ir::template`].
 //! This module reads a word with `BuildKit`'s rules and writes the template
 //! that expands to what `BuildKit` would make of it: quotes and escapes are
 //! resolved now, literal characters the template grammar would read as syntax
@@ -13,7 +13,7 @@
 //! Parameters no Dockerfile can set (`$1`, `$@`, `$$`, ... and names with
 //! non-ASCII letters) are unset in `BuildKit`; they are resolved here.
 
-use crate::plan::expand::MAX_DEPTH;
+use crate::ir::template::MAX_DEPTH;
 
 /// Why a word cannot become a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -498,7 +498,7 @@ impl Reader {
 mod tests {
     use super::*;
     use crate::dockerfile::shell::ShellLex;
-    use crate::plan::expand::expand;
+    use crate::ir::template::expand;
     use std::collections::HashMap;
 
     fn t(word: &str) -> String {

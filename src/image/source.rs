@@ -64,13 +64,6 @@ impl ImageSource {
             ImageSource::Registry(reference.to_owned())
         }
     }
-
-    /// Whether `reference` names a local source rather than a registry image.
-    pub fn is_local(reference: &str) -> bool {
-        ["oci-layout:", "oci-archive:", "docker-archive:"]
-            .iter()
-            .any(|p| reference.starts_with(p))
-    }
 }
 
 impl std::fmt::Display for ImageSource {

@@ -9,11 +9,15 @@
 //! Step, mount and copy types are generic over their string type `S`:
 //! [`Template`] in a project, `String` once resolved.
 
+pub mod args;
 mod check;
 mod graph;
 pub mod pattern;
 pub mod platform;
 pub mod reference;
+pub mod template;
+pub mod trigger;
+pub mod value;
 
 use std::ops::Range;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //!
 //! Both variable expanders use it: the Dockerfile's shell words
 //! (the front end's `dockerfile::shell`) and the IR's templates
-//! ([`crate::plan::expand`]), so the two agree on every pattern.
+//! ([`crate::ir::template`]), so the two agree on every pattern.
 
 /// A pattern that cannot be compiled, e.g. `\x` (an escape of nothing special).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

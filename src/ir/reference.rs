@@ -3,6 +3,15 @@
 //! Only checks the form, following the distribution reference grammar; the
 //! registry module resolves and normalizes references.
 
+/// Whether `reference` names a local image (`oci-layout:DIR[:TAG]`,
+/// `oci-archive:FILE[:TAG]` or `docker-archive:FILE`) rather than a
+/// registry image.
+pub fn is_local(reference: &str) -> bool {
+    ["oci-layout:", "oci-archive:", "docker-archive:"]
+        .iter()
+        .any(|p| reference.starts_with(p))
+}
+
 /// What to say when the image `reference` cannot be loaded and it looks
 /// like a misspelt stage: a bare word (no registry, tag or digest) one
 /// typo away from a name in `stages`. Only a hint: a `from` that names no

@@ -4,13 +4,13 @@
 //! This module is generic: a front end defines its [`Rule`]s and reports
 //! [`Finding`]s through a [`Report`], which drops the rules a file disables
 //! (its [`RuleSet`]) and marks findings as errors when the file asks for it.
-//! The Dockerfile checks (`BuildKit`'s build checks) live in
-//! [`crate::dockerfile`]; `imgbuild lint`, `plan` and `apply` print the
-//! findings with [`render`]. The best-practice rules of [`practice`] run
-//! over the IR, so manifests and Dockerfiles get them alike; only
-//! `imgbuild lint` runs them.
+//! The Dockerfile checks (`BuildKit`'s build checks) are listed in
+//! [`buildkit`] and run in [`crate::dockerfile`]; `imgbuild lint`, `plan`
+//! and `apply` print the findings with [`render`]. The best-practice rules
+//! of [`crate::practice`] run over the IR, so manifests and Dockerfiles get
+//! them alike; only `imgbuild lint` runs them.
 
-pub mod practice;
+pub mod buildkit;
 
 use std::fmt::Write as _;
 
@@ -150,6 +150,36 @@ fn parse_bool(text: &str) -> Option<bool> {
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
         _ => None,
     }
+}
+
+/// Whether an `ARG` or `ENV` name looks like it holds a secret, as
+/// `BuildKit` decides: a word such as `password`, `token` or `key` at
+/// either end or between underscores, unless `public`, `file` or `version`
+/// is one too.
+pub fn looks_secret(key: &str) -> bool {
+    const DENY: [&str; 10] = [
+        "apikey",
+        "auth",
+        "credential",
+        "credentials",
+        "key",
+        "password",
+        "pword",
+        "passwd",
+        "secret",
+        "token",
+    ];
+    const ALLOW: [&str; 3] = ["public", "file", "version"];
+    let has = |words: &[&str]| {
+        let lower = key.to_ascii_lowercase();
+        words.iter().any(|w| {
+            lower == *w
+                || lower.starts_with(&format!("{w}_"))
+                || lower.ends_with(&format!("_{w}"))
+                || lower.contains(&format!("_{w}_"))
+        })
+    };
+    has(&DENY) && !has(&ALLOW)
 }
 
 /// The findings of one file, under that file's [`RuleSet`].

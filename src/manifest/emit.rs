@@ -342,7 +342,7 @@ impl Writer<'_> {
             checks
                 .skip
                 .iter()
-                .filter(|name| crate::lint::practice::rule_names().any(|rule| rule == *name))
+                .filter(|name| crate::practice::rule_names().any(|rule| rule == *name))
                 .map(|name| toml_string(name))
                 .collect()
         };
@@ -1212,7 +1212,7 @@ mod tests {
             (5, "5ns"),
         ] {
             assert_eq!(duration(nanos), text);
-            assert_eq!(super::super::parse_duration(text), Some(nanos));
+            assert_eq!(crate::ir::value::parse_duration(text), Some(nanos));
         }
     }
 

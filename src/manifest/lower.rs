@@ -10,13 +10,15 @@ use toml::Spanned;
 
 use super::schema::{self, Mode, OneOrMany, Scalar};
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, suggest};
+use crate::ir::args::PREDEFINED_ARGS;
+use crate::ir::trigger::TriggerSyntax;
+use crate::ir::value::{parse_duration, parse_octal, parse_size};
 use crate::ir::{
     self, ArgScope, Command, Copy, File, Group, Healthcheck, Image, Located, Network, Platform,
     Project, Run, Sharing, SourceMap, Span, Stage, StageConfig, StagePlatform, Step, Template,
     reference,
 };
 use crate::lint::RuleSet;
-use crate::plan::PREDEFINED_ARGS;
 
 /// The action keys of a step.
 const ACTIONS: [&str; 13] = [
@@ -54,9 +56,14 @@ const OPTIONS: [(&str, &[&str]); 14] = [
 ];
 
 /// Lowers `manifest`, read from `source`, or returns every error found.
-pub fn lower(manifest: schema::Manifest, source: Arc<SourceFile>) -> Result<Project, Diagnostics> {
+pub fn lower(
+    manifest: schema::Manifest,
+    source: Arc<SourceFile>,
+    triggers: &dyn TriggerSyntax,
+) -> Result<Project, Diagnostics> {
     let mut lower = Lowerer {
         source: Arc::clone(&source),
+        triggers,
         errors: Vec::new(),
         arg_scope: ArgScope::Everywhere,
         source_map: SourceMap::default(),
@@ -148,14 +155,16 @@ fn is_arg_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-struct Lowerer {
+struct Lowerer<'t> {
     source: Arc<SourceFile>,
+    /// Checks `onbuild` triggers, which are Dockerfile instructions.
+    triggers: &'t dyn TriggerSyntax,
     errors: Vec<Diagnostic>,
     arg_scope: ArgScope,
     source_map: SourceMap,
 }
 
-impl Lowerer {
+impl Lowerer<'_> {
     fn error(&mut self, span: Span, message: impl Into<String>, help: impl Into<String>) {
         let error = self.source.error(span, message).with_help(help);
         self.errors.push(error);
@@ -337,7 +346,7 @@ impl Lowerer {
             error: lint.error.is_some_and(|e| *e.get_ref()),
             ..RuleSet::default()
         };
-        let names: Vec<&str> = crate::lint::practice::rule_names().collect();
+        let names: Vec<&str> = crate::practice::rule_names().collect();
         for name in lint.skip.unwrap_or_default() {
             match name.get_ref().as_str() {
                 "all" => rules.skip_all = true,
@@ -347,10 +356,7 @@ impl Lowerer {
                     }
                 }
                 other => {
-                    let help = if crate::dockerfile::check::RULES
-                        .iter()
-                        .any(|r| r.name == other)
-                    {
+                    let help = if crate::lint::buildkit::RULES.iter().any(|r| r.name == other) {
                         format!(
                             "`{other}` is one of BuildKit's Dockerfile checks, which do not run on manifests; remove it"
                         )
@@ -367,7 +373,7 @@ impl Lowerer {
     /// Checks an `onbuild` trigger: one Dockerfile instruction that may run
     /// in a later build.
     fn trigger(&mut self, trigger: Spanned<String>) -> Option<String> {
-        match crate::dockerfile::check_trigger(trigger.get_ref()) {
+        match self.triggers.check(trigger.get_ref()) {
             Ok(()) => Some(trigger.into_inner()),
             Err(e) => {
                 self.error(
@@ -384,7 +390,7 @@ impl Lowerer {
     fn reference(&mut self, reference: &Spanned<String>, allow_special: bool) {
         let text = reference.get_ref();
         if has_variable(text)
-            || crate::image::source::ImageSource::is_local(text)
+            || reference::is_local(text)
             || (allow_special && (text == "scratch" || text.starts_with("stage:")))
             || !text.contains([':', '/', '@', '.'])
         {
@@ -1139,14 +1145,6 @@ impl Lowerer {
     }
 }
 
-/// Parses 1 to 4 octal digits (an optional leading `0` included).
-pub(crate) fn parse_octal(text: &str) -> Option<u32> {
-    if text.is_empty() || text.len() > 5 {
-        return None;
-    }
-    u32::from_str_radix(text, 8).ok().filter(|n| *n <= 0o7777)
-}
-
 /// Whether `text` is a symbolic mode such as `u+x,go-w` or `a=rX`.
 fn is_symbolic_mode(text: &str) -> bool {
     !text.is_empty()
@@ -1159,81 +1157,12 @@ fn is_symbolic_mode(text: &str) -> bool {
         })
 }
 
-/// Parses a Go-style duration (`1h2m3s`, `500ms`, `1.5s`) into nanoseconds.
-pub(crate) fn parse_duration(text: &str) -> Option<u64> {
-    const UNITS: [(&str, f64); 6] = [
-        ("ns", 1.0),
-        ("us", 1e3),
-        ("ms", 1e6),
-        ("s", 1e9),
-        ("m", 6e10),
-        ("h", 3.6e12),
-    ];
-    if text == "0" {
-        return Some(0);
-    }
-    let mut rest = text;
-    let mut total = 0.0;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-        let number: f64 = rest[..number_end].parse().ok()?;
-        rest = &rest[number_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = UNITS.iter().find(|(u, _)| *u == &rest[..unit_end])?.1;
-        total += number * factor;
-        rest = &rest[unit_end..];
-    }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Some(total.round() as u64)
-}
-
-/// Parses a size in bytes: `1024`, `64k`, `64m`, `1g` (`kb`, `mib`, … too;
-/// binary multiples).
-pub fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim().to_ascii_lowercase();
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let number: u64 = text[..digits_end].parse().ok()?;
-    let factor: u64 = match text[digits_end..].trim_end_matches(['b', 'i']) {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        _ => return None,
-    };
-    number.checked_mul(factor)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse_like_go() {
-        assert_eq!(parse_duration("30s"), Some(30_000_000_000));
-        assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
-        assert_eq!(parse_duration("500ms"), Some(500_000_000));
-        assert_eq!(parse_duration("1.5h"), Some(5_400_000_000_000));
-        assert_eq!(parse_duration("0"), Some(0));
-        assert_eq!(parse_duration("30"), None);
-        assert_eq!(parse_duration("s"), None);
-        assert_eq!(parse_duration("3d"), None);
-    }
-
-    #[test]
-    fn sizes_and_modes() {
-        assert_eq!(parse_size("64m"), Some(64 << 20));
-        assert_eq!(parse_size("1GiB"), Some(1 << 30));
-        assert_eq!(parse_size("12"), Some(12));
-        assert_eq!(parse_size("12x"), None);
-        assert_eq!(parse_octal("0755"), Some(0o755));
-        assert_eq!(parse_octal("8"), None);
+    fn symbolic_modes() {
         assert!(is_symbolic_mode("u+x,go-w"));
         assert!(is_symbolic_mode("a=rX"));
         assert!(!is_symbolic_mode("rwx"));

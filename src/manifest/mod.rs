@@ -1,11 +1,9 @@
 //! The TOML front end: reads `imgbuild.toml`, checks it, and lowers it to the
-//! IR; [`emit`] writes a project back out as a manifest.
+//! IR; [`emit`](mod@emit) writes a project back out as a manifest.
 
 pub mod emit;
 mod lower;
 
-pub use lower::parse_size;
-pub(crate) use lower::{parse_duration, parse_octal};
 pub mod schema;
 
 pub use emit::{Anchor, Comments, Emitted, emit};
@@ -15,6 +13,7 @@ use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostic, Diagnostics, SourceFile, closest};
 use crate::ir::Project;
+use crate::ir::trigger::TriggerSyntax;
 
 /// Why a manifest could not be loaded.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -36,21 +35,23 @@ pub enum Error {
     Invalid(#[from] Diagnostics),
 }
 
-/// Reads, checks and lowers the manifest at `path`.
-pub fn load(path: &Path) -> Result<Project, Error> {
+/// Reads, checks and lowers the manifest at `path`; `onbuild` triggers are
+/// checked with `triggers`.
+pub fn load(path: &Path, triggers: &dyn TriggerSyntax) -> Result<Project, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_owned(),
         source,
     })?;
-    Ok(parse(&path.display().to_string(), &text)?)
+    Ok(parse(&path.display().to_string(), &text, triggers)?)
 }
 
-/// Checks and lowers manifest `text`, naming it `name` in errors.
-pub fn parse(name: &str, text: &str) -> Result<Project, Diagnostics> {
+/// Checks and lowers manifest `text`, naming it `name` in errors; `onbuild`
+/// triggers (Dockerfile instructions) are checked with `triggers`.
+pub fn parse(name: &str, text: &str, triggers: &dyn TriggerSyntax) -> Result<Project, Diagnostics> {
     let source = Arc::new(SourceFile::new(name, text));
     let manifest: schema::Manifest =
         toml::from_str(text).map_err(|e| Diagnostics::from(toml_error(&source, &e)))?;
-    let project = lower::lower(manifest, Arc::clone(&source))?;
+    let project = lower::lower(manifest, Arc::clone(&source), triggers)?;
     Diagnostics::check(crate::ir::check(&project))?;
     Ok(project)
 }

@@ -86,7 +86,7 @@ pub struct Lint {
 }
 
 /// The name of a rule of `imgbuild lint`, in the schema only: the names
-/// come from [`crate::lint::practice::RULES`].
+/// come from [`crate::practice::RULES`].
 pub struct LintRule;
 
 impl JsonSchema for LintRule {
@@ -95,7 +95,7 @@ impl JsonSchema for LintRule {
     }
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        let names: Vec<&str> = crate::lint::practice::rule_names().chain(["all"]).collect();
+        let names: Vec<&str> = crate::practice::rule_names().chain(["all"]).collect();
         schemars::json_schema!({
             "description": "A rule of `imgbuild lint`, or `all`.",
             "type": "string",

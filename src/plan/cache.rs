@@ -27,11 +27,11 @@ use indexmap::IndexMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::PROXY_ARGS;
 use super::state::State;
 use crate::context::{self, ContentHash, PatternMatcher, StatCache};
 use crate::copy::{self, CopySpec, Origin, Selected, SelectedKind};
 use crate::image::{Image, LayerRef};
+use crate::ir::args::PROXY_ARGS;
 use crate::ir::{Mount, Node, Step};
 use crate::store::{CacheTable, Store};
 use crate::util::utf8::escaped;

@@ -7,7 +7,6 @@
 //! as the document described in the book's "Plan JSON" chapter.
 
 pub mod cache;
-pub mod expand;
 mod mount_target;
 mod predict;
 mod render;
@@ -23,37 +22,9 @@ use crate::ir::{self, Base, EdgeKind, Platform, Project, StageConfig, Step};
 pub use predict::{CacheQuery, predict};
 pub use render::{render_text, summary};
 
-/// Arguments imgbuild sets from the platforms. A manifest cannot declare or
-/// override them; a Dockerfile (argument scope `declared`) may override
-/// them with `--build-arg`, as `BuildKit` allows.
-pub const PREDEFINED_ARGS: [&str; 8] = [
-    "TARGETPLATFORM",
-    "TARGETOS",
-    "TARGETARCH",
-    "TARGETVARIANT",
-    "BUILDPLATFORM",
-    "BUILDOS",
-    "BUILDARCH",
-    "BUILDVARIANT",
-];
-
 /// The argument `BuildKit` (dockerfile 1.11) sets to the name of the stage
 /// being built, in a Dockerfile's global scope.
 pub const TARGETSTAGE: &str = "TARGETSTAGE";
-
-/// Proxy arguments accepted with `--arg` without being declared, as Docker does.
-pub const PROXY_ARGS: [&str; 10] = [
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "FTP_PROXY",
-    "NO_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "ftp_proxy",
-    "no_proxy",
-    "all_proxy",
-];
 
 /// The build arguments `BuildKit` reads itself (its frontend, exporters and
 /// attestations, besides `BUILDKIT_ATTEST_*`): never reported as unconsumed.
@@ -90,6 +61,11 @@ pub struct Request {
     /// Reads registry base images' configs while planning (their `ONBUILD`
     /// triggers); without it only local bases are read.
     pub bases: Option<std::sync::Arc<crate::image::base::BaseResolver>>,
+    /// Reads the `ONBUILD` triggers of base images and the `--mount`s whose
+    /// options hold variables: the Dockerfile front end's
+    /// [`crate::dockerfile::Triggers`] on the command line. Without it a
+    /// build that meets either fails to plan.
+    pub triggers: Option<std::sync::Arc<dyn ir::trigger::TriggerSyntax>>,
 }
 
 impl Default for Request {
@@ -101,6 +77,7 @@ impl Default for Request {
             host: Platform::host(),
             base_dir: std::path::PathBuf::from("."),
             bases: None,
+            triggers: None,
         }
     }
 }

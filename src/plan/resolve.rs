@@ -11,14 +11,16 @@ use std::collections::HashMap;
 
 use indexmap::{IndexMap, IndexSet};
 
-use super::expand::{expand, literal};
-use super::{BUILDKIT_ARGS, Error, PREDEFINED_ARGS, PROXY_ARGS, Request, TARGETSTAGE, Unconsumed};
+use super::{BUILDKIT_ARGS, Error, Request, TARGETSTAGE, Unconsumed};
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
-use crate::dockerfile::LoweredTrigger;
 use crate::image::source::ImageSource;
+use crate::ir::args::{PREDEFINED_ARGS, PROXY_ARGS};
+use crate::ir::template::{expand, literal};
+use crate::ir::trigger::{LoweredTrigger, TriggerSyntax};
 use crate::ir::{
     ArgScope, Base, BuildGraph, Copy, EdgeKind, File, Mount, MountOption, Node, NodeId, Platform,
-    Project, ResolvedImage, Run, Stage, StageConfig, StagePlatform, Step, Template, reference,
+    Project, ResolvedImage, Run, Span, Stage, StageConfig, StagePlatform, Step, Template,
+    reference,
 };
 
 /// A variable's value and whether it was derived from the target platform.
@@ -588,7 +590,7 @@ impl<'p> Resolver<'p> {
     }
 
     fn check_reference(&self, reference: &str, at: &Template) -> Result<(), Diagnostic> {
-        if crate::image::source::ImageSource::is_local(reference) {
+        if reference::is_local(reference) {
             return Ok(());
         }
         if reference.trim().is_empty() && at.value.contains('$') {
@@ -1012,7 +1014,7 @@ impl<'p> Resolver<'p> {
             return known.clone();
         }
         let source = ImageSource::parse(reference, &self.request.base_dir);
-        let config = if ImageSource::is_local(reference) {
+        let config = if reference::is_local(reference) {
             crate::image::source::read_config(&source, platform)
         } else if let Some(bases) = &self.request.bases {
             bases
@@ -1035,12 +1037,26 @@ impl<'p> Resolver<'p> {
         read
     }
 
+    /// The syntax the request reads triggers and deferred mounts with; an
+    /// error at `at` when it has none.
+    fn syntax(&self, at: &Span) -> Result<&dyn TriggerSyntax, Diagnostic> {
+        self.request.triggers.as_deref().ok_or_else(|| {
+            self.project
+                .source
+                .error(
+                    at.clone(),
+                    "this needs a syntax for `ONBUILD` triggers and `--mount` options, and the request has none",
+                )
+                .with_help("plan with `Request::triggers` set, e.g. to `dockerfile::Triggers`, as the command line does")
+        })
+    }
+
     /// Lowers one `ONBUILD` trigger of `stage`'s base; its steps point at
     /// the stage's `from`.
     fn trigger(&self, stage: &Stage, trigger: &str) -> Result<LoweredTrigger, Diagnostic> {
         let names: Vec<&str> = self.project.stages.keys().map(String::as_str).collect();
         let at = stage.from.span.clone();
-        match crate::dockerfile::lower_trigger(trigger, &names) {
+        match self.syntax(&at)?.lower(trigger, &names) {
             Ok(lowered) => {
                 let mut relocate = |t: Template| Template::new(t.value, at.clone());
                 Ok(LoweredTrigger {
@@ -1306,7 +1322,7 @@ impl<'p> Resolver<'p> {
             let value = option.value.as_ref().map(|t| scope.expand(t)).transpose()?;
             fields.push((option.key.clone(), value));
         }
-        let mount = crate::dockerfile::mount_from_fields(&fields).map_err(|e| {
+        let mount = self.syntax(&span)?.mount(&fields).map_err(|e| {
             self.project
                 .source
                 .error(span.clone(), format!("invalid `--mount`: {}", e.message))

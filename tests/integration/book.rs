@@ -170,7 +170,7 @@ fn lint_rule_examples_fire_their_rule_and_fixes_do_not() {
         }
         documented.push(rule.to_owned());
     }
-    let rules: Vec<String> = imgbuild::lint::practice::RULES
+    let rules: Vec<String> = imgbuild::practice::RULES
         .iter()
         .map(|r| r.name.to_owned())
         .collect();
@@ -228,7 +228,7 @@ fn check_examples_fire_their_check_and_fixes_do_not() {
         }
         documented.push(rule.to_owned());
     }
-    let rules: Vec<String> = imgbuild::dockerfile::check::RULES
+    let rules: Vec<String> = imgbuild::lint::buildkit::RULES
         .iter()
         .map(|r| r.name.to_owned())
         .collect();

@@ -115,9 +115,7 @@ fn every_example_ships_its_sources_and_says_if_it_needs_the_network() {
         }
         let registry = nodes.iter().any(|n| {
             n["base"]["type"] == "image"
-                && !imgbuild::image::source::ImageSource::is_local(
-                    n["base"]["name"].as_str().unwrap(),
-                )
+                && !imgbuild::ir::reference::is_local(n["base"]["name"].as_str().unwrap())
         });
         let dir = std::path::Path::new(&file).parent().unwrap();
         let readme = std::fs::read_to_string(repo().join(dir).join("README.md"))

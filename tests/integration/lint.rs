@@ -468,9 +468,9 @@ fn best_practice_findings_point_at_lint_explain() {
 
 #[test]
 fn explain_prints_every_rules_section() {
-    let rules = imgbuild::dockerfile::check::RULES
+    let rules = imgbuild::lint::buildkit::RULES
         .iter()
-        .chain(&imgbuild::lint::practice::RULES);
+        .chain(&imgbuild::practice::RULES);
     for rule in rules {
         let out = imgbuild(&["lint", "--explain", rule.name]);
         assert_eq!(out.code, 0, "{}: {}", rule.name, out.stderr);

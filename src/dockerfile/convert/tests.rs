@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use super::*;
+use crate::ir::args::PREDEFINED_ARGS;
 use crate::ir::{BuildGraph, Step};
-use crate::plan::{self, PREDEFINED_ARGS, Request};
+use crate::plan::{self, Request};
 
 /// A build graph as comparable lines: every node with every field (the
 /// start config too, which the Plan JSON leaves out), its dependencies by
@@ -78,6 +79,7 @@ fn requests(project: &Project) -> Vec<Request> {
                 platforms: platforms.clone(),
                 args,
                 host: Platform::parse("linux/amd64").unwrap(),
+                triggers: Some(std::sync::Arc::new(crate::dockerfile::Triggers)),
                 ..Request::default()
             });
         }
@@ -96,7 +98,7 @@ fn round_trip(name: &str, text: &str) -> String {
         manifest,
         "{name}: conversion is deterministic"
     );
-    let read = manifest::parse("imgbuild.toml", &manifest)
+    let read = manifest::parse("imgbuild.toml", &manifest, &crate::dockerfile::Triggers)
         .unwrap_or_else(|e| panic!("{name}: the converted manifest is invalid: {e:?}\n{manifest}"));
     let json = |p: &Project| -> Vec<String> {
         definition(p)
@@ -371,7 +373,7 @@ fn context_is_written_when_it_is_not_the_manifest_directory() {
         manifest.starts_with("[build]\ncontext = \"../app\"\n"),
         "{manifest}"
     );
-    let read = manifest::parse("imgbuild.toml", &manifest).unwrap();
+    let read = manifest::parse("imgbuild.toml", &manifest, &crate::dockerfile::Triggers).unwrap();
     assert_eq!(read.context.value, "../app");
 }
 
@@ -384,7 +386,7 @@ fn check_directive_becomes_the_lint_table() {
         manifest.contains("[lint]\nskip = [\"RootInFinalImage\"]\nerror = true\n"),
         "{manifest}"
     );
-    let read = manifest::parse("imgbuild.toml", &manifest).unwrap();
+    let read = manifest::parse("imgbuild.toml", &manifest, &crate::dockerfile::Triggers).unwrap();
     assert_eq!(read.checks.skip, ["RootInFinalImage"]);
     assert!(read.checks.error);
     let all = convert("Dockerfile", "# check=skip=all\nFROM scratch\n", ".").unwrap();

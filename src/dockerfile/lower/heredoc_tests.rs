@@ -164,6 +164,7 @@ fn the_plan_expands_heredoc_files_with_args_and_env() {
             .collect(),
         host: Platform::parse("linux/amd64").unwrap(),
         targets: project.stages.keys().cloned().collect(),
+        triggers: Some(std::sync::Arc::new(crate::dockerfile::Triggers)),
         ..Request::default()
     };
     let graph = resolve_graph(&project, &request).unwrap_or_else(|e| panic!("{e:?}"));

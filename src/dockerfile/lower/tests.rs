@@ -16,6 +16,7 @@ fn request(args: &[(&str, &str)]) -> Request {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         host: Platform::parse("linux/amd64").unwrap(),
+        triggers: Some(std::sync::Arc::new(crate::dockerfile::Triggers)),
         ..Request::default()
     }
 }

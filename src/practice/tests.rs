@@ -9,7 +9,8 @@ fn manifest(text: &str) -> Vec<(&'static str, usize)> {
 }
 
 fn manifest_with(text: &str, args: &IndexMap<String, String>) -> Vec<(&'static str, usize)> {
-    let project = crate::manifest::parse("imgbuild.toml", text).expect("a valid manifest");
+    let project = crate::manifest::parse("imgbuild.toml", text, &crate::dockerfile::Triggers)
+        .expect("a valid manifest");
     let options = Options {
         syntax: Syntax::Manifest,
         args,
@@ -519,7 +520,8 @@ fn manifests_skip_rules_and_make_findings_errors() {
     assert!(manifest(&all).is_empty());
 
     let errors = format!("[lint]\nerror = true\n{fires}");
-    let project = crate::manifest::parse("imgbuild.toml", &errors).unwrap();
+    let project =
+        crate::manifest::parse("imgbuild.toml", &errors, &crate::dockerfile::Triggers).unwrap();
     let args = IndexMap::new();
     let options = Options {
         syntax: Syntax::Manifest,
@@ -537,7 +539,8 @@ fn unknown_rule_names_are_errors_with_a_place() {
         "[lint]\nskip = [\"RootInFinalImag\", \"StageNameCasing\"]\n{}",
         one_stage("debian:12", "")
     );
-    let errors = crate::manifest::parse("imgbuild.toml", &text).unwrap_err();
+    let errors =
+        crate::manifest::parse("imgbuild.toml", &text, &crate::dockerfile::Triggers).unwrap_err();
     assert_eq!(errors.errors.len(), 2);
     assert_eq!(errors.errors[0].location(), "imgbuild.toml:2:9");
     assert_eq!(

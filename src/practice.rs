@@ -21,14 +21,12 @@ use std::collections::HashSet;
 
 use indexmap::IndexMap;
 
-use super::{Finding, Report, Rule, RuleSet};
-use crate::dockerfile::check::looks_secret;
-use crate::image::source::ImageSource;
-use crate::ir::{Base, Command, Mount, Project, Run, Span, Stage, Step, Template};
+use crate::ir::{Base, Command, Mount, Project, Run, Span, Stage, Step, Template, reference};
+use crate::lint::{Finding, Report, Rule, RuleSet, looks_secret};
 
 /// The book's page on these rules: one ``## `RULE` `` section per rule,
 /// which `imgbuild lint --explain RULE` prints.
-pub const DOCS: &str = include_str!("../../book/src/lint.md");
+pub const DOCS: &str = include_str!("../book/src/lint.md");
 
 /// `UnpinnedBaseImage`.
 pub const UNPINNED_BASE_IMAGE: Rule = Rule {
@@ -196,7 +194,7 @@ impl<'a> Linter<'a> {
             }
             value
         };
-        let text = crate::plan::expand::expand(&template.value, &mut lookup).ok()?;
+        let text = crate::ir::template::expand(&template.value, &mut lookup).ok()?;
         known.then_some(text)
     }
 
@@ -263,7 +261,7 @@ impl<'a> Linter<'a> {
 
     /// Reports `reference`, written at `span`, when it is not pinned.
     fn unpinned(&mut self, reference: &str, span: &Span, what: &str, key: &str) {
-        if ImageSource::is_local(reference) || reference.parse::<usize>().is_ok() {
+        if reference::is_local(reference) || reference.parse::<usize>().is_ok() {
             return;
         }
         let parts = Reference::split(reference);
@@ -636,7 +634,7 @@ impl<'a> Reference<'a> {
 /// programs run without them. Runtimes that build too (`node`, `python`,
 /// `ruby`) are not on it, and neither are JRE tags of the JDK images.
 fn toolchain_image(reference: &str) -> Option<&'static str> {
-    if ImageSource::is_local(reference) {
+    if reference::is_local(reference) {
         return None;
     }
     let parts = Reference::split(reference);
