@@ -45,6 +45,8 @@
 #   IMGBUILD=PATH  the imgbuild binary; default: `cargo build --release`
 #   IMGBUILD_FLAGS extra `imgbuild apply` flags, e.g. "--compression none"
 #   WORKLOAD=cache|branches  which workload (default cache, described above)
+#   SETTLE=SECONDS how long to wait after each reset (see settle_after_reset;
+#                  default: the kernel's dirty_expire interval and a second)
 #
 # Needs root, bash, openssl, runc and busybox-static (scripts/test installs
 # them). docker (Debian `docker.io`) and buildah (Debian `buildah`) are used
@@ -325,6 +327,24 @@ timed_build() { # $1: tool, $2: name
   awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f\n", e - s }'
 }
 
+# Waits until the files the reset deleted no longer slow down creating new
+# ones. Without a journal (as on the machine this was measured on), ext4
+# skips every inode deleted in the last dirty_expire interval (30 s) when it
+# allocates one, reading its inode table block to find out: the first few
+# thousand files a build creates after the previous run's store was deleted
+# cost several times more, the more so the more runs came before (it was
+# the spread of cold and changed builds, and it grew run after run). That is
+# the reset's doing, not the tool's: every tool gets the same wait, after its
+# reset, outside the timer. SETTLE=0 skips it.
+settle_after_reset() {
+  local seconds=${SETTLE:-}
+  if [ -z "$seconds" ]; then
+    seconds=$((($(cat /proc/sys/vm/dirty_expire_centisecs 2> /dev/null || echo 3000) + 99) / 100 + 1))
+  fi
+  sync
+  sleep "$seconds"
+}
+
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 minimum() { sort -g | head -n 1; }
 maximum() { sort -g | tail -n 1; }
@@ -336,6 +356,7 @@ measure() { # $1: tool, $2: run number
   local tool=$1 run=$2 cold noop changed
   cp "$work/changed-file.orig" "$changed_file"
   "${tool}_reset"
+  settle_after_reset
   cold=$(timed_build "$tool" "cold-$run")
   noop=$(timed_build "$tool" "noop-$run")
   printf 'changed by run %s of %s\n' "$run" "$tool" >> "$changed_file"
