@@ -62,6 +62,9 @@ impl Session {
         let ignore = load_ignore(&context_dir, build.dockerfile())?;
         build.run_checks(&request, &ignore, printer)?;
         let store = super::open_store(store_dir)?;
+        if let Err(e) = store.recover_snapshots() {
+            tracing::warn!("cannot remove the snapshots a reboot left unsynced: {e}");
+        }
         let lock = store.lock_shared().map_err(Error::Store)?;
         let bases = Arc::new(BaseResolver::new(
             &store,

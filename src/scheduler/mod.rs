@@ -222,10 +222,15 @@ pub fn build(
     options: &BuildOptions,
     report: &(dyn Fn(Event<'_>) + Sync),
 ) -> Result<Vec<BuiltImage>, BuildError> {
-    // Snapshots written unsynced long enough ago are durable by now.
-    if let Err(e) = store.settle_snapshots() {
-        tracing::warn!("cannot settle the store's recent snapshots: {e}");
-    }
+    // Snapshots written unsynced long enough ago are durable by now; the
+    // one sync that confirms it runs beside the build, never in its way
+    // (if the process ends first, the markers stay for the next build).
+    let settling = store.clone();
+    std::thread::spawn(move || {
+        if let Err(e) = settling.settle_snapshots() {
+            tracing::warn!("cannot settle the store's recent snapshots: {e}");
+        }
+    });
     let runner = node::NodeRunner::new(store, context, options);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.jobs.unwrap_or(0))

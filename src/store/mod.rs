@@ -72,6 +72,8 @@ struct Inner {
     owner: Owner,
     /// Exclusive store locks held through this handle (and its clones).
     exclusive_held: Arc<AtomicUsize>,
+    /// Other boots' directories of unsynced-snapshot markers (see `snapshot`).
+    other_boots: std::sync::OnceLock<Vec<PathBuf>>,
 }
 
 impl Store {
@@ -122,6 +124,7 @@ impl Store {
                 root,
                 owner,
                 exclusive_held: Arc::new(AtomicUsize::new(0)),
+                other_boots: std::sync::OnceLock::new(),
             }),
         };
         store.init_layout()?;

@@ -5,12 +5,16 @@
 //! snapshot cost a large part of a rebuild, and more the busier the disk).
 //! What a crash could leave instead is a snapshot whose directory survived
 //! but whose file data did not. To catch that, a snapshot is published with
-//! a marker, `ROOT/unsynced/HEX`, holding the id of the boot that wrote it:
+//! a marker `ROOT/unsynced/BOOT/HEX`, BOOT being the id of the boot that
+//! wrote it, made durable before the snapshot appears:
 //! - within that boot the page cache is the truth, so the snapshot is used;
-//! - after a reboot, a snapshot still marked is not trusted: it is removed
-//!   and extracted again from its blob;
-//! - [`Store::settle_snapshots`] (at the start of each build) syncs the
-//!   filesystem once when markers older than the kernel's write-back delay
+//! - a snapshot marked by another boot (the machine went down before its
+//!   data was known to be on disk) is never used: the first build after the
+//!   reboot that has the store to itself removes it
+//!   ([`Store::recover_snapshots`]), and until then a build extracts its own
+//!   private copy;
+//! - [`Store::settle_snapshots`] (beside each build) syncs the filesystem
+//!   once when this boot's markers older than the kernel's write-back delay
 //!   are left, which is cheap by then, and removes those markers.
 
 use std::fs;
@@ -32,59 +36,68 @@ impl Store {
         self.root().join("snapshots").join(diff_id.hex())
     }
 
-    /// `ROOT/unsynced/HEX`: the marker of a snapshot not yet known durable.
-    fn unsynced_marker(&self, diff_id: &Digest) -> PathBuf {
-        self.root().join("unsynced").join(diff_id.hex())
+    /// `ROOT/unsynced/`: one directory of markers per boot.
+    fn unsynced_dir(&self) -> PathBuf {
+        self.root().join("unsynced")
     }
 
-    /// Snapshot of a layer: its path if complete. Snapshots only appear by an
-    /// atomic rename of a fully populated directory, so present means
-    /// complete; one written before the last reboot and never synced is
-    /// removed instead (see the module docs).
+    /// `ROOT/unsynced/BOOT`, this boot's markers; None without a boot id.
+    fn this_boot_markers(&self) -> Option<PathBuf> {
+        boot_id().map(|boot| self.unsynced_dir().join(boot))
+    }
+
+    /// The marker directories of other boots, read once per process (no
+    /// new one can appear during this boot).
+    fn other_boot_markers(&self) -> &[PathBuf] {
+        self.inner.other_boots.get_or_init(|| {
+            let Ok(entries) = fs::read_dir(self.unsynced_dir()) else {
+                return Vec::new();
+            };
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| boot_id().is_none_or(|boot| e.file_name() != boot))
+                .map(|e| e.path())
+                .collect()
+        })
+    }
+
+    /// Whether another boot left `diff_id`'s snapshot marked as unsynced.
+    fn marked_by_another_boot(&self, diff_id: &Digest) -> bool {
+        self.other_boot_markers()
+            .iter()
+            .any(|dir| fs::symlink_metadata(dir.join(diff_id.hex())).is_ok())
+    }
+
+    /// Snapshot of a layer: its path if complete and trusted. Snapshots only
+    /// appear by an atomic rename of a fully populated directory, so present
+    /// means complete; one that another boot left unsynced is not trusted
+    /// (see the module docs).
     pub fn snapshot(&self, diff_id: &Digest) -> Option<PathBuf> {
         let path = self.snapshot_path(diff_id);
-        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
-            return None;
-        }
-        match fs::read(self.unsynced_marker(diff_id)) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Some(path),
-            Ok(boot) if boot_id().is_some_and(|id| boot == id.as_bytes()) => Some(path),
-            _ => {
-                // Written before a reboot, or its marker is unreadable.
-                tracing::debug!(%diff_id, "a snapshot not synced before the last reboot is extracted again");
-                self.discard_snapshot(diff_id).ok()?;
-                None
-            }
-        }
+        (fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir())
+            && !self.marked_by_another_boot(diff_id))
+        .then_some(path)
     }
 
-    /// Removes a snapshot and its marker (renamed out of place first, so
-    /// it disappears at once).
-    pub(crate) fn discard_snapshot(&self, diff_id: &Digest) -> Result<(), StoreError> {
-        let path = self.snapshot_path(diff_id);
-        let temp = self.temp_path("discard-snapshot");
-        match fs::rename(&path, &temp) {
-            Ok(()) => fsutil::remove_tree(&temp).ctx("remove", &temp)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io("move out of place", path, e)),
-        }
-        self.remove_unsynced_marker(diff_id)
-    }
-
-    /// Removes the marker of `diff_id`'s snapshot; a missing one is fine.
+    /// Removes the unsynced markers of `diff_id`'s snapshot (when it is
+    /// removed); missing ones are fine.
     pub(crate) fn remove_unsynced_marker(&self, diff_id: &Digest) -> Result<(), StoreError> {
-        let marker = self.unsynced_marker(diff_id);
-        match fs::remove_file(&marker) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                Err(StoreError::io("remove", marker, e))
+        let mine = self.this_boot_markers();
+        for dir in mine.iter().chain(self.other_boot_markers()) {
+            let marker = dir.join(diff_id.hex());
+            match fs::remove_file(&marker) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(StoreError::io("remove", marker, e));
+                }
+                _ => {}
             }
-            _ => Ok(()),
         }
+        Ok(())
     }
 
     /// Creates a snapshot: `fill` populates a fresh temp dir under ROOT/tmp; on
     /// success the dir is published as ROOT/snapshots/HEX (see
-    /// [`Store::publish_snapshot`]); on error (or panic) the temp dir is
+    /// [`SnapshotDraft::publish`]); on error (or panic) the temp dir is
     /// removed. An existing snapshot is returned without calling `fill`.
     ///
     /// Two processes creating the same snapshot at once both run `fill`; one
@@ -117,16 +130,18 @@ impl Store {
         })
     }
 
-    /// Syncs the store's filesystem once and removes the markers of
-    /// snapshots published long enough ago (see the module docs); a
-    /// marker from an earlier boot takes its snapshot with it. Costs one
-    /// read of `ROOT/unsynced/`, which holds only recent snapshots.
+    /// Syncs the store's filesystem once and removes this boot's markers of
+    /// snapshots published long enough ago (see the module docs). Costs one
+    /// read of this boot's marker directory, which holds only recent
+    /// snapshots; never removes a snapshot, so it may run beside builds.
     ///
     /// # Errors
     ///
     /// When the markers cannot be read or removed, or the sync fails.
     pub fn settle_snapshots(&self) -> Result<(), StoreError> {
-        let dir = self.root().join("unsynced");
+        let Some(dir) = self.this_boot_markers() else {
+            return Ok(());
+        };
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -135,26 +150,12 @@ impl Store {
         let now = SystemTime::now();
         let mut settled = Vec::new();
         for entry in entries {
-            let entry = entry.ctx("read", &dir)?;
-            let Some(diff_id) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| Digest::from_hex(n).ok())
-            else {
-                continue;
-            };
-            let marker = entry.path();
-            let current = fs::read(&marker)
-                .is_ok_and(|boot| boot_id().is_some_and(|id| boot == id.as_bytes()));
-            if !current {
-                self.discard_snapshot(&diff_id)?;
-                continue;
-            }
+            let marker = entry.ctx("read", &dir)?.path();
             let old = fs::symlink_metadata(&marker)
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| now.duration_since(t).unwrap_or_default() >= SETTLE_AFTER);
             if old {
-                settled.push(diff_id);
+                settled.push(marker);
             }
         }
         if settled.is_empty() {
@@ -163,10 +164,62 @@ impl Store {
         let root = fs::File::open(self.root()).ctx("open", self.root())?;
         rustix::fs::syncfs(&root)
             .map_err(|e| StoreError::io("sync the filesystem of", self.root(), e.into()))?;
-        for diff_id in &settled {
-            self.remove_unsynced_marker(diff_id)?;
+        for marker in &settled {
+            match fs::remove_file(marker) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(StoreError::io("remove", marker, e));
+                }
+                _ => {}
+            }
         }
         fsutil::fsync_dir(&dir)
+    }
+
+    /// Removes every snapshot that another boot left unsynced, and those
+    /// boots' markers. Only while no other process uses the store: it takes
+    /// the exclusive lock if it is free, and otherwise leaves the work to a
+    /// later build (meanwhile such snapshots are not used). Cheap when there
+    /// is nothing to do: one read of `ROOT/unsynced/`.
+    ///
+    /// # Errors
+    ///
+    /// When the lock cannot be tried or a snapshot cannot be removed.
+    pub fn recover_snapshots(&self) -> Result<(), StoreError> {
+        if self.other_boot_markers().is_empty() {
+            return Ok(());
+        }
+        let Some(_exclusive) = self.try_lock_exclusive()? else {
+            return Ok(());
+        };
+        for dir in self.other_boot_markers() {
+            let Ok(entries) = fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries {
+                let entry = entry.ctx("read", dir)?;
+                if let Some(diff_id) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| Digest::from_hex(n).ok())
+                {
+                    tracing::debug!(%diff_id, "removing a snapshot not synced before the last reboot");
+                    self.remove_snapshot_dir(&self.snapshot_path(&diff_id))?;
+                }
+                let _ = fs::remove_file(entry.path());
+            }
+            let _ = fs::remove_dir(dir);
+        }
+        Ok(())
+    }
+
+    /// Renames a snapshot directory out of place, then deletes it.
+    fn remove_snapshot_dir(&self, dir: &Path) -> Result<(), StoreError> {
+        let temp = self.temp_path("discard-snapshot");
+        match fs::rename(dir, &temp) {
+            Ok(()) => fsutil::remove_tree(&temp).ctx("remove", &temp),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("move out of place", dir, e)),
+        }
     }
 }
 
@@ -178,6 +231,7 @@ fn boot_id() -> Option<&'static str> {
             fs::read_to_string("/proc/sys/kernel/random/boot_id")
                 .ok()
                 .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty() && !s.contains('/'))
         })
         .as_deref()
 }
@@ -197,10 +251,13 @@ impl SnapshotDraft {
         self.path.as_deref().expect("a draft until published")
     }
 
-    /// Publishes the filled directory as the snapshot of `diff_id`: writes
-    /// its unsynced marker, then renames it to ROOT/snapshots/HEX. If
+    /// Publishes the filled directory as the snapshot of `diff_id`: makes
+    /// its marker durable, then renames it to ROOT/snapshots/HEX. If
     /// another process published it first, this copy is removed and the
-    /// existing one used.
+    /// existing one used. If an untrusted snapshot (another boot's, see the
+    /// module docs) is in the way, this copy stays where it is, private to
+    /// this process (its temp files go when it ends), and that path is
+    /// returned.
     ///
     /// # Errors
     ///
@@ -211,17 +268,20 @@ impl SnapshotDraft {
         if store.snapshot(diff_id).is_some() {
             return Ok(dest); // Drop removes this copy.
         }
-        let marker = store.unsynced_marker(diff_id);
-        let markers = marker.parent().expect("a marker has a parent");
-        fs::create_dir_all(markers).ctx("create directory", markers)?;
-        // Without a boot id there is no telling a reboot: sync this once.
-        let Some(boot) = boot_id() else {
+        if store.marked_by_another_boot(diff_id) && fs::symlink_metadata(&dest).is_ok() {
+            return Ok(self.path.take().expect("a draft until published"));
+        }
+        let Some(markers) = store.this_boot_markers() else {
+            // Without a boot id there is no telling a reboot: sync this once.
             let dir = fs::File::open(self.path()).ctx("open", self.path())?;
             rustix::fs::syncfs(&dir)
                 .map_err(|e| StoreError::io("sync the filesystem of", self.path(), e.into()))?;
             return self.rename_into_place(&dest);
         };
-        fs::write(&marker, boot).ctx("write", &marker)?;
+        fs::create_dir_all(&markers).ctx("create directory", &markers)?;
+        let marker = markers.join(diff_id.hex());
+        fs::write(&marker, b"").ctx("write", &marker)?;
+        fsutil::fsync_dir(&markers)?;
         self.rename_into_place(&dest)
     }
 
@@ -343,19 +403,17 @@ mod tests {
     }
 
     fn marker(store: &Store, id: &Digest) -> PathBuf {
-        store.root().join("unsynced").join(id.hex())
+        store.this_boot_markers().unwrap().join(id.hex())
     }
 
-    fn age(path: &Path, secs: i64) {
-        let then = rustix::fs::Timespec {
-            tv_sec: i64::try_from(
-                SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs(),
-            )
+    fn age(path: &Path, secs: u64) {
+        let then = SystemTime::now() - Duration::from_secs(secs);
+        let secs = then
+            .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap()
-                - secs,
+            .as_secs();
+        let then = rustix::fs::Timespec {
+            tv_sec: i64::try_from(secs).unwrap(),
             tv_nsec: 0,
         };
         rustix::fs::utimensat(
@@ -384,26 +442,62 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let id = Digest::of(b"layer");
         publish(&store, &id);
-        assert_eq!(
-            fs::read_to_string(marker(&store, &id)).unwrap(),
-            boot_id().unwrap()
-        );
+        assert!(marker(&store, &id).exists());
         assert!(store.snapshot(&id).is_some(), "trusted within this boot");
     }
 
+    /// A store as a machine that went down left it: `ids`' snapshots
+    /// marked by another boot.
+    fn left_by_another_boot(root: &Path, ids: &[&Digest]) {
+        let store = Store::open(root).unwrap();
+        for id in ids {
+            publish(&store, id);
+        }
+        let mine = store.this_boot_markers().unwrap();
+        fs::rename(&mine, store.unsynced_dir().join("another-boot")).unwrap();
+    }
+
     #[test]
-    fn a_snapshot_unsynced_before_a_reboot_is_discarded() {
+    fn a_snapshot_unsynced_before_a_reboot_is_not_used_then_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
         let id = Digest::of(b"layer");
-        let path = publish(&store, &id);
-        fs::write(marker(&store, &id), b"another-boot").unwrap();
-        assert_eq!(store.snapshot(&id), None);
-        assert!(!path.exists(), "removed, to be extracted again");
-        assert!(!marker(&store, &id).exists());
-        // An empty marker (its data lost in the crash) is not trusted either.
-        publish(&store, &id);
-        fs::write(marker(&store, &id), b"").unwrap();
+        left_by_another_boot(dir.path(), &[&id]);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.snapshot(&id), None, "not trusted");
+        // A build that needs it meanwhile gets a private copy of its own.
+        let private = publish(&store, &id);
+        assert!(
+            private.starts_with(store.root().join("tmp")),
+            "{}",
+            private.display()
+        );
+        assert!(
+            store.snapshot_path(&id).exists(),
+            "the untrusted one is left alone"
+        );
+        // The next build with the store to itself removes it.
+        store.recover_snapshots().unwrap();
+        assert!(!store.snapshot_path(&id).exists());
+        assert!(!store.unsynced_dir().join("another-boot").exists());
+        let store = Store::open(dir.path()).unwrap();
+        let again = publish(&store, &id);
+        assert_eq!(again, store.snapshot_path(&id));
+        assert!(store.snapshot(&id).is_some());
+    }
+
+    #[test]
+    fn recovery_waits_for_a_store_to_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Digest::of(b"layer");
+        left_by_another_boot(dir.path(), &[&id]);
+        let store = Store::open(dir.path()).unwrap();
+        let other = Store::open(dir.path()).unwrap();
+        let _building = other.lock_shared().unwrap();
+        store.recover_snapshots().unwrap();
+        assert!(
+            store.snapshot_path(&id).exists(),
+            "another build holds the store"
+        );
         assert_eq!(store.snapshot(&id), None);
     }
 
@@ -411,12 +505,11 @@ mod tests {
     fn settling_syncs_old_markers_away_and_keeps_recent_ones() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let (old, recent, foreign) = (Digest::of(b"old"), Digest::of(b"new"), Digest::of(b"f"));
-        for id in [&old, &recent, &foreign] {
+        let (old, recent) = (Digest::of(b"old"), Digest::of(b"new"));
+        for id in [&old, &recent] {
             publish(&store, id);
         }
         age(&marker(&store, &old), 120);
-        fs::write(marker(&store, &foreign), b"another-boot").unwrap();
         store.settle_snapshots().unwrap();
         assert!(!marker(&store, &old).exists(), "synced: no longer marked");
         assert!(store.snapshot(&old).is_some());
@@ -425,10 +518,5 @@ mod tests {
             "too recent to be written back"
         );
         assert!(store.snapshot(&recent).is_some());
-        assert!(
-            !store.snapshot_path(&foreign).exists(),
-            "from before a reboot"
-        );
-        assert!(!marker(&store, &foreign).exists());
     }
 }

@@ -301,7 +301,7 @@ fn classify(relative: &Path, is_dir: bool) -> Item {
         ["snapshots", hex, rest @ ..] if is_hex64(hex) && (is_dir || !rest.is_empty()) => {
             Digest::from_hex(hex).map_or(Item::Other, Item::Snapshot)
         }
-        ["unsynced", hex] if is_hex64(hex) && !is_dir => {
+        ["unsynced", _boot, hex] if is_hex64(hex) && !is_dir => {
             Digest::from_hex(hex).map_or(Item::Other, Item::Snapshot)
         }
         ["build-cache", "entries", key] if !is_dir => {
