@@ -1,8 +1,9 @@
 //! Runs a build graph: every node's steps, in dependency order, then the
 //! images assembled from the nodes' results.
 //!
-//! A node starts as soon as the nodes it depends on are built, not when
-//! a whole wave is: nodes run concurrently on a rayon pool (`--jobs`).
+//! A node starts as soon as the node it starts from is built, and a step
+//! that reads another stage waits for that stage alone, not for a whole
+//! wave: nodes run concurrently, at most `--jobs` at a time.
 //! Every step's cache key is computed as it comes (see `plan::cache`); a
 //! step whose key is in the cache is not run, its layer is reused.
 
@@ -10,13 +11,13 @@ mod node;
 mod snapshot;
 mod timings;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::image::{self, Descriptor, Image, ImageError};
-use crate::ir::{BuildGraph, NodeId, Platform};
+use crate::ir::{self, BuildGraph, NodeId, Platform};
 use crate::layer::LayerError;
 use crate::plan::cache::{CacheKey, ContextFiles, KeySettings, NoCache};
 use crate::store::{Store, StoreError};
@@ -61,6 +62,10 @@ pub enum BuildError {
         /// What to do.
         help: String,
     },
+    /// The node stopped because a node it waited for failed, or the build
+    /// is failing; never reported (the failure that caused it is).
+    #[error("the build stopped before this stage could go on")]
+    Stopped,
     /// Several nodes failed (the ones running when the first failed).
     #[error("{} stages failed", errors.len())]
     Several {
@@ -232,15 +237,7 @@ pub fn build(
         }
     });
     let runner = node::NodeRunner::new(store, context, options);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(options.jobs.unwrap_or(0))
-        .thread_name(|i| format!("imgbuild-node-{i}"))
-        .build()
-        .map_err(|e| BuildError::Environment {
-            message: format!("cannot start build threads: {e}"),
-            help: "lower `--jobs`".into(),
-        })?;
-    let results = Nodes::new(graph, &runner, report).run(&pool)?;
+    let results = Nodes::new(graph, &runner, report, options.jobs).run()?;
     let mut images = Vec::new();
     for resolved in &graph.images {
         let annotations: BTreeMap<String, String> =
@@ -274,24 +271,34 @@ pub fn build(
     Ok(images)
 }
 
-/// The nodes of one build as they run: each starts when its last
-/// dependency is built. A failure lets the running nodes finish and starts
-/// no other.
+/// The nodes of one build as they run, step by step rather than stage by
+/// stage: each node starts as soon as the node it starts from is built (at
+/// once for an image or `scratch`), and a step that reads another stage
+/// (`copy --from`, a mount's `from`) waits for that stage alone. So a final
+/// stage copies its context files while an unrelated long stage still
+/// runs. At most `jobs` nodes run at a time; a node waiting for another
+/// gives its place up while it waits (so waiting never deadlocks a DAG).
+/// A failure lets the running nodes finish and starts, or resumes, no
+/// other.
 struct Nodes<'a> {
     graph: &'a BuildGraph,
     runner: &'a node::NodeRunner<'a>,
     report: &'a (dyn Fn(Event<'_>) + Sync),
-    /// The nodes that depend on each node.
-    dependents: HashMap<NodeId, Vec<NodeId>>,
+    /// How many nodes may run at once.
+    places: usize,
     state: Mutex<NodesState>,
+    /// Signalled whenever a node finishes or gives its place up.
+    changed: Condvar,
 }
 
 #[derive(Default)]
 struct NodesState {
     /// What each built node produced.
     built: HashMap<NodeId, Built>,
-    /// How many of each node's dependencies are not built yet.
-    waiting: HashMap<NodeId, usize>,
+    /// Nodes that failed or stopped: what waits for them stops too.
+    ended: HashSet<NodeId>,
+    /// How many nodes hold a place.
+    running: usize,
     failures: Vec<(NodeId, BuildError)>,
 }
 
@@ -300,44 +307,45 @@ impl<'a> Nodes<'a> {
         graph: &'a BuildGraph,
         runner: &'a node::NodeRunner<'a>,
         report: &'a (dyn Fn(Event<'_>) + Sync),
+        jobs: Option<usize>,
     ) -> Self {
-        let mut dependents: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
-        let mut state = NodesState::default();
-        for (id, _) in graph.nodes() {
-            let mut dependencies: Vec<NodeId> =
-                graph.dependencies(id).into_iter().map(|(d, _)| d).collect();
-            dependencies.dedup();
-            state.waiting.insert(id, dependencies.len());
-            for dependency in dependencies {
-                dependents.entry(dependency).or_default().push(id);
-            }
-        }
+        let places = jobs.filter(|&n| n > 0).unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
         Self {
             graph,
             runner,
             report,
-            dependents,
-            state: Mutex::new(state),
+            places,
+            state: Mutex::new(NodesState::default()),
+            changed: Condvar::new(),
         }
     }
 
-    /// Runs every node; returns what each produced, or the failures, in
-    /// node order.
-    fn run(self, pool: &rayon::ThreadPool) -> Result<HashMap<NodeId, Built>, BuildError> {
-        let mut ready: Vec<NodeId> = self
-            .lock()
-            .waiting
-            .iter()
-            .filter(|(_, waiting)| **waiting == 0)
-            .map(|(id, _)| *id)
-            .collect();
-        ready.sort_by(|a, b| self.graph.node(*a).id.cmp(&self.graph.node(*b).id));
-        pool.install(|| {
-            rayon::scope(|scope| {
-                for id in ready {
-                    self.start(scope, id);
+    /// Runs every node, one thread each; returns what each produced, or the
+    /// failures, in node order.
+    fn run(self) -> Result<HashMap<NodeId, Built>, BuildError> {
+        std::thread::scope(|scope| {
+            let mut ids: Vec<NodeId> = self.graph.nodes().map(|(id, _)| id).collect();
+            ids.sort_by(|a, b| self.graph.node(*a).id.cmp(&self.graph.node(*b).id));
+            for id in ids {
+                let nodes = &self;
+                let spawned = std::thread::Builder::new()
+                    .name("imgbuild-node".into())
+                    .spawn_scoped(scope, move || nodes.run_node(id));
+                if let Err(e) = spawned {
+                    // What waits for the nodes not started stops.
+                    self.lock().failures.push((
+                        id,
+                        BuildError::Environment {
+                            message: format!("cannot start a build thread: {e}"),
+                            help: "raise the limit on threads (`ulimit -u`)".into(),
+                        },
+                    ));
+                    self.changed.notify_all();
+                    break;
                 }
-            });
+            }
         });
         let state = self
             .state
@@ -353,43 +361,109 @@ impl<'a> Nodes<'a> {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, NodesState> {
+    fn lock(&self) -> MutexGuard<'_, NodesState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs node `id` on the pool, then starts the nodes it was the last
-    /// dependency of.
-    fn start<'s>(&'s self, scope: &rayon::Scope<'s>, id: NodeId) {
-        scope.spawn(move |scope| {
-            let built = self.lock().built.clone();
-            let result = self.runner.run(self.graph, id, &built, self.report);
-            let mut ready = Vec::new();
-            {
-                let mut state = self.lock();
-                match result {
-                    Ok(built) => {
-                        state.built.insert(id, built);
-                        for &dependent in self.dependents.get(&id).into_iter().flatten() {
-                            let waiting = state
-                                .waiting
-                                .get_mut(&dependent)
-                                .expect("every node is counted");
-                            *waiting -= 1;
-                            if *waiting == 0 {
-                                ready.push(dependent);
-                            }
-                        }
-                    }
-                    Err(e) => state.failures.push((id, e)),
-                }
-                if !state.failures.is_empty() {
-                    return;
-                }
+    fn wait<'g>(&self, state: MutexGuard<'g, NodesState>) -> MutexGuard<'g, NodesState> {
+        self.changed
+            .wait(state)
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until node `id` is built (or has ended without a result, or
+    /// the build is failing).
+    fn wait_built<'g>(
+        &self,
+        mut state: MutexGuard<'g, NodesState>,
+        id: NodeId,
+    ) -> (MutexGuard<'g, NodesState>, Result<Built, BuildError>) {
+        loop {
+            if let Some(built) = state.built.get(&id) {
+                let built = built.clone();
+                return (state, Ok(built));
             }
-            for dependent in ready {
-                self.start(scope, dependent);
+            if state.ended.contains(&id) || !state.failures.is_empty() {
+                return (state, Err(BuildError::Stopped));
             }
+            state = self.wait(state);
+        }
+    }
+
+    /// Takes a place among the running nodes, unless the build is failing.
+    fn take_place<'g>(
+        &self,
+        mut state: MutexGuard<'g, NodesState>,
+    ) -> (MutexGuard<'g, NodesState>, Result<(), BuildError>) {
+        loop {
+            if !state.failures.is_empty() {
+                return (state, Err(BuildError::Stopped));
+            }
+            if state.running < self.places {
+                state.running += 1;
+                return (state, Ok(()));
+            }
+            state = self.wait(state);
+        }
+    }
+
+    /// Runs node `id` once the node it starts from is built.
+    fn run_node(&self, id: NodeId) {
+        let node = self.graph.node(id);
+        let mut state = self.lock();
+        if let ir::Base::Stage(parent) = &node.base {
+            let parent = self.graph.find(parent).expect("a stage base is a node");
+            let (waited, result) = self.wait_built(state, parent);
+            state = waited;
+            if result.is_err() {
+                state.ended.insert(id);
+                drop(state);
+                self.changed.notify_all();
+                return;
+            }
+        }
+        let (placed, place) = self.take_place(state);
+        drop(placed);
+        let result = place.and_then(|()| {
+            let result = self.runner.run(self.graph, id, self, self.report);
+            self.lock().running -= 1;
+            result
         });
+        let mut state = self.lock();
+        match result {
+            Ok(built) => {
+                state.built.insert(id, built);
+            }
+            Err(BuildError::Stopped) => {
+                state.ended.insert(id);
+            }
+            Err(e) => {
+                state.ended.insert(id);
+                state.failures.push((id, e));
+            }
+        }
+        drop(state);
+        self.changed.notify_all();
+    }
+}
+
+impl node::Dependencies for Nodes<'_> {
+    fn built(&self, id: NodeId) -> Result<Built, BuildError> {
+        let mut state = self.lock();
+        if let Some(built) = state.built.get(&id) {
+            return Ok(built.clone());
+        }
+        // Give the place up while waiting, then take one again.
+        state.running -= 1;
+        self.changed.notify_all();
+        let (state, result) = self.wait_built(state, id);
+        let (mut state, place) = self.take_place(state);
+        if place.is_err() {
+            // Counted as running all the same: the node's end releases it.
+            state.running += 1;
+        }
+        place?;
+        result
     }
 }
 

@@ -27,6 +27,14 @@ use crate::store::{CacheEntry, CachedLayer, Digest, Store};
 /// [`OciRuntime::detect_remembered`]).
 const RUNTIME_PROBE: &str = "runtime-probe";
 
+/// What the nodes a node reads have built, as its steps come to need it.
+pub(super) trait Dependencies: Sync {
+    /// What node `id` built, waiting while it is still building; the
+    /// error [`BuildError::Stopped`] when it failed or the build is
+    /// failing (the waiting node then ends without an error of its own).
+    fn built(&self, id: NodeId) -> Result<Built, BuildError>;
+}
+
 /// Runs nodes against one store.
 pub struct NodeRunner<'a> {
     store: &'a Store,
@@ -152,7 +160,7 @@ impl<'a> NodeRunner<'a> {
         &self,
         graph: &BuildGraph,
         id: NodeId,
-        results: &HashMap<NodeId, Built>,
+        results: &dyn Dependencies,
         report: &(dyn Fn(Event<'_>) + Sync),
     ) -> Result<Built, BuildError> {
         let node = graph.node(id);
@@ -166,8 +174,8 @@ impl<'a> NodeRunner<'a> {
                 Some(CacheKey::scratch(&node.platform.to_string())),
             ),
             Base::Stage(parent) => {
-                let built = &results[&graph.find(parent).expect("a stage base is a node")];
-                (built.image.clone(), built.key)
+                let built = results.built(graph.find(parent).expect("a stage base is a node"))?;
+                (built.image, built.key)
             }
             Base::Image(reference) => {
                 let mut base = self.base_image(graph, node, reference)?;
@@ -250,7 +258,7 @@ impl<'a> NodeRunner<'a> {
         graph: &BuildGraph,
         node: &Node,
         step: &Step<String>,
-        results: &HashMap<NodeId, Built>,
+        results: &dyn Dependencies,
     ) -> Option<Vec<InputDigest>> {
         let mut digests = Vec::new();
         for spec in InputSpec::of(step) {
@@ -261,7 +269,7 @@ impl<'a> NodeRunner<'a> {
                         Some(stage) => {
                             let id = graph.find(stage)?;
                             (
-                                results.get(&id)?.image.clone(),
+                                results.built(id).ok()?.image,
                                 format!("stage {}", graph.node(id).stage),
                             )
                         }
@@ -307,7 +315,7 @@ impl<'a> NodeRunner<'a> {
         node: &Node,
         image: &mut Image,
         base_key: Option<CacheKey>,
-        results: &HashMap<NodeId, Built>,
+        results: &dyn Dependencies,
         scratch: &Path,
         report: &(dyn Fn(Event<'_>) + Sync),
     ) -> Result<Option<CacheKey>, BuildError> {
@@ -398,7 +406,7 @@ impl<'a> NodeRunner<'a> {
         graph: &BuildGraph,
         node: &Node,
         image: &mut Image,
-        results: &HashMap<NodeId, Built>,
+        results: &dyn Dependencies,
         state: &State,
         step: &Step<String>,
         text: &str,
@@ -447,10 +455,11 @@ impl<'a> NodeRunner<'a> {
                     None => String::new(),
                     Some(from) => {
                         let source = match from.strip_prefix("stage:") {
-                            Some(stage) => results
-                                [&graph.find(stage).expect("a copy source is a node")]
-                                .image
-                                .clone(),
+                            Some(stage) => {
+                                results
+                                    .built(graph.find(stage).expect("a copy source is a node"))?
+                                    .image
+                            }
                             None => self.base_image(graph, node, from)?,
                         };
                         let started = Instant::now();
@@ -578,7 +587,7 @@ impl<'a> NodeRunner<'a> {
         graph: &BuildGraph,
         node: &Node,
         image: &mut Image,
-        results: &HashMap<NodeId, Built>,
+        results: &dyn Dependencies,
         state: &State,
         run: &Run<String>,
         text: &str,
@@ -624,9 +633,11 @@ impl<'a> NodeRunner<'a> {
                 && !sources.contains_key(from)
             {
                 let source = match from.strip_prefix("stage:") {
-                    Some(stage) => results[&graph.find(stage).expect("a mount source is a node")]
-                        .image
-                        .clone(),
+                    Some(stage) => {
+                        results
+                            .built(graph.find(stage).expect("a mount source is a node"))?
+                            .image
+                    }
                     None => self.base_image(graph, node, from)?,
                 };
                 let path = match self.rootfs(&source)? {

@@ -879,6 +879,38 @@ stage = "late"
     );
 }
 
+/// A step waits for the stage it reads, not its whole stage: the final
+/// stage's first step runs while `slow`, which the second step copies
+/// from, is still running (and `slow` waits for that first step).
+#[test]
+fn a_step_waits_only_for_the_stage_it_reads() {
+    if !can_run() {
+        return;
+    }
+    let busybox = busybox().display().to_string();
+    let manifest = format!(
+        r#"[stages.slow]
+from = "oci-layout:{busybox}"
+steps = [{{ run = "i=0; while [ ! -e /sync/first ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; test -e /sync/first && echo slow > /slow", mounts = [{{ type = "cache", id = "steps", target = "/sync" }}] }}]
+[stages.final]
+from = "oci-layout:{busybox}"
+steps = [
+  {{ run = "touch /sync/first", mounts = [{{ type = "cache", id = "steps", target = "/sync" }}] }},
+  {{ copy = "/slow", from = "slow", to = "/slow" }},
+]
+[images.final]
+stage = "final"
+"#
+    );
+    let project = Project::with_stages(&manifest);
+    let out = project.apply(&["--jobs", "2"]);
+    assert_eq!(
+        out.code, 0,
+        "the final stage's first step did not run while `slow` ran:\n{}",
+        out.stderr
+    );
+}
+
 /// Two stages fail at once: both are reported, and no stage that needs one
 /// of them starts.
 #[test]
