@@ -13,9 +13,12 @@
 #                 final (FROM the base, COPY the asset and the two artifacts)
 # WORKLOAD=branches measures scheduling instead: two branches of unequal
 # length, `slow` (a 4 s step) and `quick` -> `late` (a 4 s step that reads
-# src/mod-17/file-042.txt, the changed file), copied into one final image.
-# A scheduler that starts `late` as soon as `quick` is done builds it in
-# about 4 s; one that waits for every stage of the first wave, in 8 s.
+# src/mod-17/file-042.txt, the changed file), copied into one final image
+# whose own first steps (a 2 s step on the same file) read neither. A
+# scheduler that starts `late` as soon as `quick` is done, and the final
+# stage's own steps before the stages they do not read are done, builds
+# it in about 4 s; one that waits for whole stages, in 6 s; one that waits
+# for every stage of the first wave, in 10 s.
 # Every tool builds the same Dockerfile from the same busybox base, which
 # imgbuild builds from Debian's busybox-static, so nothing is pulled from
 # the internet.
@@ -140,6 +143,8 @@ COPY src/mod-17/file-042.txt /in.txt
 RUN sleep 4 && sha256sum /in.txt > /late
 
 FROM ${BASE}
+COPY src/mod-17/file-042.txt /app/own.txt
+RUN sleep 2 && sha256sum /app/own.txt > /app/own.sum
 COPY --from=slow /slow /app/
 COPY --from=late /late /app/
 CMD ["/bin/sh"]
