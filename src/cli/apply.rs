@@ -46,7 +46,8 @@ pub struct ApplyArgs {
     /// of crun, runc and youki that works on this machine.
     #[arg(long, value_name = "NAME|PATH")]
     pub runtime: Option<String>,
-    /// How many stages may build at once. Default: one per core.
+    /// How many stages may build at once. Default: no limit, as `BuildKit`
+    /// (a stage waiting for another does not count).
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
     /// How to show the build's progress on stderr; `-q` means `quiet`.

@@ -127,7 +127,7 @@ pub struct BuildOptions {
     pub grants: crate::exec::step::Grants,
     /// The build machine's platform.
     pub host: Platform,
-    /// How many nodes may run at once (`--jobs`); None: one per core.
+    /// How many nodes may run at once (`--jobs`); None: no limit.
     pub jobs: Option<usize>,
     /// Stages that ignore the cache.
     pub no_cache: NoCache,
@@ -309,9 +309,9 @@ impl<'a> Nodes<'a> {
         report: &'a (dyn Fn(Event<'_>) + Sync),
         jobs: Option<usize>,
     ) -> Self {
-        let places = jobs.filter(|&n| n > 0).unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        });
+        // No limit by default, as BuildKit: steps that wait on the network
+        // or sleep would otherwise hold the places of those that compute.
+        let places = jobs.filter(|&n| n > 0).unwrap_or(usize::MAX);
         Self {
             graph,
             runner,
