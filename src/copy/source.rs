@@ -10,10 +10,11 @@ use bstr::{BStr, BString, ByteSlice};
 use super::walk::Include;
 use super::{CopyError, Origin, bytes_of, glob, host, join};
 
-/// Cleans a source path: no leading `/` or `./`, no `..` past the root.
+/// Cleans a source path: no leading `/` or `./`, and a `..` past the root
+/// stays at the root, as `BuildKit` cleans it (`COPY ../x /` copies the
+/// context's `x`).
 pub(super) fn clean_source(source: &str) -> Result<String, CopyError> {
-    let cleaned = crate::util::path::clean_relative(Path::new(source))
-        .ok_or_else(|| CopyError::OutsideRoot(source.to_owned()))?;
+    let cleaned = crate::util::path::clean_clamped(Path::new(source));
     Ok(cleaned
         .into_os_string()
         .into_string()

@@ -90,6 +90,24 @@ pub fn clean_relative(path: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
+/// `path` with `.` and `..` applied lexically and no leading `/`, a `..`
+/// at the top staying there: what Go's `filepath.Join("/", path)` gives,
+/// without the `/`. `BuildKit` cleans copy sources so: `../x` is `x` of the
+/// context.
+pub fn clean_clamped(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => out.push(name),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
 /// What a path inside a root resolved to.
 pub enum InRoot {
     /// A regular file, open for reading.
