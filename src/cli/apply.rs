@@ -23,7 +23,9 @@ pub struct ApplyArgs {
     pub build: BuildArgs,
     /// Write the images here too (repeatable): `type=oci-layout,dest=DIR`,
     /// `type=oci,dest=FILE`, `type=docker,dest=FILE`, `type=local,dest=DIR`,
-    /// or `type=registry[,name=REF]` (push).
+    /// `type=tar,dest=FILE`, or `type=registry[,name=REF]` (push); `DIR`
+    /// alone is `type=local,dest=DIR` and `-` is `type=tar,dest=-`, as in
+    /// `docker buildx build`. `dest=-` writes an archive to standard output.
     #[arg(short, long = "output", value_name = "SPEC")]
     pub outputs: Vec<String>,
     /// Push every image to each of its tags (`--output type=registry`).
@@ -175,6 +177,7 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
     if args.push && !outputs.contains(&Output::Registry { names: Vec::new() }) {
         outputs.push(Output::Registry { names: Vec::new() });
     }
+    check_stdout(&outputs)?;
     let compression = compression(args)?;
     let session = Session::prepare(&args.build, store_dir, printer)?;
     // Refused before building, not after: a docker archive holds one platform per image.
@@ -273,5 +276,32 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         }
         lines.push('\n');
     }
+    if outputs.iter().any(Output::writes_stdout) {
+        // Standard output holds the archive: the lines go to stderr.
+        printer.message(lines.trim_end());
+        return Ok(());
+    }
     printer.result(&lines).map_err(Error::Output)
+}
+
+/// Refuses two outputs to standard output, and an archive to a terminal,
+/// as `docker buildx build` does.
+fn check_stdout(outputs: &[Output]) -> Result<(), Error> {
+    use std::io::IsTerminal;
+    let to_stdout = outputs.iter().filter(|o| o.writes_stdout()).count();
+    if to_stdout > 1 {
+        return Err(Error::Usage {
+            message: format!(
+                "{to_stdout} outputs write to standard output (`dest=-`), which holds one"
+            ),
+            help: "give all but one of them `dest=FILE`".into(),
+        });
+    }
+    if to_stdout == 1 && std::io::stdout().is_terminal() {
+        return Err(Error::Usage {
+            message: "`--output` would write a tar archive to the terminal".into(),
+            help: "redirect standard output (`-o - > rootfs.tar`), or write `dest=FILE`".into(),
+        });
+    }
+    Ok(())
 }
