@@ -10,6 +10,7 @@ mod du;
 mod images;
 mod inspect;
 mod lint;
+mod metadata;
 mod plan;
 mod prune;
 mod pull;
