@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 
 use super::BuildArgs;
+use super::metadata;
 use super::session::Session;
 use crate::error::Error;
 use crate::exec::step::{Grants, SecretSource};
@@ -23,9 +24,20 @@ pub struct ApplyArgs {
     pub build: BuildArgs,
     /// Write the images here too (repeatable): `type=oci-layout,dest=DIR`,
     /// `type=oci,dest=FILE`, `type=docker,dest=FILE`, `type=local,dest=DIR`,
-    /// or `type=registry[,name=REF]` (push).
+    /// `type=tar,dest=FILE`, or `type=registry[,name=REF]` (push); `DIR`
+    /// alone is `type=local,dest=DIR` and `-` is `type=tar,dest=-`, as in
+    /// `docker buildx build`. `dest=-` writes an archive to standard output.
     #[arg(short, long = "output", value_name = "SPEC")]
     pub outputs: Vec<String>,
+    /// Write the image id to this file, as `docker buildx build --iidfile`:
+    /// the config's digest for a single-platform image, the index's for
+    /// several platforms.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// Write what was built to this file as JSON, with the keys of `docker
+    /// buildx build --metadata-file` (`containerimage.digest`, ...).
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
     /// Push every image to each of its tags (`--output type=registry`).
     #[arg(long)]
     pub push: bool,
@@ -176,8 +188,38 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
     if args.push && !outputs.contains(&Output::Registry { names: Vec::new() }) {
         outputs.push(Output::Registry { names: Vec::new() });
     }
+    check_stdout(&outputs)?;
+    if args.iidfile.is_some()
+        && let Some(output) = outputs.iter().find(|o| !o.holds_image())
+    {
+        let spec = args
+            .outputs
+            .iter()
+            .zip(&outputs)
+            .find(|(_, o)| *o == output)
+            .map_or("", |(s, _)| s.as_str());
+        return Err(Error::Usage {
+            message: format!(
+                "`--iidfile` cannot be used with `--output {spec}`: local and tar outputs hold files, not an image"
+            ),
+            help: "drop `--iidfile`, or write the image with `type=oci-layout`, `type=oci`, `type=docker` or `type=registry`".into(),
+        });
+    }
     let compression = compression(args)?;
     let session = Session::prepare(&args.build, store_dir, printer)?;
+    if args.iidfile.is_some() && session.graph.images.len() > 1 {
+        return Err(Error::Usage {
+            message: format!(
+                "`--iidfile` holds one image id, but this build makes {} images",
+                session.graph.images.len()
+            ),
+            help: "build one `--target`, or use `--metadata-file`, which names every image".into(),
+        });
+    }
+    // No stale id or metadata survives a failed build (buildx removes them first too).
+    for file in [&args.iidfile, &args.metadata_file].into_iter().flatten() {
+        remove_stale(file)?;
+    }
     // Refused before building, not after: a docker archive holds one platform per image.
     if outputs
         .iter()
@@ -265,6 +307,18 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
             ));
         }
     }
+    if args.iidfile.is_some() || args.metadata_file.is_some() {
+        let exported = metadata::exported(&session.store, &images, &outputs, compression, &pushed)
+            .map_err(Error::Export)?;
+        if let Some(file) = &args.iidfile
+            && let [image] = exported.as_slice()
+        {
+            write_file(file, image.id().as_bytes())?;
+        }
+        if let Some(file) = &args.metadata_file {
+            write_file(file, &metadata::document(&exported))?;
+        }
+    }
     let mut lines = String::new();
     for image in &images {
         let _ = write!(lines, "{} {}", image.name, image.descriptor.digest);
@@ -274,5 +328,59 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         }
         lines.push('\n');
     }
+    if outputs.iter().any(Output::writes_stdout) {
+        // Standard output holds the archive: the lines go to stderr.
+        printer.message(lines.trim_end());
+        return Ok(());
+    }
     printer.result(&lines).map_err(Error::Output)
+}
+
+/// Refuses two outputs to standard output, and an archive to a terminal,
+/// as `docker buildx build` does.
+fn check_stdout(outputs: &[Output]) -> Result<(), Error> {
+    use std::io::IsTerminal;
+    let to_stdout = outputs.iter().filter(|o| o.writes_stdout()).count();
+    if to_stdout > 1 {
+        return Err(Error::Usage {
+            message: format!(
+                "{to_stdout} outputs write to standard output (`dest=-`), which holds one"
+            ),
+            help: "give all but one of them `dest=FILE`".into(),
+        });
+    }
+    if to_stdout == 1 && std::io::stdout().is_terminal() {
+        return Err(Error::Usage {
+            message: "`--output` would write a tar archive to the terminal".into(),
+            help: "redirect standard output (`-o - > rootfs.tar`), or write `dest=FILE`".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Removes what an earlier build left at `file`.
+fn remove_stale(file: &Path) -> Result<(), Error> {
+    match std::fs::remove_file(file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Usage {
+            message: format!("cannot remove the old `{}`: {e}", file.display()),
+            help: "check the path given to `--iidfile` or `--metadata-file`".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `bytes` beside `file` and renames it into place, so a reader
+/// never sees half a file.
+fn write_file(file: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    let partial = file.with_file_name(format!(".{name}.partial"));
+    std::fs::write(&partial, bytes)
+        .and_then(|()| std::fs::rename(&partial, file))
+        .map_err(|source| {
+            let _ = std::fs::remove_file(&partial);
+            Error::Export(export::ExportError::Io {
+                path: file.to_owned(),
+                source,
+            })
+        })
 }

@@ -61,6 +61,7 @@ impl LintArgs {
         BuildArgs {
             file: self.file.clone(),
             targets: Vec::new(),
+            tags: Vec::new(),
             platforms: self.platforms.clone(),
             args: self.args.clone(),
             context: self.context.clone(),

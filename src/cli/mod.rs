@@ -10,6 +10,7 @@ mod du;
 mod images;
 mod inspect;
 mod lint;
+mod metadata;
 mod plan;
 mod prune;
 mod pull;
@@ -122,9 +123,16 @@ pub struct BuildArgs {
         default_value = "imgbuild.toml"
     )]
     pub file: PathBuf,
-    /// An image or group to build (repeatable); default: the `default` group, else every image.
-    #[arg(short, long = "target", value_name = "IMAGE|GROUP")]
+    /// An image or group to build (repeatable); default: the `default` group,
+    /// else every image. Long only, as in `docker buildx build`, where `-t`
+    /// is `--tag`.
+    #[arg(long = "target", value_name = "IMAGE|GROUP")]
     pub targets: Vec<String>,
+    /// Tag the image a Dockerfile builds (repeatable), as `docker buildx
+    /// build -t` does: `[registry/]repository[:tag]`, `:latest` when no
+    /// tag is given. A manifest's images take theirs from `[images.NAME] tags`.
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
     /// Build for this platform instead of each image's own (repeatable, or comma-separated).
     #[arg(
         long = "platform",

@@ -72,7 +72,8 @@ impl Session {
             build.registry.options(),
         ));
         request.bases = Some(Arc::clone(&bases));
-        let graph = plan::resolve_graph(&project, &request)?;
+        let mut graph = plan::resolve_graph(&project, &request)?;
+        apply_tags(build, &mut graph)?;
         warn_unconsumed(&project, &request, &graph, build.is_dockerfile(), printer);
         let no_cache = no_cache(build, &project)?;
         let context = ContextFiles::new(&context_dir, ignore, Some(&store));
@@ -142,6 +143,53 @@ fn warn_unconsumed(
         }
     }
     printer.message(&text);
+}
+
+/// Gives the image a Dockerfile builds the `--tag`s, as `docker buildx
+/// build -t` names the image of its one target: a tag without `:TAG` gets
+/// `:latest`, as `BuildKit` writes it.
+fn apply_tags(build: &BuildArgs, graph: &mut BuildGraph) -> Result<(), Error> {
+    if build.tags.is_empty() {
+        return Ok(());
+    }
+    let first = &build.tags[0];
+    if !build.is_dockerfile() {
+        return Err(Error::Usage {
+            message: format!("`--tag {first}` tags the image of a Dockerfile build"),
+            help: "a manifest's images take their tags from `[images.NAME] tags = [...]`".into(),
+        });
+    }
+    let [image] = graph.images.as_mut_slice() else {
+        return Err(Error::Usage {
+            message: format!(
+                "`--tag {first}` names one image, but this build makes {}",
+                graph.images.len()
+            ),
+            help: "build one `--target` at a time to tag it".into(),
+        });
+    };
+    let mut tags: Vec<String> = Vec::new();
+    for tag in &build.tags {
+        let bad = |why: &str| Error::Usage {
+            message: format!("invalid `--tag {tag}`: {why}"),
+            help: "write `[registry/]repository[:tag]`, e.g. `-t localhost/app:1`".into(),
+        };
+        if tag.contains('@') {
+            return Err(bad("a tag cannot hold a digest (`@sha256:…`)"));
+        }
+        crate::ir::reference::validate(tag).map_err(|why| bad(&why))?;
+        let last = tag.rsplit('/').next().unwrap_or(tag);
+        let tag = if last.contains(':') {
+            tag.clone()
+        } else {
+            format!("{tag}:latest")
+        };
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    image.tags = tags;
+    Ok(())
 }
 
 fn source_date_epoch() -> Result<Option<i64>, Error> {

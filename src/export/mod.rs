@@ -1,11 +1,13 @@
 //! Outputs of `imgbuild apply --output`: an OCI layout directory, an OCI
-//! archive, a docker archive (`docker load`), the final filesystem, or a
-//! registry (`--push`).
+//! archive, a docker archive (`docker load`), the final filesystem as a
+//! directory or a tar archive, or a registry (`--push`). Archives go to a
+//! file or, with `dest=-`, to standard output.
 
 mod archive;
 mod compress;
 mod push;
 
+pub use archive::is_stdout;
 pub use compress::compressed;
 pub use push::{Pushed, stored_image, targets as push_targets};
 
@@ -27,12 +29,15 @@ use crate::store::{Digest, Store, StoreError};
 pub enum Output {
     /// `type=oci-layout,dest=DIR`.
     OciLayout(PathBuf),
-    /// `type=oci,dest=FILE`: the layout as a tar archive.
+    /// `type=oci,dest=FILE`: the layout as a tar archive (`-`: standard output).
     OciArchive(PathBuf),
-    /// `type=docker,dest=FILE`: loadable with `docker load`.
+    /// `type=docker,dest=FILE`: loadable with `docker load` (`-`: standard output).
     DockerArchive(PathBuf),
-    /// `type=local,dest=DIR`: the final filesystem.
+    /// `type=local,dest=DIR`, or a bare `DIR`: the final filesystem.
     Local(PathBuf),
+    /// `type=tar,dest=FILE`, or a bare `-`: the final filesystem as a tar
+    /// archive (`-`: standard output).
+    Tar(PathBuf),
     /// `type=registry[,name=REF]...`: push to the image's tags, or to the
     /// names given (`--push` is `type=registry`).
     Registry {
@@ -96,15 +101,26 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
 }
 
 /// The types `--output` takes, for messages.
-const TYPES: &str = "oci-layout, oci, docker, local or registry";
+const TYPES: &str = "oci-layout, oci, docker, local, tar or registry";
 
 impl Output {
-    /// Parses `type=TYPE,dest=PATH`, or `type=registry[,name=REF]...`.
+    /// Parses `type=TYPE,dest=PATH`, or `type=registry[,name=REF]...`; as
+    /// in `docker buildx build`, a value of one field that does not start
+    /// with `type=` is a directory for `type=local`, and `-` is
+    /// `type=tar,dest=-`. `type=oci` and `type=tar` without `dest` write
+    /// to standard output.
     pub fn parse(spec: &str) -> Result<Self, ExportError> {
         let bad = |why: &str| ExportError::Spec {
             spec: spec.to_owned(),
             why: why.to_owned(),
         };
+        if !spec.contains(',') && !spec.starts_with("type=") {
+            return Ok(if spec == "-" {
+                Output::Tar(PathBuf::from("-"))
+            } else {
+                Output::Local(PathBuf::from(spec))
+            });
+        }
         let mut kind = None;
         let mut dest = None;
         let mut names = Vec::new();
@@ -135,15 +151,38 @@ impl Output {
         if !names.is_empty() {
             return Err(bad("only `type=registry` takes `name=`"));
         }
-        let dest = dest.ok_or_else(|| bad("missing `dest=PATH`"))?;
+        let to_stdout = || dest.clone().unwrap_or_else(|| PathBuf::from("-"));
+        let dir = || match &dest {
+            Some(d) if is_stdout(d) => Err(bad(
+                "a directory output cannot go to standard output; write `dest=DIR`, or use `type=tar` or `type=oci`, which are archives",
+            )),
+            Some(d) => Ok(d.clone()),
+            None => Err(bad("missing `dest=DIR`")),
+        };
         match kind {
-            Some("oci-layout") => Ok(Output::OciLayout(dest)),
-            Some("oci") => Ok(Output::OciArchive(dest)),
-            Some("docker") => Ok(Output::DockerArchive(dest)),
-            Some("local") => Ok(Output::Local(dest)),
+            Some("oci-layout") => Ok(Output::OciLayout(dir()?)),
+            Some("local") => Ok(Output::Local(dir()?)),
+            Some("oci") => Ok(Output::OciArchive(to_stdout())),
+            Some("tar") => Ok(Output::Tar(to_stdout())),
+            Some("docker") => Ok(Output::DockerArchive(dest.clone().ok_or_else(|| {
+                bad("missing `dest=FILE`: imgbuild has no docker daemon to load into; write `dest=FILE` and `docker load -i FILE`, or `dest=-` for standard output")
+            })?)),
             Some(other) => Err(bad(&format!("unknown type `{other}`; use {TYPES}"))),
             None => Err(bad(&format!("missing `type=`; use {TYPES}"))),
         }
+    }
+
+    /// The file this output writes to standard output, if it does.
+    pub fn writes_stdout(&self) -> bool {
+        match self {
+            Output::OciArchive(p) | Output::DockerArchive(p) | Output::Tar(p) => is_stdout(p),
+            Output::OciLayout(_) | Output::Local(_) | Output::Registry { .. } => false,
+        }
+    }
+
+    /// Whether the output holds an image (rather than only its files).
+    pub fn holds_image(&self) -> bool {
+        !matches!(self, Output::Local(_) | Output::Tar(_))
     }
 }
 
@@ -184,6 +223,13 @@ pub fn export(
             result?;
         }
         Output::Local(dir) => write_local(store, images, dir, max_layer_size)?,
+        Output::Tar(file) => {
+            let staging = staging_dir(store)?;
+            let result = write_local(store, images, &staging, max_layer_size)
+                .and_then(|()| archive::tar_tree(&staging, file));
+            let _ = fs::remove_dir_all(&staging);
+            result?;
+        }
         Output::Registry { names } => {
             // Every image has somewhere to go before anything is compressed or sent.
             for image in images {
@@ -352,4 +398,45 @@ fn write_local(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(spec: &str) -> Output {
+        Output::parse(spec).unwrap_or_else(|e| panic!("{spec}: {e}"))
+    }
+
+    #[test]
+    fn one_field_is_a_local_directory_and_a_dash_is_a_tar_on_stdout() {
+        assert_eq!(parse("out"), Output::Local("out".into()));
+        assert_eq!(parse("./a=b"), Output::Local("./a=b".into()));
+        assert_eq!(parse("-"), Output::Tar("-".into()));
+        assert!(parse("-").writes_stdout());
+    }
+
+    #[test]
+    fn archives_without_dest_go_to_stdout() {
+        assert_eq!(parse("type=tar"), Output::Tar("-".into()));
+        assert_eq!(parse("type=oci"), Output::OciArchive("-".into()));
+        assert_eq!(
+            parse("type=docker,dest=-"),
+            Output::DockerArchive("-".into())
+        );
+        assert_eq!(parse("type=tar,dest=fs.tar"), Output::Tar("fs.tar".into()));
+        assert!(!parse("type=tar,dest=fs.tar").writes_stdout());
+    }
+
+    #[test]
+    fn directories_need_a_dest_other_than_stdout() {
+        for spec in [
+            "type=local,dest=-",
+            "type=oci-layout,dest=-",
+            "type=local",
+            "type=docker",
+        ] {
+            assert!(Output::parse(spec).is_err(), "{spec}");
+        }
+    }
 }

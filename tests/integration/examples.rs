@@ -84,7 +84,7 @@ fn plan_json(file: &str) -> serde_json::Value {
         let text = std::fs::read_to_string(repo().join(file)).unwrap();
         let manifest: toml::Table = toml::from_str(&text).unwrap();
         for image in manifest["images"].as_table().unwrap().keys() {
-            args.extend(["-t".to_owned(), image.clone()]);
+            args.extend(["--target".to_owned(), image.clone()]);
         }
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -6,6 +6,7 @@ mod util;
 mod apply;
 mod bad_manifests;
 mod book;
+mod buildx;
 mod cache;
 mod convert;
 mod differential;

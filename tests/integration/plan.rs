@@ -163,7 +163,7 @@ pair = ["one", "two"]
     );
     // The three images share one stage node per platform.
     assert_eq!(
-        plan_json(manifest, &["--target", "three", "-t", "pair"])["nodes"]
+        plan_json(manifest, &["--target", "three", "--target", "pair"])["nodes"]
             .as_array()
             .unwrap()
             .len(),
