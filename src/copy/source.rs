@@ -13,12 +13,11 @@ use super::{CopyError, Origin, bytes_of, glob, host, join};
 /// Cleans a source path: no leading `/` or `./`, and a `..` past the root
 /// stays at the root, as `BuildKit` cleans it (`COPY ../x /` copies the
 /// context's `x`).
-pub(super) fn clean_source(source: &str) -> Result<String, CopyError> {
-    let cleaned = crate::util::path::clean_clamped(Path::new(source));
-    Ok(cleaned
+pub(super) fn clean_source(source: &str) -> String {
+    crate::util::path::clean_clamped(Path::new(source))
         .into_os_string()
         .into_string()
-        .expect("the components of a str are UTF-8"))
+        .expect("the components of a str are UTF-8")
 }
 
 /// Follows the symlinks in `rel` inside `root`, as if `root` were `/`, the
@@ -84,7 +83,7 @@ pub(super) fn expand_source(
 ) -> Result<Vec<(BString, BString)>, CopyError> {
     let root = origin.root();
     let shown = source.as_bytes().as_bstr();
-    let cleaned = clean_source(source)?;
+    let cleaned = clean_source(source);
     let parts: Vec<&str> = cleaned.split('/').filter(|p| !p.is_empty()).collect();
     let Some(first) = parts.iter().position(|p| glob::has_wildcards(p)) else {
         let at = resolve(root, cleaned.as_bytes(), false, shown)?;
@@ -202,7 +201,7 @@ pub(super) fn expand_parents(
         let root = clean_pattern(root);
         format!("/{}", clean_pattern(&format!("{root}/{pattern}")))
     });
-    let roots = if clean_source(root)?.is_empty() {
+    let roots = if clean_source(root).is_empty() {
         vec![BString::default()]
     } else {
         expand_source(origin, root)?
