@@ -42,10 +42,7 @@ pub struct ContentHash(pub [u8; 32]);
 
 impl fmt::Display for ContentHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        crate::util::hex::write(f, &self.0)
     }
 }
 
@@ -58,16 +55,7 @@ impl fmt::Debug for ContentHash {
 impl ContentHash {
     /// Parses 64 lowercase or uppercase hex digits.
     pub fn from_hex(s: &str) -> Option<Self> {
-        let bytes = s.as_bytes();
-        if bytes.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            let hex = std::str::from_utf8(pair).ok()?;
-            *o = u8::from_str_radix(hex, 16).ok()?;
-        }
-        Some(ContentHash(out))
+        crate::util::hex::decode32(s).map(ContentHash)
     }
 }
 

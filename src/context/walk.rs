@@ -159,7 +159,8 @@ impl Walker<'_> {
                 [rel, b"/", name.as_bytes()].concat().into()
             };
             let child_excluded = self.ignore.excludes(&child_rel);
-            let meta = match fs::symlink_metadata(&child_abs) {
+            // Relative to the directory (fstatat), not a walk of the whole path.
+            let meta = match dirent.metadata() {
                 Ok(m) => m,
                 // Gone since read_dir listed it: nothing to send.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,

@@ -48,10 +48,7 @@ pub struct CacheKey(pub [u8; 32]);
 
 impl fmt::Display for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        crate::util::hex::write(f, &self.0)
     }
 }
 
