@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 
 use super::BuildArgs;
+use super::history::StepLog;
 use super::metadata;
 use super::session::Session;
 use crate::error::Error;
@@ -206,6 +207,7 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         });
     }
     let compression = compression(args)?;
+    let started = std::time::SystemTime::now();
     let session = Session::prepare(&args.build, store_dir, printer)?;
     if args.iidfile.is_some() && session.graph.images.len() > 1 {
         return Err(Error::Usage {
@@ -263,16 +265,31 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         max_layer_size: args.max_layer_size,
     };
     let progress = Progress::new(args.progress, printer, &session.graph);
+    let steps = StepLog::default();
     let built = scheduler::build(
         &session.store,
         &session.graph,
         &session.context,
         &options,
-        &|event| progress.event(&event),
+        &|event| {
+            steps.observe(&event);
+            progress.event(&event);
+        },
     );
+    let context = session.context.root().to_owned();
     let images = match built {
-        Ok(images) => images,
+        Ok(images) => {
+            steps.record(&session.store, &args.build, &context, started, Ok(&images));
+            images
+        }
         Err(e) => {
+            steps.record(
+                &session.store,
+                &args.build,
+                &context,
+                started,
+                Err(e.to_string()),
+            );
             progress.fail(&e);
             return Err(Error::Build(e));
         }

@@ -7,6 +7,7 @@ mod apply;
 mod convert;
 mod doctor;
 mod du;
+mod history;
 mod images;
 mod inspect;
 mod lint;
@@ -77,6 +78,9 @@ pub enum Command {
     /// List the images in the store: each tag with its image id, creation
     /// time, size and platforms. With `-q`, only the image ids.
     Images(images::ImagesArgs),
+    /// The builds this store has seen: `ls` lists them, `show ID` gives one
+    /// build's steps with their times (`docker buildx history`).
+    History(history::HistoryArgs),
     /// Remove tags from the store (`docker rmi`).
     ///
     /// An image whose last tag is gone is no longer kept: `imgbuild prune`
@@ -391,6 +395,9 @@ pub fn main() -> ExitCode {
         Command::Pull(args) => pull::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
         Command::Push(args) => push::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
         Command::Images(args) => images::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
+        Command::History(args) => {
+            history::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK)
+        }
         Command::Rmi(args) => rmi::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
         Command::Du(args) => {
             du::run(args, cli.store.as_deref(), cli.verbose > 0, printer).map(|()| EXIT_OK)

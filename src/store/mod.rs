@@ -27,6 +27,7 @@ mod digest;
 mod error;
 mod fsutil;
 mod gc;
+mod history;
 mod lock;
 mod meta;
 mod snapshot;
@@ -47,6 +48,7 @@ pub use gc::{
     CacheItemKind, EntryRemoval, EntryUsage, PruneOptions, PruneReport, RemovedEntry, Usage,
     UsageKind, UsageRow,
 };
+pub use history::{BuildRecord, BuiltRecord, KEPT_BUILDS, StepOutcome};
 pub use lock::StoreLock;
 pub use snapshot::SnapshotDraft;
 pub use sparse::{SparseWriter, copy_sparse};

@@ -14,6 +14,7 @@ mod dockerfile;
 mod examples;
 mod git;
 mod hardlinks;
+mod history;
 mod hostile_context;
 mod image_config;
 mod images;
