@@ -68,6 +68,22 @@ pub enum ExportError {
         /// The error.
         source: std::io::Error,
     },
+    /// The filesystem written to is full.
+    #[error(
+        "no space left writing `{}`: the images hold about {needed} and that filesystem has {free} free",
+        path.display()
+    )]
+    #[diagnostic(help(
+        "free space on that filesystem or write the output elsewhere, then run the build again (it is cached); remove what this one left half-written"
+    ))]
+    NoSpace {
+        /// What was being written.
+        path: PathBuf,
+        /// The size of the images' blobs, uncompressed.
+        needed: String,
+        /// The free space left.
+        free: String,
+    },
     /// Reading the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -192,6 +208,41 @@ impl Output {
 /// `type=local` output extracts. Returns what was pushed (nothing for
 /// outputs other than registries).
 pub fn export(
+    store: &Store,
+    images: &[BuiltImage],
+    output: &Output,
+    compression: layer::CompressionOptions,
+    registry: &RegistryOptions,
+    max_layer_size: u64,
+) -> Result<Vec<Pushed>, ExportError> {
+    export_to(store, images, output, compression, registry, max_layer_size)
+        .map_err(|e| out_of_space(e, images))
+}
+
+/// `error`, or when a full filesystem caused it, [`ExportError::NoSpace`]
+/// naming what was being written and how much the images hold.
+fn out_of_space(error: ExportError, images: &[BuiltImage]) -> ExportError {
+    let path = match &error {
+        ExportError::Io { path, .. } => path.clone(),
+        _ => return error,
+    };
+    if !crate::util::disk::is_out_of_space(&error) {
+        return error;
+    }
+    let needed: u64 = images
+        .iter()
+        .flat_map(|image| &image.platforms)
+        .flat_map(|(_, _, built)| &built.layers)
+        .map(|layer| layer.size)
+        .sum();
+    ExportError::NoSpace {
+        free: crate::util::size::human_size(crate::util::disk::free_space(&path)),
+        needed: crate::util::size::human_size(needed),
+        path,
+    }
+}
+
+fn export_to(
     store: &Store,
     images: &[BuiltImage],
     output: &Output,

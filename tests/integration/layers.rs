@@ -384,3 +384,65 @@ fn a_full_store_fails_clearly_stays_consistent_and_recovers() {
     let verify = run(&["store", "verify"]);
     assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
 }
+
+/// An output on a full filesystem names what it was writing, how much the
+/// images hold and how much is free; the store is left as it was.
+#[test]
+fn an_output_on_a_full_filesystem_says_so() {
+    let Some(small) = SmallFs::mount("2m") else {
+        return;
+    };
+    let project = tempfile::tempdir().unwrap();
+    let store = project.path().join("store");
+    std::fs::write(project.path().join("big.bin"), vec![3u8; 6 << 20]).unwrap();
+    std::fs::write(
+        project.path().join("imgbuild.toml"),
+        "[stages.a]\nfrom = \"scratch\"\nsteps = [{ copy = \"big.bin\", to = \"/big.bin\" }]\n[images.a]\nstage = \"a\"\n",
+    )
+    .unwrap();
+    for (spec, written) in [
+        (
+            format!("type=oci-layout,dest={}/layout", small.dir.path().display()),
+            "layout/blobs/sha256/",
+        ),
+        (
+            format!("type=oci,dest={}/image.tar", small.dir.path().display()),
+            "image.tar",
+        ),
+    ] {
+        let out = imgbuild_in(
+            project.path(),
+            &[
+                "--store",
+                store.to_str().unwrap(),
+                "apply",
+                "--compression",
+                "none",
+                "--output",
+                &spec,
+            ],
+        );
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("no space left writing `"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(written), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("the images hold about 6.0 MiB"),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("write the output elsewhere"),
+            "{}",
+            out.stderr
+        );
+        let verify = imgbuild_in(
+            project.path(),
+            &["--store", store.to_str().unwrap(), "store", "verify"],
+        );
+        assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    }
+}

@@ -131,7 +131,7 @@ impl NodeRunner<'_> {
     /// needs, how much is free, and what to do. The blob being written is
     /// removed with its writer, so the store stays consistent.
     fn out_of_space(&self, error: BuildError, entries: &[Entry], text: &str) -> BuildError {
-        if !is_out_of_space(&error) {
+        if !crate::util::disk::is_out_of_space(&error) {
             return error;
         }
         let needed: u64 = entries
@@ -142,7 +142,7 @@ impl NodeRunner<'_> {
             })
             .sum();
         let root = self.store.root();
-        let free = rustix::fs::statvfs(root).map_or(0, |s| s.f_bavail.saturating_mul(s.f_frsize));
+        let free = crate::util::disk::free_space(root);
         BuildError::Environment {
             message: format!(
                 "the store `{}` ran out of space writing the layer of `{text}`: the layer needs about {} and the store's filesystem has {} free",
@@ -163,22 +163,4 @@ pub(super) fn has_dependents(graph: &BuildGraph, node: &Node) -> bool {
     graph
         .nodes()
         .any(|(other, _)| graph.dependencies(other).iter().any(|(d, _)| *d == id))
-}
-
-/// Whether `error` comes from a full filesystem or quota (`ENOSPC`, `EDQUOT`).
-fn is_out_of_space(error: &(dyn std::error::Error + 'static)) -> bool {
-    let full = [
-        rustix::io::Errno::NOSPC.raw_os_error(),
-        rustix::io::Errno::DQUOT.raw_os_error(),
-    ];
-    let mut at = Some(error);
-    while let Some(e) = at {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.raw_os_error().is_some_and(|code| full.contains(&code))
-        {
-            return true;
-        }
-        at = e.source();
-    }
-    false
 }
