@@ -17,6 +17,15 @@ use crate::printer::Printer;
 use crate::progress::{Progress, ProgressMode};
 use crate::scheduler::{self, BuildOptions};
 
+/// Where `--load` loads the images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoadArg {
+    /// The docker daemon (`docker load`).
+    Docker,
+    /// Podman (`podman load`).
+    Podman,
+}
+
 /// Flags of `imgbuild apply`.
 #[derive(Debug, Clone, Args)]
 pub struct ApplyArgs {
@@ -42,6 +51,11 @@ pub struct ApplyArgs {
     /// Push every image to each of its tags (`--output type=registry`).
     #[arg(long)]
     pub push: bool,
+    /// Load the images into the local docker daemon (`--output
+    /// type=docker`), or with `--load=podman` into podman, through their
+    /// `load` command.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "docker", value_name = "docker|podman")]
+    pub load: Option<LoadArg>,
     /// A secret for `secret` mounts (repeatable): `id=ID,src=FILE` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
     pub secrets: Vec<String>,
@@ -189,6 +203,15 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
     if args.push && !outputs.contains(&Output::Registry { names: Vec::new() }) {
         outputs.push(Output::Registry { names: Vec::new() });
     }
+    if let Some(load) = args.load {
+        let load = Output::Load(match load {
+            LoadArg::Docker => export::Loader::Docker,
+            LoadArg::Podman => export::Loader::Podman,
+        });
+        if !outputs.contains(&load) {
+            outputs.push(load);
+        }
+    }
     check_stdout(&outputs)?;
     if args.iidfile.is_some()
         && let Some(output) = outputs.iter().find(|o| !o.holds_image())
@@ -225,7 +248,7 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
     // Refused before building, not after: a docker archive holds one platform per image.
     if outputs
         .iter()
-        .any(|o| matches!(o, Output::DockerArchive(_)))
+        .any(|o| matches!(o, Output::DockerArchive(_) | Output::Load(_)))
         && let Some(image) = session.graph.images.iter().find(|i| i.nodes.len() > 1)
     {
         return Err(Error::Usage {

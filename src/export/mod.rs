@@ -33,6 +33,9 @@ pub enum Output {
     OciArchive(PathBuf),
     /// `type=docker,dest=FILE`: loadable with `docker load` (`-`: standard output).
     DockerArchive(PathBuf),
+    /// `type=docker` without `dest`, or `--load`: loaded into the local
+    /// docker daemon (or podman) with its `load` command.
+    Load(Loader),
     /// `type=local,dest=DIR`, or a bare `DIR`: the final filesystem.
     Local(PathBuf),
     /// `type=tar,dest=FILE`, or a bare `-`: the final filesystem as a tar
@@ -44,6 +47,25 @@ pub enum Output {
         /// Where to push; empty: every tag of each image.
         names: Vec<String>,
     },
+}
+
+/// What `--load` loads the images into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loader {
+    /// The docker daemon, through `docker load`.
+    Docker,
+    /// Podman's store, through `podman load`.
+    Podman,
+}
+
+impl Loader {
+    /// The command that loads an archive.
+    pub fn command(self) -> &'static str {
+        match self {
+            Loader::Docker => "docker",
+            Loader::Podman => "podman",
+        }
+    }
 }
 
 /// Why an output could not be written or parsed.
@@ -180,9 +202,9 @@ impl Output {
             Some("local") => Ok(Output::Local(dir()?)),
             Some("oci") => Ok(Output::OciArchive(to_stdout())),
             Some("tar") => Ok(Output::Tar(to_stdout())),
-            Some("docker") => Ok(Output::DockerArchive(dest.clone().ok_or_else(|| {
-                bad("missing `dest=FILE`: imgbuild has no docker daemon to load into; write `dest=FILE` and `docker load -i FILE`, or `dest=-` for standard output")
-            })?)),
+            Some("docker") => Ok(dest
+                .clone()
+                .map_or(Output::Load(Loader::Docker), Output::DockerArchive)),
             Some(other) => Err(bad(&format!("unknown type `{other}`; use {TYPES}"))),
             None => Err(bad(&format!("missing `type=`; use {TYPES}"))),
         }
@@ -192,7 +214,9 @@ impl Output {
     pub fn writes_stdout(&self) -> bool {
         match self {
             Output::OciArchive(p) | Output::DockerArchive(p) | Output::Tar(p) => is_stdout(p),
-            Output::OciLayout(_) | Output::Local(_) | Output::Registry { .. } => false,
+            Output::OciLayout(_) | Output::Local(_) | Output::Registry { .. } | Output::Load(_) => {
+                false
+            }
         }
     }
 
@@ -217,6 +241,28 @@ pub fn export(
 ) -> Result<Vec<Pushed>, ExportError> {
     export_to(store, images, output, compression, registry, max_layer_size)
         .map_err(|e| out_of_space(e, images))
+}
+
+/// Loads the docker archive `file` with `loader`'s `load` command.
+fn load(loader: Loader, file: &Path) -> Result<(), ExportError> {
+    let command = loader.command();
+    let out = std::process::Command::new(command)
+        .args(["load", "-i"])
+        .arg(file)
+        .output()
+        .map_err(|e| {
+            ExportError::Unsupported(format!(
+                "cannot run `{command} load` to load the images ({e}): install {command}, or write `--output type=docker,dest=FILE` and load that file"
+            ))
+        })?;
+    if !out.status.success() {
+        return Err(ExportError::Unsupported(format!(
+            "`{command} load` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
 }
 
 /// `error`, or when a full filesystem caused it, [`ExportError::NoSpace`]
@@ -270,6 +316,16 @@ fn export_to(
             let staging = staging_dir(store)?;
             let result = write_layout(store, images, &staging, true)
                 .and_then(|()| archive::tar_dir(&staging, file));
+            let _ = fs::remove_dir_all(&staging);
+            result?;
+        }
+        Output::Load(loader) => {
+            let staging = staging_dir(store)?;
+            let archive = staging.join("images.tar");
+            let layout = staging.join("layout");
+            let result = write_layout(store, images, &layout, true)
+                .and_then(|()| archive::tar_dir(&layout, &archive))
+                .and_then(|()| load(*loader, &archive));
             let _ = fs::remove_dir_all(&staging);
             result?;
         }

@@ -205,7 +205,7 @@ fn bad_tags_and_outputs_are_usage_errors() {
         &["-t", "localhost/Upper:1"][..],
         &["-t", "localhost/x@sha256:0000"],
         &["-o", "type=local,dest=-"],
-        &["-o", "type=docker"],
+        &["--load=nerdctl"],
         &["-o", "-", "-o", "type=oci,dest=-"],
         &["-o", "rootfs", "--iidfile", "iid"],
     ] {
@@ -268,4 +268,33 @@ fn metadata_after_push_names_the_pushed_digest() {
         md["containerimage.config.digest"].as_str().unwrap(),
         std::fs::read_to_string(dir.path().join("iid")).unwrap()
     );
+}
+
+/// `--load` (and `-o type=docker` without `dest`) loads the image into the
+/// docker daemon, where `docker image inspect` finds it by its tag.
+#[test]
+fn load_puts_the_image_in_the_docker_daemon() {
+    let daemon = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !daemon {
+        eprintln!("skipped: no docker daemon answers `docker info`");
+        return;
+    }
+    let (dir, store) = project();
+    let name = format!("localhost/imgbuild-load-test:{}", std::process::id());
+    for args in [&["--load"][..], &["-o", "type=docker"]] {
+        let mut all = vec!["-t", name.as_str()];
+        all.extend_from_slice(args);
+        ok(apply(dir.path(), store.path(), &all));
+        let inspect = run_tool(
+            "docker",
+            &["image", "inspect", "--format", "{{json .RepoTags}}", &name],
+        );
+        assert!(inspect.contains(&name), "{args:?}: {inspect}");
+        let _ = std::process::Command::new("docker")
+            .args(["image", "rm", "-f", &name])
+            .output();
+    }
 }
