@@ -165,7 +165,17 @@ pub struct BuildArgs {
     /// When to ask registries what a base image's tag is: `missing` uses
     /// the store's copy of a tag when it has one, `always` asks the
     /// registry, `never` uses only the store.
-    #[arg(long, value_enum, value_name = "POLICY", default_value = "missing")]
+    /// A bare `--pull` (docker's boolean) is `always`; `--pull=true` and
+    /// `--pull=false` are `always` and `missing`.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "POLICY",
+        default_value = "missing",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "always"
+    )]
     pub pull: crate::image::base::PullPolicy,
     /// How to reach registries.
     #[command(flatten)]
@@ -196,6 +206,10 @@ impl BuildArgs {
             .platforms
             .iter()
             .map(|p| {
+                // `local` is this machine's platform, as in buildx.
+                if p == "local" {
+                    return Ok(Platform::host());
+                }
                 Platform::parse(p).map_err(|e| Error::Usage {
                     message: format!("invalid `--platform {p}`: {e}"),
                     help: e.help(),

@@ -33,9 +33,11 @@ use crate::store::{Descriptor, Digest, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, St
 pub enum PullPolicy {
     /// Use the store's copy of a tag when it has one; pull otherwise.
     #[default]
+    #[value(alias = "false")]
     Missing,
     /// Resolve every tag with the registry (once per build), and pull what
     /// the store lacks.
+    #[value(alias = "true")]
     Always,
     /// Never contact a registry: every base image must be in the store.
     Never,

@@ -298,3 +298,26 @@ fn load_puts_the_image_in_the_docker_daemon() {
             .output();
     }
 }
+
+/// docker's spellings: a bare `--pull` (and `--pull=true|false`), and
+/// `--platform local` for this machine's platform.
+#[test]
+fn bare_pull_and_local_platform_are_accepted() {
+    let (dir, store) = project();
+    for args in [
+        &["--pull"][..],
+        &["--pull=true"],
+        &["--pull=false", "--platform", "local"],
+    ] {
+        let mut all = vec![
+            "--store",
+            store.path().to_str().unwrap(),
+            "plan",
+            "-f",
+            "Dockerfile",
+        ];
+        all.extend_from_slice(args);
+        let out = imgbuild_in(dir.path(), &all);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+    }
+}
