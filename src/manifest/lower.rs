@@ -1158,13 +1158,4 @@ fn is_symbolic_mode(text: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn symbolic_modes() {
-        assert!(is_symbolic_mode("u+x,go-w"));
-        assert!(is_symbolic_mode("a=rX"));
-        assert!(!is_symbolic_mode("rwx"));
-    }
-}
+mod tests;
