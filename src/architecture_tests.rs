@@ -481,7 +481,6 @@ const KNOWN_OVER_LIMIT: &[(&str, Option<&str>)] = &[
     ("src/dockerfile/parse.rs", None),
     ("src/exec/bundle.rs", Some("build_spec")),
     ("src/exec/run.rs", Some("run_container")),
-    ("src/exec/step.rs", Some("run_in")),
     ("src/inspect/mod.rs", Some("inspect")),
     ("src/layer/extract.rs", None),
     ("src/manifest/emit.rs", None),
@@ -734,8 +733,9 @@ fn no_production_file_or_function_over_the_size_limits() {
 const KNOWN_TOO_MANY_ARGUMENTS: &[&str] = &[
     // Owned by the scheduler work (not part of this slice).
     "src/scheduler/node.rs",
-    // This slice's remaining debt.
-    "src/exec/step.rs",
+    // `run_step`, the argument-list form of `exec::step::run` that
+    // `scheduler::node` calls: it goes when node.rs passes `StepInputs`.
+    "src/exec/step/mod.rs",
     "src/registry/mod.rs",
 ];
 
