@@ -492,7 +492,6 @@ const KNOWN_OVER_LIMIT: &[(&str, Option<&str>)] = &[
     ("src/plan/resolve.rs", None),
     ("src/plan/resolve.rs", Some("build_node")),
     ("src/practice.rs", None),
-    ("src/registry/mod.rs", None),
 ];
 
 /// `source` with comments, string literals and char literals replaced by
@@ -736,7 +735,6 @@ const KNOWN_TOO_MANY_ARGUMENTS: &[&str] = &[
     // `run_step`, the argument-list form of `exec::step::run` that
     // `scheduler::node` calls: it goes when node.rs passes `StepInputs`.
     "src/exec/step/mod.rs",
-    "src/registry/mod.rs",
 ];
 
 #[test]
