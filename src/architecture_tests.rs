@@ -489,8 +489,6 @@ const KNOWN_OVER_LIMIT: &[(&str, Option<&str>)] = &[
     ("src/manifest/lower.rs", Some("mount")),
     ("src/plan/cache.rs", None),
     ("src/plan/predict.rs", Some("predict")),
-    ("src/plan/resolve.rs", None),
-    ("src/plan/resolve.rs", Some("build_node")),
     ("src/practice.rs", None),
 ];
 
