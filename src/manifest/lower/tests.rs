@@ -1,4 +1,4 @@
-use super::*;
+use super::step::is_symbolic_mode;
 
 #[test]
 fn symbolic_modes() {
