@@ -475,8 +475,6 @@ const KNOWN_OVER_LIMIT: &[(&str, Option<&str>)] = &[
     ("src/copy/mod.rs", Some("copy_entries")),
     ("src/dockerfile/check.rs", None),
     ("src/dockerfile/check.rs", Some("instruction")),
-    ("src/dockerfile/lower.rs", None),
-    ("src/dockerfile/lower.rs", Some("copy")),
     ("src/dockerfile/mount.rs", Some("build")),
     ("src/dockerfile/parse.rs", None),
     ("src/exec/bundle.rs", Some("build_spec")),
