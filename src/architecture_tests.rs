@@ -484,7 +484,6 @@ const KNOWN_OVER_LIMIT: &[(&str, Option<&str>)] = &[
     ("src/manifest/emit.rs", None),
     ("src/plan/cache.rs", None),
     ("src/plan/predict.rs", Some("predict")),
-    ("src/practice.rs", None),
 ];
 
 /// `source` with comments, string literals and char literals replaced by
