@@ -1,3 +1,4 @@
+use super::text::duration;
 use super::*;
 
 /// Parses `value = <encoded>` back with the toml crate.
