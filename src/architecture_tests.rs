@@ -476,7 +476,6 @@ const KNOWN_OVER_LIMIT: &[(&str, Option<&str>)] = &[
     ("src/dockerfile/check.rs", None),
     ("src/dockerfile/check.rs", Some("instruction")),
     ("src/dockerfile/mount.rs", Some("build")),
-    ("src/dockerfile/parse.rs", None),
     ("src/exec/bundle.rs", Some("build_spec")),
     ("src/exec/run.rs", Some("run_container")),
     ("src/inspect/mod.rs", Some("inspect")),

@@ -10,13 +10,23 @@
 //! same text to enforce build-level rules that `BuildKit` checks after parsing
 //! (the first instruction must be `FROM`/`ARG`, stage names must be unique,
 //! `HEALTHCHECK` must use `CMD` or `NONE`, ...).
+//!
+//! This module reads lines and instructions; `args` reads their argument
+//! forms and flags, `heredoc` their heredocs, and `dump` prints the AST.
+
+mod args;
+mod dump;
+mod heredoc;
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::ops::Range;
 
 use super::DockerfileError;
-use super::shell::{LexOptions, ShellLex};
+use args::{
+    extract_builder_flags, parse_maybe_json, parse_maybe_json_to_list, parse_name_val, parse_words,
+    whitespace_delimited,
+};
+use heredoc::{heredocs_from_line, parse_heredoc};
 
 /// A parsed Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,20 +314,6 @@ fn without_heredocs(text: &str, df: &Dockerfile) -> String {
     hidden
 }
 
-impl Dockerfile {
-    /// `BuildKit`'s AST dump (`(from "image")`, one line per instruction),
-    /// used for conformance testing.
-    pub fn dump(&self) -> String {
-        let mut out = String::new();
-        for inst in &self.instructions {
-            out.push('(');
-            out.push_str(&inst.dump());
-            out.push_str(")\n");
-        }
-        out
-    }
-}
-
 impl Instruction {
     /// How many of the instruction's lines are heredoc bodies and their
     /// delimiter lines: the command itself ends that many lines before
@@ -328,83 +324,6 @@ impl Instruction {
             .map(|h| h.content.matches('\n').count() + 1)
             .sum()
     }
-
-    /// `BuildKit`'s dump of this instruction without the outer parentheses.
-    pub fn dump(&self) -> String {
-        let mut s = self.name.clone();
-        if !self.flags.is_empty() {
-            let flags: Vec<String> = self
-                .flags
-                .iter()
-                .map(|(n, v)| match v {
-                    Some(v) => go_quote(&format!("--{n}={v}")),
-                    None => go_quote(&format!("--{n}")),
-                })
-                .collect();
-            let _ = write!(s, " [{}]", flags.join(" "));
-        }
-        dump_args(&mut s, &self.args);
-        s
-    }
-}
-
-fn dump_args(s: &mut String, args: &InstructionArgs) {
-    match args {
-        InstructionArgs::None => {}
-        InstructionArgs::Json(v) | InstructionArgs::Words(v) => {
-            for w in v {
-                s.push(' ');
-                s.push_str(&go_quote(w));
-            }
-        }
-        InstructionArgs::Shell(v) => {
-            s.push(' ');
-            s.push_str(&go_quote(v));
-        }
-        InstructionArgs::KeyValues { pairs, legacy } => {
-            let sep = if *legacy { "" } else { "=" };
-            for (k, v) in pairs {
-                let _ = write!(s, " {} {} {}", go_quote(k), go_quote(v), go_quote(sep));
-            }
-        }
-        InstructionArgs::Healthcheck { kind, cmd } => {
-            s.push(' ');
-            s.push_str(&go_quote(kind));
-            dump_args(s, cmd);
-        }
-        InstructionArgs::Onbuild(inner) => {
-            let _ = write!(s, " ({})", inner.dump());
-        }
-        InstructionArgs::Ignored => s.push_str(" \"\""),
-    }
-}
-
-/// Go's `strconv.Quote`.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if ('\u{80}'..='\u{9f}').contains(&c) || c == '\u{feff}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// `[\t\v\f\r ]`, `BuildKit`'s `reWhitespace` class.
@@ -817,341 +736,12 @@ fn dispatch(name: &str, rest: &str, escape: char) -> Result<InstructionArgs, Str
     })
 }
 
-enum JsonError {
-    NotArray,
-    NotStrings,
-}
-
-const NOT_STRING_ARRAY: &str =
-    "when using JSON array syntax, arrays must be comprised of strings only";
-
-fn parse_json(rest: &str) -> Result<Vec<String>, JsonError> {
-    let rest = rest.trim_start();
-    if !rest.starts_with('[') {
-        return Err(JsonError::NotArray);
-    }
-    let values: Vec<serde_json::Value> =
-        serde_json::from_str(rest).map_err(|_| JsonError::NotArray)?;
-    values
-        .into_iter()
-        .map(|v| match v {
-            serde_json::Value::String(s) => Ok(s),
-            _ => Err(JsonError::NotStrings),
-        })
-        .collect()
-}
-
-fn parse_maybe_json(rest: &str) -> Result<InstructionArgs, String> {
-    if rest.is_empty() {
-        return Ok(InstructionArgs::None);
-    }
-    match parse_json(rest) {
-        Ok(v) => Ok(InstructionArgs::Json(v)),
-        Err(JsonError::NotStrings) => Err(NOT_STRING_ARRAY.to_string()),
-        Err(JsonError::NotArray) => Ok(InstructionArgs::Shell(rest.to_string())),
-    }
-}
-
-fn parse_maybe_json_to_list(rest: &str) -> Result<InstructionArgs, String> {
-    match parse_json(rest) {
-        Ok(v) => Ok(InstructionArgs::Json(v)),
-        Err(JsonError::NotStrings) => Err(NOT_STRING_ARRAY.to_string()),
-        Err(JsonError::NotArray) => Ok(whitespace_delimited(rest)),
-    }
-}
-
-fn whitespace_delimited(rest: &str) -> InstructionArgs {
-    if rest.is_empty() {
-        return InstructionArgs::None;
-    }
-    InstructionArgs::Words(split_ws(rest, None))
-}
-
-fn parse_name_val(rest: &str, key: &str, escape: char) -> Result<InstructionArgs, String> {
-    let words = parse_words(rest, escape);
-    if words.is_empty() {
-        return Ok(InstructionArgs::None);
-    }
-    if !words[0].contains('=') {
-        let parts = split_ws(rest, Some(2));
-        if parts.len() < 2 {
-            return Err(format!("{key} must have two arguments"));
-        }
-        return Ok(InstructionArgs::KeyValues {
-            pairs: vec![(parts[0].clone(), parts[1].clone())],
-            legacy: true,
-        });
-    }
-    let mut pairs = Vec::new();
-    for word in words {
-        let Some((k, v)) = word.split_once('=') else {
-            return Err(format!(
-                "Syntax error - can't find = in {}. Must be of the form: name=value",
-                go_quote(&word)
-            ));
-        };
-        pairs.push((k.to_string(), v.to_string()));
-    }
-    Ok(InstructionArgs::KeyValues {
-        pairs,
-        legacy: false,
-    })
-}
-
-/// `BuildKit`'s `parseWords`: splits on whitespace, keeping quotes and escapes.
-fn parse_words(rest: &str, escape: char) -> Vec<String> {
-    #[derive(PartialEq)]
-    enum Phase {
-        Spaces,
-        Word,
-        Quote,
-    }
-    let chars: Vec<char> = rest.chars().collect();
-    let mut words = Vec::new();
-    let mut phase = Phase::Spaces;
-    let mut quote = '\0';
-    let mut blank_ok = false;
-    let mut word = String::new();
-    let mut pos = 0;
-    while pos <= chars.len() {
-        let at_end = pos == chars.len();
-        let mut ch = chars.get(pos).copied().unwrap_or('\0');
-        if phase == Phase::Spaces {
-            if at_end {
-                break;
-            }
-            if ch.is_whitespace() {
-                pos += 1;
-                continue;
-            }
-            phase = Phase::Word;
-        }
-        if at_end {
-            if blank_ok || !word.is_empty() {
-                words.push(std::mem::take(&mut word));
-            }
-            break;
-        }
-        if phase == Phase::Word {
-            if ch.is_whitespace() {
-                phase = Phase::Spaces;
-                if blank_ok || !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-                word.clear();
-                blank_ok = false;
-                pos += 1;
-                continue;
-            }
-            if ch == '\'' || ch == '"' {
-                quote = ch;
-                blank_ok = true;
-                phase = Phase::Quote;
-            }
-            if ch == escape {
-                if pos + 1 == chars.len() {
-                    pos += 1;
-                    continue;
-                }
-                word.push(ch);
-                pos += 1;
-                ch = chars[pos];
-            }
-            word.push(ch);
-            pos += 1;
-            continue;
-        }
-        // Phase::Quote
-        if ch == quote {
-            phase = Phase::Word;
-        }
-        if ch == escape && quote != '\'' {
-            if pos + 1 == chars.len() {
-                phase = Phase::Word;
-                pos += 1;
-                continue;
-            }
-            pos += 1;
-            word.push(ch);
-            ch = chars[pos];
-        }
-        word.push(ch);
-        pos += 1;
-    }
-    words
-}
-
-/// `BuildKit`'s `extractBuilderFlags`: leading `--flag[=value]` words; a bare
-/// `--` ends the flags. Returns the remaining text and the raw flag words.
-fn extract_builder_flags(line: &str, escape: char) -> (String, Vec<String>) {
-    #[derive(PartialEq)]
-    enum Phase {
-        Spaces,
-        Word,
-        Quote,
-    }
-    let bytes = line.as_bytes();
-    let esc = u8::try_from(u32::from(escape)).unwrap_or(b'\\');
-    let mut words = Vec::new();
-    let mut phase = Phase::Spaces;
-    let mut word: Vec<u8> = Vec::new();
-    let mut quote = 0u8;
-    let mut blank_ok = false;
-    let mut pos = 0;
-    let take = |w: &mut Vec<u8>| String::from_utf8_lossy(&std::mem::take(w)).into_owned();
-    while pos <= bytes.len() {
-        let at_end = pos == bytes.len();
-        let mut ch = bytes.get(pos).copied().unwrap_or(0);
-        if phase == Phase::Spaces {
-            if at_end {
-                break;
-            }
-            if ch.is_ascii_whitespace() || ch == 0x0b {
-                pos += 1;
-                continue;
-            }
-            if ch != b'-' || pos + 1 == bytes.len() || bytes[pos + 1] != b'-' {
-                return (line[pos..].to_string(), words);
-            }
-            phase = Phase::Word;
-        }
-        if at_end {
-            if word != b"--" && (blank_ok || !word.is_empty()) {
-                words.push(take(&mut word));
-            }
-            break;
-        }
-        if phase == Phase::Word {
-            if ch.is_ascii_whitespace() || ch == 0x0b {
-                phase = Phase::Spaces;
-                if word == b"--" {
-                    return (line[pos..].to_string(), words);
-                }
-                if blank_ok || !word.is_empty() {
-                    words.push(take(&mut word));
-                }
-                word.clear();
-                blank_ok = false;
-                pos += 1;
-                continue;
-            }
-            if ch == b'\'' || ch == b'"' {
-                quote = ch;
-                blank_ok = true;
-                phase = Phase::Quote;
-                pos += 1;
-                continue;
-            }
-            if ch == esc {
-                if pos + 1 == bytes.len() {
-                    pos += 1;
-                    continue;
-                }
-                pos += 1;
-                ch = bytes[pos];
-            }
-            word.push(ch);
-            pos += 1;
-            continue;
-        }
-        if ch == quote {
-            phase = Phase::Word;
-            pos += 1;
-            continue;
-        }
-        if ch == esc {
-            if pos + 1 == bytes.len() {
-                phase = Phase::Word;
-                pos += 1;
-                continue;
-            }
-            pos += 1;
-            ch = bytes[pos];
-        }
-        word.push(ch);
-        pos += 1;
-    }
-    (String::new(), words)
-}
-
-/// `BuildKit`'s `heredocsFromLine`: finds `<<WORD` words in an instruction.
-fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
-    let lex = ShellLex::new('\\');
-    let raw = LexOptions {
-        raw_quotes: true,
-        raw_escapes: true,
-        skip_unset_env: true,
-    };
-    let words = lex
-        .process_with(line, &|_| None, raw)
-        .map(|(_, w)| w)
-        .unwrap_or_default();
-    let mut docs = Vec::new();
-    for word in words {
-        if let Some(doc) = parse_heredoc(&word)? {
-            docs.push(doc);
-        }
-    }
-    Ok(docs)
-}
-
 /// `BuildKit`'s `MustParseHeredoc`: the heredoc `word` opens when it is one
 /// heredoc word and nothing else (`<<EOF`, `<<-"EOF"`, `3<<EOF`), without
 /// its content. `RUN` runs a heredoc's body only when its whole command is
 /// such a word; `COPY` and `ADD` take such words as inline files.
 pub fn heredoc_word(word: &str) -> Option<Heredoc> {
     parse_heredoc(word).ok().flatten()
-}
-
-/// `BuildKit`'s `ParseHeredoc` on one word (`^(\d*)<<(-?)\s*([^<]*)$`).
-fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
-    let digits = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-    let Some(after) = word[digits..].strip_prefix("<<") else {
-        return Ok(None);
-    };
-    let (chomp, after) = match after.strip_prefix('-') {
-        Some(a) => (true, a),
-        None => (false, after),
-    };
-    let rest = after.trim_start_matches(['\t', '\n', '\u{c}', '\r', ' ']);
-    if rest.contains('<') || rest.is_empty() {
-        return Ok(None);
-    }
-    let fd = word[..digits].parse::<u32>().unwrap_or(0);
-    let lex = ShellLex::new('\\');
-    let opts = LexOptions {
-        raw_quotes: false,
-        raw_escapes: false,
-        skip_unset_env: true,
-    };
-    let (_, words) = lex
-        .process_with(rest, &|_| None, opts)
-        .map_err(|e| e.message)?;
-    if words.len() != 1 {
-        return Ok(None);
-    }
-    let raw_opts = LexOptions {
-        raw_quotes: true,
-        ..opts
-    };
-    let (_, raw_words) = lex
-        .process_with(rest, &|_| None, raw_opts)
-        .map_err(|e| e.message)?;
-    if raw_words.len() != words.len() {
-        return Err(format!(
-            "internal lexing of heredoc produced inconsistent results: {rest}"
-        ));
-    }
-    let quotes = |s: &str| s.chars().filter(|&c| c == '\'' || c == '"').count();
-    let name = words.into_iter().next().unwrap_or_default();
-    let expand = quotes(&name) == quotes(&raw_words[0]);
-    Ok(Some(Heredoc {
-        name,
-        file_descriptor: fd,
-        content: String::new(),
-        expand,
-        chomp,
-    }))
 }
 
 #[cfg(test)]
