@@ -478,7 +478,6 @@ const KNOWN_OVER_LIMIT: &[(&str, Option<&str>)] = &[
     ("src/exec/run.rs", Some("run_container")),
     ("src/inspect/mod.rs", Some("inspect")),
     ("src/layer/extract.rs", None),
-    ("src/plan/cache.rs", None),
     ("src/plan/predict.rs", Some("predict")),
 ];
 

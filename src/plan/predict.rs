@@ -240,7 +240,11 @@ fn lookup(
         }
         _ => {
             let old = cache::last_record(query.store, record_id);
-            Err(cache::rebuild_reason(old.as_ref(), record, parent_note))
+            Err(cache::explain::rebuild_reason(
+                old.as_ref(),
+                record,
+                parent_note,
+            ))
         }
     }
 }

@@ -1,3 +1,4 @@
+use super::explain::rebuild_reason;
 use super::*;
 
 fn record(
