@@ -477,7 +477,6 @@ const KNOWN_OVER_LIMIT: &[(&str, Option<&str>)] = &[
     ("src/exec/bundle.rs", Some("build_spec")),
     ("src/exec/run.rs", Some("run_container")),
     ("src/inspect/mod.rs", Some("inspect")),
-    ("src/layer/extract.rs", None),
     ("src/plan/predict.rs", Some("predict")),
 ];
 
