@@ -476,7 +476,6 @@ const KNOWN_OVER_LIMIT: &[(&str, Option<&str>)] = &[
     ("src/dockerfile/mount.rs", Some("build")),
     ("src/exec/bundle.rs", Some("build_spec")),
     ("src/exec/run.rs", Some("run_container")),
-    ("src/inspect/mod.rs", Some("inspect")),
     ("src/plan/predict.rs", Some("predict")),
 ];
 
