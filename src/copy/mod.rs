@@ -34,13 +34,13 @@ use std::path::{Path, PathBuf};
 use bstr::{BString, ByteSlice};
 
 use dest::{Dest, Layer};
-use source::{expand_parents, expand_source};
+use source::{ParentsSource, expand_parents, expand_source};
 use walk::{walk_dir, walk_parents};
 
 use crate::context::PatternMatcher;
 use crate::layer::{self, Entry, EntryKind, FileSource};
 use links::Inode;
-use owner::{ModeSpec, resolve_owner};
+use owner::{ModeSpec, Owner, resolve_owner};
 
 /// Why a copy could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +268,95 @@ fn join(dir: &[u8], name: &[u8]) -> BString {
     }
 }
 
+/// The sources of a copy, by how they are copied.
+#[derive(Default)]
+struct Sources {
+    /// Paths the sources name, each with the name it is written under.
+    matched: Vec<(BString, BString)>,
+    /// `--parents` sources.
+    parents: Vec<ParentsSource>,
+    /// Downloaded URLs (`add`): the file and its name.
+    downloads: Vec<(PathBuf, String)>,
+    /// Checked-out Git repositories (`add`): the checkout and its commit time.
+    repositories: Vec<(PathBuf, i64)>,
+}
+
+impl Sources {
+    /// Reads the sources of `spec`: Git repositories are checked out and
+    /// URLs downloaded into `scratch`, paths are matched in `origin`.
+    fn gather(spec: &CopySpec<'_>, origin: &Origin<'_>, scratch: &Path) -> Result<Self, CopyError> {
+        let mut sources = Self::default();
+        for source in spec.sources {
+            if let Some(mut repository) = git_source(source, spec.add)? {
+                repository.set_checksum(spec.checksum)?;
+                let commit = repository.resolve()?;
+                let keep = keep_git_dir(&repository, spec.keep_git_dir)?;
+                let checkout = repository.checkout(&commit, keep, &scratch.join("git"))?;
+                sources.repositories.push(checkout);
+                continue;
+            }
+            if !spec.add && is_url(source) {
+                return Err(CopyError::RemoteInCopy {
+                    what: "URL",
+                    source_path: source.clone(),
+                });
+            }
+            if spec.add && is_url(source) {
+                let download = fetch::fetch(source, spec.checksum, &scratch.join("downloads"))?;
+                sources.downloads.push(download);
+                continue;
+            }
+            if spec.parents {
+                sources.parents.push(expand_parents(origin, source)?);
+            } else {
+                sources.matched.extend(expand_source(origin, source)?);
+            }
+        }
+        Ok(sources)
+    }
+}
+
+/// The owner and mode a step gives what it copies.
+struct Adjust {
+    owner: Option<Owner>,
+    mode: Option<ModeSpec>,
+}
+
+impl Adjust {
+    /// `entry` with the step's owner (root for files from the context
+    /// when it sets none) and mode.
+    fn apply(&self, mut entry: Entry, from_context: bool) -> Entry {
+        if let Some(owner) = self.owner {
+            entry.uid = owner.uid;
+            entry.gid = owner.gid;
+        } else if from_context {
+            entry.uid = 0;
+            entry.gid = 0;
+        }
+        if let Some(mode) = &self.mode
+            && !matches!(entry.kind, EntryKind::Symlink { .. })
+        {
+            entry.mode = mode.apply(entry.mode, matches!(entry.kind, EntryKind::Dir));
+        }
+        entry
+    }
+}
+
+/// One `copy` or `add` step while its entries are collected.
+struct Copying<'s, 't> {
+    spec: &'s CopySpec<'s>,
+    origin: &'s Origin<'s>,
+    scratch: &'s Path,
+    /// The destination.
+    to: Dest,
+    /// The entries so far.
+    layer: Layer<'t>,
+    adjust: Adjust,
+    exclude: PatternMatcher,
+    /// Whether the sources are the build context's.
+    from_context: bool,
+}
+
 /// The entries of a `copy` or `add` step.
 pub fn copy_entries(
     spec: &CopySpec<'_>,
@@ -282,161 +371,177 @@ pub fn copy_entries(
     let mode = spec.chmod.map(ModeSpec::parse).transpose()?;
     let exclude =
         PatternMatcher::new(spec.exclude).map_err(|e| CopyError::Exclude(e.to_string()))?;
-
-    let mut matched = Vec::new();
-    let mut parents = Vec::new();
-    let mut downloads = Vec::new();
-    let mut repositories = Vec::new();
-    for source in spec.sources {
-        if let Some(mut repository) = git_source(source, spec.add)? {
-            repository.set_checksum(spec.checksum)?;
-            let commit = repository.resolve()?;
-            let keep = keep_git_dir(&repository, spec.keep_git_dir)?;
-            repositories.push(repository.checkout(&commit, keep, &scratch.join("git"))?);
-            continue;
-        }
-        if !spec.add && is_url(source) {
-            return Err(CopyError::RemoteInCopy {
-                what: "URL",
-                source_path: source.clone(),
-            });
-        }
-        if spec.add && is_url(source) {
-            downloads.push(fetch::fetch(
-                source,
-                spec.checksum,
-                &scratch.join("downloads"),
-            )?);
-            continue;
-        }
-        if spec.parents {
-            parents.push(expand_parents(origin, source)?);
-        } else {
-            matched.extend(expand_source(origin, source)?);
-        }
-    }
+    let sources = Sources::gather(spec, origin, scratch)?;
     let to = Dest::resolve(spec.to, target)?;
-    let dest = to.path.clone();
-    let mut layer =
+    let layer =
         Layer::new(target, owner).with_created_dir_mode(dest::created_dir_mode(mode.as_ref()));
-    let adjust = |mut entry: Entry, from_context: bool| -> Entry {
-        if let Some(owner) = owner {
-            entry.uid = owner.uid;
-            entry.gid = owner.gid;
-        } else if from_context {
-            entry.uid = 0;
-            entry.gid = 0;
-        }
-        if let Some(mode) = &mode
-            && !matches!(entry.kind, EntryKind::Symlink { .. })
-        {
-            entry.mode = mode.apply(entry.mode, matches!(entry.kind, EntryKind::Dir));
-        }
-        entry
+    let mut copying = Copying {
+        spec,
+        origin,
+        scratch,
+        to,
+        layer,
+        adjust: Adjust { owner, mode },
+        exclude,
+        from_context: matches!(origin, Origin::Context { .. }),
     };
-    let from_context = matches!(origin, Origin::Context { .. });
-    // Each copied path is its own copy in `BuildKit`: hard links are kept
-    // among the files it reaches, never across copied paths.
-    for (copied, (path, written)) in matched.into_iter().enumerate() {
-        let full = origin.root().join(host(&path));
-        let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
-        let name = written.rsplit_str("/").next().unwrap_or_default();
-        if meta.is_dir() {
-            let into = layer.dir_at(&to, spec.to)?;
-            insert_dest_dir(&mut layer, &into);
-            for (entry, meta) in walk_dir(origin, &path, &into, &exclude)? {
-                layer.insert_named(adjust(entry, from_context), Inode::of(copied, &meta));
-            }
-        } else if spec.add && is_archive(&full)? {
-            let unpacked = tempdir_in(scratch)?;
-            let file = fs::File::open(&full).map_err(io(&full))?;
-            layer::extract_layer(
-                file,
-                &unpacked,
-                &layer::ExtractOptions {
-                    preserve_ownership: true,
-                    overlay_whiteouts: false,
-                    ..layer::ExtractOptions::default()
-                },
-            )
-            .map_err(|source| CopyError::Unpack {
-                path: path.to_string(),
-                source,
-            })?;
-            for mut entry in
-                layer::entries_from_dir(&unpacked).map_err(|source| CopyError::Unpack {
-                    path: path.to_string(),
-                    source,
-                })?
-            {
-                // The archive's hard links are real links in `unpacked`:
-                // they are linked again with the rest of this layer.
-                let file = unpacked.join(host(&entry.path));
-                let meta = fs::symlink_metadata(&file).map_err(io(&file))?;
-                if let EntryKind::Hardlink { .. } = entry.kind {
-                    entry.kind = EntryKind::File {
-                        source: FileSource::Path(file),
-                        size: meta.len(),
-                    };
+    copying.matched(sources.matched)?;
+    copying.parents(&sources.parents)?;
+    copying.repositories(sources.repositories)?;
+    copying.downloads(sources.downloads, target.mtime)?;
+    Ok(copying.layer.finish())
+}
+
+impl Copying<'_, '_> {
+    /// Copies the matched paths: directories' contents, archives unpacked
+    /// (`add`), files by name.
+    fn matched(&mut self, matched: Vec<(BString, BString)>) -> Result<(), CopyError> {
+        let (spec, origin) = (self.spec, self.origin);
+        // Each copied path is its own copy in `BuildKit`: hard links are kept
+        // among the files it reaches, never across copied paths.
+        for (copied, (path, written)) in matched.into_iter().enumerate() {
+            let full = origin.root().join(host(&path));
+            let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
+            let name = written.rsplit_str("/").next().unwrap_or_default();
+            if meta.is_dir() {
+                let into = self.layer.dir_at(&self.to, spec.to)?;
+                insert_dest_dir(&mut self.layer, &into);
+                for (entry, meta) in walk_dir(origin, &path, &into, &self.exclude)? {
+                    let entry = self.adjust.apply(entry, self.from_context);
+                    self.layer.insert_named(entry, Inode::of(copied, &meta));
                 }
-                entry.path = join(&dest, &entry.path);
-                layer.insert_named(adjust(entry, false), Inode::of(copied, &meta));
+            } else if spec.add && is_archive(&full)? {
+                self.unpack(copied, &path, &full)?;
+            } else {
+                let at = self.layer.file_at(&self.to, name);
+                let entry = entry_for(&full, &at, &meta, true)?;
+                self.layer
+                    .insert(self.adjust.apply(entry, self.from_context));
             }
-        } else {
-            let at = layer.file_at(&to, name);
-            layer.insert(adjust(entry_for(&full, &at, &meta, true)?, from_context));
         }
+        Ok(())
     }
-    // `parents`: each root is copied as a directory's contents, keeping
-    // what its pattern matches with the directories above it, as `BuildKit`
-    // copies with `IncludePatterns`; each root is its own copy.
-    let mut copied = 0;
-    let mut into = BString::default();
-    for source in &parents {
-        walk_parents(origin, source, &exclude, |root, rel, full, meta| {
-            match rel {
-                None if meta.is_dir() => {
-                    copied += 1;
-                    into = layer.dir_at(&to, spec.to)?;
-                    insert_dest_dir(&mut layer, &into);
-                }
-                None => {
-                    // A root that is not a directory is copied whole, by name.
-                    copied += 1;
-                    let name = root.rsplit_str("/").next().unwrap_or_default();
-                    let at = layer.file_at(&to, name);
-                    layer.insert(adjust(entry_for(full, &at, meta, true)?, from_context));
-                }
-                Some(rel) => {
-                    let entry = entry_for(full, &join(&into, rel), meta, false)?;
-                    layer.insert_named(adjust(entry, from_context), Inode::of(copied, meta));
-                }
-            }
-            Ok(())
+
+    /// Unpacks the archive `full` (the `copied`th path, `path`) into the
+    /// destination.
+    fn unpack(&mut self, copied: usize, path: &BString, full: &Path) -> Result<(), CopyError> {
+        let unpacked = tempdir_in(self.scratch)?;
+        let file = fs::File::open(full).map_err(io(full))?;
+        layer::extract_layer(
+            file,
+            &unpacked,
+            &layer::ExtractOptions {
+                preserve_ownership: true,
+                overlay_whiteouts: false,
+                ..layer::ExtractOptions::default()
+            },
+        )
+        .map_err(|source| CopyError::Unpack {
+            path: path.to_string(),
+            source,
         })?;
-    }
-    for (checkout, time) in repositories {
-        // BuildKit copies the checkout's root into the destination.
-        let origin = Origin::Rootfs {
-            root: &checkout,
-            name: "the Git repository",
-        };
-        let into = layer.dir_at(&to, spec.to)?;
-        for (mut entry, _) in walk_dir(&origin, b"", &into, &exclude)? {
-            entry.mtime = time;
-            layer.insert(adjust(entry, true));
+        let dest = self.to.path.clone();
+        for mut entry in layer::entries_from_dir(&unpacked).map_err(|source| CopyError::Unpack {
+            path: path.to_string(),
+            source,
+        })? {
+            // The archive's hard links are real links in `unpacked`:
+            // they are linked again with the rest of this layer.
+            let file = unpacked.join(host(&entry.path));
+            let meta = fs::symlink_metadata(&file).map_err(io(&file))?;
+            if let EntryKind::Hardlink { .. } = entry.kind {
+                entry.kind = EntryKind::File {
+                    source: FileSource::Path(file),
+                    size: meta.len(),
+                };
+            }
+            entry.path = join(&dest, &entry.path);
+            let entry = self.adjust.apply(entry, false);
+            self.layer.insert_named(entry, Inode::of(copied, &meta));
         }
+        Ok(())
     }
-    for (path, name) in downloads {
-        // Docker gives downloaded files mode 0600; they are never unpacked.
-        let meta = fs::metadata(&path).map_err(io(&path))?;
-        let at = layer.file_at(&to, name.as_bytes());
-        let mut entry = entry_for(&path, &at, &meta, true)?;
-        entry.mode = 0o600;
-        entry.mtime = target.mtime;
-        layer.insert(adjust(entry, true));
+
+    /// `parents`: each root is copied as a directory's contents, keeping
+    /// what its pattern matches with the directories above it, as `BuildKit`
+    /// copies with `IncludePatterns`; each root is its own copy.
+    fn parents(&mut self, parents: &[ParentsSource]) -> Result<(), CopyError> {
+        let mut copied = 0;
+        let mut into = BString::default();
+        let Copying {
+            spec,
+            origin,
+            to,
+            layer,
+            adjust,
+            exclude,
+            from_context,
+            ..
+        } = self;
+        for source in parents {
+            walk_parents(origin, source, exclude, |root, rel, full, meta| {
+                match rel {
+                    None if meta.is_dir() => {
+                        copied += 1;
+                        into = layer.dir_at(to, spec.to)?;
+                        insert_dest_dir(layer, &into);
+                    }
+                    None => {
+                        // A root that is not a directory is copied whole, by name.
+                        copied += 1;
+                        let name = root.rsplit_str("/").next().unwrap_or_default();
+                        let at = layer.file_at(to, name);
+                        layer
+                            .insert(adjust.apply(entry_for(full, &at, meta, true)?, *from_context));
+                    }
+                    Some(rel) => {
+                        let entry = entry_for(full, &join(&into, rel), meta, false)?;
+                        layer.insert_named(
+                            adjust.apply(entry, *from_context),
+                            Inode::of(copied, meta),
+                        );
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
-    Ok(layer.finish())
+
+    /// Git checkouts: `BuildKit` copies the checkout's root into the
+    /// destination, every entry with the commit's time.
+    fn repositories(&mut self, repositories: Vec<(PathBuf, i64)>) -> Result<(), CopyError> {
+        for (checkout, time) in repositories {
+            let origin = Origin::Rootfs {
+                root: &checkout,
+                name: "the Git repository",
+            };
+            let into = self.layer.dir_at(&self.to, self.spec.to)?;
+            for (mut entry, _) in walk_dir(&origin, b"", &into, &self.exclude)? {
+                entry.mtime = time;
+                self.layer.insert(self.adjust.apply(entry, true));
+            }
+        }
+        Ok(())
+    }
+
+    /// Downloaded files: Docker gives them mode 0600, the time `mtime`,
+    /// and never unpacks them.
+    fn downloads(
+        &mut self,
+        downloads: Vec<(PathBuf, String)>,
+        mtime: i64,
+    ) -> Result<(), CopyError> {
+        for (path, name) in downloads {
+            let meta = fs::metadata(&path).map_err(io(&path))?;
+            let at = self.layer.file_at(&self.to, name.as_bytes());
+            let mut entry = entry_for(&path, &at, &meta, true)?;
+            entry.mode = 0o600;
+            entry.mtime = mtime;
+            self.layer.insert(self.adjust.apply(entry, true));
+        }
+        Ok(())
+    }
 }
 
 /// Gives the destination of a directory's contents its entry, unless the
