@@ -475,7 +475,6 @@ const KNOWN_OVER_LIMIT: &[(&str, Option<&str>)] = &[
     ("src/dockerfile/mount.rs", Some("build")),
     ("src/exec/bundle.rs", Some("build_spec")),
     ("src/exec/run.rs", Some("run_container")),
-    ("src/plan/predict.rs", Some("predict")),
 ];
 
 /// `source` with comments, string literals and char literals replaced by
