@@ -473,7 +473,6 @@ const KNOWN_OVER_LIMIT: &[(&str, Option<&str>)] = &[
     ("src/store/gc/usage.rs", Some("usage")),
     // This slice's remaining debt.
     ("src/dockerfile/mount.rs", Some("build")),
-    ("src/exec/run.rs", Some("run_container")),
 ];
 
 /// `source` with comments, string literals and char literals replaced by
