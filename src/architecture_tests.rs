@@ -471,7 +471,6 @@ const KNOWN_OVER_LIMIT: &[(&str, Option<&str>)] = &[
     ("src/scheduler/node.rs", Some("run_step")),
     ("src/scheduler/node.rs", Some("run_step_uncached")),
     ("src/store/gc/usage.rs", Some("usage")),
-    // This slice's remaining debt.
 ];
 
 /// `source` with comments, string literals and char literals replaced by
