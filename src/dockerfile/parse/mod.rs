@@ -4,7 +4,7 @@
 //! directives, comments, line continuations (including comment and empty
 //! lines inside them), builder flags, JSON/shell forms, the per-instruction
 //! argument shapes and heredocs. Arguments are *not* variable-expanded here;
-//! use [`ShellLex`] at build time, as `BuildKit` does.
+//! use [`ShellLex`](super::ShellLex) at build time, as `BuildKit` does.
 //!
 //! [`parse_for_build`] additionally runs the `parse-dockerfile` crate over the
 //! same text to enforce build-level rules that `BuildKit` checks after parsing

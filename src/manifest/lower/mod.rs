@@ -1,4 +1,4 @@
-//! Checks a parsed manifest's shape and lowers it to an [`ir::Project`].
+//! Checks a parsed manifest's shape and lowers it to an [`ir::Project`](crate::ir::Project).
 //!
 //! Errors are collected, not returned at the first one, so a user fixing a
 //! manifest sees everything wrong with it at once.
