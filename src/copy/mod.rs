@@ -34,13 +34,13 @@ use std::path::{Path, PathBuf};
 use bstr::{BString, ByteSlice};
 
 use dest::{Dest, Layer};
-use source::{expand_parents, expand_source};
+use source::{ParentsSource, expand_parents, expand_source};
 use walk::{walk_dir, walk_parents};
 
 use crate::context::PatternMatcher;
 use crate::layer::{self, Entry, EntryKind, FileSource};
 use links::Inode;
-use owner::{ModeSpec, resolve_owner};
+use owner::{ModeSpec, Owner, resolve_owner};
 
 /// Why a copy could not be done.
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +268,95 @@ fn join(dir: &[u8], name: &[u8]) -> BString {
     }
 }
 
+/// The sources of a copy, by how they are copied.
+#[derive(Default)]
+struct Sources {
+    /// Paths the sources name, each with the name it is written under.
+    matched: Vec<(BString, BString)>,
+    /// `--parents` sources.
+    parents: Vec<ParentsSource>,
+    /// Downloaded URLs (`add`): the file and its name.
+    downloads: Vec<(PathBuf, String)>,
+    /// Checked-out Git repositories (`add`): the checkout and its commit time.
+    repositories: Vec<(PathBuf, i64)>,
+}
+
+impl Sources {
+    /// Reads the sources of `spec`: Git repositories are checked out and
+    /// URLs downloaded into `scratch`, paths are matched in `origin`.
+    fn gather(spec: &CopySpec<'_>, origin: &Origin<'_>, scratch: &Path) -> Result<Self, CopyError> {
+        let mut sources = Self::default();
+        for source in spec.sources {
+            if let Some(mut repository) = git_source(source, spec.add)? {
+                repository.set_checksum(spec.checksum)?;
+                let commit = repository.resolve()?;
+                let keep = keep_git_dir(&repository, spec.keep_git_dir)?;
+                let checkout = repository.checkout(&commit, keep, &scratch.join("git"))?;
+                sources.repositories.push(checkout);
+                continue;
+            }
+            if !spec.add && is_url(source) {
+                return Err(CopyError::RemoteInCopy {
+                    what: "URL",
+                    source_path: source.clone(),
+                });
+            }
+            if spec.add && is_url(source) {
+                let download = fetch::fetch(source, spec.checksum, &scratch.join("downloads"))?;
+                sources.downloads.push(download);
+                continue;
+            }
+            if spec.parents {
+                sources.parents.push(expand_parents(origin, source)?);
+            } else {
+                sources.matched.extend(expand_source(origin, source)?);
+            }
+        }
+        Ok(sources)
+    }
+}
+
+/// The owner and mode a step gives what it copies.
+struct Adjust {
+    owner: Option<Owner>,
+    mode: Option<ModeSpec>,
+}
+
+impl Adjust {
+    /// `entry` with the step's owner (root for files from the context
+    /// when it sets none) and mode.
+    fn apply(&self, mut entry: Entry, from_context: bool) -> Entry {
+        if let Some(owner) = self.owner {
+            entry.uid = owner.uid;
+            entry.gid = owner.gid;
+        } else if from_context {
+            entry.uid = 0;
+            entry.gid = 0;
+        }
+        if let Some(mode) = &self.mode
+            && !matches!(entry.kind, EntryKind::Symlink { .. })
+        {
+            entry.mode = mode.apply(entry.mode, matches!(entry.kind, EntryKind::Dir));
+        }
+        entry
+    }
+}
+
+/// One `copy` or `add` step while its entries are collected.
+struct Copying<'s, 't> {
+    spec: &'s CopySpec<'s>,
+    origin: &'s Origin<'s>,
+    scratch: &'s Path,
+    /// The destination.
+    to: Dest,
+    /// The entries so far.
+    layer: Layer<'t>,
+    adjust: Adjust,
+    exclude: PatternMatcher,
+    /// Whether the sources are the build context's.
+    from_context: bool,
+}
+
 /// The entries of a `copy` or `add` step.
 pub fn copy_entries(
     spec: &CopySpec<'_>,
@@ -282,161 +371,177 @@ pub fn copy_entries(
     let mode = spec.chmod.map(ModeSpec::parse).transpose()?;
     let exclude =
         PatternMatcher::new(spec.exclude).map_err(|e| CopyError::Exclude(e.to_string()))?;
-
-    let mut matched = Vec::new();
-    let mut parents = Vec::new();
-    let mut downloads = Vec::new();
-    let mut repositories = Vec::new();
-    for source in spec.sources {
-        if let Some(mut repository) = git_source(source, spec.add)? {
-            repository.set_checksum(spec.checksum)?;
-            let commit = repository.resolve()?;
-            let keep = keep_git_dir(&repository, spec.keep_git_dir)?;
-            repositories.push(repository.checkout(&commit, keep, &scratch.join("git"))?);
-            continue;
-        }
-        if !spec.add && is_url(source) {
-            return Err(CopyError::RemoteInCopy {
-                what: "URL",
-                source_path: source.clone(),
-            });
-        }
-        if spec.add && is_url(source) {
-            downloads.push(fetch::fetch(
-                source,
-                spec.checksum,
-                &scratch.join("downloads"),
-            )?);
-            continue;
-        }
-        if spec.parents {
-            parents.push(expand_parents(origin, source)?);
-        } else {
-            matched.extend(expand_source(origin, source)?);
-        }
-    }
+    let sources = Sources::gather(spec, origin, scratch)?;
     let to = Dest::resolve(spec.to, target)?;
-    let dest = to.path.clone();
-    let mut layer =
+    let layer =
         Layer::new(target, owner).with_created_dir_mode(dest::created_dir_mode(mode.as_ref()));
-    let adjust = |mut entry: Entry, from_context: bool| -> Entry {
-        if let Some(owner) = owner {
-            entry.uid = owner.uid;
-            entry.gid = owner.gid;
-        } else if from_context {
-            entry.uid = 0;
-            entry.gid = 0;
-        }
-        if let Some(mode) = &mode
-            && !matches!(entry.kind, EntryKind::Symlink { .. })
-        {
-            entry.mode = mode.apply(entry.mode, matches!(entry.kind, EntryKind::Dir));
-        }
-        entry
+    let mut copying = Copying {
+        spec,
+        origin,
+        scratch,
+        to,
+        layer,
+        adjust: Adjust { owner, mode },
+        exclude,
+        from_context: matches!(origin, Origin::Context { .. }),
     };
-    let from_context = matches!(origin, Origin::Context { .. });
-    // Each copied path is its own copy in `BuildKit`: hard links are kept
-    // among the files it reaches, never across copied paths.
-    for (copied, (path, written)) in matched.into_iter().enumerate() {
-        let full = origin.root().join(host(&path));
-        let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
-        let name = written.rsplit_str("/").next().unwrap_or_default();
-        if meta.is_dir() {
-            let into = layer.dir_at(&to, spec.to)?;
-            insert_dest_dir(&mut layer, &into);
-            for (entry, meta) in walk_dir(origin, &path, &into, &exclude)? {
-                layer.insert_named(adjust(entry, from_context), Inode::of(copied, &meta));
-            }
-        } else if spec.add && is_archive(&full)? {
-            let unpacked = tempdir_in(scratch)?;
-            let file = fs::File::open(&full).map_err(io(&full))?;
-            layer::extract_layer(
-                file,
-                &unpacked,
-                &layer::ExtractOptions {
-                    preserve_ownership: true,
-                    overlay_whiteouts: false,
-                    ..layer::ExtractOptions::default()
-                },
-            )
-            .map_err(|source| CopyError::Unpack {
-                path: path.to_string(),
-                source,
-            })?;
-            for mut entry in
-                layer::entries_from_dir(&unpacked).map_err(|source| CopyError::Unpack {
-                    path: path.to_string(),
-                    source,
-                })?
-            {
-                // The archive's hard links are real links in `unpacked`:
-                // they are linked again with the rest of this layer.
-                let file = unpacked.join(host(&entry.path));
-                let meta = fs::symlink_metadata(&file).map_err(io(&file))?;
-                if let EntryKind::Hardlink { .. } = entry.kind {
-                    entry.kind = EntryKind::File {
-                        source: FileSource::Path(file),
-                        size: meta.len(),
-                    };
+    copying.matched(sources.matched)?;
+    copying.parents(&sources.parents)?;
+    copying.repositories(sources.repositories)?;
+    copying.downloads(sources.downloads, target.mtime)?;
+    Ok(copying.layer.finish())
+}
+
+impl Copying<'_, '_> {
+    /// Copies the matched paths: directories' contents, archives unpacked
+    /// (`add`), files by name.
+    fn matched(&mut self, matched: Vec<(BString, BString)>) -> Result<(), CopyError> {
+        let (spec, origin) = (self.spec, self.origin);
+        // Each copied path is its own copy in `BuildKit`: hard links are kept
+        // among the files it reaches, never across copied paths.
+        for (copied, (path, written)) in matched.into_iter().enumerate() {
+            let full = origin.root().join(host(&path));
+            let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
+            let name = written.rsplit_str("/").next().unwrap_or_default();
+            if meta.is_dir() {
+                let into = self.layer.dir_at(&self.to, spec.to)?;
+                insert_dest_dir(&mut self.layer, &into);
+                for (entry, meta) in walk_dir(origin, &path, &into, &self.exclude)? {
+                    let entry = self.adjust.apply(entry, self.from_context);
+                    self.layer.insert_named(entry, Inode::of(copied, &meta));
                 }
-                entry.path = join(&dest, &entry.path);
-                layer.insert_named(adjust(entry, false), Inode::of(copied, &meta));
+            } else if spec.add && is_archive(&full)? {
+                self.unpack(copied, &path, &full)?;
+            } else {
+                let at = self.layer.file_at(&self.to, name);
+                let entry = entry_for(&full, &at, &meta, true)?;
+                self.layer
+                    .insert(self.adjust.apply(entry, self.from_context));
             }
-        } else {
-            let at = layer.file_at(&to, name);
-            layer.insert(adjust(entry_for(&full, &at, &meta, true)?, from_context));
         }
+        Ok(())
     }
-    // `parents`: each root is copied as a directory's contents, keeping
-    // what its pattern matches with the directories above it, as `BuildKit`
-    // copies with `IncludePatterns`; each root is its own copy.
-    let mut copied = 0;
-    let mut into = BString::default();
-    for source in &parents {
-        walk_parents(origin, source, &exclude, |root, rel, full, meta| {
-            match rel {
-                None if meta.is_dir() => {
-                    copied += 1;
-                    into = layer.dir_at(&to, spec.to)?;
-                    insert_dest_dir(&mut layer, &into);
-                }
-                None => {
-                    // A root that is not a directory is copied whole, by name.
-                    copied += 1;
-                    let name = root.rsplit_str("/").next().unwrap_or_default();
-                    let at = layer.file_at(&to, name);
-                    layer.insert(adjust(entry_for(full, &at, meta, true)?, from_context));
-                }
-                Some(rel) => {
-                    let entry = entry_for(full, &join(&into, rel), meta, false)?;
-                    layer.insert_named(adjust(entry, from_context), Inode::of(copied, meta));
-                }
-            }
-            Ok(())
+
+    /// Unpacks the archive `full` (the `copied`th path, `path`) into the
+    /// destination.
+    fn unpack(&mut self, copied: usize, path: &BString, full: &Path) -> Result<(), CopyError> {
+        let unpacked = tempdir_in(self.scratch)?;
+        let file = fs::File::open(full).map_err(io(full))?;
+        layer::extract_layer(
+            file,
+            &unpacked,
+            &layer::ExtractOptions {
+                preserve_ownership: true,
+                overlay_whiteouts: false,
+                ..layer::ExtractOptions::default()
+            },
+        )
+        .map_err(|source| CopyError::Unpack {
+            path: path.to_string(),
+            source,
         })?;
-    }
-    for (checkout, time) in repositories {
-        // BuildKit copies the checkout's root into the destination.
-        let origin = Origin::Rootfs {
-            root: &checkout,
-            name: "the Git repository",
-        };
-        let into = layer.dir_at(&to, spec.to)?;
-        for (mut entry, _) in walk_dir(&origin, b"", &into, &exclude)? {
-            entry.mtime = time;
-            layer.insert(adjust(entry, true));
+        let dest = self.to.path.clone();
+        for mut entry in layer::entries_from_dir(&unpacked).map_err(|source| CopyError::Unpack {
+            path: path.to_string(),
+            source,
+        })? {
+            // The archive's hard links are real links in `unpacked`:
+            // they are linked again with the rest of this layer.
+            let file = unpacked.join(host(&entry.path));
+            let meta = fs::symlink_metadata(&file).map_err(io(&file))?;
+            if let EntryKind::Hardlink { .. } = entry.kind {
+                entry.kind = EntryKind::File {
+                    source: FileSource::Path(file),
+                    size: meta.len(),
+                };
+            }
+            entry.path = join(&dest, &entry.path);
+            let entry = self.adjust.apply(entry, false);
+            self.layer.insert_named(entry, Inode::of(copied, &meta));
         }
+        Ok(())
     }
-    for (path, name) in downloads {
-        // Docker gives downloaded files mode 0600; they are never unpacked.
-        let meta = fs::metadata(&path).map_err(io(&path))?;
-        let at = layer.file_at(&to, name.as_bytes());
-        let mut entry = entry_for(&path, &at, &meta, true)?;
-        entry.mode = 0o600;
-        entry.mtime = target.mtime;
-        layer.insert(adjust(entry, true));
+
+    /// `parents`: each root is copied as a directory's contents, keeping
+    /// what its pattern matches with the directories above it, as `BuildKit`
+    /// copies with `IncludePatterns`; each root is its own copy.
+    fn parents(&mut self, parents: &[ParentsSource]) -> Result<(), CopyError> {
+        let mut copied = 0;
+        let mut into = BString::default();
+        let Copying {
+            spec,
+            origin,
+            to,
+            layer,
+            adjust,
+            exclude,
+            from_context,
+            ..
+        } = self;
+        for source in parents {
+            walk_parents(origin, source, exclude, |root, rel, full, meta| {
+                match rel {
+                    None if meta.is_dir() => {
+                        copied += 1;
+                        into = layer.dir_at(to, spec.to)?;
+                        insert_dest_dir(layer, &into);
+                    }
+                    None => {
+                        // A root that is not a directory is copied whole, by name.
+                        copied += 1;
+                        let name = root.rsplit_str("/").next().unwrap_or_default();
+                        let at = layer.file_at(to, name);
+                        layer
+                            .insert(adjust.apply(entry_for(full, &at, meta, true)?, *from_context));
+                    }
+                    Some(rel) => {
+                        let entry = entry_for(full, &join(&into, rel), meta, false)?;
+                        layer.insert_named(
+                            adjust.apply(entry, *from_context),
+                            Inode::of(copied, meta),
+                        );
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
-    Ok(layer.finish())
+
+    /// Git checkouts: `BuildKit` copies the checkout's root into the
+    /// destination, every entry with the commit's time.
+    fn repositories(&mut self, repositories: Vec<(PathBuf, i64)>) -> Result<(), CopyError> {
+        for (checkout, time) in repositories {
+            let origin = Origin::Rootfs {
+                root: &checkout,
+                name: "the Git repository",
+            };
+            let into = self.layer.dir_at(&self.to, self.spec.to)?;
+            for (mut entry, _) in walk_dir(&origin, b"", &into, &self.exclude)? {
+                entry.mtime = time;
+                self.layer.insert(self.adjust.apply(entry, true));
+            }
+        }
+        Ok(())
+    }
+
+    /// Downloaded files: Docker gives them mode 0600, the time `mtime`,
+    /// and never unpacks them.
+    fn downloads(
+        &mut self,
+        downloads: Vec<(PathBuf, String)>,
+        mtime: i64,
+    ) -> Result<(), CopyError> {
+        for (path, name) in downloads {
+            let meta = fs::metadata(&path).map_err(io(&path))?;
+            let at = self.layer.file_at(&self.to, name.as_bytes());
+            let mut entry = entry_for(&path, &at, &meta, true)?;
+            entry.mode = 0o600;
+            entry.mtime = mtime;
+            self.layer.insert(self.adjust.apply(entry, true));
+        }
+        Ok(())
+    }
 }
 
 /// Gives the destination of a directory's contents its entry, unless the
@@ -563,247 +668,4 @@ fn entry_for(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The tree of `BuildKit`'s `testCopyRelativeParents`, under `test/`.
-    fn relative_parents_tree() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("test");
-        for d in ["a/b/c/d/e", "a/b2/c/d/e", "a/b/c2/d/e", "a/b/c2/d/e2"] {
-            fs::create_dir_all(root.join(d)).unwrap();
-        }
-        for f in [
-            "a/b/c/d/foo",
-            "a/b/c/d/e/bay",
-            "a/b2/c/d/e/bar",
-            "a/b/c2/d/e/baz",
-            "a/b/c2/d/e2/baz",
-        ] {
-            fs::write(root.join(f), f).unwrap();
-        }
-        dir
-    }
-
-    fn spec<'a>(sources: &'a [String], to: &'a str, exclude: &'a [String]) -> CopySpec<'a> {
-        CopySpec {
-            add: false,
-            sources,
-            to,
-            chown: None,
-            chmod: None,
-            parents: true,
-            exclude,
-            checksum: None,
-            keep_git_dir: None,
-        }
-    }
-
-    fn strings(items: &[&str]) -> Vec<String> {
-        items.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    /// The paths `copy --parents sources to` writes from the stage at
-    /// `root`, checking that the cache key reads exactly their sources.
-    fn copied(root: &Path, sources: &[&str], to: &str, exclude: &[&str]) -> Vec<String> {
-        try_copied(root, sources, to, exclude).unwrap()
-    }
-
-    fn try_copied(
-        root: &Path,
-        sources: &[&str],
-        to: &str,
-        exclude: &[&str],
-    ) -> Result<Vec<String>, CopyError> {
-        let (sources, exclude) = (strings(sources), strings(exclude));
-        let spec = spec(&sources, to, &exclude);
-        let origin = Origin::Rootfs { root, name: "base" };
-        let target = Target {
-            root: None,
-            mtime: 0,
-        };
-        let selected = selected_paths(&spec, &origin)?;
-        let entries = copy_entries(&spec, &origin, target, &root.join("scratch"))?;
-        // Every copied file was read for the key, and nothing else but the
-        // roots and the directories above kept paths.
-        let read: Vec<&BString> = selected.iter().map(|s| &s.path).collect();
-        for entry in &entries {
-            if !matches!(entry.kind, EntryKind::Dir) {
-                let EntryKind::File {
-                    source: FileSource::Path(p),
-                    ..
-                } = &entry.kind
-                else {
-                    continue;
-                };
-                let rel = bytes_of(p.strip_prefix(root).unwrap().to_owned());
-                assert!(read.contains(&&rel), "{rel} not in the key: {read:?}");
-            }
-        }
-        let files = |it: &mut dyn Iterator<Item = bool>| it.filter(|f| *f).count();
-        assert_eq!(
-            files(
-                &mut entries
-                    .iter()
-                    .map(|e| matches!(e.kind, EntryKind::File { .. }))
-            ),
-            files(&mut selected.iter().map(|s| s.kind == SelectedKind::File)),
-        );
-        Ok(entries.into_iter().map(|e| e.path.to_string()).collect())
-    }
-
-    #[test]
-    fn parents_keep_the_path_below_the_pivot() {
-        let dir = relative_parents_tree();
-        let root = dir.path();
-        // middle: the root is before `/./`, the rest is kept.
-        assert_eq!(
-            copied(root, &["/test/a/b/./c/d"], "/out/", &[]),
-            [
-                "out",
-                "out/c",
-                "out/c/d",
-                "out/c/d/e",
-                "out/c/d/e/bay",
-                "out/c/d/foo"
-            ]
-        );
-        // end, start: no `/./` (a trailing `/.` is none), the whole path.
-        for source in ["/test/a/b/c/d/.", "./test/a/b/c/d"] {
-            let paths = copied(root, &[source], "/out/", &[]);
-            assert!(
-                paths.contains(&"out/test/a/b/c/d/foo".to_owned()),
-                "{paths:?}"
-            );
-            assert!(!paths.iter().any(|p| p.contains("c2") || p.contains("b2")));
-        }
-        // double: only the first `/./` is the pivot.
-        assert_eq!(
-            copied(root, &["/test/a/./b/./c"], "/out/", &[]),
-            [
-                "out",
-                "out/b",
-                "out/b/c",
-                "out/b/c/d",
-                "out/b/c/d/e",
-                "out/b/c/d/e/bay",
-                "out/b/c/d/foo"
-            ]
-        );
-    }
-
-    #[test]
-    fn parents_wildcards_before_and_after_the_pivot() {
-        let dir = relative_parents_tree();
-        let root = dir.path();
-        // wildcard: after the pivot, a pattern; directories only above matches.
-        let paths = copied(root, &["/test/a/./*/c"], "/out/", &[]);
-        assert!(paths.contains(&"out/b/c/d/e/bay".to_owned()));
-        assert!(paths.contains(&"out/b2/c/d/e/bar".to_owned()));
-        assert!(!paths.iter().any(|p| p.contains("c2")), "{paths:?}");
-        // doublewildcard: each root match is a root; `**` in the pattern.
-        assert_eq!(
-            copied(root, &["/test/a/b*/./c/**/e"], "/out/", &[]),
-            [
-                "out",
-                "out/c",
-                "out/c/d",
-                "out/c/d/e",
-                "out/c/d/e/bar",
-                "out/c/d/e/bay"
-            ]
-        );
-        // doubleinputs
-        assert_eq!(
-            copied(
-                root,
-                &["/test/a/b/c*/./d/**/baz", "/test/a/b*/./c/**/bar"],
-                "/out/",
-                &[]
-            ),
-            [
-                "out",
-                "out/c",
-                "out/c/d",
-                "out/c/d/e",
-                "out/c/d/e/bar",
-                "out/d",
-                "out/d/e",
-                "out/d/e/baz",
-                "out/d/e2",
-                "out/d/e2/baz"
-            ]
-        );
-    }
-
-    #[test]
-    fn parents_missing_paths() {
-        // `testCopyParentsMissingDirectory` has no `b2`.
-        let dir = relative_parents_tree();
-        let root = dir.path();
-        fs::remove_dir_all(root.join("test/a/b2")).unwrap();
-        // A path without wildcards must be there, in `BuildKit`'s words.
-        let err = try_copied(root, &["/test/nonexistent-file"], "/out/", &[]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "\"/test/nonexistent-file\": not found in `base`"
-        );
-        let err = try_copied(root, &["test/a/./nope/x"], "/out/", &[]).unwrap_err();
-        assert!(
-            matches!(err, CopyError::RequiredNotFound { ref path, .. } if path == "/test/a/nope/x")
-        );
-        // A root without wildcards must be there too.
-        assert!(try_copied(root, &["test/nope/./x*"], "/out/", &[]).is_err());
-        // A wildcard that matches nothing copies nothing, the destination
-        // is made all the same (wildcard-nonexistent, wildcard-afterpivot).
-        assert_eq!(copied(root, &["/test/a/b2*/c"], "/out/", &[]), ["out"]);
-        assert_eq!(copied(root, &["/test/a/b/./c3*"], "/out/", &[]), ["out"]);
-        // But a root wildcard that matches nothing has no copy at all.
-        assert!(copied(root, &["/test/a/x*/./c"], "/out/", &[]).is_empty());
-    }
-
-    #[test]
-    fn parents_lazy_parents_keep_their_metadata_and_excludes_apply() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        fs::create_dir_all(root.join("foo1/foo2")).unwrap();
-        fs::create_dir_all(root.join("other")).unwrap();
-        fs::write(root.join("foo1/foo2/bar"), "testing").unwrap();
-        fs::write(root.join("foo1/foo2/baz"), "testing2").unwrap();
-        fs::write(root.join("other/bar"), "o").unwrap();
-        fs::set_permissions(root.join("foo1"), fs::Permissions::from_mode(0o700)).unwrap();
-        let (sources, exclude) = (strings(&["foo1/foo2/ba*", "*/bar"]), strings(&["**/baz"]));
-        let spec = spec(&sources, "/test", &exclude);
-        let origin = Origin::Rootfs { root, name: "s" };
-        let target = Target {
-            root: None,
-            mtime: 0,
-        };
-        let entries = copy_entries(&spec, &origin, target, &root.join("scratch")).unwrap();
-        let modes: Vec<(String, u32)> = entries
-            .iter()
-            .map(|e| (e.path.to_string(), e.mode))
-            .collect();
-        assert_eq!(
-            modes,
-            [
-                ("test".to_owned(), 0o755),
-                ("test/foo1".to_owned(), 0o700),
-                ("test/foo1/foo2".to_owned(), 0o755),
-                ("test/foo1/foo2/bar".to_owned(), 0o644),
-                ("test/other".to_owned(), 0o755),
-                ("test/other/bar".to_owned(), 0o644),
-            ]
-        );
-    }
-
-    #[test]
-    fn parents_patterns_and_pruning() {
-        let include = walk::Include::new("a/b*/c".to_owned()).unwrap();
-        assert!(include.keeps(b"a/bx/c"));
-        assert!(include.keeps(b"a/bx/c/d"));
-        assert!(!include.keeps(b"a/bx"));
-        let empty = walk::Include::new(String::new()).unwrap();
-        assert!(!empty.keeps(b"a"));
-    }
-}
+mod tests;

@@ -181,13 +181,14 @@ fn unknown_option(key: &str) -> MountError {
     )
 }
 
-fn build(
-    fields: &[Field],
-    template: &dyn Fn(&str) -> Result<String, MountError>,
-    stage_ref: &dyn Fn(&str) -> String,
-) -> Result<Mount<String>, MountError> {
+/// A mount's options but its type, each as its canonical name, the name
+/// written and the value.
+type Options = Vec<(&'static str, String, Option<String>)>;
+
+/// The mount's type (`bind` when not given) and its other options.
+fn type_and_options(fields: &[Field]) -> Result<(String, Options), MountError> {
     let mut kind = "bind".to_owned();
-    let mut options: Vec<(&str, String, Option<String>)> = Vec::new();
+    let mut options = Vec::new();
     for (key, value) in fields {
         if key == "type" {
             kind = value.as_deref().unwrap_or_default().to_ascii_lowercase();
@@ -198,6 +199,48 @@ fn build(
         };
         options.push((canonical, key.clone(), value.clone()));
     }
+    Ok((kind, options))
+}
+
+/// A cache mount's `sharing=`.
+fn sharing_mode(value: &str) -> Result<Sharing, MountError> {
+    match value {
+        "shared" => Ok(Sharing::Shared),
+        "private" => Ok(Sharing::Private),
+        "locked" => Ok(Sharing::Locked),
+        other => Err(error(
+            format!("unknown sharing `{other}`"),
+            suggest("sharing mode", other, &["shared", "private", "locked"]),
+        )),
+    }
+}
+
+/// A `mode=`, in octal.
+fn mode_value(value: &str) -> Result<u32, MountError> {
+    parse_octal(value).ok_or_else(|| {
+        error(
+            format!("invalid `mode={value}`"),
+            "write an octal mode like `mode=0755`",
+        )
+    })
+}
+
+/// A tmpfs `size=`, in bytes.
+fn size_value(value: &str) -> Result<u64, MountError> {
+    parse_size(value).ok_or_else(|| {
+        error(
+            format!("invalid `size={value}`"),
+            "write a number of bytes or a size like `64m` or `1g`",
+        )
+    })
+}
+
+fn build(
+    fields: &[Field],
+    template: &dyn Fn(&str) -> Result<String, MountError>,
+    stage_ref: &dyn Fn(&str) -> String,
+) -> Result<Mount<String>, MountError> {
+    let (kind, options) = type_and_options(fields)?;
     let Some(allowed) = crate::ir::mount_options(&kind) else {
         let types: Vec<&str> = crate::ir::MOUNT_OPTIONS.iter().map(|(t, _)| *t).collect();
         return Err(error(
@@ -234,37 +277,11 @@ fn build(
             "from" => from = Some(stage_ref(&template(&value)?)),
             "id" => id = Some(template(&value)?),
             "env" => env = Some(template(&value)?),
-            "sharing" => {
-                sharing = match value.as_str() {
-                    "shared" => Sharing::Shared,
-                    "private" => Sharing::Private,
-                    "locked" => Sharing::Locked,
-                    other => {
-                        return Err(error(
-                            format!("unknown sharing `{other}`"),
-                            suggest("sharing mode", other, &["shared", "private", "locked"]),
-                        ));
-                    }
-                }
-            }
-            "mode" => {
-                mode = Some(parse_octal(&value).ok_or_else(|| {
-                    error(
-                        format!("invalid `mode={value}`"),
-                        "write an octal mode like `mode=0755`",
-                    )
-                })?);
-            }
+            "sharing" => sharing = sharing_mode(&value)?,
+            "mode" => mode = Some(mode_value(&value)?),
             "uid" => uid = Some(number("uid", &value)?),
             "gid" => gid = Some(number("gid", &value)?),
-            "size" => {
-                size = Some(parse_size(&value).ok_or_else(|| {
-                    error(
-                        format!("invalid `size={value}`"),
-                        "write a number of bytes or a size like `64m` or `1g`",
-                    )
-                })?);
-            }
+            "size" => size = Some(size_value(&value)?),
             "readonly" => readonly = as_flag()?,
             "rw" => rw = as_flag()?,
             _ => required = as_flag()?,

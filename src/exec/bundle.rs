@@ -7,9 +7,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder,
+    Capability, Linux, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder,
     LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder,
-    PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
     UserBuilder,
 };
 use serde_json::Value;
@@ -250,6 +250,30 @@ pub(crate) fn build_spec(
             spec.cwd
         )));
     }
+    let process = process(spec, nofile)?;
+    let root = RootBuilder::default()
+        .path(rootfs)
+        .readonly(false)
+        .build()
+        .map_err(config_err)?;
+    let mounts = mounts(spec, resolv, hosts)?;
+    let linux = linux(spec)?;
+    let mut config = SpecBuilder::default()
+        .version("1.0.2")
+        .root(root)
+        .hostname(spec.hostname.as_str())
+        .mounts(mounts)
+        .process(process)
+        .linux(linux)
+        .build()
+        .map_err(config_err)?;
+    config.set_annotations(None);
+    Ok(config)
+}
+
+/// The process of `spec`: its command, environment and user, `BuildKit`'s
+/// capabilities, and `nofile` open files at most.
+fn process(spec: &RunSpec, nofile: u64) -> Result<Process, ExecError> {
     let caps: oci_spec::runtime::Capabilities = CAPABILITIES.iter().copied().collect();
     let mut capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
@@ -271,7 +295,7 @@ pub(crate) fn build_spec(
         .soft(nofile)
         .build()
         .map_err(config_err)?;
-    let process = ProcessBuilder::default()
+    ProcessBuilder::default()
         .terminal(false)
         .args(spec.args.clone())
         .env(spec.env.clone())
@@ -281,14 +305,12 @@ pub(crate) fn build_spec(
         .no_new_privileges(false)
         .rlimits(vec![nofile])
         .build()
-        .map_err(config_err)?;
+        .map_err(config_err)
+}
 
-    let root = RootBuilder::default()
-        .path(rootfs)
-        .readonly(false)
-        .build()
-        .map_err(config_err)?;
-
+/// The standard mounts (`/proc`, `/dev`, `/sys`, ...), the host files, then
+/// the step's own mounts.
+fn mounts(spec: &RunSpec, resolv: &Path, hosts: &Path) -> Result<Vec<Mount>, ExecError> {
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &[])?,
         mount(
@@ -340,7 +362,12 @@ pub(crate) fn build_spec(
     for m in &spec.mounts {
         mounts.push(user_mount(&m.destination, &m.kind)?);
     }
+    Ok(mounts)
+}
 
+/// The namespaces (a network one for `network = none`), masked and
+/// read-only paths and the device cgroup.
+fn linux(spec: &RunSpec) -> Result<Linux, ExecError> {
     let mut namespaces = vec![
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Ipc,
@@ -366,25 +393,13 @@ pub(crate) fn build_spec(
         .devices(vec![deny_devices])
         .build()
         .map_err(config_err)?;
-    let linux = LinuxBuilder::default()
+    LinuxBuilder::default()
         .namespaces(namespaces)
         .masked_paths(strings(MASKED_PATHS))
         .readonly_paths(strings(READONLY_PATHS))
         .resources(resources)
         .build()
-        .map_err(config_err)?;
-
-    let mut config = SpecBuilder::default()
-        .version("1.0.2")
-        .root(root)
-        .hostname(spec.hostname.as_str())
-        .mounts(mounts)
-        .process(process)
-        .linux(linux)
-        .build()
-        .map_err(config_err)?;
-    config.set_annotations(None);
-    Ok(config)
+        .map_err(config_err)
 }
 
 /// `config` as JSON with object keys sorted and capability sets sorted.

@@ -5,7 +5,7 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -35,28 +35,7 @@ pub(crate) fn run_container(
     spec: &RunSpec,
     output: &mut dyn FnMut(&str),
 ) -> Result<RunOutcome, ExecError> {
-    write_bundle(spec)?;
-    let bundle = std::path::absolute(&spec.bundle).map_err(|source| ExecError::Io {
-        path: spec.bundle.clone(),
-        source,
-    })?;
-    let state = bundle.join(STATE_DIR);
-    // The runtime keeps the whole configuration there, environment included.
-    match fs::DirBuilder::new().mode(0o700).create(&state) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-            return Err(ExecError::Io {
-                path: state.clone(),
-                source: e,
-            });
-        }
-        _ => {}
-    }
-    let log = bundle.join(RUNTIME_LOG);
-    // A fresh log: only this run's errors count.
-    fs::write(&log, b"").map_err(|source| ExecError::Io {
-        path: log.clone(),
-        source,
-    })?;
+    let (bundle, state, log) = prepare_bundle(spec)?;
     let id = container_id();
     // One pipe for both: the process's stdout and stderr are one stream, in
     // the order it wrote them. A runtime in the foreground copies each of
@@ -114,16 +93,7 @@ pub(crate) fn run_container(
         .and_then(|text| text.trim().parse::<i32>().ok())
         .and_then(rustix::process::Pid::from_raw);
 
-    let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES + 1);
-    // Ends when every holder of the write end (the runtime, the container's
-    // processes) has closed it.
-    read_lines(reader, &mut |line| {
-        output(line);
-        if tail.len() == TAIL_LINES {
-            tail.pop_front();
-        }
-        tail.push_back(line.to_owned());
-    });
+    let tail = read_output(reader, output);
     let waited = match process {
         Some(pid) => wait_process(pid),
         None if started.success() => Err(ExecError::Runtime {
@@ -136,19 +106,7 @@ pub(crate) fn run_container(
         None => Ok(exit_code(started)),
     };
 
-    if state.join(&id).exists() {
-        // `run` normally destroys the container itself; clean up if it did not.
-        let _ = Command::new(binary)
-            .arg("--root")
-            .arg(&state)
-            .arg("delete")
-            .arg("--force")
-            .arg(&id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
+    delete_leftover(binary, &state, &id);
     drop(watch);
     let exit_code = waited?;
 
@@ -165,6 +123,66 @@ pub(crate) fn run_container(
         exit_code,
         log_tail: tail.into(),
     })
+}
+
+/// Writes the bundle of `spec` and makes its runtime state directory
+/// (0700) and a fresh runtime log: the bundle, state and log paths.
+fn prepare_bundle(spec: &RunSpec) -> Result<(PathBuf, PathBuf, PathBuf), ExecError> {
+    write_bundle(spec)?;
+    let bundle = std::path::absolute(&spec.bundle).map_err(|source| ExecError::Io {
+        path: spec.bundle.clone(),
+        source,
+    })?;
+    let state = bundle.join(STATE_DIR);
+    // The runtime keeps the whole configuration there, environment included.
+    match fs::DirBuilder::new().mode(0o700).create(&state) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(ExecError::Io {
+                path: state.clone(),
+                source: e,
+            });
+        }
+        _ => {}
+    }
+    let log = bundle.join(RUNTIME_LOG);
+    // A fresh log: only this run's errors count.
+    fs::write(&log, b"").map_err(|source| ExecError::Io {
+        path: log.clone(),
+        source,
+    })?;
+    Ok((bundle, state, log))
+}
+
+/// Passes each line the process writes to `output`, until every holder of
+/// the pipe's write end (the runtime, the container's processes) has
+/// closed it; the last [`TAIL_LINES`] lines.
+fn read_output(reader: std::io::PipeReader, output: &mut dyn FnMut(&str)) -> VecDeque<String> {
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES + 1);
+    read_lines(reader, &mut |line| {
+        output(line);
+        if tail.len() == TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line.to_owned());
+    });
+    tail
+}
+
+/// Deletes container `id` if it is still in `state`: `run` normally
+/// destroys the container itself.
+fn delete_leftover(binary: &Path, state: &Path, id: &str) {
+    if state.join(id).exists() {
+        let _ = Command::new(binary)
+            .arg("--root")
+            .arg(state)
+            .arg("delete")
+            .arg("--force")
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 /// The runtime writes the process's pid there, inside the bundle.

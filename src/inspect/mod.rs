@@ -185,6 +185,152 @@ struct Node {
     kind: &'static str,
 }
 
+/// What the walk over the layers has found so far.
+#[derive(Default)]
+struct Analysis {
+    /// The paths visible after the layers walked, keyed by the paths'
+    /// bytes: names that are not UTF-8 stay apart.
+    tree: BTreeMap<BString, Node>,
+    /// Paths whose bytes a later layer removed or replaced.
+    offenders: BTreeMap<BString, Offender>,
+    /// Bytes wasted per (adding layer, undoing layer).
+    chains: BTreeMap<(usize, usize), Chain>,
+    /// The bytes of every layer's content.
+    content_bytes: u64,
+}
+
+impl Analysis {
+    /// Counts `node`, at `path`, as undone by layer `index`.
+    fn waste(&mut self, path: &[u8], node: &Node, index: usize) {
+        if node.bytes == 0 || node.layer == index {
+            return;
+        }
+        let offender = self
+            .offenders
+            .entry(path.into())
+            .or_insert_with(|| Offender {
+                path: format!("/{}", escaped(path)),
+                wasted_bytes: 0,
+                added_in: Vec::new(),
+                undone_in: Vec::new(),
+            });
+        offender.wasted_bytes += node.bytes;
+        push_unique(&mut offender.added_in, node.layer);
+        push_unique(&mut offender.undone_in, index);
+        let chain = self
+            .chains
+            .entry((node.layer, index))
+            .or_insert_with(|| Chain {
+                added_in: node.layer,
+                undone_in: index,
+                wasted_bytes: 0,
+                paths: 0,
+            });
+        chain.wasted_bytes += node.bytes;
+        chain.paths += 1;
+    }
+
+    /// Applies one entry of layer `index`, recording the change in `report`.
+    fn apply(&mut self, entry: LayerEntry, index: usize, report: &mut LayerReport) {
+        if let Some(removed) = self.whiteout(&entry, index) {
+            for (path, node) in removed {
+                self.waste(&path, &node, index);
+                report.removed += 1;
+                report.changes.push(Change {
+                    path: escaped(&path).into_owned(),
+                    kind: ChangeKind::Removed,
+                    bytes: 0,
+                });
+            }
+            return;
+        }
+        self.content_bytes += entry.bytes;
+        report.content_bytes += entry.bytes;
+        let node = Node {
+            layer: index,
+            bytes: entry.bytes,
+            kind: entry.kind,
+        };
+        match self.tree.get(&entry.path) {
+            Some(old) if old.kind == "dir" && entry.kind == "dir" => {
+                self.tree.insert(entry.path, node);
+            }
+            Some(old) => {
+                let old = old.clone();
+                self.waste(&entry.path, &old, index);
+                if old.kind == "dir" {
+                    // A file or link replacing a directory removes what was in it.
+                    for (path, node) in remove_under(&mut self.tree, &entry.path, index) {
+                        self.waste(&path, &node, index);
+                    }
+                }
+                if old.layer != index {
+                    report.modified += 1;
+                    report.changes.push(Change {
+                        path: escaped(&entry.path).into_owned(),
+                        kind: ChangeKind::Modified,
+                        bytes: entry.bytes,
+                    });
+                }
+                self.tree.insert(entry.path, node);
+            }
+            None => {
+                report.added += 1;
+                report.changes.push(Change {
+                    path: escaped(&entry.path).into_owned(),
+                    kind: ChangeKind::Added,
+                    bytes: entry.bytes,
+                });
+                self.tree.insert(entry.path, node);
+            }
+        }
+    }
+
+    /// The paths a whiteout entry of layer `index` removes; `None` if the
+    /// entry is not a whiteout.
+    fn whiteout(&mut self, entry: &LayerEntry, index: usize) -> Option<Vec<(BString, Node)>> {
+        let (dir, name): (&[u8], &[u8]) = match entry.path.rsplit_once_str("/") {
+            Some((dir, name)) => (dir, name),
+            None => (b"", &entry.path),
+        };
+        if name == b".wh..wh..opq" {
+            // Everything lower layers put under `dir` goes.
+            Some(remove_under(&mut self.tree, dir, index))
+        } else if let Some(hidden) = name.strip_prefix(b".wh.") {
+            let target = join(dir, hidden);
+            let mut removed = remove_under(&mut self.tree, &target, index);
+            if let Some(node) = self.tree.remove(&target) {
+                removed.insert(0, (target.clone(), node));
+            }
+            Some(removed)
+        } else {
+            None
+        }
+    }
+}
+
+/// The parts of `image`'s config worth a glance.
+fn config_summary(image: &Image) -> ConfigSummary {
+    let runtime = &image.config.runtime;
+    ConfigSummary {
+        user: runtime.user.clone(),
+        workdir: runtime.working_dir.clone(),
+        entrypoint: runtime.entrypoint.clone(),
+        cmd: runtime.cmd.clone(),
+        env: runtime
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+        exposed_ports: runtime.exposed_ports.iter().cloned().collect(),
+        labels: runtime
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
 /// Analyses `image` (the manifest `manifest` for `platform`) from `store`.
 pub fn inspect(
     store: &Store,
@@ -192,11 +338,8 @@ pub fn inspect(
     manifest: Option<Digest>,
     platform: Platform,
 ) -> Result<Report, InspectError> {
-    // Keyed by the paths' bytes: names that are not UTF-8 stay apart.
-    let mut tree: BTreeMap<BString, Node> = BTreeMap::new();
+    let mut analysis = Analysis::default();
     let mut layers = Vec::new();
-    let mut offenders: BTreeMap<BString, Offender> = BTreeMap::new();
-    let mut chains: BTreeMap<(usize, usize), Chain> = BTreeMap::new();
     let history: Vec<&str> = image
         .config
         .history
@@ -204,7 +347,6 @@ pub fn inspect(
         .filter(|h| !h.empty_layer)
         .map(|h| h.created_by.as_str())
         .collect();
-    let mut content_bytes = 0;
     for (i, layer) in image.layers.iter().enumerate() {
         let index = i + 1;
         let entries = read_layer(store, layer)?;
@@ -219,102 +361,18 @@ pub fn inspect(
             removed: 0,
             changes: Vec::new(),
         };
-        let mut waste = |path: &[u8], node: &Node| {
-            if node.bytes == 0 || node.layer == index {
-                return;
-            }
-            let offender = offenders.entry(path.into()).or_insert_with(|| Offender {
-                path: format!("/{}", escaped(path)),
-                wasted_bytes: 0,
-                added_in: Vec::new(),
-                undone_in: Vec::new(),
-            });
-            offender.wasted_bytes += node.bytes;
-            push_unique(&mut offender.added_in, node.layer);
-            push_unique(&mut offender.undone_in, index);
-            let chain = chains.entry((node.layer, index)).or_insert_with(|| Chain {
-                added_in: node.layer,
-                undone_in: index,
-                wasted_bytes: 0,
-                paths: 0,
-            });
-            chain.wasted_bytes += node.bytes;
-            chain.paths += 1;
-        };
         for entry in entries {
-            let (dir, name): (&[u8], &[u8]) = match entry.path.rsplit_once_str("/") {
-                Some((dir, name)) => (dir, name),
-                None => (b"", &entry.path),
-            };
-            let removed = if name == b".wh..wh..opq" {
-                // Everything lower layers put under `dir` goes.
-                Some(remove_under(&mut tree, dir, index))
-            } else if let Some(hidden) = name.strip_prefix(b".wh.") {
-                let target = join(dir, hidden);
-                let mut removed = remove_under(&mut tree, &target, index);
-                if let Some(node) = tree.remove(&target) {
-                    removed.insert(0, (target.clone(), node));
-                }
-                Some(removed)
-            } else {
-                None
-            };
-            if let Some(removed) = removed {
-                for (path, node) in removed {
-                    waste(&path, &node);
-                    report.removed += 1;
-                    report.changes.push(Change {
-                        path: escaped(&path).into_owned(),
-                        kind: ChangeKind::Removed,
-                        bytes: 0,
-                    });
-                }
-                continue;
-            }
-            content_bytes += entry.bytes;
-            report.content_bytes += entry.bytes;
-            let node = Node {
-                layer: index,
-                bytes: entry.bytes,
-                kind: entry.kind,
-            };
-            match tree.get(&entry.path) {
-                Some(old) if old.kind == "dir" && entry.kind == "dir" => {
-                    tree.insert(entry.path, node);
-                }
-                Some(old) => {
-                    let old = old.clone();
-                    waste(&entry.path, &old);
-                    if old.kind == "dir" {
-                        // A file or link replacing a directory removes what was in it.
-                        for (path, node) in remove_under(&mut tree, &entry.path, index) {
-                            waste(&path, &node);
-                        }
-                    }
-                    if old.layer != index {
-                        report.modified += 1;
-                        report.changes.push(Change {
-                            path: escaped(&entry.path).into_owned(),
-                            kind: ChangeKind::Modified,
-                            bytes: entry.bytes,
-                        });
-                    }
-                    tree.insert(entry.path, node);
-                }
-                None => {
-                    report.added += 1;
-                    report.changes.push(Change {
-                        path: escaped(&entry.path).into_owned(),
-                        kind: ChangeKind::Added,
-                        bytes: entry.bytes,
-                    });
-                    tree.insert(entry.path, node);
-                }
-            }
+            analysis.apply(entry, index, &mut report);
         }
         report.changes.sort_by(|a, b| a.path.cmp(&b.path));
         layers.push(report);
     }
+    let Analysis {
+        tree,
+        offenders,
+        chains,
+        content_bytes,
+    } = analysis;
     let visible_bytes: u64 = tree.values().map(|n| n.bytes).sum();
     let wasted_bytes = content_bytes - visible_bytes;
     let mut offenders: Vec<Offender> = offenders.into_values().collect();
@@ -332,27 +390,10 @@ pub fn inspect(
     } else {
         visible_bytes as f64 / content_bytes as f64
     };
-    let runtime = &image.config.runtime;
     Ok(Report {
         platform,
         manifest,
-        config: ConfigSummary {
-            user: runtime.user.clone(),
-            workdir: runtime.working_dir.clone(),
-            entrypoint: runtime.entrypoint.clone(),
-            cmd: runtime.cmd.clone(),
-            env: runtime
-                .env
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect(),
-            exposed_ports: runtime.exposed_ports.iter().cloned().collect(),
-            labels: runtime
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        },
+        config: config_summary(image),
         compressed_bytes: image.layers.iter().map(|l| l.size).sum(),
         content_bytes,
         visible_bytes,

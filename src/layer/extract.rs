@@ -1,5 +1,7 @@
 //! Safe extraction of layers onto a root directory, applying whiteouts.
 
+mod meta;
+
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions, Permissions};
@@ -12,8 +14,9 @@ use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps};
 use sha2::{Digest as _, Sha256};
 
 use super::compress::{decompressing_reader, sha256_digest_string};
-use super::{LayerError, OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr, xattr};
+use super::{LayerError, OPAQUE_MARKER, WHITEOUT_PREFIX, xattr};
 use crate::store::SparseWriter;
+use meta::{Meta, read_meta, split_name};
 
 /// Symlinks followed while resolving one path before giving up (as Linux's `MAXSYMLINKS`).
 const MAX_SYMLINKS: usize = 40;
@@ -295,15 +298,6 @@ fn free_space(path: &Path) -> Result<(u64, u64), LayerError> {
         stat.f_bavail.saturating_mul(stat.f_frsize),
         stat.f_blocks.saturating_mul(stat.f_frsize),
     ))
-}
-
-/// Metadata of one tar entry that is applied to what it creates.
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: Timespec,
-    xattrs: Vec<(String, Vec<u8>)>,
 }
 
 struct Extractor<'a> {
@@ -682,111 +676,6 @@ impl Extractor<'_> {
         }
         Ok(())
     }
-}
-
-/// Splits a tar name into its components, dropping a leading `/` and empty or
-/// `.` components; a `..` component is refused.
-fn split_name<'n>(name: &'n [u8], display: &str) -> Result<Vec<&'n [u8]>, LayerError> {
-    let mut components = Vec::new();
-    for component in name.split(|&b| b == b'/') {
-        match component {
-            b"" | b"." => {}
-            b".." => {
-                return Err(LayerError::unsafe_entry(
-                    display,
-                    "path has a `..` component",
-                ));
-            }
-            c => components.push(c),
-        }
-    }
-    Ok(components)
-}
-
-fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, display: &str) -> Result<Meta, LayerError> {
-    let header = entry.header();
-    let old = header.as_old();
-    let mode = or_zero(&old.mode, header.mode().map(u64::from))? & 0o7777;
-    let mode = u32::try_from(mode).expect("masked to 0o7777");
-    let id = |field: &[u8], v: io::Result<u64>, what: &str| -> Result<u32, LayerError> {
-        let v = or_zero(field, v)?;
-        u32::try_from(v)
-            .map_err(|_| LayerError::unsupported(display, format!("{what} {v} is too large")))
-    };
-    let uid = id(&old.uid, header.uid(), "uid")?;
-    let gid = id(&old.gid, header.gid(), "gid")?;
-    let mut mtime = Timespec {
-        tv_sec: i64::try_from(or_zero(&old.mtime, header.mtime())?).unwrap_or(i64::MAX),
-        tv_nsec: 0,
-    };
-    let mut xattrs = Vec::new();
-    if let Some(extensions) = entry.pax_extensions().map_err(LayerError::Tar)? {
-        for ext in extensions {
-            let ext = ext.map_err(LayerError::Tar)?;
-            let Ok(key) = ext.key() else {
-                continue;
-            };
-            if key == "mtime" {
-                if let Some(t) = ext.value().ok().and_then(parse_pax_time) {
-                    mtime = t;
-                }
-            } else if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
-                if is_overlay_xattr(name) {
-                    return Err(LayerError::unsafe_entry(
-                        display,
-                        format!("overlayfs xattr `{name}` is not allowed in a layer"),
-                    ));
-                }
-                xattrs.push((name.to_owned(), ext.value_bytes().to_vec()));
-            }
-        }
-    }
-    Ok(Meta {
-        mode,
-        uid,
-        gid,
-        mtime,
-        xattrs,
-    })
-}
-
-/// A numeric header field's value, where a blank field (all NUL or spaces,
-/// as some writers leave it) counts as 0.
-fn or_zero(field: &[u8], parsed: io::Result<u64>) -> Result<u64, LayerError> {
-    if field.iter().all(|&b| b == 0 || b == b' ') {
-        Ok(0)
-    } else {
-        parsed.map_err(LayerError::Tar)
-    }
-}
-
-/// Parses a PAX time (`-12`, `1700000000.5`) into a timespec.
-fn parse_pax_time(value: &str) -> Option<Timespec> {
-    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
-    let seconds: i64 = secs.parse().ok()?;
-    let digits: String = frac.chars().take(9).collect();
-    if !digits.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let mut nanos: i64 = if digits.is_empty() {
-        0
-    } else {
-        digits.parse().ok()?
-    };
-    for _ in digits.len()..9 {
-        nanos *= 10;
-    }
-    if seconds < 0 && nanos > 0 {
-        // `-1.5` means 1.5 s before the epoch.
-        return Some(Timespec {
-            tv_sec: seconds - 1,
-            tv_nsec: 1_000_000_000 - nanos,
-        });
-    }
-    Some(Timespec {
-        tv_sec: seconds,
-        tv_nsec: nanos,
-    })
 }
 
 /// Removes whatever is at `host` (never following a symlink); missing is fine.

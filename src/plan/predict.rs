@@ -16,11 +16,11 @@ use super::cache::{
     StepRecord,
 };
 use super::state::apply_config;
-use super::{CacheStatus, Plan};
+use super::{CacheStatus, Plan, PlanNode};
 use crate::image::base::{BaseResolver, ResolvedBase};
 use crate::image::source::ImageSource;
 use crate::image::{DEFAULT_CREATED, Image, ImageConfig};
-use crate::ir::{Base, BuildGraph, NodeId, Platform, reference};
+use crate::ir::{Base, BuildGraph, Node, NodeId, Platform, reference};
 use crate::store::Store;
 
 /// Ends the reason of every step whose key depends on files a rebuilt stage
@@ -64,148 +64,209 @@ struct Unknown {
 
 /// Fills in the cache state of every step of `plan`, made from `graph`.
 pub fn predict(plan: &mut Plan, graph: &BuildGraph, query: &CacheQuery<'_>) {
-    let mut predicted: HashMap<NodeId, Predicted> = HashMap::new();
-    let mut bases: HashMap<(String, Platform), Result<ResolvedBase, String>> = HashMap::new();
+    let mut predictor = Predictor {
+        graph,
+        query,
+        predicted: HashMap::new(),
+        bases: HashMap::new(),
+    };
     for wave in graph.waves() {
         for id in wave {
             let node = graph.node(id);
             let Some(plan_node) = plan.nodes.iter_mut().find(|n| n.id == node.id) else {
                 continue;
             };
-            let mut resolve = |reference: &str, platform: &Platform| {
-                bases
-                    .entry((reference.to_owned(), platform.clone()))
-                    .or_insert_with(|| {
-                        let source = ImageSource::parse(reference, query.manifest_dir);
-                        query
-                            .bases
-                            .resolve_metadata(&source, platform)
-                            .map_err(|e| {
-                                match reference::stage_hint(reference, &graph.stage_names) {
-                                    Some(hint) => format!("{e}; {hint}"),
-                                    None => e.to_string(),
-                                }
-                            })
-                    })
-                    .clone()
-            };
-            let mut uncertain = false;
-            let (mut image, base_key, mut parent_note) = match &node.base {
-                Base::Scratch => (
-                    scratch(&node.platform),
-                    Some(CacheKey::scratch(&node.platform.to_string())),
-                    "the platform changed".to_owned(),
-                ),
-                Base::Stage(parent) => {
-                    let parent_id = graph.find(parent).expect("a stage base is a node");
-                    let p = &predicted[&parent_id];
-                    let name = &graph.node(parent_id).stage;
-                    uncertain = p.uncertain;
-                    let note = if p.key.is_none() && p.uncertain {
-                        format!("stage `{name}` may rebuild: {UNCERTAIN}")
-                    } else if p.complete {
-                        format!("stage `{name}` changed")
-                    } else {
-                        format!("stage `{name}` rebuilds")
-                    };
-                    (p.image.clone(), p.key, note)
+            let predicted = predictor.node(node, plan_node);
+            predictor.predicted.insert(id, predicted);
+        }
+    }
+}
+
+/// The base images resolved so far, by reference and platform.
+type Bases = HashMap<(String, Platform), Result<ResolvedBase, String>>;
+
+/// The prediction of a plan, node by node in build order.
+struct Predictor<'g, 'q> {
+    graph: &'g BuildGraph,
+    query: &'g CacheQuery<'q>,
+    /// The nodes predicted so far.
+    predicted: HashMap<NodeId, Predicted>,
+    bases: Bases,
+}
+
+/// Resolves base image `reference` for `platform`, once per pair.
+fn resolve_base(
+    bases: &mut Bases,
+    graph: &BuildGraph,
+    query: &CacheQuery<'_>,
+    reference: &str,
+    platform: &Platform,
+) -> Result<ResolvedBase, String> {
+    bases
+        .entry((reference.to_owned(), platform.clone()))
+        .or_insert_with(|| {
+            let source = ImageSource::parse(reference, query.manifest_dir);
+            query.bases.resolve_metadata(&source, platform).map_err(
+                |e| match reference::stage_hint(reference, &graph.stage_names) {
+                    Some(hint) => format!("{e}; {hint}"),
+                    None => e.to_string(),
+                },
+            )
+        })
+        .clone()
+}
+
+/// What a node starts from: the base's image and key, why the first step
+/// would rebuild, and whether the base may rebuild.
+struct Start {
+    image: Image,
+    key: Option<CacheKey>,
+    parent_note: String,
+    uncertain: bool,
+}
+
+impl Predictor<'_, '_> {
+    /// The start of `node`: scratch, a predicted stage or a base image
+    /// (whose pinned reference goes to `plan_node`).
+    fn start(&mut self, node: &Node, plan_node: &mut PlanNode) -> Start {
+        match &node.base {
+            Base::Scratch => Start {
+                image: scratch(&node.platform),
+                key: Some(CacheKey::scratch(&node.platform.to_string())),
+                parent_note: "the platform changed".to_owned(),
+                uncertain: false,
+            },
+            Base::Stage(parent) => {
+                let parent_id = self.graph.find(parent).expect("a stage base is a node");
+                let p = &self.predicted[&parent_id];
+                let name = &self.graph.node(parent_id).stage;
+                let note = if p.key.is_none() && p.uncertain {
+                    format!("stage `{name}` may rebuild: {UNCERTAIN}")
+                } else if p.complete {
+                    format!("stage `{name}` changed")
+                } else {
+                    format!("stage `{name}` rebuilds")
+                };
+                Start {
+                    image: p.image.clone(),
+                    key: p.key,
+                    parent_note: note,
+                    uncertain: p.uncertain,
                 }
-                Base::Image(reference) => match resolve(reference, &node.platform) {
+            }
+            Base::Image(reference) => {
+                match resolve_base(
+                    &mut self.bases,
+                    self.graph,
+                    self.query,
+                    reference,
+                    &node.platform,
+                ) {
                     Ok(base) => {
                         plan_node.base_pinned = base.pinned.filter(|_| !reference.contains('@'));
                         let image = base.image;
                         let key = CacheKey::image(&image);
-                        (
+                        Start {
                             image,
-                            Some(key),
-                            format!("base image `{reference}` changed"),
-                        )
+                            key: Some(key),
+                            parent_note: format!("base image `{reference}` changed"),
+                            uncertain: false,
+                        }
                     }
-                    Err(e) => (
-                        scratch(&node.platform),
-                        None,
-                        format!("base image `{reference}` cannot be loaded: {e}"),
-                    ),
-                },
+                    Err(e) => Start {
+                        image: scratch(&node.platform),
+                        key: None,
+                        parent_note: format!("base image `{reference}` cannot be loaded: {e}"),
+                        uncertain: false,
+                    },
+                }
+            }
+        }
+    }
+
+    /// Predicts `node`, filling in the cache state of `plan_node`'s steps.
+    fn node(&mut self, node: &Node, plan_node: &mut PlanNode) -> Predicted {
+        let query = self.query;
+        let Start {
+            mut image,
+            key: base_key,
+            mut parent_note,
+            mut uncertain,
+        } = self.start(node, plan_node);
+        let mut complete = base_key.is_some()
+            && !matches!(&node.base, Base::Stage(p) if !self.predicted[&self.graph.find(p).expect("a node")].complete);
+        let no_cache = query.no_cache.reason(&node.stage);
+        let mut keys = NodeKeys::new(&query.settings, node, &image, base_key);
+        let start = image.clone();
+        if let Some(record) = keys.start_workdir(&start) {
+            let id = cache::record_id(&query.scope, &node.id, 0);
+            if let Err(reason) = lookup(
+                query,
+                &mut image,
+                record.as_ref(),
+                &id,
+                &parent_note,
+                no_cache.as_deref(),
+            ) {
+                complete = false;
+                parent_note = reason;
+            }
+        }
+        let (graph, bases, predicted) = (self.graph, &mut self.bases, &self.predicted);
+        let mut import = |reference: &str, platform: &Platform| {
+            resolve_base(bases, graph, query, reference, platform).map(|base| base.image)
+        };
+        for (i, step) in node.steps.iter().enumerate() {
+            let inputs = step_inputs(query, graph, predicted, &mut import, step, &node.platform);
+            let (inputs, unknown) = match inputs {
+                Ok(inputs) => (Some(inputs), None),
+                Err(unknown) => {
+                    uncertain |= unknown.uncertain;
+                    (None, Some(unknown.why))
+                }
             };
-            let mut import = |reference: &str, platform: &Platform| {
-                resolve(reference, platform).map(|base| base.image)
-            };
-            let mut complete = base_key.is_some()
-                && !matches!(&node.base, Base::Stage(p) if !predicted[&graph.find(p).expect("a node")].complete);
-            let no_cache = query.no_cache.reason(&node.stage);
-            let mut keys = NodeKeys::new(&query.settings, node, &image, base_key);
-            let start = image.clone();
-            if let Some(record) = keys.start_workdir(&start) {
-                let id = cache::record_id(&query.scope, &node.id, 0);
-                if let Err(reason) = lookup(
+            let record = keys.step(step, inputs);
+            let id = cache::record_id(&query.scope, &node.id, i + 1);
+            let status = match (&record, unknown) {
+                (None, Some(why)) => Err(why),
+                (None, None) => Err(parent_note.clone()),
+                (Some(_), _) => lookup(
                     query,
                     &mut image,
                     record.as_ref(),
                     &id,
                     &parent_note,
                     no_cache.as_deref(),
-                ) {
+                ),
+            };
+            plan_node.steps[i].cache = Some(match status {
+                Ok(()) => CacheStatus::Cached,
+                Err(reason) => {
                     complete = false;
-                    parent_note = reason;
-                }
-            }
-            for (i, step) in node.steps.iter().enumerate() {
-                let inputs =
-                    step_inputs(query, graph, &predicted, &mut import, step, &node.platform);
-                let (inputs, unknown) = match inputs {
-                    Ok(inputs) => (Some(inputs), None),
-                    Err(unknown) => {
-                        uncertain |= unknown.uncertain;
-                        (None, Some(unknown.why))
-                    }
-                };
-                let record = keys.step(step, inputs);
-                let id = cache::record_id(&query.scope, &node.id, i + 1);
-                let status = match (&record, unknown) {
-                    (None, Some(why)) => Err(why),
-                    (None, None) => Err(parent_note.clone()),
-                    (Some(_), _) => lookup(
-                        query,
-                        &mut image,
-                        record.as_ref(),
-                        &id,
-                        &parent_note,
-                        no_cache.as_deref(),
-                    ),
-                };
-                plan_node.steps[i].cache = Some(match status {
-                    Ok(()) => CacheStatus::Cached,
-                    Err(reason) => {
-                        complete = false;
-                        parent_note = if record.is_none() && uncertain {
-                            format!("an earlier step may rebuild: {UNCERTAIN}")
-                        } else {
-                            "parent step rebuilds".to_owned()
-                        };
-                        CacheStatus::Build { reason }
-                    }
-                });
-                if record.is_some() && plan_node.steps[i].cache == Some(CacheStatus::Cached) {
-                    // Cached under a new chain (a linked step): say why the chain moved.
-                    let why = if complete {
-                        "parent step changed"
+                    parent_note = if record.is_none() && uncertain {
+                        format!("an earlier step may rebuild: {UNCERTAIN}")
                     } else {
-                        "an earlier step rebuilds"
+                        "parent step rebuilds".to_owned()
                     };
-                    why.clone_into(&mut parent_note);
+                    CacheStatus::Build { reason }
                 }
+            });
+            if record.is_some() && plan_node.steps[i].cache == Some(CacheStatus::Cached) {
+                // Cached under a new chain (a linked step): say why the chain moved.
+                let why = if complete {
+                    "parent step changed"
+                } else {
+                    "an earlier step rebuilds"
+                };
+                why.clone_into(&mut parent_note);
             }
-            apply_config(node, &mut image);
-            predicted.insert(
-                id,
-                Predicted {
-                    image,
-                    complete,
-                    key: keys.key(),
-                    uncertain,
-                },
-            );
+        }
+        apply_config(node, &mut image);
+        Predicted {
+            image,
+            complete,
+            key: keys.key(),
+            uncertain,
         }
     }
 }
@@ -240,7 +301,11 @@ fn lookup(
         }
         _ => {
             let old = cache::last_record(query.store, record_id);
-            Err(cache::rebuild_reason(old.as_ref(), record, parent_note))
+            Err(cache::explain::rebuild_reason(
+                old.as_ref(),
+                record,
+                parent_note,
+            ))
         }
     }
 }

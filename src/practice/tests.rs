@@ -1,5 +1,6 @@
 use std::path::Path;
 
+use super::shell::split_shell;
 use super::*;
 use crate::lint::Severity;
 

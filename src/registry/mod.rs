@@ -16,13 +16,13 @@
 
 mod auth;
 mod error;
+mod push;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -32,7 +32,6 @@ use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde::Deserialize;
-use tokio::io::AsyncReadExt;
 
 use crate::ir::Platform;
 use crate::store::{Digest, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Store};
@@ -52,8 +51,6 @@ const ACCEPTED_MANIFEST_TYPES: &[&str] = &[
 ];
 /// Manifests and indexes larger than this are refused (the spec suggests 4 MiB).
 const MAX_MANIFEST_SIZE: usize = 4 * 1024 * 1024;
-/// Bytes read from disk per upload chunk when pushing a blob.
-const UPLOAD_CHUNK: u64 = 4 * 1024 * 1024;
 /// Attempts per request (the first and two retries).
 const TRIES: u32 = 3;
 /// Delay before the first retry; doubled for each further one.
@@ -300,21 +297,6 @@ fn stream_digest_error(
     error.downcast::<oci_client::errors::DigestError>()
 }
 
-/// A stream of the file's content in chunks of [`UPLOAD_CHUNK`] bytes.
-fn file_chunks(
-    file: tokio::fs::File,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes, OciDistributionError>> + Send + 'static {
-    futures_util::stream::unfold(Some(file), |state| async move {
-        let mut file = state?;
-        let mut buf = Vec::with_capacity(usize::try_from(UPLOAD_CHUNK).expect("small"));
-        match (&mut file).take(UPLOAD_CHUNK).read_to_end(&mut buf).await {
-            Ok(0) => None,
-            Ok(_) => Some((Ok(bytes::Bytes::from(buf)), Some(file))),
-            Err(e) => Some((Err(OciDistributionError::IoError(e)), None)),
-        }
-    })
-}
-
 impl Registry {
     /// A client with its own runtime. Nothing is contacted yet; credentials
     /// are read when a registry is first used.
@@ -477,51 +459,6 @@ impl Registry {
         })
     }
 
-    /// Pushes the manifest or index `digest` (and everything it references,
-    /// from the store) as `reference`: blobs the registry has are skipped
-    /// (HEAD), blobs are streamed from disk in chunks; then the manifests,
-    /// then the index. Returns the pushed digest and what was uploaded.
-    pub fn push(
-        &self,
-        store: &Store,
-        digest: &Digest,
-        media_type: &str,
-        reference: &str,
-    ) -> Result<PushReport, RegistryError> {
-        let r = parse_reference(reference)?;
-        let name = r.whole();
-        self.runtime.block_on(async {
-            self.authenticate(&r).await?;
-            let mut report = PushReport {
-                digest: digest.clone(),
-                blobs_uploaded: 0,
-                blobs_skipped: 0,
-            };
-            let target = match (r.digest(), r.tag()) {
-                (Some(pinned), _) if pinned != digest.as_str() => {
-                    return Err(RegistryError::InvalidReference {
-                        reference: reference.to_owned(),
-                        reason: format!("it names digest {pinned}, but {digest} is being pushed"),
-                    });
-                }
-                (None, Some(_)) => r.clone(),
-                _ => by_digest(&r, digest),
-            };
-            self.push_node(
-                store,
-                &r,
-                &name,
-                digest,
-                media_type,
-                &target,
-                0,
-                &mut report,
-            )
-            .await?;
-            Ok(report)
-        })
-    }
-
     /// Finds the credentials for the reference's registry and hands them to
     /// the client (once per registry).
     async fn authenticate(&self, r: &Reference) -> Result<(), RegistryError> {
@@ -666,139 +603,6 @@ impl Registry {
                 .commit_expecting(digest)
                 .map_err(|e| RegistryError::store(name, e))?;
             Ok(())
-        })
-        .await
-    }
-
-    /// Pushes a manifest or index (children first) to `target`.
-    #[allow(clippy::too_many_arguments)]
-    fn push_node<'a>(
-        &'a self,
-        store: &'a Store,
-        repo: &'a Reference,
-        name: &'a str,
-        digest: &'a Digest,
-        media_type: &'a str,
-        target: &'a Reference,
-        depth: usize,
-        report: &'a mut PushReport,
-    ) -> Pin<Box<dyn Future<Output = Result<(), RegistryError>> + 'a>> {
-        Box::pin(async move {
-            let bytes = store
-                .read_blob(digest)
-                .map_err(|e| RegistryError::store(name, e))?;
-            let (node, is_index) = Node::parse(name, digest, &bytes, Some(media_type))?;
-            if is_index {
-                if depth > 2 {
-                    return Err(RegistryError::InvalidManifest {
-                        reference: name.to_owned(),
-                        digest: digest.to_string(),
-                        why: "indexes are nested too deeply".to_owned(),
-                    });
-                }
-                for entry in node.manifests.iter().flatten() {
-                    let child_digest = entry.digest();
-                    let child = by_digest(repo, &child_digest);
-                    let child_type = if entry.media_type.is_empty() {
-                        MANIFEST_MEDIA_TYPE
-                    } else {
-                        entry.media_type.as_str()
-                    };
-                    self.push_node(
-                        store,
-                        repo,
-                        name,
-                        &child_digest,
-                        child_type,
-                        &child,
-                        depth + 1,
-                        report,
-                    )
-                    .await?;
-                }
-            } else {
-                for desc in node.blobs() {
-                    if self.push_blob(store, repo, name, desc).await? {
-                        report.blobs_uploaded += 1;
-                    } else {
-                        report.blobs_skipped += 1;
-                    }
-                }
-            }
-            let content_type = node.media_type.as_deref().unwrap_or(media_type);
-            let content_type: http::HeaderValue =
-                content_type
-                    .parse()
-                    .map_err(|_| RegistryError::InvalidManifest {
-                        reference: name.to_owned(),
-                        digest: digest.to_string(),
-                        why: format!("media type {content_type:?} is not a valid header value"),
-                    })?;
-            let what = format!("manifest {digest}");
-            let body = bytes::Bytes::from(bytes);
-            retry(|| async {
-                self.client
-                    .push_manifest_raw(target, body.clone(), content_type.clone())
-                    .await
-                    .map_err(|e| RegistryError::from_oci(name, repo.registry(), &what, e))
-            })
-            .await?;
-            Ok(())
-        })
-    }
-
-    /// Pushes one blob unless the registry has it; `Ok(true)` if uploaded.
-    async fn push_blob(
-        &self,
-        store: &Store,
-        repo: &Reference,
-        name: &str,
-        desc: &Desc,
-    ) -> Result<bool, RegistryError> {
-        let digest = desc.digest();
-        let what = error::blob_what(&digest);
-        let oci = |e| RegistryError::from_oci(name, repo.registry(), &what, e);
-        let path = store.blob_path(&digest);
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.len() == desc.size => {}
-            Ok(meta) => {
-                return Err(RegistryError::InvalidManifest {
-                    reference: name.to_owned(),
-                    digest: digest.to_string(),
-                    why: format!(
-                        "the store has {} bytes but the manifest declares {}; run `imgbuild store verify --repair`",
-                        meta.len(),
-                        desc.size
-                    ),
-                });
-            }
-            Err(_) => {
-                // Reports the missing blob the store's way.
-                store
-                    .open_blob(&digest)
-                    .map_err(|e| RegistryError::store(name, e))?;
-            }
-        }
-        retry(|| async {
-            if self
-                .client
-                .blob_exists(repo, digest.as_str())
-                .await
-                .map_err(oci)?
-            {
-                return Ok(false);
-            }
-            let file = tokio::fs::File::open(&path)
-                .await
-                .map_err(|source| RegistryError::Io {
-                    context: format!("open {} to push {name}", path.display()),
-                    source,
-                })?;
-            self.client
-                .push_blob_stream(repo, file_chunks(file), digest.as_str(), Some(desc.size))
-                .await
-                .map_err(oci)?;
-            Ok(true)
         })
         .await
     }

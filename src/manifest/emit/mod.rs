@@ -12,16 +12,23 @@
 //! field left out is derived again when the manifest is read: a `run`
 //! step's interpreter comes from its script's `#!` line. The output is
 //! deterministic: the same project and comments give the same bytes.
+//!
+//! This module writes the project, its stages and images; `steps` writes
+//! the steps, and `text` the TOML strings, keys and comments.
+
+mod steps;
+mod text;
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::ops::Range;
 
 use indexmap::IndexMap;
+use text::{comment_text, healthcheck_lines, toml_key, toml_string};
 
 use crate::ir::{
-    ArgScope, Command, Copy, File, Group, Healthcheck, Image, Located, Mount, Network, Project,
-    Run, Sharing, Span, Stage, StageConfig, StagePlatform, Step, Template,
+    ArgScope, Command, Group, Healthcheck, Image, Located, Project, Span, Stage, StageConfig,
+    StagePlatform, Template,
 };
 
 /// Lines longer than this are broken where the format allows.
@@ -134,109 +141,6 @@ pub fn emit(project: &Project, comments: &Comments) -> Emitted {
     }
 }
 
-/// `text` as a TOML string: a literal string (`'...'`) when it holds quotes
-/// or backslashes a literal can hold, a multi-line string when it has
-/// newlines, else a basic string (`"..."`) with escapes.
-pub fn toml_string(text: &str) -> String {
-    if text.contains('\n') {
-        return multi_line_string(text);
-    }
-    let literal_ok = !text.contains('\'') && text.chars().all(|c| c == '\t' || !is_control(c));
-    if literal_ok && text.contains(['"', '\\']) {
-        format!("'{text}'")
-    } else {
-        basic_string(text)
-    }
-}
-
-/// `key` as a TOML key: bare when it can be, else quoted.
-pub fn toml_key(key: &str) -> String {
-    let bare = !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if bare {
-        key.to_owned()
-    } else {
-        basic_string(key)
-    }
-}
-
-/// A TOML control character: not allowed raw in any string but tab and newline.
-fn is_control(c: char) -> bool {
-    c.is_ascii_control()
-}
-
-fn basic_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        push_escaped(&mut out, c);
-    }
-    out.push('"');
-    out
-}
-
-fn push_escaped(out: &mut String, c: char) {
-    match c {
-        '"' => out.push_str("\\\""),
-        '\\' => out.push_str("\\\\"),
-        '\u{8}' => out.push_str("\\b"),
-        '\t' => out.push_str("\\t"),
-        '\n' => out.push_str("\\n"),
-        '\u{c}' => out.push_str("\\f"),
-        '\r' => out.push_str("\\r"),
-        c if is_control(c) => {
-            let _ = write!(out, "\\u{:04X}", u32::from(c));
-        }
-        c => out.push(c),
-    }
-}
-
-/// Text with newlines: `'''` followed by a newline (which TOML drops) and
-/// the text as is; or, when a literal cannot hold it (`'''` inside, a
-/// trailing `'`, control characters), the same with `"""` and escapes.
-fn multi_line_string(text: &str) -> String {
-    let literal_ok = !text.contains("'''")
-        && !text.ends_with('\'')
-        && text
-            .chars()
-            .all(|c| c == '\n' || c == '\t' || !is_control(c));
-    if literal_ok {
-        return format!("'''\n{text}'''");
-    }
-    let mut out = String::from("\"\"\"\n");
-    for c in text.chars() {
-        match c {
-            '\n' | '\t' => out.push(c),
-            c => push_escaped(&mut out, c),
-        }
-    }
-    out.push_str("\"\"\"");
-    out
-}
-
-/// A duration in nanoseconds as the manifest writes it, in the largest unit
-/// that holds it exactly: `30s`, `1500ms`, `2h`.
-fn duration(nanos: u64) -> String {
-    const UNITS: [(&str, u64); 6] = [
-        ("h", 3_600_000_000_000),
-        ("m", 60_000_000_000),
-        ("s", 1_000_000_000),
-        ("ms", 1_000_000),
-        ("us", 1_000),
-        ("ns", 1),
-    ];
-    if nanos == 0 {
-        return "0s".to_owned();
-    }
-    let (unit, size) = UNITS
-        .iter()
-        .find(|(_, size)| nanos.is_multiple_of(*size))
-        .expect("every duration is a whole number of nanoseconds");
-    format!("{}{unit}", nanos / size)
-}
-
 /// A position in the output, to undo a layout that turned out too wide.
 struct Mark {
     len: usize,
@@ -251,60 +155,60 @@ struct Writer<'c> {
 }
 
 impl Writer<'_> {
-    fn push(&mut self, text: &str) {
+    pub(super) fn push(&mut self, text: &str) {
         self.out.push_str(text);
     }
 
-    fn mark(&self) -> Mark {
+    pub(super) fn mark(&self) -> Mark {
         Mark {
             len: self.out.len(),
             origins: self.origins.len(),
         }
     }
 
-    fn rollback(&mut self, mark: &Mark) {
+    pub(super) fn rollback(&mut self, mark: &Mark) {
         self.out.truncate(mark.len);
         self.origins.truncate(mark.origins);
     }
 
     /// The width of the line being written, in characters.
-    fn column(&self) -> usize {
+    pub(super) fn column(&self) -> usize {
         let start = self.out.rfind('\n').map_or(0, |i| i + 1);
         self.out[start..].chars().count()
     }
 
     /// Whether everything written since `mark` stays on lines within [`WIDTH`].
-    fn fits_since(&self, mark: &Mark) -> bool {
+    pub(super) fn fits_since(&self, mark: &Mark) -> bool {
         let line_start = self.out[..mark.len].rfind('\n').map_or(0, |i| i + 1);
         self.out[line_start..]
             .lines()
             .all(|line| line.chars().count() <= WIDTH)
     }
 
-    fn string(&mut self, text: &str) {
+    pub(super) fn string(&mut self, text: &str) {
         let encoded = toml_string(text);
         self.push(&encoded);
     }
 
     /// Writes a located string and records where it came from.
-    fn template(&mut self, template: &Template) {
+    pub(super) fn template(&mut self, template: &Template) {
         let start = self.out.len();
         self.string(&template.value);
         self.origin(start, &template.span);
     }
 
-    fn origin(&mut self, start: usize, span: &Span) {
+    pub(super) fn origin(&mut self, start: usize, span: &Span) {
         let end = self.out.len();
         self.origins.push((start..end, span.clone()));
     }
 
-    fn key(&mut self, key: &str) {
+    pub(super) fn key(&mut self, key: &str) {
         let key = toml_key(key);
         self.push(&key);
     }
 
     /// Writes the comment lines of `anchor`, each line indented by `indent`.
-    fn comments(&mut self, anchor: &Anchor, indent: &str) {
+    pub(super) fn comments(&mut self, anchor: &Anchor, indent: &str) {
         let comments = self.comments;
         if let Some((anchor, lines)) = comments.above.get_key_value(anchor)
             && self.used.insert(anchor)
@@ -313,7 +217,7 @@ impl Writer<'_> {
         }
     }
 
-    fn comment_lines(&mut self, lines: &[String], indent: &str) {
+    pub(super) fn comment_lines(&mut self, lines: &[String], indent: &str) {
         let mut blank = true;
         for (i, line) in lines.iter().enumerate() {
             let line = comment_text(line);
@@ -335,7 +239,7 @@ impl Writer<'_> {
     /// `[lint]`, from a Dockerfile's `# check=` directive: the rules it
     /// skips that are manifest rules (`BuildKit`'s checks run on
     /// Dockerfiles only), and `error`.
-    fn lint(&mut self, checks: &crate::lint::RuleSet) {
+    pub(super) fn lint(&mut self, checks: &crate::lint::RuleSet) {
         let skip: Vec<String> = if checks.skip_all {
             vec![toml_string("all")]
         } else {
@@ -360,13 +264,13 @@ impl Writer<'_> {
     }
 
     /// Ends a table: one blank line before the next.
-    fn blank_line(&mut self) {
+    pub(super) fn blank_line(&mut self) {
         if !self.out.is_empty() && !self.out.ends_with("\n\n") {
             self.push("\n");
         }
     }
 
-    fn project(&mut self, project: &Project) {
+    pub(super) fn project(&mut self, project: &Project) {
         let Project {
             source: _,
             context,
@@ -455,7 +359,7 @@ impl Writer<'_> {
         }
     }
 
-    fn stage(&mut self, stage: &Stage) {
+    pub(super) fn stage(&mut self, stage: &Stage) {
         let Stage {
             name,
             from,
@@ -527,7 +431,7 @@ impl Writer<'_> {
 
     /// Writes the stage settings as keys; returns those too long for one
     /// line, as `(key, table body)`, to write as sub-tables after the steps.
-    fn config(
+    pub(super) fn config(
         &mut self,
         stage: &str,
         config: &StageConfig<Template>,
@@ -643,7 +547,7 @@ impl Writer<'_> {
 
     /// Writes `key = { ... }` when it fits on a line; else returns the body
     /// of a `[stages.NAME.key]` sub-table, to write after the steps.
-    fn map_setting(
+    pub(super) fn map_setting(
         &mut self,
         anchor: &Anchor,
         key: &'static str,
@@ -670,7 +574,7 @@ impl Writer<'_> {
         Some((key, table))
     }
 
-    fn inline_map(&mut self, map: &IndexMap<String, Template>) {
+    pub(super) fn inline_map(&mut self, map: &IndexMap<String, Template>) {
         if map.is_empty() {
             self.push("{}");
             return;
@@ -689,7 +593,7 @@ impl Writer<'_> {
 
     /// Writes an array of located strings: on one line when it fits, else
     /// one element per line, indented one level more than `indent`.
-    fn array(&mut self, items: &[Template], indent: &str) {
+    pub(super) fn array(&mut self, items: &[Template], indent: &str) {
         let mark = self.mark();
         self.push("[");
         for (i, item) in items.iter().enumerate() {
@@ -714,7 +618,7 @@ impl Writer<'_> {
         self.push("]");
     }
 
-    fn string_array(&mut self, items: &[String], indent: &str) {
+    pub(super) fn string_array(&mut self, items: &[String], indent: &str) {
         let items: Vec<Template> = items
             .iter()
             .map(|s| Located::new(s.clone(), 0..0))
@@ -725,7 +629,7 @@ impl Writer<'_> {
         self.origins.truncate(start);
     }
 
-    fn command(&mut self, command: &Command) {
+    pub(super) fn command(&mut self, command: &Command) {
         match command {
             Command::Shell(text) => self.string(text),
             Command::Exec(argv) => self.string_array(argv, ""),
@@ -733,304 +637,14 @@ impl Writer<'_> {
     }
 
     /// Writes a health check as an inline table.
-    fn healthcheck(&mut self, check: &Healthcheck, separator: &str) {
+    pub(super) fn healthcheck(&mut self, check: &Healthcheck, separator: &str) {
         self.push("{ ");
         let lines = healthcheck_lines(check);
         self.push(&lines.join(separator));
         self.push(" }");
     }
 
-    fn step(&mut self, step: &Step<Template>) {
-        match step {
-            Step::Run(run) => self.run(run),
-            Step::Copy(copy) => self.copy("copy", copy),
-            Step::Add(copy) => self.copy("add", copy),
-            Step::File(file) => self.file(file),
-            Step::Env { vars } => {
-                self.push("{ env = ");
-                self.inline_map(vars);
-                self.push(" }");
-            }
-            Step::Workdir { path } => {
-                self.push("{ workdir = ");
-                self.template(path);
-                self.push(" }");
-            }
-            Step::User { user } => {
-                self.push("{ user = ");
-                self.template(user);
-                self.push(" }");
-            }
-            Step::Shell { argv } => {
-                self.push("{ shell = ");
-                self.string_array(argv, STEP_INDENT);
-                self.push(" }");
-            }
-            Step::Arg { name, default } => {
-                self.push("{ arg = ");
-                self.string(name);
-                if let Some(default) = default {
-                    self.push(", default = ");
-                    self.template(default);
-                }
-                self.push(" }");
-            }
-            Step::Label { labels } => {
-                self.push("{ label = ");
-                self.inline_map(labels);
-                self.push(" }");
-            }
-            Step::Expose { ports } => {
-                self.push("{ expose = ");
-                self.array(ports, STEP_INDENT);
-                self.push(" }");
-            }
-            Step::Volume { paths } => {
-                self.push("{ volume = ");
-                self.array(paths, STEP_INDENT);
-                self.push(" }");
-            }
-            Step::Stopsignal { signal } => {
-                self.push("{ stopsignal = ");
-                self.template(signal);
-                self.push(" }");
-            }
-        }
-    }
-
-    fn run(&mut self, run: &Run<Template>) {
-        let Run {
-            command,
-            // Derived from the script's `#!` line when the manifest is read.
-            interpreter: _,
-            mounts,
-            network,
-        } = run;
-        self.push("{ run = ");
-        match command {
-            Command::Shell(text) => self.string(text),
-            Command::Exec(argv) => self.string_array(argv, STEP_INDENT),
-        }
-        match network {
-            Network::Default => {}
-            Network::None => self.push(", network = \"none\""),
-            Network::Host => self.push(", network = \"host\""),
-        }
-        if mounts.is_empty() {
-            self.push(" }");
-            return;
-        }
-        let mark = self.mark();
-        self.push(", mounts = [");
-        for (i, mount) in mounts.iter().enumerate() {
-            if i > 0 {
-                self.push(", ");
-            }
-            self.mount(mount);
-        }
-        self.push("] }");
-        // Room for the `,` that ends the step.
-        if mounts.len() == 1 && self.column() < WIDTH && self.fits_since(&mark) {
-            return;
-        }
-        self.rollback(&mark);
-        self.push(", mounts = [\n");
-        for mount in mounts {
-            self.push(MOUNT_INDENT);
-            self.mount(mount);
-            self.push(",\n");
-        }
-        self.push(STEP_INDENT);
-        self.push("] }");
-    }
-
-    fn mount(&mut self, mount: &Mount<Template>) {
-        self.push("{ type = ");
-        match mount {
-            Mount::Cache {
-                target,
-                id,
-                sharing,
-                from,
-                source,
-                mode,
-                uid,
-                gid,
-                readonly,
-            } => {
-                self.push("\"cache\"");
-                self.option("target", Some(target));
-                self.option("id", id.as_ref());
-                match sharing {
-                    Sharing::Shared => {}
-                    Sharing::Private => self.push(", sharing = \"private\""),
-                    Sharing::Locked => self.push(", sharing = \"locked\""),
-                }
-                self.option("from", from.as_ref());
-                self.option("source", source.as_ref());
-                self.mode(*mode);
-                self.number("uid", uid.map(u64::from));
-                self.number("gid", gid.map(u64::from));
-                self.flag("readonly", *readonly);
-            }
-            Mount::Secret {
-                id,
-                target,
-                env,
-                required,
-                mode,
-                uid,
-                gid,
-            } => {
-                self.push("\"secret\"");
-                self.option("id", id.as_ref());
-                self.option("target", target.as_ref());
-                self.option("env", env.as_ref());
-                self.flag("required", *required);
-                self.mode(*mode);
-                self.number("uid", uid.map(u64::from));
-                self.number("gid", gid.map(u64::from));
-            }
-            Mount::Bind {
-                target,
-                source,
-                from,
-                rw,
-            } => {
-                self.push("\"bind\"");
-                self.option("target", Some(target));
-                self.option("source", source.as_ref());
-                self.option("from", from.as_ref());
-                self.flag("rw", *rw);
-            }
-            Mount::Tmpfs { target, size } => {
-                self.push("\"tmpfs\"");
-                self.option("target", Some(target));
-                self.number("size", *size);
-            }
-            Mount::Ssh {
-                id,
-                target,
-                required,
-                mode,
-                uid,
-                gid,
-            } => {
-                self.push("\"ssh\"");
-                self.option("id", id.as_ref());
-                self.option("target", target.as_ref());
-                self.flag("required", *required);
-                self.mode(*mode);
-                self.number("uid", uid.map(u64::from));
-                self.number("gid", gid.map(u64::from));
-            }
-            // A manifest mount's type and numbers are literal; `convert`
-            // refuses these before emitting.
-            Mount::Deferred { options } => {
-                self.push("\"deferred\"");
-                for option in options {
-                    self.option(&option.key, option.value.as_ref());
-                }
-            }
-        }
-        self.push(" }");
-    }
-
-    /// Writes `, key = "value"` when there is a value.
-    fn option(&mut self, key: &str, value: Option<&Template>) {
-        if let Some(value) = value {
-            self.push(", ");
-            self.push(key);
-            self.push(" = ");
-            self.template(value);
-        }
-    }
-
-    /// Writes `, key = true` when `on`.
-    fn flag(&mut self, key: &str, on: bool) {
-        if on {
-            let _ = write!(self.out, ", {key} = true");
-        }
-    }
-
-    /// Writes `, key = N`; a number too large for a TOML integer as a string.
-    fn number(&mut self, key: &str, value: Option<u64>) {
-        match value {
-            Some(n) if i64::try_from(n).is_ok() => {
-                let _ = write!(self.out, ", {key} = {n}");
-            }
-            Some(n) => {
-                let _ = write!(self.out, ", {key} = \"{n}\"");
-            }
-            None => {}
-        }
-    }
-
-    fn mode(&mut self, mode: Option<u32>) {
-        if let Some(mode) = mode {
-            let _ = write!(self.out, ", mode = 0o{mode:o}");
-        }
-    }
-
-    fn copy(&mut self, action: &str, copy: &Copy<Template>) {
-        let Copy {
-            sources,
-            to,
-            from,
-            chown,
-            chmod,
-            link,
-            parents,
-            exclude,
-            checksum,
-            keep_git_dir,
-        } = copy;
-        self.push("{ ");
-        self.push(action);
-        self.push(" = ");
-        match sources.as_slice() {
-            [one] => self.template(one),
-            many => self.array(many, STEP_INDENT),
-        }
-        self.option("from", from.as_ref());
-        self.option("to", Some(to));
-        self.option("chown", chown.as_ref());
-        self.option("chmod", chmod.as_ref());
-        self.flag("link", *link);
-        self.flag("parents", *parents);
-        if !exclude.is_empty() {
-            self.push(", exclude = ");
-            self.array(exclude, STEP_INDENT);
-        }
-        self.option("checksum", checksum.as_ref());
-        if let Some(keep) = keep_git_dir {
-            let _ = write!(self.out, ", keep_git_dir = {keep}");
-        }
-        self.push(" }");
-    }
-
-    fn file(&mut self, file: &File<Template>) {
-        let File {
-            to,
-            name,
-            content,
-            expand,
-            chown,
-            chmod,
-        } = file;
-        self.push("{ file = ");
-        self.string(&content.value);
-        self.option("to", Some(to));
-        self.option("name", name.as_ref());
-        self.option("chown", chown.as_ref());
-        self.option("chmod", chmod.as_ref());
-        if *expand {
-            self.push(", expand = true");
-        }
-        self.push(" }");
-    }
-
-    fn image(&mut self, image: &Image) {
+    pub(super) fn image(&mut self, image: &Image) {
         let Image {
             name,
             stage,
@@ -1072,7 +686,7 @@ impl Writer<'_> {
         }
     }
 
-    fn group(&mut self, group: &Group, comments: bool) {
+    pub(super) fn group(&mut self, group: &Group, comments: bool) {
         let Group { name, members } = group;
         if comments {
             self.comments(&Anchor::Group(name.value.clone()), "");
@@ -1086,141 +700,5 @@ impl Writer<'_> {
     }
 }
 
-/// The `key = value` pairs of a health check, in the manifest's words.
-fn healthcheck_lines(check: &Healthcheck) -> Vec<String> {
-    let Healthcheck {
-        test,
-        interval,
-        timeout,
-        start_period,
-        start_interval,
-        retries,
-    } = check;
-    let mut lines = Vec::new();
-    match test {
-        Some(Command::Shell(text)) => lines.push(format!("test = {}", toml_string(text))),
-        Some(Command::Exec(argv)) => {
-            let items: Vec<String> = argv.iter().map(|a| toml_string(a)).collect();
-            lines.push(format!("test = [{}]", items.join(", ")));
-        }
-        None => lines.push("disable = true".to_owned()),
-    }
-    for (key, value) in [
-        ("interval", interval),
-        ("timeout", timeout),
-        ("start_period", start_period),
-        ("start_interval", start_interval),
-    ] {
-        if let Some(nanos) = value {
-            lines.push(format!("{key} = \"{}\"", duration(*nanos)));
-        }
-    }
-    if let Some(retries) = retries {
-        lines.push(format!("retries = {retries}"));
-    }
-    lines
-}
-
-/// A comment line made safe for TOML: it starts with `#` and holds no
-/// control characters but tabs. Empty stays empty (a paragraph break).
-fn comment_text(line: &str) -> String {
-    let line = line.trim();
-    if line.is_empty() {
-        return String::new();
-    }
-    let clean: String = line
-        .chars()
-        .map(|c| if c != '\t' && is_control(c) { ' ' } else { c })
-        .collect();
-    if clean.starts_with('#') {
-        clean
-    } else {
-        format!("# {clean}")
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Parses `value = <encoded>` back with the toml crate.
-    fn decode(encoded: &str) -> String {
-        let doc = format!("value = {encoded}\n");
-        let table: toml::Table =
-            toml::from_str(&doc).unwrap_or_else(|e| panic!("{doc:?} does not parse: {e}"));
-        table["value"].as_str().unwrap().to_owned()
-    }
-
-    #[test]
-    fn strings_read_back_as_written() {
-        // Every string of up to three characters from the ones TOML treats
-        // specially, plus longer cases: each must decode to itself.
-        let alphabet = [
-            "a", "'", "\"", "\\", "\n", "\r", "\t", "\u{0}", "\u{7f}", "\u{1b}", "é", "'''",
-            "\"\"\"", " ", "$",
-        ];
-        let mut cases = vec![String::new()];
-        for a in alphabet {
-            cases.push(a.to_owned());
-            for b in alphabet {
-                cases.push(format!("{a}{b}"));
-                for c in alphabet {
-                    cases.push(format!("{a}{b}{c}"));
-                }
-            }
-        }
-        cases.push("#!/bin/sh\necho \"hi\" 'there' \\\n  && ls\n".to_owned());
-        cases.push("\nleading newline\n".to_owned());
-        cases.push("line\r\nwith crlf\r\n".to_owned());
-        for case in &cases {
-            let encoded = toml_string(case);
-            assert_eq!(&decode(&encoded), case, "encoded as {encoded}");
-        }
-    }
-
-    #[test]
-    fn strings_pick_the_most_readable_form() {
-        assert_eq!(toml_string("plain"), "\"plain\"");
-        assert_eq!(toml_string("say \"hi\""), "'say \"hi\"'");
-        assert_eq!(toml_string("C:\\dir"), "'C:\\dir'");
-        assert_eq!(toml_string("it's \"x\""), "\"it's \\\"x\\\"\"");
-        assert_eq!(toml_string("a\nb\n"), "'''\na\nb\n'''");
-        assert_eq!(toml_string("a'''b\n"), "\"\"\"\na'''b\n\"\"\"");
-        assert_eq!(toml_string("tab\there"), "\"tab\\there\"");
-    }
-
-    #[test]
-    fn keys_are_bare_when_they_can_be() {
-        assert_eq!(toml_key("GO_VERSION"), "GO_VERSION");
-        assert_eq!(toml_key("0"), "0");
-        assert_eq!(toml_key("build.v2"), "\"build.v2\"");
-        assert_eq!(
-            toml_key("org.opencontainers.image.title"),
-            "\"org.opencontainers.image.title\""
-        );
-        assert_eq!(toml_key(""), "\"\"");
-    }
-
-    #[test]
-    fn durations_use_the_largest_exact_unit() {
-        for (nanos, text) in [
-            (0, "0s"),
-            (30_000_000_000, "30s"),
-            (90_000_000_000, "90s"),
-            (1_500_000_000, "1500ms"),
-            (7_200_000_000_000, "2h"),
-            (5, "5ns"),
-        ] {
-            assert_eq!(duration(nanos), text);
-            assert_eq!(crate::ir::value::parse_duration(text), Some(nanos));
-        }
-    }
-
-    #[test]
-    fn comments_are_made_safe() {
-        assert_eq!(comment_text("  # hello  "), "# hello");
-        assert_eq!(comment_text("#x\u{7}y"), "#x y");
-        assert_eq!(comment_text("bare"), "# bare");
-        assert_eq!(comment_text(""), "");
-    }
-}
+mod tests;
