@@ -467,9 +467,6 @@ const MAX_FN_LINES: usize = 120;
 /// that is no longer over its limit fails the test, so remove it.
 const KNOWN_OVER_LIMIT: &[(&str, Option<&str>)] = &[
     // Owned by the scheduler and store work (not part of this slice).
-    ("src/scheduler/node.rs", None),
-    ("src/scheduler/node.rs", Some("run_step")),
-    ("src/scheduler/node.rs", Some("run_step_uncached")),
     ("src/store/gc/usage.rs", Some("usage")),
 ];
 
@@ -708,13 +705,7 @@ fn no_production_file_or_function_over_the_size_limits() {
 
 /// Production files that still silence `clippy::too_many_arguments`; the
 /// list only shrinks. A function with many inputs takes a struct of them.
-const KNOWN_TOO_MANY_ARGUMENTS: &[&str] = &[
-    // Owned by the scheduler work (not part of this slice).
-    "src/scheduler/node.rs",
-    // `run_step`, the argument-list form of `exec::step::run` that
-    // `scheduler::node` calls: it goes when node.rs passes `StepInputs`.
-    "src/exec/step/mod.rs",
-];
+const KNOWN_TOO_MANY_ARGUMENTS: &[&str] = &[];
 
 #[test]
 fn no_production_code_allows_too_many_arguments() {

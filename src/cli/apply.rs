@@ -190,6 +190,74 @@ fn grants(args: &ApplyArgs) -> Result<Grants, Error> {
 
 /// Builds, exports, and prints each image's digest.
 pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Result<(), Error> {
+    let outputs = outputs(args)?;
+    let compression = compression(args)?;
+    let started = std::time::SystemTime::now();
+    let session = Session::prepare(&args.build, store_dir, printer)?;
+    check_against_plan(args, &outputs, &session)?;
+    // No stale id or metadata survives a failed build (buildx removes them first too).
+    for file in [&args.iidfile, &args.metadata_file].into_iter().flatten() {
+        remove_stale(file)?;
+    }
+    let options = build_options(args, &session)?;
+    let progress = Progress::new(args.progress, printer, &session.graph);
+    let steps = StepLog::default();
+    let built = scheduler::build(
+        &session.store,
+        &session.graph,
+        &session.context,
+        &options,
+        &|event| {
+            steps.observe(&event);
+            progress.event(&event);
+        },
+    );
+    let context = session.context.root().to_owned();
+    let images = match built {
+        Ok(images) => {
+            steps.record(&session.store, &args.build, &context, started, Ok(&images));
+            images
+        }
+        Err(e) => {
+            let error = e.to_string();
+            steps.record(&session.store, &args.build, &context, started, Err(error));
+            progress.fail(&e);
+            return Err(Error::Build(e));
+        }
+    };
+    let registry = args.build.registry.options();
+    let mut pushed = Vec::new();
+    for output in &outputs {
+        match export::export(
+            &session.store,
+            &images,
+            output,
+            compression,
+            &registry,
+            args.max_layer_size,
+        ) {
+            Ok(done) => pushed.extend(done),
+            Err(e) => {
+                progress.fail(&e);
+                return Err(Error::Export(e));
+            }
+        }
+    }
+    progress.finish(&images);
+    report(
+        args,
+        &session,
+        &images,
+        &outputs,
+        compression,
+        &pushed,
+        printer,
+    )
+}
+
+/// The outputs the flags ask for (`--output`, `--push`, `--load`), checked
+/// against each other.
+fn outputs(args: &ApplyArgs) -> Result<Vec<Output>, Error> {
     let mut outputs = args
         .outputs
         .iter()
@@ -229,27 +297,31 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
             help: "drop `--iidfile`, or write the image with `type=oci-layout`, `type=oci`, `type=docker` or `type=registry`".into(),
         });
     }
-    let compression = compression(args)?;
-    let started = std::time::SystemTime::now();
-    let session = Session::prepare(&args.build, store_dir, printer)?;
-    if args.iidfile.is_some() && session.graph.images.len() > 1 {
+    Ok(outputs)
+}
+
+/// Refuses, before anything is built, what the plan's images cannot do:
+/// one `--iidfile` for several images, several platforms in a docker
+/// archive, an image with nowhere to be pushed.
+fn check_against_plan(
+    args: &ApplyArgs,
+    outputs: &[Output],
+    session: &Session,
+) -> Result<(), Error> {
+    let images = &session.graph.images;
+    if args.iidfile.is_some() && images.len() > 1 {
         return Err(Error::Usage {
             message: format!(
                 "`--iidfile` holds one image id, but this build makes {} images",
-                session.graph.images.len()
+                images.len()
             ),
             help: "build one `--target`, or use `--metadata-file`, which names every image".into(),
         });
     }
-    // No stale id or metadata survives a failed build (buildx removes them first too).
-    for file in [&args.iidfile, &args.metadata_file].into_iter().flatten() {
-        remove_stale(file)?;
-    }
-    // Refused before building, not after: a docker archive holds one platform per image.
     if outputs
         .iter()
         .any(|o| matches!(o, Output::DockerArchive(_) | Output::Load(_)))
-        && let Some(image) = session.graph.images.iter().find(|i| i.nodes.len() > 1)
+        && let Some(image) = images.iter().find(|i| i.nodes.len() > 1)
     {
         return Err(Error::Usage {
             message: format!(
@@ -262,19 +334,24 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
                     .into(),
         });
     }
-    // An image with nowhere to be pushed is known before anything is built.
-    for output in &outputs {
+    for output in outputs {
         if let Output::Registry { names } = output {
-            for image in &session.graph.images {
-                export::push_targets(&image.name, &image.tags, names, session.graph.images.len())
-                    .map_err(|e| Error::Usage {
-                    message: e.to_string(),
-                    help: "pushing needs a destination for every image".into(),
-                })?;
+            for image in images {
+                export::push_targets(&image.name, &image.tags, names, images.len()).map_err(
+                    |e| Error::Usage {
+                        message: e.to_string(),
+                        help: "pushing needs a destination for every image".into(),
+                    },
+                )?;
             }
         }
     }
-    let options = BuildOptions {
+    Ok(())
+}
+
+/// What the scheduler needs of the flags and the session.
+fn build_options(args: &ApplyArgs, session: &Session) -> Result<BuildOptions, Error> {
+    Ok(BuildOptions {
         context: session.context.root().to_owned(),
         manifest_dir: session.manifest_dir.clone(),
         source_date_epoch: session.source_date_epoch,
@@ -286,59 +363,24 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         scope: session.scope.clone(),
         bases: std::sync::Arc::clone(&session.bases),
         max_layer_size: args.max_layer_size,
-    };
-    let progress = Progress::new(args.progress, printer, &session.graph);
-    let steps = StepLog::default();
-    let built = scheduler::build(
-        &session.store,
-        &session.graph,
-        &session.context,
-        &options,
-        &|event| {
-            steps.observe(&event);
-            progress.event(&event);
-        },
-    );
-    let context = session.context.root().to_owned();
-    let images = match built {
-        Ok(images) => {
-            steps.record(&session.store, &args.build, &context, started, Ok(&images));
-            images
-        }
-        Err(e) => {
-            steps.record(
-                &session.store,
-                &args.build,
-                &context,
-                started,
-                Err(e.to_string()),
-            );
-            progress.fail(&e);
-            return Err(Error::Build(e));
-        }
-    };
-    let registry = args.build.registry.options();
-    let mut pushed = Vec::new();
-    for output in &outputs {
-        match export::export(
-            &session.store,
-            &images,
-            output,
-            compression,
-            &registry,
-            args.max_layer_size,
-        ) {
-            Ok(done) => pushed.extend(done),
-            Err(e) => {
-                progress.fail(&e);
-                return Err(Error::Export(e));
-            }
-        }
-    }
-    progress.finish(&images);
+    })
+}
+
+/// Says what was pushed, writes `--iidfile` and `--metadata-file`, and
+/// prints each image's digest and tags (on stderr when stdout holds an
+/// archive).
+fn report(
+    args: &ApplyArgs,
+    session: &Session,
+    images: &[scheduler::BuiltImage],
+    outputs: &[Output],
+    compression: CompressionOptions,
+    pushed: &[export::Pushed],
+    printer: Printer,
+) -> Result<(), Error> {
     // After the build's display, which JSON progress keeps to JSON lines.
     if args.progress != ProgressMode::Json {
-        for push in &pushed {
+        for push in pushed {
             printer.message(&format!(
                 "pushed {} ({} blobs uploaded, {} already there)",
                 push.pinned(),
@@ -348,7 +390,7 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         }
     }
     if args.iidfile.is_some() || args.metadata_file.is_some() {
-        let exported = metadata::exported(&session.store, &images, &outputs, compression, &pushed)
+        let exported = metadata::exported(&session.store, images, outputs, compression, pushed)
             .map_err(Error::Export)?;
         if let Some(file) = &args.iidfile
             && let [image] = exported.as_slice()
@@ -360,7 +402,7 @@ pub fn run(args: &ApplyArgs, store_dir: Option<&Path>, printer: Printer) -> Resu
         }
     }
     let mut lines = String::new();
-    for image in &images {
+    for image in images {
         let _ = write!(lines, "{} {}", image.name, image.descriptor.digest);
         for tag in &image.tags {
             lines.push(' ');

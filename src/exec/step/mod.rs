@@ -189,35 +189,6 @@ pub struct StepInputs<'a, S> {
     pub sources: &'a HashMap<String, PathBuf, S>,
 }
 
-/// Runs `run` on the layers `lowers` (bottom first). `sources` maps a mount's
-/// `from` (as the plan wrote it) to the root of that stage or image.
-///
-/// The argument-list form of [`run`], kept while `scheduler::node` calls it.
-#[allow(clippy::too_many_arguments)]
-pub fn run_step<S: std::hash::BuildHasher>(
-    store: &Store,
-    executor: &dyn Executor,
-    grants: &Grants,
-    context: &Path,
-    lowers: &[PathBuf],
-    step: &Run<String>,
-    process: &Process<'_>,
-    sources: &HashMap<String, PathBuf, S>,
-    output: &mut dyn FnMut(&str),
-) -> Result<Changes, StepError> {
-    let inputs = StepInputs {
-        store,
-        executor,
-        grants,
-        context,
-        lowers,
-        run: step,
-        process,
-        sources,
-    };
-    run(&inputs, output)
-}
-
 /// Runs the step `inputs` describes and returns its changes.
 pub fn run<S: std::hash::BuildHasher>(
     inputs: &StepInputs<'_, S>,

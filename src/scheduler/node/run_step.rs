@@ -68,20 +68,19 @@ impl NodeRunner<'_> {
         let context = self.context_view(run)?;
         timings.add(Phase::Rootfs, prepare);
         let execute = Instant::now();
-        let changes = exec::step::run_step(
-            self.store,
-            executor.as_ref(),
-            &self.options.grants,
-            context
+        let inputs = exec::step::StepInputs {
+            store: self.store,
+            executor: executor.as_ref(),
+            grants: &self.options.grants,
+            context: context
                 .as_ref()
                 .map_or(self.options.context.as_path(), ContextView::path),
-            &lowers,
+            lowers: &lowers,
             run,
-            &process,
-            &sources,
-            &mut output,
-        )
-        .map_err(to_build_error);
+            process: &process,
+            sources: &sources,
+        };
+        let changes = exec::step::run(&inputs, &mut output).map_err(to_build_error);
         let whole = execute.elapsed();
         let changes = changes?;
         // The command's own time; the rest of `run_step` set up its rootfs.
