@@ -537,13 +537,15 @@ mod tests {
 
     #[test]
     fn directories_need_a_dest_other_than_stdout() {
-        for spec in [
-            "type=local,dest=-",
-            "type=oci-layout,dest=-",
-            "type=local",
-            "type=docker",
-        ] {
+        for spec in ["type=local,dest=-", "type=oci-layout,dest=-", "type=local"] {
             assert!(Output::parse(spec).is_err(), "{spec}");
         }
+    }
+
+    #[test]
+    fn docker_without_dest_loads_into_the_daemon() {
+        assert_eq!(parse("type=docker"), Output::Load(Loader::Docker));
+        assert!(!parse("type=docker").writes_stdout());
+        assert!(parse("type=docker").holds_image());
     }
 }
