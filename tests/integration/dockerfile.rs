@@ -569,8 +569,7 @@ fn copy_from_a_non_stage_name_is_an_image() {
                 "apply",
                 "-f",
                 file,
-                "--pull",
-                "never",
+                "--pull=never",
                 "--progress",
                 "plain",
             ],
@@ -581,15 +580,7 @@ fn copy_from_a_non_stage_name_is_an_image() {
     // now does the stage `test` come up, as a hint.
     let planned = imgbuild_in(
         dir.path(),
-        &[
-            "--store",
-            store,
-            "plan",
-            "-f",
-            "Dockerfile",
-            "--pull",
-            "never",
-        ],
+        &["--store", store, "plan", "-f", "Dockerfile", "--pull=never"],
     );
     assert_eq!(planned.code, 0, "{}", planned.stderr);
     assert!(
@@ -630,8 +621,7 @@ fn copy_from_a_non_stage_name_is_an_image() {
             "apply",
             "-f",
             "Dockerfile",
-            "--pull",
-            "never",
+            "--pull=never",
             "--progress",
             "plain",
             "--output",

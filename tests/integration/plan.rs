@@ -264,7 +264,7 @@ fn undeclared_args_are_a_warning() {
 fn bare_from_near_a_stage_is_an_image() {
     let out = plan_manifest(
         "[stages.deps]\nfrom = \"scratch\"\n\n[stages.app]\nfrom = \"dpes\"\nsteps = [{ workdir = \"/w\" }]\n\n[images.app]\nstage = \"app\"\n",
-        &["--pull", "never"],
+        &["--pull=never"],
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
