@@ -12,7 +12,7 @@ use std::io;
 use serde::{Deserialize, Serialize};
 
 use super::error::IoContext;
-use super::{Store, StoreError, fsutil};
+use super::{Store, StoreError};
 
 /// How many builds the history keeps; older records are removed as new
 /// ones are written.
@@ -94,7 +94,14 @@ impl Store {
         fs::create_dir_all(&dir).ctx("create directory", &dir)?;
         let bytes = serde_json::to_vec_pretty(record).expect("a build record serializes");
         let dest = dir.join(format!("{}.json", record.id));
-        fsutil::write_durably(&self.temp_path("history"), &dest, &bytes)?;
+        // Whole or absent, but not synced: a record is not worth a build's
+        // wait for the disk, and a crash losing the last one is harmless.
+        let temp = self.temp_path("history");
+        fs::write(&temp, &bytes).ctx("write", &temp)?;
+        if let Err(e) = fs::rename(&temp, &dest) {
+            let _ = fs::remove_file(&temp);
+            return Err(StoreError::io("rename into place", dest, e));
+        }
         let mut ids = self.build_ids()?;
         while ids.len() > KEPT_BUILDS {
             let oldest = ids.remove(0);
