@@ -8,7 +8,7 @@
 //! `tmp/` (an flock on `<owner>.lock` says it is alive); each step gets a
 //! directory `<owner>.<seq>.step` of mode 0700, created with that mode, and
 //! files in it are created with mode 0600. A step's directory is removed when
-//! the step ends, however it ends: by [`PrivateDir`]'s drop, by the reaper
+//! the step ends, however it ends: by `PrivateDir`'s drop, by the reaper
 //! (see the `reaper` module) when imgbuild is killed, and by [`sweep`], which
 //! every command runs at startup, when both were killed.
 

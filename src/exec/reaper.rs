@@ -11,9 +11,9 @@
 //! imgbuild's process group or terminal does not reach it), fed through a
 //! pipe on the reaper's stdin. Threads only spawn it; nothing forks.
 //!
-//! Each thing to clean up is registered with [`watch_container`],
-//! [`watch_mount`] or [`watch_path`] *before* it exists; the returned
-//! [`Guard`] tells the reaper to forget it when dropped, after the caller has
+//! Each thing to clean up is registered with `watch_container`,
+//! `watch_mount` or `watch_path` *before* it exists; the returned
+//! `Guard` tells the reaper to forget it when dropped, after the caller has
 //! cleaned it up itself. When the pipe reaches its end, imgbuild has exited;
 //! the reaper then cleans up whatever is still registered, in this order:
 //! kills the containers' runtime processes and force-deletes the containers

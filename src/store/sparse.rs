@@ -19,7 +19,7 @@ const BLOCK: usize = 4096;
 const BUFFER: usize = 256 * BLOCK;
 
 /// A writer into a new, empty file that leaves holes where whole aligned
-/// blocks of [`BLOCK`] bytes are zero. Call [`SparseWriter::finish`] at the
+/// blocks of `BLOCK` bytes are zero. Call [`SparseWriter::finish`] at the
 /// end: it writes the last bytes and sets the file's length (a file may end
 /// in a hole).
 #[derive(Debug)]
