@@ -228,18 +228,7 @@ fn usage(inventory: &Inventory) -> Usage {
         },
         UsageRow {
             kind: UsageKind::Temp,
-            // Owner lock files are bookkeeping (every open store has one), not content.
-            count: Some(
-                inventory
-                    .temp
-                    .keys()
-                    .filter(|n| {
-                        std::path::Path::new(n)
-                            .extension()
-                            .is_none_or(|e| e != "lock")
-                    })
-                    .count(),
-            ),
+            count: Some(temp_count(inventory)),
             size: temp_size(&mut inventory.temp.keys()),
             reclaimable: temp_size(&mut plain.temp.iter()),
             reclaimable_all: temp_size(&mut all.temp.iter()),
@@ -254,11 +243,22 @@ fn usage(inventory: &Inventory) -> Usage {
         reclaimable_all: 0,
     });
 
+    let entries = entry_usages(inventory);
+    Usage {
+        rows,
+        total: inventory.total,
+        entries,
+    }
+}
+
+/// Each cache entry's size, and whether its blob is shared (with a tagged
+/// image or another entry), for `du -v`.
+fn entry_usages(inventory: &Inventory) -> Vec<EntryUsage> {
     let mut users: HashMap<&Digest, usize> = HashMap::new();
     for (blob, _) in inventory.entries.iter().filter_map(|e| e.layer()) {
         *users.entry(blob).or_default() += 1;
     }
-    let entries = inventory
+    inventory
         .entries
         .iter()
         .map(|e| {
@@ -275,10 +275,19 @@ fn usage(inventory: &Inventory) -> Usage {
                 description: e.description.clone(),
             }
         })
-        .collect();
-    Usage {
-        rows,
-        total: inventory.total,
-        entries,
-    }
+        .collect()
+}
+
+/// Temp entries, without the owner lock files (bookkeeping every open store
+/// has, not content).
+fn temp_count(inventory: &Inventory) -> usize {
+    inventory
+        .temp
+        .keys()
+        .filter(|n| {
+            std::path::Path::new(n)
+                .extension()
+                .is_none_or(|e| e != "lock")
+        })
+        .count()
 }
