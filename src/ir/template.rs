@@ -1,5 +1,5 @@
 //! The `${VAR}` template grammar of the IR: manifest fields and Dockerfile
-//! words (which [`crate::dockerfile`] turns into templates) are expanded
+//! words (which the Dockerfile front end turns into templates) are expanded
 //! with it while planning.
 //!
 //! The input is first parsed completely (so a malformed expression is reported even

@@ -63,7 +63,7 @@ pub struct Request {
     pub bases: Option<std::sync::Arc<crate::image::base::BaseResolver>>,
     /// Reads the `ONBUILD` triggers of base images and the `--mount`s whose
     /// options hold variables: the Dockerfile front end's
-    /// [`crate::dockerfile::Triggers`] on the command line. Without it a
+    /// `Triggers`, which the CLI hands in. Without it a
     /// build that meets either fails to plan.
     pub triggers: Option<std::sync::Arc<dyn ir::trigger::TriggerSyntax>>,
 }
