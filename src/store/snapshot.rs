@@ -203,23 +203,16 @@ impl Store {
                     .and_then(|n| Digest::from_hex(n).ok())
                 {
                     tracing::debug!(%diff_id, "removing a snapshot not synced before the last reboot");
-                    self.remove_snapshot_dir(&self.snapshot_path(&diff_id))?;
+                    self.remove_dir_out_of_place(
+                        &self.snapshot_path(&diff_id),
+                        "discard-snapshot",
+                    )?;
                 }
                 let _ = fs::remove_file(entry.path());
             }
             let _ = fs::remove_dir(dir);
         }
         Ok(())
-    }
-
-    /// Renames a snapshot directory out of place, then deletes it.
-    fn remove_snapshot_dir(&self, dir: &Path) -> Result<(), StoreError> {
-        let temp = self.temp_path("discard-snapshot");
-        match fs::rename(dir, &temp) {
-            Ok(()) => fsutil::remove_tree(&temp).ctx("remove", &temp),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::io("move out of place", dir, e)),
-        }
     }
 }
 

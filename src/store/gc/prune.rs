@@ -334,7 +334,11 @@ impl Store {
     /// Renames `dir` into `tmp/` and deletes it there: a snapshot is trusted
     /// as complete when present, so it must disappear at once. If this process
     /// dies while deleting, the rest is a temp leftover, removed later.
-    fn remove_dir_out_of_place(&self, dir: &Path, kind: &str) -> Result<(), StoreError> {
+    pub(in crate::store) fn remove_dir_out_of_place(
+        &self,
+        dir: &Path,
+        kind: &str,
+    ) -> Result<(), StoreError> {
         let temp = self.temp_path(kind);
         match fs::rename(dir, &temp) {
             Ok(()) => remove_tree(&temp).ctx("remove", &temp),
