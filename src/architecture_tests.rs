@@ -19,7 +19,7 @@ const ENTRY_POINTS: [&str; 2] = ["cli", "fuzz"];
 
 /// Modules below the front ends and the command line. `error` is the
 /// command line's error type, which wraps the front ends' errors.
-const BELOW_FRONT_ENDS: [&str; 18] = [
+const BELOW_FRONT_ENDS: [&str; 19] = [
     "ir",
     "lint",
     "practice",
@@ -34,6 +34,7 @@ const BELOW_FRONT_ENDS: [&str; 18] = [
     "registry",
     "export",
     "inspect",
+    "sbom",
     "progress",
     "diagnostic",
     "util",

@@ -25,6 +25,7 @@ pub mod practice;
 pub mod printer;
 pub mod progress;
 pub mod registry;
+pub mod sbom;
 pub mod scheduler;
 pub mod store;
 pub mod util;

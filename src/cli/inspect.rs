@@ -67,12 +67,17 @@ pub fn run(args: &InspectArgs, store_dir: Option<&Path>, printer: Printer) -> Re
         })
         .transpose()?;
     let store = super::open_store(store_dir)?;
-    let reports = match args.image.strip_prefix(REGISTRY_PREFIX) {
-        Some(reference) => {
-            vec![pull(&store, reference, platform, &args.registry)?]
-        }
-        None => load(&store, &args.image, platform.as_ref())?,
-    };
+    let reports = resolve(&store, &args.image, platform, &args.registry)?
+        .into_iter()
+        .map(|found| {
+            inspect::inspect(&store, &found.image, found.manifest, found.platform).map_err(|e| {
+                usage(
+                    e.to_string(),
+                    "the image is damaged; rebuild, re-import or pull it again",
+                )
+            })
+        })
+        .collect::<Result<Vec<Report>, Error>>()?;
     let mut out = String::new();
     if args.json {
         let docs: Vec<Value> = reports
@@ -133,23 +138,46 @@ pub fn run(args: &InspectArgs, store_dir: Option<&Path>, printer: Printer) -> Re
 /// a store tag and a registry reference are otherwise written alike.
 const REGISTRY_PREFIX: &str = "docker://";
 
+/// One platform's image that a command-line image name stands for.
+pub(super) struct Found {
+    /// Its platform.
+    pub platform: Platform,
+    /// The image.
+    pub image: image::Image,
+    /// Its manifest's digest, when it has one in the store.
+    pub manifest: Option<Digest>,
+}
+
+/// The images `name` stands for (a store tag, a layout or archive, or a
+/// `docker://` registry image), one per platform, or only `platform`'s.
+pub(super) fn resolve(
+    store: &Store,
+    name: &str,
+    platform: Option<Platform>,
+    registry: &RegistryArgs,
+) -> Result<Vec<Found>, Error> {
+    match name.strip_prefix(REGISTRY_PREFIX) {
+        Some(reference) => Ok(vec![pull(store, reference, platform, registry)?]),
+        None => load(store, name, platform.as_ref()),
+    }
+}
+
 /// Pulls a registry image for `platform` (default: this machine's) into
-/// the store, as a base image is pulled, and inspects it.
+/// the store, as a base image is pulled.
 fn pull(
     store: &Store,
     reference: &str,
     platform: Option<Platform>,
     registry: &RegistryArgs,
-) -> Result<Report, Error> {
+) -> Result<Found, Error> {
     let platform = platform.unwrap_or_else(Platform::host);
     let _lock = store.lock_shared().map_err(Error::Store)?;
     let resolver = BaseResolver::new(store, PullPolicy::Missing, registry.options());
     let base = resolver.resolve(&ImageSource::Registry(reference.to_owned()), &platform)?;
-    inspect::inspect(store, &base.image, Some(base.manifest_digest), platform).map_err(|e| {
-        usage(
-            e.to_string(),
-            "the image is damaged; pull it again with `imgbuild pull`",
-        )
+    Ok(Found {
+        platform,
+        image: base.image,
+        manifest: Some(base.manifest_digest),
     })
 }
 
@@ -160,14 +188,8 @@ fn usage(message: String, help: &str) -> Error {
     }
 }
 
-/// Every platform's report for `image`.
-fn load(store: &Store, image: &str, platform: Option<&Platform>) -> Result<Vec<Report>, Error> {
-    let inspect_error = |e: inspect::InspectError| {
-        usage(
-            e.to_string(),
-            "the image is damaged; rebuild or re-import it",
-        )
-    };
+/// Every platform's image of `image` in the store, a layout or an archive.
+fn load(store: &Store, image: &str, platform: Option<&Platform>) -> Result<Vec<Found>, Error> {
     if crate::ir::reference::is_local(image) {
         let platform = platform.cloned().unwrap_or_else(Platform::host);
         let source = ImageSource::parse(image, Path::new("."));
@@ -177,9 +199,11 @@ fn load(store: &Store, image: &str, platform: Option<&Platform>) -> Result<Vec<R
                 "check the path and tag",
             )
         })?;
-        return Ok(vec![
-            inspect::inspect(store, &loaded, None, platform).map_err(inspect_error)?,
-        ]);
+        return Ok(vec![Found {
+            platform,
+            image: loaded,
+            manifest: None,
+        }]);
     }
     let descriptor = store
         .tag(image)
@@ -235,20 +259,24 @@ fn load(store: &Store, image: &str, platform: Option<&Platform>) -> Result<Vec<R
             .map_err(|e| usage(e.to_string(), "run `imgbuild store verify`"))?;
         vec![(loaded.config.platform.clone(), descriptor.digest.clone())]
     };
-    let mut reports = Vec::new();
+    let mut found = Vec::new();
     for (p, digest) in manifests {
         if platform.is_some_and(|want| want != &p) {
             continue;
         }
         let loaded = image::read_image(store, &digest)
             .map_err(|e| usage(e.to_string(), "run `imgbuild store verify`"))?;
-        reports.push(inspect::inspect(store, &loaded, Some(digest), p).map_err(inspect_error)?);
+        found.push(Found {
+            platform: p,
+            image: loaded,
+            manifest: Some(digest),
+        });
     }
-    if reports.is_empty() {
+    if found.is_empty() {
         return Err(usage(
             format!("`{image}` has no manifest for the platform asked for"),
             "leave out `--platform`, or name one the image has",
         ));
     }
-    Ok(reports)
+    Ok(found)
 }

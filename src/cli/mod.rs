@@ -17,6 +17,7 @@ mod prune;
 mod pull;
 mod push;
 mod rmi;
+mod sbom;
 pub mod schema;
 mod session;
 mod store;
@@ -73,6 +74,9 @@ pub enum Command {
     /// Show what an image holds: layers, files, and space wasted on files
     /// that later layers delete or replace.
     Inspect(inspect::InspectArgs),
+    /// List the software an image holds (dpkg and apk packages, Cargo, npm
+    /// and Python lock files) as an SPDX 2.3 document, without running it.
+    Sbom(sbom::SbomArgs),
     /// Write a Dockerfile as an `imgbuild.toml` manifest that builds the same images.
     Convert(convert::ConvertArgs),
     /// List the images in the store: each tag with its image id, creation
@@ -431,6 +435,7 @@ pub fn main() -> ExitCode {
             inspect::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK)
         }
         Command::Convert(args) => convert::run(args, printer).map(|()| EXIT_OK),
+        Command::Sbom(args) => sbom::run(args, cli.store.as_deref(), printer).map(|()| EXIT_OK),
     };
     crate::exec::private::finish();
     match result {

@@ -26,6 +26,7 @@ mod plan;
 mod prune;
 mod registry;
 mod run;
+mod sbom;
 mod schema;
 mod secrets;
 #[path = "../support/registry.rs"]
