@@ -74,7 +74,7 @@ struct CachedStat {
 }
 
 impl CachedStat {
-    fn hit(&self, e: &ContextEntry) -> Option<ContentHash> {
+    fn hit(&self, e: &FileStat) -> Option<ContentHash> {
         let same = self.size == e.size
             && self.mtime_ns == e.mtime_ns
             && self.ctime_ns == e.ctime_ns
@@ -83,6 +83,131 @@ impl CachedStat {
             && self.mode == e.mode;
         let settled = self.hashed_at_ns - RACY_WINDOW_NS;
         (same && e.mtime_ns < settled && e.ctime_ns < settled).then_some(self.hash)
+    }
+}
+
+/// The stat fields a cached hash is checked against: a file whose fields
+/// all match (and that is not racily clean) is not read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i128,
+    /// Status change time, nanoseconds since the Unix epoch.
+    pub ctime_ns: i128,
+    /// Inode number.
+    pub ino: u64,
+    /// Device id.
+    pub dev: u64,
+    /// Permission and special bits (`st_mode & 0o7777`).
+    pub mode: u32,
+}
+
+impl FileStat {
+    /// The fields of `meta`.
+    pub fn of(meta: &fs::Metadata) -> FileStat {
+        let (size, mtime_ns, ctime_ns, ino, dev, mode) = stat_of(meta);
+        FileStat {
+            size,
+            mtime_ns,
+            ctime_ns,
+            ino,
+            dev,
+            mode,
+        }
+    }
+
+    fn of_entry(e: &ContextEntry) -> FileStat {
+        FileStat {
+            size: e.size,
+            mtime_ns: e.mtime_ns,
+            ctime_ns: e.ctime_ns,
+            ino: e.ino,
+            dev: e.dev,
+            mode: e.mode,
+        }
+    }
+}
+
+/// Content hashes of a context's files, taken only when asked for: a build
+/// hashes the files its steps read, not the whole context, and a file whose
+/// stat matches the loaded [`StatCache`] is not read at all. Safe to share
+/// between the threads of a build.
+#[derive(Debug, Default)]
+pub struct LazyHashes {
+    loaded: StatCache,
+    /// Files asked for this time, with what to cache for them.
+    fresh: std::sync::Mutex<HashMap<BString, CachedStat>>,
+    files_read: AtomicU64,
+}
+
+impl LazyHashes {
+    /// Hashes checked against `loaded`.
+    pub fn new(loaded: StatCache) -> LazyHashes {
+        LazyHashes {
+            loaded,
+            ..LazyHashes::default()
+        }
+    }
+
+    /// The content hash of the regular file `path` (relative to the
+    /// context), on disk at `abs`, whose stat was `stat` when it was selected.
+    pub fn hash(&self, path: &[u8], abs: &Path, stat: &FileStat) -> io::Result<ContentHash> {
+        if let Some(cached) = self.loaded.entries.get(path)
+            && let Some(hash) = cached.hit(stat)
+        {
+            self.remember(path, cached.clone());
+            return Ok(hash);
+        }
+        self.files_read.fetch_add(1, Ordering::Relaxed);
+        match hash_file(abs, stat)? {
+            Outcome::Read {
+                hash,
+                record: Some(record),
+            } => {
+                self.remember(path, record);
+                Ok(hash)
+            }
+            Outcome::Read { hash, record: None } | Outcome::Cached(hash) => Ok(hash),
+            Outcome::NotFile => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )),
+        }
+    }
+
+    fn remember(&self, path: &[u8], record: CachedStat) {
+        self.fresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(BString::from(path), record);
+    }
+
+    /// How many files were read (not answered by the cache).
+    pub fn files_read(&self) -> u64 {
+        self.files_read.load(Ordering::Relaxed)
+    }
+
+    /// The cache to save when a file was read: what was loaded, with the
+    /// files hashed now in place of theirs (files this build did not ask
+    /// for keep their entries: another target may read them). `None` when
+    /// nothing was read: the loaded cache still answers for everything.
+    pub fn updated(&self) -> Option<StatCache> {
+        if self.files_read() == 0 {
+            return None;
+        }
+        let fresh = self
+            .fresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut entries = self.loaded.entries.clone();
+        entries.extend(
+            fresh
+                .iter()
+                .map(|(path, record)| (path.clone(), record.clone())),
+        );
+        Some(StatCache { entries })
     }
 }
 
@@ -268,11 +393,15 @@ pub fn hash_entries(
                 if e.kind != EntryKind::File {
                     return Ok(Outcome::NotFile);
                 }
-                if let Some(hash) = cache.entries.get(&e.path).and_then(|c| c.hit(e)) {
+                if let Some(hash) = cache
+                    .entries
+                    .get(&e.path)
+                    .and_then(|c| c.hit(&FileStat::of_entry(e)))
+                {
                     return Ok(Outcome::Cached(hash));
                 }
                 let abs = root.join(std::ffi::OsStr::from_bytes(&e.path));
-                hash_file(&abs, e).map_err(|err| ContextError::io(abs, err))
+                hash_file(&abs, &FileStat::of_entry(e)).map_err(|err| ContextError::io(abs, err))
             })
             .collect::<Result<_, _>>()?
     };
@@ -320,7 +449,7 @@ fn stat_of(meta: &fs::Metadata) -> (u64, i128, i128, u64, u64, u32) {
     )
 }
 
-fn hash_file(abs: &Path, e: &ContextEntry) -> io::Result<Outcome> {
+fn hash_file(abs: &Path, e: &FileStat) -> io::Result<Outcome> {
     let hashed_at_ns = now_ns();
     let mut file = File::open(abs)?;
     let before = file.metadata()?;

@@ -24,7 +24,7 @@ pub mod walk;
 
 use std::path::{Path, PathBuf};
 
-pub use hash::{ContentHash, HashReport, StatCache, hash_entries};
+pub use hash::{ContentHash, FileStat, HashReport, LazyHashes, StatCache, hash_entries};
 pub use ignore::{
     IgnoreFile, IgnoreFileError, PatternError, PatternMatcher, find_ignore_file, keep_build_files,
     parse_dockerignore, read_ignore_file,

@@ -11,7 +11,7 @@ use bstr::BString;
 
 use super::source::{ParentsSource, expand_parents, expand_source};
 use super::{CopyError, CopySpec, Origin, bytes_of, entry_for, host, io, join};
-use crate::context::PatternMatcher;
+use crate::context::{FileStat, PatternMatcher};
 use crate::layer::Entry;
 
 /// Entries under the directory `path` of `origin`, placed under `into`,
@@ -238,6 +238,8 @@ pub struct Selected {
     /// order) that is the same file, unless that is this one. A copy links
     /// the names it reaches of one file, so this is part of what it reads.
     pub same_file_as: Option<BString>,
+    /// Its stat when it was selected, for the context's stat cache.
+    pub stat: FileStat,
 }
 
 /// The kind of a [`Selected`] path.
@@ -281,6 +283,7 @@ pub fn selected_paths(
             uid: meta.uid(),
             gid: meta.gid(),
             same_file_as: None,
+            stat: FileStat::of(meta),
         };
         out.push((selected, inode));
         Ok(())

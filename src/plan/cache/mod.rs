@@ -19,7 +19,6 @@
 
 pub(crate) mod explain;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -30,7 +29,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::state::State;
-use crate::context::{self, ContentHash, PatternMatcher, StatCache};
+use crate::context::{LazyHashes, PatternMatcher, StatCache};
 use crate::copy::{self, CopySpec, Origin, Selected, SelectedKind};
 use crate::image::{Image, LayerRef};
 use crate::ir::args::PROXY_ARGS;
@@ -290,7 +289,7 @@ impl InputSpec {
         };
         let selected =
             copy::selected_paths(&self.copy_spec(), &origin).map_err(|e| e.to_string())?;
-        digest_selected(&selected, "context", Some(context.hashes()?))
+        digest_selected(&selected, "context", Some(context.hashes()))
     }
 
     /// Digest of what this reads from the filesystem at `root`.
@@ -370,15 +369,20 @@ pub fn uncacheable(step: &Step<String>) -> Option<String> {
 fn digest_selected(
     selected: &[Selected],
     label: &str,
-    known: Option<&HashMap<BString, ContentHash>>,
+    known: Option<&LazyHashes>,
 ) -> Result<InputDigest, String> {
     let from_context = known.is_some();
     let files: Vec<(&BString, String)> = selected
         .par_iter()
         .map(|s| {
             let content = match &s.kind {
-                SelectedKind::File => match known.and_then(|k| k.get(&s.path)) {
-                    Some(hash) => hash.0,
+                SelectedKind::File => match known {
+                    Some(hashes) => {
+                        hashes
+                            .hash(&s.path, &s.full, &s.stat)
+                            .map_err(|e| format!("cannot read {}: {e}", s.full.display()))?
+                            .0
+                    }
                     None => hash_file(&s.full)?,
                 },
                 SelectedKind::Dir => [0; 32],
@@ -441,7 +445,7 @@ pub struct ContextFiles {
     root: PathBuf,
     ignore: PatternMatcher,
     stat_cache: Option<PathBuf>,
-    hashes: OnceLock<Result<HashMap<BString, ContentHash>, String>>,
+    hashes: OnceLock<LazyHashes>,
 }
 
 impl ContextFiles {
@@ -470,33 +474,29 @@ impl ContextFiles {
         &self.ignore
     }
 
-    fn hashes(&self) -> Result<&HashMap<BString, ContentHash>, String> {
-        self.hashes
-            .get_or_init(|| self.take_hashes().map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(Clone::clone)
+    /// The content hashes of the files steps read, loading the stat cache
+    /// the first time: only selected files are ever looked at.
+    fn hashes(&self) -> &LazyHashes {
+        self.hashes.get_or_init(|| {
+            LazyHashes::new(
+                self.stat_cache
+                    .as_deref()
+                    .map(StatCache::load)
+                    .unwrap_or_default(),
+            )
+        })
     }
+}
 
-    fn take_hashes(&self) -> Result<HashMap<BString, ContentHash>, context::ContextError> {
-        let entries = context::walk(&self.root, &self.ignore)?;
-        let mut cache = self
-            .stat_cache
-            .as_deref()
-            .map(StatCache::load)
-            .unwrap_or_default();
-        let before = cache.len();
-        let report = context::hash_entries(&self.root, &entries, &mut cache)?;
-        if let Some(path) = &self.stat_cache
-            && (report.files_read > 0 || cache.len() != before)
+impl Drop for ContextFiles {
+    /// Saves the stat cache when a file had to be read.
+    fn drop(&mut self) {
+        if let (Some(path), Some(hashes)) = (&self.stat_cache, self.hashes.get())
+            && let Some(cache) = hashes.updated()
         {
             // Best effort: a lost stat cache only costs reading files again.
             let _ = cache.save(path);
         }
-        Ok(entries
-            .into_iter()
-            .zip(report.hashes)
-            .filter_map(|(e, h)| Some((e.path, h?)))
-            .collect())
     }
 }
 
